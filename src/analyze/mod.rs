@@ -1,0 +1,60 @@
+//! Deciding what a message is worth. Triage drops automated mail before any analyzer
+//! runs; an `Analyzer` (offline `rules`, later the LLM) turns the rest into entries.
+
+pub mod duration;
+pub mod rules;
+pub mod triage;
+
+use async_trait::async_trait;
+
+use crate::domain::{Email, Settings, TimeEntry};
+
+/// What an analyzer concluded about one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    pub message_id: String,
+    pub outcome: Outcome,
+    /// Why, in short sentences a user can read ("sent to acme.com (client Acme)").
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Billable (or reviewable) work: one entry for this message.
+    Entry(TimeEntry),
+    /// A meeting from a calendar REQUEST; a higher `sequence` updates an earlier one.
+    Meeting {
+        entry: TimeEntry,
+        uid: String,
+        sequence: i64,
+    },
+    /// A CANCEL of the event, or the owner declining it: removes its entry.
+    CancelMeeting { uid: String, sequence: i64 },
+    /// Nothing to bill; `reasons` say why.
+    NotBillable,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    /// The analyzer's upstream (the LLM) is unavailable; the scan stops and can resume.
+    #[error("the analyzer is unavailable: {0}")]
+    Unavailable(String),
+    /// This one message could not be analyzed; the scan reports it and goes on.
+    #[error("{0}")]
+    Message(String),
+}
+
+/// Turns triaged messages into analyses. Batches let an LLM analyzer send several
+/// messages per request; `rules` handles them one by one.
+#[async_trait]
+pub trait Analyzer: Send + Sync {
+    /// Recorded on every entry, e.g. `rules` or `llm:gpt-4.1-mini`.
+    fn name(&self) -> String;
+
+    /// One result per email, in the same order.
+    async fn analyze(
+        &self,
+        emails: &[Email],
+        settings: &Settings,
+    ) -> Vec<Result<Analysis, AnalyzeError>>;
+}

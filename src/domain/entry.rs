@@ -1,0 +1,156 @@
+//! A suggested time entry, the unit the user reviews and bills.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    EmailSent,
+    EmailReceived,
+    Meeting,
+    Call,
+    Other,
+}
+
+impl Activity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activity::EmailSent => "email_sent",
+            Activity::EmailReceived => "email_received",
+            Activity::Meeting => "meeting",
+            Activity::Call => "call",
+            Activity::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Activity> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryStatus {
+    Suggested,
+    NeedsReview,
+    Approved,
+    Rejected,
+}
+
+impl EntryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryStatus::Suggested => "suggested",
+            EntryStatus::NeedsReview => "needs_review",
+            EntryStatus::Approved => "approved",
+            EntryStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EntryStatus> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+    }
+
+    /// Entries a person has decided on are never overwritten by a re-analysis.
+    pub fn is_reviewed(self) -> bool {
+        matches!(self, EntryStatus::Approved | EntryStatus::Rejected)
+    }
+}
+
+/// A calendar date in the user's time zone, written YYYY-MM-DD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WorkDate(pub NaiveDate);
+
+impl WorkDate {
+    /// Parses `YYYY-MM-DD` (and nothing else).
+    pub fn parse(s: &str) -> Result<WorkDate, String> {
+        let s = s.trim();
+        if s.len() != 10 {
+            return Err(format!("`{s}` is not a date in YYYY-MM-DD form"));
+        }
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(WorkDate)
+            .map_err(|_| format!("`{s}` is not a date in YYYY-MM-DD form"))
+    }
+}
+
+impl TryFrom<String> for WorkDate {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        WorkDate::parse(&s)
+    }
+}
+
+impl From<WorkDate> for String {
+    fn from(d: WorkDate) -> String {
+        d.to_string()
+    }
+}
+
+impl std::fmt::Display for WorkDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d"))
+    }
+}
+
+impl JsonSchema for WorkDate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "WorkDate".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "description": "A date, YYYY-MM-DD"})
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
+/// One suggested (or reviewed) entry. Field names are the public contract (SPEC §3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeEntry {
+    pub id: String,
+    pub message_id: String,
+    pub thread_id: Option<String>,
+    pub client: Option<String>,
+    pub matter: Option<String>,
+    pub activity: Activity,
+    pub description: String,
+    pub work_date: WorkDate,
+    /// Raw minutes before rounding, one decimal.
+    pub duration_minutes: f64,
+    pub billed_minutes: u32,
+    pub hourly_rate: f64,
+    pub amount: f64,
+    pub currency: String,
+    pub billable: bool,
+    pub confidence: f64,
+    pub status: EntryStatus,
+    pub analyzer: String,
+    pub created_at: DateTime<Utc>,
+    /// The calendar UID for meetings, so a cancel or a later sequence finds the entry.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub event_uid: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_dates_parse_only_the_iso_form() {
+        assert_eq!(WorkDate::parse("2026-11-23").unwrap().to_string(), "2026-11-23");
+        for bad in ["2026-11-31", "23/11/2026", "2026-1-5", "", "2026-11-23T00:00:00"] {
+            assert!(WorkDate::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn activities_and_statuses_use_snake_case() {
+        assert_eq!(Activity::parse("email_sent"), Some(Activity::EmailSent));
+        assert_eq!(EntryStatus::parse("needs_review"), Some(EntryStatus::NeedsReview));
+        assert_eq!(EntryStatus::parse("bogus"), None);
+    }
+}

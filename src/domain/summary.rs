@@ -1,0 +1,49 @@
+//! Totals for a period, grouped.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::WorkDate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    Client,
+    Matter,
+    Day,
+    Week,
+    Month,
+}
+
+/// What to total. `from`/`to` are inclusive work dates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SummaryQuery {
+    pub from: Option<WorkDate>,
+    pub to: Option<WorkDate>,
+    pub group_by: GroupBy,
+    pub billable_only: bool,
+}
+
+/// One group's totals. `key` is the client or matter name ("(none)" when unset), the
+/// day (YYYY-MM-DD), the Monday that starts the week, or the month (YYYY-MM).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryGroup {
+    pub key: String,
+    pub currency: String,
+    pub entries: u64,
+    pub raw_minutes: f64,
+    pub billed_minutes: u64,
+    pub billed_hours: f64,
+    pub amount: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub group_by: GroupBy,
+    pub from: Option<WorkDate>,
+    pub to: Option<WorkDate>,
+    pub billable_only: bool,
+    pub groups: Vec<SummaryGroup>,
+    /// Overall totals, one row per currency.
+    pub total: Vec<SummaryGroup>,
+}

@@ -1,0 +1,68 @@
+//! The library's error type. Everything inside returns `Error` (or a module error that
+//! converts into it); transports map it once to a status code, an MCP error or an exit
+//! code. `anyhow` is used only in `main` and at start-up.
+
+use crate::analyze::AnalyzeError;
+use crate::domain::settings::SettingsError;
+use crate::mail::MailError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown tool `{name}`; available tools: {available}")]
+    UnknownTool { name: String, available: String },
+    /// Arguments that do not fit the tool's schema; `field` names the culprit.
+    #[error("invalid argument `{field}`: {message}")]
+    InvalidArgument { field: String, message: String },
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error(transparent)]
+    Analyze(#[from] AnalyzeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How an error should be presented, independent of transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The caller's input is wrong; fixing it will help (HTTP 400/404/422, exit 2).
+    InvalidInput,
+    /// What was asked for does not exist (HTTP 404, exit 2).
+    NotFound,
+    /// A dependency is down or not configured; retrying later may help (HTTP 503, exit 3).
+    Unavailable,
+    /// A bug or corrupt data (HTTP 500, exit 1).
+    Internal,
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::UnknownTool { .. } | Error::InvalidArgument { .. } | Error::Settings(_) => {
+                ErrorKind::InvalidInput
+            }
+            Error::Mail(MailError::NotFound(_)) => ErrorKind::NotFound,
+            Error::Mail(MailError::Malformed(_) | MailError::Query(_) | MailError::NoSource) => {
+                ErrorKind::InvalidInput
+            }
+            Error::Mail(MailError::Io { .. } | MailError::Upstream(_)) => ErrorKind::Unavailable,
+            Error::Analyze(AnalyzeError::Message(_)) => ErrorKind::InvalidInput,
+            Error::Analyze(AnalyzeError::Unavailable(_)) => ErrorKind::Unavailable,
+            Error::Store(StoreError::Open { .. } | StoreError::Unavailable(_)) => {
+                ErrorKind::Unavailable
+            }
+            Error::Store(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

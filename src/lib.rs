@@ -1,0 +1,27 @@
+//! billable finds the billable work hidden in a mailbox.
+//!
+//! A scan reads a mail source, drops automated mail (triage), turns the rest into
+//! suggested time entries (an analyzer) and saves them (a store). Transports (the CLI,
+//! later HTTP and MCP) call the same tool registry in `tools`.
+
+/// The analyzers: triage, the offline rules, durations and rounding.
+pub mod analyze;
+/// Command-line interface: clap definitions and human/JSON output.
+pub mod cli;
+/// Every environment variable and flag that configures a run.
+pub mod config;
+/// The shared context every tool runs with: source, analyzer, store, caches.
+pub mod context;
+/// Plain types: emails, settings, entries, summaries.
+pub mod domain;
+/// The library's error type and how it is classified.
+pub mod error;
+/// Mail sources and parsing.
+pub mod mail;
+/// Stores: the embedded SQLite file.
+pub mod store;
+/// The tools: the only place the business flow lives.
+pub mod tools;
+
+pub use context::Context;
+pub use error::{Error, Result};

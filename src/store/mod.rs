@@ -1,0 +1,144 @@
+//! Where entries live. `Store` is implemented by the embedded SQLite file and (later)
+//! Supabase through PostgREST; both pass the same store test suite.
+
+pub mod sqlite;
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::{EntryStatus, Settings, Summary, SummaryQuery, TimeEntry, UserId, WorkDate};
+
+/// What became of a message, recorded so a rescan skips it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Processed {
+    pub message_id: String,
+    pub content_hash: String,
+    pub analyzer: String,
+    /// `entry`, `meeting`, `cancelled`, `automated`, `not_billable` or `malformed`.
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub processed_at: DateTime<Utc>,
+}
+
+/// What the store knows of a calendar event (by UID).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventState {
+    pub uid: String,
+    pub sequence: i64,
+    pub cancelled: bool,
+    /// The message whose entry represents the meeting, while it is not cancelled.
+    pub message_id: Option<String>,
+}
+
+/// Everything one chunk of a scan writes, saved atomically and idempotently.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Upserted by (user, message_id). An existing entry keeps its id and created_at,
+    /// and one a person approved or rejected is left untouched.
+    pub entries: Vec<TimeEntry>,
+    /// Upserted by (user, message_id).
+    pub processed: Vec<Processed>,
+    /// Upserted by (user, uid).
+    pub events: Vec<EventState>,
+    /// Message ids whose entries are removed (cancelled or declined meetings);
+    /// reviewed entries are left untouched.
+    pub deleted_entries: Vec<String>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+            && self.processed.is_empty()
+            && self.events.is_empty()
+            && self.deleted_entries.is_empty()
+    }
+}
+
+/// What a saved batch changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Saved {
+    /// Message ids whose entry did not exist before this batch.
+    pub created: Vec<String>,
+    pub updated: usize,
+    pub deleted: usize,
+}
+
+/// A page of entries, newest first (work_date, then created_at).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct EntryFilter {
+    pub from: Option<WorkDate>,
+    pub to: Option<WorkDate>,
+    pub client: Option<String>,
+    pub status: Option<EntryStatus>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// A scan's record: counters and where it got to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScanRecord {
+    pub id: String,
+    pub source: String,
+    pub query: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `running`, `completed`, `failed` or `interrupted`.
+    pub status: String,
+    pub examined: u64,
+    pub entries_created: u64,
+    pub errors: u64,
+    /// Source-specific resume point (e.g. a Gmail history id).
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("could not open the database at {path}: {message}. Check the path and its permissions, or pass --db PATH")]
+    Open { path: String, message: String },
+    #[error("database error while trying to {context}: {source}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("stored {what} is invalid: {message}")]
+    Corrupt { what: &'static str, message: String },
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The user's settings, or the defaults when none were saved.
+    async fn settings(&self, user: &UserId) -> Result<Settings, StoreError>;
+    async fn save_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError>;
+
+    /// Which of `ids` this user's scans have already processed.
+    async fn processed_ids(&self, user: &UserId, ids: &[String]) -> Result<HashSet<String>, StoreError>;
+
+    async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError>;
+
+    async fn entry_by_message(&self, user: &UserId, message_id: &str) -> Result<Option<TimeEntry>, StoreError>;
+
+    /// Saves a chunk in one transaction (or one request per table); saving the same
+    /// batch twice changes nothing.
+    async fn save_batch(&self, user: &UserId, batch: &Batch) -> Result<Saved, StoreError>;
+
+    /// A page of entries and the total matching `filter` (ignoring limit/offset).
+    async fn list_entries(&self, user: &UserId, filter: &EntryFilter) -> Result<(Vec<TimeEntry>, u64), StoreError>;
+
+    /// Totals aggregated by the store itself.
+    async fn summary(&self, user: &UserId, query: &SummaryQuery) -> Result<Summary, StoreError>;
+
+    /// Inserts or updates a scan record by id.
+    async fn record_scan(&self, user: &UserId, scan: &ScanRecord) -> Result<(), StoreError>;
+
+    /// The most recent scans, newest first.
+    async fn scans(&self, user: &UserId, limit: u32) -> Result<Vec<ScanRecord>, StoreError>;
+
+    /// Cheap reachability check for readiness probes.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
