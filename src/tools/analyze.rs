@@ -1,0 +1,113 @@
+//! `analyze_time_entry`: one message, by id or raw, with the reasons; saved on request.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::pipeline::{self, Disposition, Recorder};
+use crate::analyze::{AnalyzeError, Analysis, Outcome, triage};
+use crate::context::Context;
+use crate::domain::{TimeEntry, UserId};
+use crate::error::{Error, Result};
+use crate::mail::{RawEmail, parse};
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub raw_email: Option<String>,
+    #[serde(default)]
+    pub save: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Output {
+    pub message_id: String,
+    /// `entry`, `meeting`, `meeting_updated`, `cancelled`, `not_billable` or `automated`.
+    pub outcome: Disposition,
+    /// The proposed entry, when the message is billable work.
+    pub entry: Option<TimeEntry>,
+    pub reasons: Vec<String>,
+    pub analyzer: String,
+    pub saved: bool,
+}
+
+pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
+    let raw = match (args.message_id, args.raw_email) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid("raw_email", "give either message_id or raw_email, not both"));
+        }
+        (None, None) => return Err(Error::invalid("message_id", "give message_id or raw_email")),
+        (Some(id), None) => {
+            let id = id.trim().trim_start_matches('<').trim_end_matches('>').to_owned();
+            if id.is_empty() {
+                return Err(Error::invalid("message_id", "must not be empty"));
+            }
+            ctx.source()?.get(&id).await?
+        }
+        (None, Some(text)) => {
+            if text.trim().is_empty() {
+                return Err(Error::invalid("raw_email", "must not be empty"));
+            }
+            let bytes = text.into_bytes();
+            RawEmail {
+                id: parse::local_id(&bytes),
+                thread_id: None,
+                labels: Vec::new(),
+                bytes,
+            }
+        }
+    };
+    let email = parse::parse_email(&raw).map_err(|e| Error::invalid("raw_email", e.to_string()))?;
+    let settings = ctx.store.settings(user).await?;
+    let save = args.save.unwrap_or(false);
+    let analyzer = ctx.analyzer.name();
+    let mut recorder = Recorder::new(analyzer.clone());
+
+    if let Some(reason) = triage::automated(&email, &settings) {
+        recorder.automated(&email, &reason);
+        if save {
+            pipeline::save(ctx, user, &recorder.take_batch()).await?;
+        }
+        return Ok(Output {
+            message_id: email.id,
+            outcome: Disposition::Automated,
+            entry: None,
+            reasons: vec![reason],
+            analyzer,
+            saved: save,
+        });
+    }
+
+    let analysis: Analysis = ctx
+        .analyzer
+        .analyze(std::slice::from_ref(&email), &settings)
+        .await
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Err(AnalyzeError::Message("the analyzer returned no result".to_owned())))?;
+    let reasons = analysis.reasons.clone();
+    let preview = match &analysis.outcome {
+        Outcome::Entry(e) | Outcome::Meeting { entry: e, .. } => Some(e.clone()),
+        _ => None,
+    };
+    let (outcome, entry) = recorder.record(ctx, user, &email, analysis).await?;
+    let mut entry = entry.or(if outcome == Disposition::NotBillable { None } else { preview });
+    if save {
+        let batch = recorder.take_batch();
+        pipeline::save(ctx, user, &batch).await?;
+        // Report the row as stored: an existing entry keeps its id and created_at.
+        if let Some(e) = &entry {
+            entry = ctx.store.entry_by_message(user, &e.message_id).await?.or(entry);
+        }
+    }
+    Ok(Output {
+        message_id: email.id,
+        outcome,
+        entry,
+        reasons,
+        analyzer,
+        saved: save,
+    })
+}

@@ -1,0 +1,213 @@
+//! What scan and analyze share: turning an analysis into the rows a batch writes
+//! (including calendar cancels and updates), and the one way batches are saved.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::analyze::{Analysis, Outcome};
+use crate::context::Context;
+use crate::domain::{Email, TimeEntry, UserId};
+use crate::error::Result;
+use crate::store::{Batch, EventState, Processed, Saved};
+
+/// How far a scan has got; sent to the transport's progress sink.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScanProgress {
+    pub examined: u64,
+    pub skipped: u64,
+    pub analyzed: u64,
+    pub entries: u64,
+    pub errors: u64,
+}
+
+/// Receives scan progress: a CLI progress bar, MCP notifications, server-sent events.
+pub trait Progress: Send + Sync {
+    fn report(&self, progress: &ScanProgress);
+}
+
+/// Progress nobody watches.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn report(&self, _: &ScanProgress) {}
+}
+
+/// What became of one message, for the caller's counters and replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    Entry,
+    Meeting,
+    MeetingUpdated,
+    MeetingCancelled,
+    NotBillable,
+    Automated,
+    Malformed,
+}
+
+impl Disposition {
+    fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Entry => "entry",
+            Disposition::Meeting => "meeting",
+            Disposition::MeetingUpdated => "meeting_updated",
+            Disposition::MeetingCancelled => "cancelled",
+            Disposition::NotBillable => "not_billable",
+            Disposition::Automated => "automated",
+            Disposition::Malformed => "malformed",
+        }
+    }
+}
+
+/// Accumulates a chunk's writes. Calendar state read from the store is cached here so
+/// a REQUEST and its CANCEL in the same chunk see each other.
+pub struct Recorder {
+    analyzer: String,
+    events: HashMap<String, Option<EventState>>,
+    pub batch: Batch,
+}
+
+impl Recorder {
+    pub fn new(analyzer: String) -> Self {
+        Recorder {
+            analyzer,
+            events: HashMap::new(),
+            batch: Batch::default(),
+        }
+    }
+
+    fn processed(&mut self, id: &str, hash: &str, what: Disposition, reason: Option<String>) {
+        self.batch.processed.push(Processed {
+            message_id: id.to_owned(),
+            content_hash: hash.to_owned(),
+            analyzer: self.analyzer.clone(),
+            outcome: what.as_str().to_owned(),
+            reason,
+            processed_at: Utc::now(),
+        });
+    }
+
+    /// Automated mail: recorded so a rescan skips it, never billed.
+    pub fn automated(&mut self, email: &Email, reason: &str) {
+        self.processed(&email.id, &email.content_hash, Disposition::Automated, Some(reason.to_owned()));
+    }
+
+    /// A message that could not be read; recorded so rescans do not trip on it again.
+    pub fn malformed(&mut self, id: &str, hash: &str, reason: &str) {
+        self.processed(id, hash, Disposition::Malformed, Some(reason.to_owned()));
+    }
+
+    async fn event(&mut self, ctx: &Context, user: &UserId, uid: &str) -> Result<Option<EventState>> {
+        if let Some(known) = self.events.get(uid) {
+            return Ok(known.clone());
+        }
+        let state = ctx.store.event(user, uid).await?;
+        self.events.insert(uid.to_owned(), state.clone());
+        Ok(state)
+    }
+
+    fn set_event(&mut self, state: EventState) {
+        self.events.insert(state.uid.clone(), Some(state.clone()));
+        self.batch.events.retain(|e| e.uid != state.uid);
+        self.batch.events.push(state);
+    }
+
+    fn stage_entry(&mut self, entry: TimeEntry) {
+        self.batch.entries.retain(|e| e.message_id != entry.message_id);
+        self.batch.entries.push(entry);
+    }
+
+    /// Stages what an analysis means. Returns the disposition and the entry, if any.
+    pub async fn record(
+        &mut self,
+        ctx: &Context,
+        user: &UserId,
+        email: &Email,
+        analysis: Analysis,
+    ) -> Result<(Disposition, Option<TimeEntry>)> {
+        let mut reason = analysis.reasons.first().cloned();
+        let (what, entry) = match analysis.outcome {
+            Outcome::Entry(entry) => (Disposition::Entry, Some(entry)),
+            Outcome::NotBillable => (Disposition::NotBillable, None),
+            Outcome::Meeting { mut entry, uid, sequence } => {
+                entry.event_uid = Some(uid.clone());
+                let known = self.event(ctx, user, &uid).await?;
+                let active = |message_id: &str| EventState {
+                    uid: uid.clone(),
+                    sequence,
+                    cancelled: false,
+                    message_id: Some(message_id.to_owned()),
+                };
+                match known {
+                    Some(prev) if !prev.cancelled && sequence > prev.sequence => {
+                        // A later version of the invite: the meeting keeps its first message.
+                        if let Some(first) = prev.message_id {
+                            entry.message_id = first;
+                        }
+                        self.set_event(active(&entry.message_id));
+                        (Disposition::MeetingUpdated, Some(entry))
+                    }
+                    Some(prev)
+                        if !prev.cancelled && prev.message_id.as_deref() != Some(&entry.message_id) =>
+                    {
+                        reason = Some(format!(
+                            "an invitation to a meeting already recorded (sequence {sequence}, recorded {})",
+                            prev.sequence
+                        ));
+                        (Disposition::NotBillable, None)
+                    }
+                    Some(prev) if prev.cancelled && sequence <= prev.sequence => {
+                        reason = Some("the meeting was cancelled or declined".to_owned());
+                        (Disposition::NotBillable, None)
+                    }
+                    _ => {
+                        self.set_event(active(&entry.message_id));
+                        (Disposition::Meeting, Some(entry))
+                    }
+                }
+            }
+            Outcome::CancelMeeting { uid, sequence } => {
+                match self.event(ctx, user, &uid).await? {
+                    Some(prev) if prev.cancelled || sequence < prev.sequence => {
+                        reason = Some("a cancel older than the meeting's latest version".to_owned());
+                    }
+                    prev => {
+                        if let Some(id) = prev.and_then(|p| p.message_id) {
+                            self.batch.entries.retain(|e| e.message_id != id);
+                            self.batch.deleted_entries.push(id);
+                        }
+                        self.set_event(EventState {
+                            uid,
+                            sequence,
+                            cancelled: true,
+                            message_id: None,
+                        });
+                    }
+                }
+                (Disposition::MeetingCancelled, None)
+            }
+        };
+        self.processed(&email.id, &email.content_hash, what, reason);
+        if let Some(e) = &entry {
+            self.stage_entry(e.clone());
+        }
+        Ok((what, entry))
+    }
+
+    /// Hands over the staged writes, leaving the event cache for the next chunk.
+    pub fn take_batch(&mut self) -> Batch {
+        std::mem::take(&mut self.batch)
+    }
+}
+
+/// Saves a batch and drops the user's cached summaries: the only write path for entries.
+pub async fn save(ctx: &Context, user: &UserId, batch: &Batch) -> Result<Saved> {
+    if batch.is_empty() {
+        return Ok(Saved::default());
+    }
+    let saved = ctx.store.save_batch(user, batch).await;
+    ctx.summaries.invalidate(user);
+    Ok(saved?)
+}

@@ -1,0 +1,427 @@
+//! `scan_billable_time`: stream the mailbox in chunks, skip what was processed, triage,
+//! analyze, and save each chunk as it completes (a crash loses at most one chunk).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use chrono::Utc;
+use futures::StreamExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::pipeline::{self, Disposition, Progress, Recorder, ScanProgress};
+use crate::analyze::{AnalyzeError, rules, triage};
+use crate::context::Context;
+use crate::domain::{Email, Settings, TimeEntry, UserId, WorkDate};
+use crate::error::{Error, Result};
+use crate::mail::{Listed, MailError, MailQuery, parse};
+use crate::store::ScanRecord;
+
+/// Messages handled per chunk: one `processed_ids` lookup, one analyzer call and one
+/// saved batch each.
+pub const CHUNK: usize = 256;
+/// Entries returned in the output; the rest are in `list_time_entries`.
+const ENTRIES_SHOWN: usize = 50;
+/// Per-message errors listed in the output; `errors_total` counts them all.
+const ERRORS_SHOWN: usize = 200;
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub after: Option<WorkDate>,
+    #[serde(default)]
+    pub before: Option<WorkDate>,
+    #[serde(default)]
+    pub max_messages: Option<u64>,
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+    #[serde(default)]
+    pub reanalyze: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageError {
+    pub message_id: String,
+    pub reason: String,
+}
+
+/// A counterpart domain that matched no client, with how many messages it had.
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainCount {
+    pub domain: String,
+    pub messages: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Output {
+    pub scan_id: String,
+    /// `completed`, or `interrupted` when the source or analyzer failed part-way
+    /// (what was done is saved; scanning again resumes).
+    pub status: String,
+    pub stopped_reason: Option<String>,
+    pub source: String,
+    pub query: Option<String>,
+    pub dry_run: bool,
+    pub examined: u64,
+    pub skipped_already_processed: u64,
+    pub skipped_automated: u64,
+    pub analyzed: u64,
+    pub not_billable: u64,
+    pub entries_created: u64,
+    pub entries_updated: u64,
+    pub entries_removed: u64,
+    pub errors: Vec<MessageError>,
+    pub errors_total: u64,
+    /// Raw minutes of the billable entries this scan created or updated.
+    pub billable_minutes: f64,
+    pub billed_minutes: u64,
+    pub amount: f64,
+    pub currency: String,
+    /// The new entries (first 50).
+    pub entries: Vec<TimeEntry>,
+    /// Domains with mail that matched no client, most frequent first (top 10): the
+    /// clients you may want to add with `configure_time_tracking`.
+    pub unmatched_domains: Vec<DomainCount>,
+    pub elapsed_ms: u64,
+}
+
+struct Scan<'a> {
+    ctx: &'a Context,
+    user: &'a UserId,
+    settings: Settings,
+    dry_run: bool,
+    reanalyze: bool,
+    seen: HashSet<String>,
+    recorder: Recorder,
+    out: Output,
+    progress: ScanProgress,
+    unmatched: HashMap<String, u64>,
+}
+
+pub async fn run(ctx: &Context, user: &UserId, args: Args, progress: &dyn Progress) -> Result<Output> {
+    let started = Instant::now();
+    if let (Some(a), Some(b)) = (args.after, args.before)
+        && a >= b
+    {
+        return Err(Error::invalid("before", format!("must be after `after` ({a}), got {b}")));
+    }
+    if args.max_messages == Some(0) {
+        return Err(Error::invalid("max_messages", "must be at least 1"));
+    }
+    let source = ctx.source()?;
+    let mut settings = ctx.store.settings(user).await?;
+    for address in source.owner_addresses().await? {
+        let address = address.to_ascii_lowercase();
+        if !settings.is_mine(&address) {
+            settings.my_addresses.push(address);
+        }
+    }
+    let query = MailQuery {
+        query: args.query.clone().or_else(|| settings.default_query.clone()),
+        after: args.after.map(|d| d.0),
+        before: args.before.map(|d| d.0),
+        timezone: settings.timezone,
+    };
+    query.validate()?;
+
+    let dry_run = args.dry_run.unwrap_or(false);
+    let mut record = ScanRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        source: source.describe(),
+        query: query.query.clone(),
+        started_at: Utc::now(),
+        finished_at: None,
+        status: "running".to_owned(),
+        examined: 0,
+        entries_created: 0,
+        errors: 0,
+        cursor: None,
+    };
+    if !dry_run {
+        ctx.store.record_scan(user, &record).await?;
+    }
+
+    let mut scan = Scan {
+        ctx,
+        user,
+        dry_run,
+        reanalyze: args.reanalyze.unwrap_or(false),
+        seen: HashSet::new(),
+        recorder: Recorder::new(ctx.analyzer.name()),
+        progress: ScanProgress::default(),
+        unmatched: HashMap::new(),
+        out: Output {
+            scan_id: record.id.clone(),
+            status: "completed".to_owned(),
+            stopped_reason: None,
+            source: record.source.clone(),
+            query: query.query.clone(),
+            dry_run,
+            examined: 0,
+            skipped_already_processed: 0,
+            skipped_automated: 0,
+            analyzed: 0,
+            not_billable: 0,
+            entries_created: 0,
+            entries_updated: 0,
+            entries_removed: 0,
+            errors: Vec::new(),
+            errors_total: 0,
+            billable_minutes: 0.0,
+            billed_minutes: 0,
+            amount: 0.0,
+            currency: settings.currency.clone(),
+            entries: Vec::new(),
+            unmatched_domains: Vec::new(),
+            elapsed_ms: 0,
+        },
+        settings,
+    };
+
+    let listing = source.list(&query);
+    let limit = args.max_messages.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+    let mut chunks = listing.take(limit).chunks(CHUNK);
+    let mut stopped: Option<String> = None;
+    while let Some(chunk) = chunks.next().await {
+        match scan.chunk(chunk).await {
+            Ok(()) => {}
+            Err(Stop(reason)) => {
+                stopped = Some(reason);
+                break;
+            }
+        }
+        progress.report(&scan.progress);
+    }
+    // Whatever the last chunk staged before a stop is still worth keeping.
+    let flushed = scan.flush().await;
+    if let Err(e) = flushed {
+        record.status = "failed".to_owned();
+        record.finished_at = Some(Utc::now());
+        if !dry_run {
+            // Best effort: the store just failed, so this may fail too.
+            let _ = ctx.store.record_scan(user, &record).await;
+        }
+        return Err(e);
+    }
+    progress.report(&scan.progress);
+
+    let mut out = scan.finish();
+    if let Some(reason) = stopped {
+        out.status = "interrupted".to_owned();
+        out.stopped_reason = Some(reason);
+    }
+    out.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    record.status = out.status.clone();
+    record.finished_at = Some(Utc::now());
+    record.examined = out.examined;
+    record.entries_created = out.entries_created;
+    record.errors = out.errors_total;
+    if !dry_run {
+        ctx.store.record_scan(user, &record).await?;
+    }
+    Ok(out)
+}
+
+/// A failure that ends the scan early (source or analyzer unavailable, store error).
+struct Stop(String);
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop(e.to_string())
+    }
+}
+
+impl Scan<'_> {
+    fn error(&mut self, message_id: &str, reason: String) {
+        self.out.errors_total += 1;
+        self.progress.errors += 1;
+        if self.out.errors.len() < ERRORS_SHOWN {
+            self.out.errors.push(MessageError {
+                message_id: message_id.to_owned(),
+                reason,
+            });
+        }
+    }
+
+    async fn chunk(&mut self, chunk: Vec<Result<Listed, MailError>>) -> Result<(), Stop> {
+        // 1. Listing results: per-message errors are reported; others stop the scan.
+        let mut listed = Vec::with_capacity(chunk.len());
+        let mut fatal = None;
+        for item in chunk {
+            match item {
+                Ok(l) => {
+                    if self.seen.insert(l.id.clone()) {
+                        listed.push(l);
+                    }
+                }
+                Err(MailError::Malformed(reason)) => {
+                    self.out.examined += 1;
+                    self.error("(unreadable)", reason);
+                }
+                Err(e) => {
+                    fatal = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        self.out.examined += listed.len() as u64;
+        self.progress.examined = self.out.examined;
+
+        // 2. Drop what earlier scans processed before fetching any body.
+        if !self.reanalyze && !listed.is_empty() {
+            let ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
+            let done = self.ctx.store.processed_ids(self.user, &ids).await.map_err(Error::from)?;
+            let before = listed.len();
+            listed.retain(|l| !done.contains(&l.id));
+            let skipped = (before - listed.len()) as u64;
+            self.out.skipped_already_processed += skipped;
+            self.progress.skipped += skipped;
+        }
+
+        // 3. Fetch, parse, triage.
+        let source = self.ctx.source()?.clone();
+        let mut emails: Vec<Email> = Vec::with_capacity(listed.len());
+        for l in listed {
+            let id = l.id.clone();
+            let raw = match source.fetch(l).await {
+                Ok(raw) => raw,
+                Err(MailError::Malformed(reason)) | Err(MailError::NotFound(reason)) => {
+                    self.error(&id, reason);
+                    continue;
+                }
+                Err(e) => {
+                    fatal = Some(e.to_string());
+                    break;
+                }
+            };
+            match parse::parse_email(&raw) {
+                Ok(email) => match triage::automated(&email, &self.settings) {
+                    Some(reason) => {
+                        self.out.skipped_automated += 1;
+                        self.progress.skipped += 1;
+                        self.recorder.automated(&email, &reason);
+                    }
+                    None => emails.push(email),
+                },
+                Err(e) => {
+                    let reason = e.to_string();
+                    let hash = parse::content_hash(&raw.bytes);
+                    self.recorder.malformed(&raw.id, &hash, &reason);
+                    self.error(&raw.id, reason);
+                }
+            }
+        }
+
+        // 4. Analyze what is left.
+        if !emails.is_empty() {
+            let results = self.ctx.analyzer.analyze(&emails, &self.settings).await;
+            for (email, result) in emails.iter().zip(results) {
+                match result {
+                    Ok(analysis) => {
+                        self.out.analyzed += 1;
+                        self.progress.analyzed += 1;
+                        let (what, _) = self
+                            .recorder
+                            .record(self.ctx, self.user, email, analysis)
+                            .await
+                            .map_err(Stop::from)?;
+                        if what == Disposition::NotBillable {
+                            self.out.not_billable += 1;
+                            self.count_unmatched(email);
+                        }
+                    }
+                    Err(AnalyzeError::Message(reason)) => self.error(&email.id, reason),
+                    Err(e @ AnalyzeError::Unavailable(_)) => {
+                        fatal.get_or_insert(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+
+        // 5. Save the chunk, then stop if something upstream failed.
+        self.flush().await.map_err(Stop::from)?;
+        match fatal {
+            Some(reason) => Err(Stop(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts the counterpart domains of mail that matched no client.
+    fn count_unmatched(&mut self, email: &Email) {
+        if rules::match_client(email, &self.settings).is_some() {
+            return;
+        }
+        let counterparts: Vec<&str> = if rules::is_from_owner(email, &self.settings) {
+            email.to.iter().chain(&email.cc).map(|a| a.domain()).collect()
+        } else {
+            email.from.iter().map(|a| a.domain()).collect()
+        };
+        let mine: HashSet<&str> = self
+            .settings
+            .my_addresses
+            .iter()
+            .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d))
+            .collect();
+        let mut once = HashSet::new();
+        for d in counterparts {
+            if !d.is_empty() && !mine.contains(d) && once.insert(d) {
+                *self.unmatched.entry(d.to_owned()).or_default() += 1;
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        let batch = self.recorder.take_batch();
+        let (created, updated, removed): (HashSet<String>, u64, u64) = if self.dry_run {
+            // Nothing is written; report what would be new.
+            let existing = self
+                .ctx
+                .store
+                .processed_ids(self.user, &batch.entries.iter().map(|e| e.message_id.clone()).collect::<Vec<_>>())
+                .await?;
+            let created = batch
+                .entries
+                .iter()
+                .filter(|e| !existing.contains(&e.message_id))
+                .map(|e| e.message_id.clone())
+                .collect();
+            (created, 0, batch.deleted_entries.len() as u64)
+        } else {
+            let saved = pipeline::save(self.ctx, self.user, &batch).await?;
+            (saved.created.into_iter().collect(), saved.updated as u64, saved.deleted as u64)
+        };
+        self.out.entries_created += created.len() as u64;
+        self.out.entries_updated += updated;
+        self.out.entries_removed += removed;
+        self.progress.entries = self.out.entries_created;
+        for e in batch.entries {
+            if e.billable && (created.contains(&e.message_id) || !self.dry_run) {
+                self.out.billable_minutes += e.duration_minutes;
+                self.out.billed_minutes += u64::from(e.billed_minutes);
+                self.out.amount += e.amount;
+            }
+            if created.contains(&e.message_id) && self.out.entries.len() < ENTRIES_SHOWN {
+                self.out.entries.push(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Output {
+        let mut domains: Vec<DomainCount> = self
+            .unmatched
+            .into_iter()
+            .map(|(domain, messages)| DomainCount { domain, messages })
+            .collect();
+        domains.sort_by(|a, b| b.messages.cmp(&a.messages).then_with(|| a.domain.cmp(&b.domain)));
+        domains.truncate(10);
+        self.out.unmatched_domains = domains;
+        self.out.billable_minutes = (self.out.billable_minutes * 10.0).round() / 10.0;
+        self.out.amount = (self.out.amount * 100.0).round() / 100.0;
+        self.out
+    }
+}

@@ -1,0 +1,85 @@
+//! `get_time_tracking_summary`: totals aggregated by the store, cached per user.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::context::Context;
+use crate::domain::{GroupBy, Summary, SummaryQuery, UserId, WorkDate};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    #[serde(default)]
+    pub from: Option<WorkDate>,
+    #[serde(default)]
+    pub to: Option<WorkDate>,
+    #[serde(default)]
+    pub group_by: Option<GroupBy>,
+    #[serde(default)]
+    pub billable_only: Option<bool>,
+}
+
+pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Summary> {
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && from > to
+    {
+        return Err(Error::invalid("to", format!("must not be before `from` ({from}), got {to}")));
+    }
+    let query = SummaryQuery {
+        from: args.from,
+        to: args.to,
+        group_by: args.group_by.unwrap_or(GroupBy::Client),
+        billable_only: args.billable_only.unwrap_or(false),
+    };
+    let generation = ctx.summaries.generation(user);
+    let key = (user.clone(), generation, query.clone());
+    if let Some(hit) = ctx.summaries.cache.get(&key).await {
+        return Ok((*hit).clone());
+    }
+    let summary = ctx.store.summary(user, &query).await?;
+    ctx.summaries.cache.insert(key, Arc::new(summary.clone())).await;
+    Ok(summary)
+}
+
+type Key = (UserId, u64, SummaryQuery);
+
+/// Summaries keyed by user, the user's write generation and the query. A write bumps
+/// the generation, so a summary computed while the write ran can never be served after.
+pub struct SummaryCache {
+    cache: moka::future::Cache<Key, Arc<Summary>>,
+    generations: Mutex<HashMap<UserId, u64>>,
+}
+
+impl Default for SummaryCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SummaryCache {
+    pub fn new() -> Self {
+        SummaryCache {
+            cache: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+            generations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn generation(&self, user: &UserId) -> u64 {
+        let map = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(user).copied().unwrap_or(0)
+    }
+
+    /// Called on every write by `user`.
+    pub fn invalidate(&self, user: &UserId) {
+        let mut map = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry(user.clone()).or_default() += 1;
+    }
+}

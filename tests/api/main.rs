@@ -1,0 +1,7 @@
+//! Integration tests, one binary (CONVENTIONS §7). Each test gets its own database.
+
+mod cli;
+mod corpus;
+mod helpers;
+mod scan;
+mod store_suite;
