@@ -456,8 +456,10 @@ pub async fn processed_ids_returns_exactly_the_processed_subset(store: &dyn Stor
 
 pub async fn users_are_isolated(store: &dyn Store) {
     let (a, b) = (fresh_user(), fresh_user());
-    let mut settings = Settings::default();
-    settings.currency = "EUR".to_owned();
+    let settings = Settings {
+        currency: "EUR".to_owned(),
+        ..Settings::default()
+    };
     store.save_settings(&a, &settings).await.unwrap();
     let batch = Batch {
         events: vec![EventState {
@@ -847,8 +849,10 @@ async fn reopening_the_same_sqlite_file_keeps_the_data() {
     let path = dir.path().join("data/billable.sqlite3");
     let user = UserId::local();
     let e = entry("kept", "2026-04-01", Some("Acme"));
-    let mut settings = Settings::default();
-    settings.billing_increment_minutes = 15;
+    let settings = Settings {
+        billing_increment_minutes: 15,
+        ..Settings::default()
+    };
     {
         let store = SqliteStore::open(&path).unwrap();
         store
