@@ -958,6 +958,24 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_panic_inside_a_call_becomes_an_error_not_a_crash() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let failed = store
+            .with_conn(|_| -> Result<(), StoreError> { panic!("simulated bug") })
+            .await;
+        assert!(
+            matches!(failed, Err(StoreError::Unavailable(_))),
+            "{failed:?}"
+        );
+        // The mutex is now poisoned: later calls report it instead of panicking.
+        let after = store.ping().await;
+        assert!(
+            matches!(after, Err(StoreError::Unavailable(_))),
+            "{after:?}"
+        );
+    }
+
     #[test]
     fn the_default_path_is_a_sqlite_file_in_the_data_dir() {
         if let Some(p) = SqliteStore::default_path() {
