@@ -1,1 +1,985 @@
-//! TODO(helper)
+//! The embedded store: one SQLite file on the user's machine.
+//!
+//! rusqlite is synchronous, so the one connection lives behind a mutex and every call
+//! runs on tokio's blocking pool. The file is opened in WAL mode so a reader (the CLI
+//! listing entries) never waits for a scan that is writing.
+//!
+//! Storage formats: dates are `YYYY-MM-DD` text (so text order is date order),
+//! timestamps RFC 3339 UTC with nanoseconds and a `Z` (fixed width, so text order is
+//! time order, and lossless), floats REAL, booleans INTEGER 0/1. Table names match the
+//! Postgres schema in `sql/` so both stores read the same way.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
+
+use super::{Batch, EntryFilter, EventState, Saved, ScanRecord, Store, StoreError};
+use crate::domain::{
+    Activity, EntryStatus, GroupBy, Settings, Summary, SummaryGroup, SummaryQuery, TimeEntry,
+    UserId, WorkDate,
+};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` is how many have run.
+/// Never edit a released step: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE IF NOT EXISTS time_entries (
+        id               TEXT PRIMARY KEY,
+        user_id          TEXT NOT NULL,
+        message_id       TEXT NOT NULL,
+        thread_id        TEXT,
+        client           TEXT,
+        matter           TEXT,
+        activity         TEXT NOT NULL,
+        description      TEXT NOT NULL,
+        work_date        TEXT NOT NULL,
+        duration_minutes REAL NOT NULL,
+        billed_minutes   INTEGER NOT NULL,
+        hourly_rate      REAL NOT NULL,
+        amount           REAL NOT NULL,
+        currency         TEXT NOT NULL,
+        billable         INTEGER NOT NULL,
+        confidence       REAL NOT NULL,
+        status           TEXT NOT NULL,
+        analyzer         TEXT NOT NULL,
+        event_uid        TEXT,
+        created_at       TEXT NOT NULL,
+        updated_at       TEXT NOT NULL,
+        UNIQUE (user_id, message_id)
+    );
+    CREATE INDEX IF NOT EXISTS time_entries_user_date
+        ON time_entries (user_id, work_date DESC);
+    -- NOCASE because the client filter is case-insensitive; an index in another
+    -- collation would not serve it.
+    CREATE INDEX IF NOT EXISTS time_entries_user_client_date
+        ON time_entries (user_id, client COLLATE NOCASE, work_date);
+
+    CREATE TABLE IF NOT EXISTS processed_messages (
+        user_id      TEXT NOT NULL,
+        message_id   TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        analyzer     TEXT NOT NULL,
+        outcome      TEXT NOT NULL,
+        reason       TEXT,
+        processed_at TEXT NOT NULL,
+        PRIMARY KEY (user_id, message_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE IF NOT EXISTS tracking_settings (
+        user_id    TEXT PRIMARY KEY,
+        settings   TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+
+    CREATE TABLE IF NOT EXISTS calendar_events (
+        user_id    TEXT NOT NULL,
+        uid        TEXT NOT NULL,
+        sequence   INTEGER NOT NULL,
+        cancelled  INTEGER NOT NULL,
+        message_id TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (user_id, uid)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE IF NOT EXISTS scans (
+        id              TEXT PRIMARY KEY,
+        user_id         TEXT NOT NULL,
+        source          TEXT NOT NULL,
+        query           TEXT,
+        started_at      TEXT NOT NULL,
+        finished_at     TEXT,
+        status          TEXT NOT NULL,
+        examined        INTEGER NOT NULL,
+        entries_created INTEGER NOT NULL,
+        errors          INTEGER NOT NULL,
+        cursor          TEXT,
+        updated_at      TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS scans_user_started
+        ON scans (user_id, started_at DESC);
+    "#,
+];
+
+/// How long a writer waits for another process holding the file's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Ids per `IN (…)` query in `processed_ids`: far below SQLite's variable limit, and a
+/// full chunk always has the same SQL, so its statement is cached.
+const IN_CHUNK: usize = 500;
+
+/// Columns of `time_entries` in the order `entry_from_row` reads them.
+const ENTRY_COLUMNS: &str = "id, message_id, thread_id, client, matter, activity, description, \
+     work_date, duration_minutes, billed_minutes, hourly_rate, amount, currency, billable, \
+     confidence, status, analyzer, created_at, event_uid";
+
+/// Statuses a person decided on; a re-analysis never overwrites or deletes them.
+const REVIEWED: &str = "('approved', 'rejected')";
+
+/// The SQLite store. Cheap to clone: clones share one connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directories if needed) the database at
+    /// `path`, and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let open_err = |message: String| StoreError::Open {
+            path: path.display().to_string(),
+            message,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| open_err(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_err(e.to_string()))?;
+        // WAL lets readers proceed while a scan writes; NORMAL is durable across
+        // application crashes and only risks the last commits on power loss, which a
+        // rescan restores (saving is idempotent).
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| open_err(format!("cannot enable WAL: {e}")))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "SQLite did not switch to WAL mode");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| open_err(e.to_string()))?;
+        let mut store = SqliteStore::prepare(conn).map_err(|e| open_err(e.to_string()))?;
+        store.path = Some(path.to_owned());
+        Ok(store)
+    }
+
+    /// A private database that lives as long as this store (tests, dry runs).
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|e| StoreError::Open {
+            path: ":memory:".to_owned(),
+            message: e.to_string(),
+        })?;
+        SqliteStore::prepare(conn).map_err(|e| StoreError::Open {
+            path: ":memory:".to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// `billable.sqlite3` in the user's data directory (e.g.
+    /// `~/.local/share/billable` on Linux), or `None` when there is no home directory.
+    pub fn default_path() -> Option<PathBuf> {
+        directories::ProjectDirs::from("", "", "billable")
+            .map(|dirs| dirs.data_dir().join("billable.sqlite3"))
+    }
+
+    /// The file this store was opened from; `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn prepare(mut conn: Connection) -> Result<SqliteStore, StoreError> {
+        conn.set_prepared_statement_cache_capacity(64);
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path: None,
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| {
+                StoreError::Unavailable(
+                    "the database connection was abandoned by an earlier failure; restart billable"
+                        .to_owned(),
+                )
+            })?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("a database task did not complete: {e}")))?
+    }
+}
+
+/// Applies the migrations not yet recorded in `user_version`, each in its own
+/// transaction so a crash leaves the file at a known version.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sqlite("read the schema version"))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::Corrupt {
+            what: "schema version",
+            message: format!(
+                "the database is at version {version} but this billable knows only {known}; use a newer billable"
+            ),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite("begin a schema migration"))?;
+        tx.execute_batch(sql)
+            .map_err(sqlite("apply a schema migration"))?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(sqlite("record the schema version"))?;
+        tx.commit().map_err(sqlite("commit a schema migration"))?;
+    }
+    Ok(())
+}
+
+fn sqlite(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Sqlite { context, source }
+}
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn now() -> String {
+    ts(&Utc::now())
+}
+
+/// Counters are u64 in Rust and INTEGER (i64) in SQLite; nothing real reaches 2^63.
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Reads column `idx`, reporting a wrong type or a NULL where none belongs as corruption.
+fn col<T: rusqlite::types::FromSql>(
+    row: &Row<'_>,
+    idx: usize,
+    what: &'static str,
+) -> Result<T, StoreError> {
+    row.get(idx).map_err(|e| StoreError::Corrupt {
+        what,
+        message: e.to_string(),
+    })
+}
+
+fn parse_ts(s: &str, what: &'static str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt {
+            what,
+            message: format!("`{s}`: {e}"),
+        })
+}
+
+fn parse_u64(n: i64, what: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt {
+        what,
+        message: format!("{n} is negative"),
+    })
+}
+
+fn entry_from_row(row: &Row<'_>) -> Result<TimeEntry, StoreError> {
+    let activity: String = col(row, 5, "time entry activity")?;
+    let work_date: String = col(row, 7, "time entry work_date")?;
+    let billed: i64 = col(row, 9, "time entry billed_minutes")?;
+    let status: String = col(row, 15, "time entry status")?;
+    let created_at: String = col(row, 17, "time entry created_at")?;
+    Ok(TimeEntry {
+        id: col(row, 0, "time entry id")?,
+        message_id: col(row, 1, "time entry message_id")?,
+        thread_id: col(row, 2, "time entry thread_id")?,
+        client: col(row, 3, "time entry client")?,
+        matter: col(row, 4, "time entry matter")?,
+        activity: Activity::parse(&activity).ok_or_else(|| StoreError::Corrupt {
+            what: "time entry activity",
+            message: format!("`{activity}` is not an activity"),
+        })?,
+        description: col(row, 6, "time entry description")?,
+        work_date: WorkDate::parse(&work_date).map_err(|message| StoreError::Corrupt {
+            what: "time entry work_date",
+            message,
+        })?,
+        duration_minutes: col(row, 8, "time entry duration_minutes")?,
+        billed_minutes: u32::try_from(billed).map_err(|_| StoreError::Corrupt {
+            what: "time entry billed_minutes",
+            message: format!("{billed} is out of range"),
+        })?,
+        hourly_rate: col(row, 10, "time entry hourly_rate")?,
+        amount: col(row, 11, "time entry amount")?,
+        currency: col(row, 12, "time entry currency")?,
+        billable: col(row, 13, "time entry billable")?,
+        confidence: col(row, 14, "time entry confidence")?,
+        status: EntryStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+            what: "time entry status",
+            message: format!("`{status}` is not a status"),
+        })?,
+        analyzer: col(row, 16, "time entry analyzer")?,
+        created_at: parse_ts(&created_at, "time entry created_at")?,
+        event_uid: col(row, 18, "time entry event_uid")?,
+    })
+}
+
+fn scan_from_row(row: &Row<'_>) -> Result<ScanRecord, StoreError> {
+    let started_at: String = col(row, 3, "scan started_at")?;
+    let finished_at: Option<String> = col(row, 4, "scan finished_at")?;
+    Ok(ScanRecord {
+        id: col(row, 0, "scan id")?,
+        source: col(row, 1, "scan source")?,
+        query: col(row, 2, "scan query")?,
+        started_at: parse_ts(&started_at, "scan started_at")?,
+        finished_at: finished_at
+            .map(|s| parse_ts(&s, "scan finished_at"))
+            .transpose()?,
+        status: col(row, 5, "scan status")?,
+        examined: parse_u64(col(row, 6, "scan examined")?, "scan examined")?,
+        entries_created: parse_u64(col(row, 7, "scan entries_created")?, "scan entries_created")?,
+        errors: parse_u64(col(row, 8, "scan errors")?, "scan errors")?,
+        cursor: col(row, 9, "scan cursor")?,
+    })
+}
+
+fn group_from_row(row: &Row<'_>) -> Result<SummaryGroup, StoreError> {
+    Ok(SummaryGroup {
+        key: col(row, 0, "summary key")?,
+        currency: col(row, 1, "summary currency")?,
+        entries: parse_u64(col(row, 2, "summary entries")?, "summary entries")?,
+        raw_minutes: col(row, 3, "summary raw_minutes")?,
+        billed_minutes: parse_u64(
+            col(row, 4, "summary billed_minutes")?,
+            "summary billed_minutes",
+        )?,
+        billed_hours: col(row, 5, "summary billed_hours")?,
+        amount: col(row, 6, "summary amount")?,
+    })
+}
+
+/// The entry's columns as SQL values, in the order the insert and update bind them
+/// (?2 …): everything but id, user_id and created_at.
+fn entry_values(e: &TimeEntry) -> [Value; 16] {
+    let opt = |s: &Option<String>| s.clone().map_or(Value::Null, Value::Text);
+    [
+        Value::Text(e.message_id.clone()),
+        opt(&e.thread_id),
+        opt(&e.client),
+        opt(&e.matter),
+        Value::Text(e.activity.as_str().to_owned()),
+        Value::Text(e.description.clone()),
+        Value::Text(e.work_date.to_string()),
+        Value::Real(e.duration_minutes),
+        Value::Integer(e.billed_minutes.into()),
+        Value::Real(e.hourly_rate),
+        Value::Real(e.amount),
+        Value::Text(e.currency.clone()),
+        Value::Integer(e.billable.into()),
+        Value::Real(e.confidence),
+        Value::Text(e.status.as_str().to_owned()),
+        Value::Text(e.analyzer.clone()),
+    ]
+}
+
+/// Writes a whole batch inside `tx`. Order matters: entries first, then deletions
+/// (a cancel in the same batch as its invite must win), then the processed marks, so
+/// a message is only marked once its entry is written.
+fn write_batch(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    batch: &Batch,
+) -> Result<Saved, StoreError> {
+    let mut saved = Saved::default();
+    let stamp = now();
+
+    let mut find = tx
+        .prepare_cached("SELECT status FROM time_entries WHERE user_id = ?1 AND message_id = ?2")
+        .map_err(sqlite("prepare the entry lookup"))?;
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO time_entries (user_id, message_id, thread_id, client, matter, activity, \
+             description, work_date, duration_minutes, billed_minutes, hourly_rate, amount, currency, \
+             billable, confidence, status, analyzer, event_uid, id, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+        )
+        .map_err(sqlite("prepare the entry insert"))?;
+    // Only rows that actually differ are rewritten, so a repeated batch leaves
+    // updated_at alone and reports nothing updated.
+    let mut update = tx
+        .prepare_cached(&format!(
+            "UPDATE time_entries SET thread_id = ?3, client = ?4, matter = ?5, activity = ?6, \
+             description = ?7, work_date = ?8, duration_minutes = ?9, billed_minutes = ?10, \
+             hourly_rate = ?11, amount = ?12, currency = ?13, billable = ?14, confidence = ?15, \
+             status = ?16, analyzer = ?17, event_uid = ?18, updated_at = ?19 \
+             WHERE user_id = ?1 AND message_id = ?2 AND status NOT IN {REVIEWED} AND ( \
+             thread_id IS NOT ?3 OR client IS NOT ?4 OR matter IS NOT ?5 OR activity IS NOT ?6 OR \
+             description IS NOT ?7 OR work_date IS NOT ?8 OR duration_minutes IS NOT ?9 OR \
+             billed_minutes IS NOT ?10 OR hourly_rate IS NOT ?11 OR amount IS NOT ?12 OR \
+             currency IS NOT ?13 OR billable IS NOT ?14 OR confidence IS NOT ?15 OR \
+             status IS NOT ?16 OR analyzer IS NOT ?17 OR event_uid IS NOT ?18)"
+        ))
+        .map_err(sqlite("prepare the entry update"))?;
+
+    for entry in &batch.entries {
+        let existing: Option<String> = find
+            .query_row(params![user, entry.message_id], |r| r.get(0))
+            .optional()
+            .map_err(sqlite("look up an existing entry"))?;
+        let values = entry_values(entry);
+        let event_uid = entry.event_uid.clone().map_or(Value::Null, Value::Text);
+        match existing {
+            None => {
+                let mut args: Vec<Value> = Vec::with_capacity(21);
+                args.push(Value::Text(user.to_owned()));
+                args.extend(values);
+                args.push(event_uid);
+                args.push(Value::Text(entry.id.clone()));
+                args.push(Value::Text(ts(&entry.created_at)));
+                args.push(Value::Text(stamp.clone()));
+                insert
+                    .execute(params_from_iter(args))
+                    .map_err(sqlite("insert a time entry"))?;
+                saved.created.push(entry.message_id.clone());
+            }
+            Some(status) if EntryStatus::parse(&status).is_some_and(EntryStatus::is_reviewed) => {}
+            Some(_) => {
+                let mut args: Vec<Value> = Vec::with_capacity(19);
+                args.push(Value::Text(user.to_owned()));
+                args.extend(values);
+                args.push(event_uid);
+                args.push(Value::Text(stamp.clone()));
+                saved.updated += update
+                    .execute(params_from_iter(args))
+                    .map_err(sqlite("update a time entry"))?;
+            }
+        }
+    }
+
+    let mut delete = tx
+        .prepare_cached(&format!(
+            "DELETE FROM time_entries WHERE user_id = ?1 AND message_id = ?2 AND status NOT IN {REVIEWED}"
+        ))
+        .map_err(sqlite("prepare the entry delete"))?;
+    for message_id in &batch.deleted_entries {
+        saved.deleted += delete
+            .execute(params![user, message_id])
+            .map_err(sqlite("delete a time entry"))?;
+    }
+
+    let mut mark = tx
+        .prepare_cached(
+            "INSERT INTO processed_messages (user_id, message_id, content_hash, analyzer, outcome, reason, processed_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (user_id, message_id) DO UPDATE SET content_hash = excluded.content_hash, \
+             analyzer = excluded.analyzer, outcome = excluded.outcome, reason = excluded.reason, \
+             processed_at = excluded.processed_at",
+        )
+        .map_err(sqlite("prepare the processed-message upsert"))?;
+    for p in &batch.processed {
+        mark.execute(params![
+            user,
+            p.message_id,
+            p.content_hash,
+            p.analyzer,
+            p.outcome,
+            p.reason,
+            ts(&p.processed_at)
+        ])
+        .map_err(sqlite("record a processed message"))?;
+    }
+
+    let mut event = tx
+        .prepare_cached(
+            "INSERT INTO calendar_events (user_id, uid, sequence, cancelled, message_id, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (user_id, uid) DO UPDATE SET sequence = excluded.sequence, \
+             cancelled = excluded.cancelled, message_id = excluded.message_id, updated_at = excluded.updated_at",
+        )
+        .map_err(sqlite("prepare the calendar event upsert"))?;
+    for e in &batch.events {
+        event
+            .execute(params![
+                user,
+                e.uid,
+                e.sequence,
+                e.cancelled,
+                e.message_id,
+                stamp
+            ])
+            .map_err(sqlite("record a calendar event"))?;
+    }
+    Ok(saved)
+}
+
+/// The SQL expression a summary groups by.
+fn group_key(group_by: GroupBy) -> &'static str {
+    match group_by {
+        // An empty name is as good as none.
+        GroupBy::Client => "COALESCE(NULLIF(client, ''), '(none)')",
+        GroupBy::Matter => "COALESCE(NULLIF(matter, ''), '(none)')",
+        GroupBy::Day => "work_date",
+        // %w is 0 for Sunday; going back (w + 6) % 7 days lands on the ISO week's Monday.
+        GroupBy::Week => {
+            "date(work_date, '-' || ((CAST(strftime('%w', work_date) AS INTEGER) + 6) % 7) || ' days')"
+        }
+        GroupBy::Month => "substr(work_date, 1, 7)",
+    }
+}
+
+const AGGREGATES: &str = "COUNT(*), ROUND(SUM(duration_minutes), 1), SUM(billed_minutes), \
+     ROUND(SUM(billed_minutes) / 60.0, 2), ROUND(SUM(amount), 2)";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn settings(&self, user: &UserId) -> Result<Settings, StoreError> {
+        let user = user.as_str().to_owned();
+        let json: Option<String> = self
+            .with_conn(move |conn| {
+                conn.prepare_cached("SELECT settings FROM tracking_settings WHERE user_id = ?1")
+                    .and_then(|mut s| s.query_row([&user], |r| r.get(0)).optional())
+                    .map_err(sqlite("read the tracking settings"))
+            })
+            .await?;
+        let Some(json) = json else {
+            return Ok(Settings::default());
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                what: "tracking settings",
+                message: e.to_string(),
+            })?;
+        Settings::from_json(value).map_err(|e| StoreError::Corrupt {
+            what: "tracking settings",
+            message: e.to_string(),
+        })
+    }
+
+    async fn save_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError> {
+        let user = user.as_str().to_owned();
+        // Stored as the patch that recreates them, so reading applies the same
+        // validation as a user's update and new settings get their defaults.
+        let json =
+            serde_json::to_string(&settings.to_patch()).map_err(|e| StoreError::Corrupt {
+                what: "tracking settings",
+                message: e.to_string(),
+            })?;
+        self.with_conn(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO tracking_settings (user_id, settings, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| s.execute(params![user, json, now()]))
+            .map_err(sqlite("save the tracking settings"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn processed_ids(
+        &self,
+        user: &UserId,
+        ids: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let user = user.as_str().to_owned();
+        let ids = ids.to_vec();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(sqlite("begin reading processed messages"))?;
+            let mut found = HashSet::new();
+            for chunk in ids.chunks(IN_CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let sql = format!(
+                    "SELECT message_id FROM processed_messages WHERE user_id = ? AND message_id IN ({marks})"
+                );
+                let mut stmt = tx
+                    .prepare_cached(&sql)
+                    .map_err(sqlite("prepare the processed-message lookup"))?;
+                let args = std::iter::once(&user).chain(chunk.iter());
+                let mut rows = stmt
+                    .query(params_from_iter(args))
+                    .map_err(sqlite("look up processed messages"))?;
+                while let Some(row) = rows.next().map_err(sqlite("read processed messages"))? {
+                    found.insert(col::<String>(row, 0, "processed message id")?);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError> {
+        let user = user.as_str().to_owned();
+        let uid = uid.to_owned();
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT uid, sequence, cancelled, message_id FROM calendar_events WHERE user_id = ?1 AND uid = ?2",
+                )
+                .map_err(sqlite("prepare the calendar event lookup"))?;
+            let mut rows = stmt
+                .query(params![user, uid])
+                .map_err(sqlite("look up a calendar event"))?;
+            let Some(row) = rows.next().map_err(sqlite("read a calendar event"))? else {
+                return Ok(None);
+            };
+            Ok(Some(EventState {
+                uid: col(row, 0, "calendar event uid")?,
+                sequence: col(row, 1, "calendar event sequence")?,
+                cancelled: col(row, 2, "calendar event cancelled")?,
+                message_id: col(row, 3, "calendar event message_id")?,
+            }))
+        })
+        .await
+    }
+
+    async fn entry_by_message(
+        &self,
+        user: &UserId,
+        message_id: &str,
+    ) -> Result<Option<TimeEntry>, StoreError> {
+        let user = user.as_str().to_owned();
+        let message_id = message_id.to_owned();
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {ENTRY_COLUMNS} FROM time_entries WHERE user_id = ?1 AND message_id = ?2"
+                ))
+                .map_err(sqlite("prepare the entry lookup"))?;
+            let mut rows = stmt
+                .query(params![user, message_id])
+                .map_err(sqlite("look up an entry by message"))?;
+            match rows.next().map_err(sqlite("read an entry"))? {
+                Some(row) => entry_from_row(row).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn save_batch(&self, user: &UserId, batch: &Batch) -> Result<Saved, StoreError> {
+        if batch.is_empty() {
+            return Ok(Saved::default());
+        }
+        let user = user.as_str().to_owned();
+        let batch = batch.clone();
+        self.with_conn(move |conn| {
+            // IMMEDIATE takes the write lock up front, so a concurrent writer waits on
+            // busy_timeout instead of failing midway with SQLITE_BUSY.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sqlite("begin saving a batch"))?;
+            let saved = write_batch(&tx, &user, &batch)?;
+            tx.commit().map_err(sqlite("commit a batch"))?;
+            Ok(saved)
+        })
+        .await
+    }
+
+    /// A `limit` of 0 means no limit.
+    async fn list_entries(
+        &self,
+        user: &UserId,
+        filter: &EntryFilter,
+    ) -> Result<(Vec<TimeEntry>, u64), StoreError> {
+        let mut conditions = vec!["user_id = ?".to_owned()];
+        let mut args: Vec<Value> = vec![Value::Text(user.as_str().to_owned())];
+        if let Some(from) = filter.from {
+            conditions.push("work_date >= ?".to_owned());
+            args.push(Value::Text(from.to_string()));
+        }
+        if let Some(to) = filter.to {
+            conditions.push("work_date <= ?".to_owned());
+            args.push(Value::Text(to.to_string()));
+        }
+        if let Some(client) = &filter.client {
+            // COLLATE NOCASE folds ASCII only, which covers client names in practice.
+            conditions.push("client = ? COLLATE NOCASE".to_owned());
+            args.push(Value::Text(client.trim().to_owned()));
+        }
+        if let Some(status) = filter.status {
+            conditions.push("status = ?".to_owned());
+            args.push(Value::Text(status.as_str().to_owned()));
+        }
+        let where_clause = conditions.join(" AND ");
+        let limit = if filter.limit == 0 {
+            -1
+        } else {
+            i64::from(filter.limit)
+        };
+        let offset = i64::from(filter.offset);
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction()
+                .map_err(sqlite("begin listing entries"))?;
+            let total: i64 = tx
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM time_entries WHERE {where_clause}"
+                ))
+                .and_then(|mut s| s.query_row(params_from_iter(args.iter()), |r| r.get(0)))
+                .map_err(sqlite("count entries"))?;
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {ENTRY_COLUMNS} FROM time_entries WHERE {where_clause} \
+                     ORDER BY work_date DESC, created_at DESC, id LIMIT ? OFFSET ?"
+                ))
+                .map_err(sqlite("prepare the entry listing"))?;
+            let page_args = args
+                .iter()
+                .cloned()
+                .chain([Value::Integer(limit), Value::Integer(offset)]);
+            let mut rows = stmt
+                .query(params_from_iter(page_args))
+                .map_err(sqlite("list entries"))?;
+            let mut entries = Vec::new();
+            while let Some(row) = rows.next().map_err(sqlite("read an entry"))? {
+                entries.push(entry_from_row(row)?);
+            }
+            Ok((entries, parse_u64(total, "entry count")?))
+        })
+        .await
+    }
+
+    /// Rejected entries are left out: a rejected suggestion is not work to bill.
+    /// Time groups come in key order; client and matter groups by billed minutes,
+    /// most first, then by key; ties in both by currency.
+    async fn summary(&self, user: &UserId, query: &SummaryQuery) -> Result<Summary, StoreError> {
+        let mut conditions = vec!["user_id = ?".to_owned(), "status <> 'rejected'".to_owned()];
+        let mut args: Vec<Value> = vec![Value::Text(user.as_str().to_owned())];
+        if let Some(from) = query.from {
+            conditions.push("work_date >= ?".to_owned());
+            args.push(Value::Text(from.to_string()));
+        }
+        if let Some(to) = query.to {
+            conditions.push("work_date <= ?".to_owned());
+            args.push(Value::Text(to.to_string()));
+        }
+        if query.billable_only {
+            conditions.push("billable = 1".to_owned());
+        }
+        let where_clause = conditions.join(" AND ");
+        let order = match query.group_by {
+            GroupBy::Client | GroupBy::Matter => "SUM(billed_minutes) DESC, 1, 2",
+            GroupBy::Day | GroupBy::Week | GroupBy::Month => "1, 2",
+        };
+        let groups_sql = format!(
+            "SELECT {key} AS group_key, currency, {AGGREGATES} FROM time_entries WHERE {where_clause} \
+             GROUP BY group_key, currency ORDER BY {order}",
+            key = group_key(query.group_by),
+        );
+        let total_sql = format!(
+            "SELECT 'total', currency, {AGGREGATES} FROM time_entries WHERE {where_clause} \
+             GROUP BY currency ORDER BY currency"
+        );
+        let (groups, total) = self
+            .with_conn(move |conn| {
+                // One read transaction so groups and totals see the same snapshot.
+                let tx = conn.transaction().map_err(sqlite("begin a summary"))?;
+                let read = |sql: &str| -> Result<Vec<SummaryGroup>, StoreError> {
+                    let mut stmt = tx
+                        .prepare_cached(sql)
+                        .map_err(sqlite("prepare a summary"))?;
+                    let mut rows = stmt
+                        .query(params_from_iter(args.iter()))
+                        .map_err(sqlite("aggregate a summary"))?;
+                    let mut out = Vec::new();
+                    while let Some(row) = rows.next().map_err(sqlite("read a summary"))? {
+                        out.push(group_from_row(row)?);
+                    }
+                    Ok(out)
+                };
+                let groups = read(&groups_sql)?;
+                let total = read(&total_sql)?;
+                Ok((groups, total))
+            })
+            .await?;
+        Ok(Summary {
+            group_by: query.group_by,
+            from: query.from,
+            to: query.to,
+            billable_only: query.billable_only,
+            groups,
+            total,
+        })
+    }
+
+    async fn record_scan(&self, user: &UserId, scan: &ScanRecord) -> Result<(), StoreError> {
+        let user = user.as_str().to_owned();
+        let scan = scan.clone();
+        self.with_conn(move |conn| {
+            // The WHERE keeps one user from rewriting another user's scan by id.
+            conn.prepare_cached(
+                "INSERT INTO scans (id, user_id, source, query, started_at, finished_at, status, \
+                 examined, entries_created, errors, cursor, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                 ON CONFLICT (id) DO UPDATE SET source = excluded.source, query = excluded.query, \
+                 started_at = excluded.started_at, finished_at = excluded.finished_at, \
+                 status = excluded.status, examined = excluded.examined, \
+                 entries_created = excluded.entries_created, errors = excluded.errors, \
+                 cursor = excluded.cursor, updated_at = excluded.updated_at \
+                 WHERE scans.user_id = excluded.user_id",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    scan.id,
+                    user,
+                    scan.source,
+                    scan.query,
+                    ts(&scan.started_at),
+                    scan.finished_at.as_ref().map(ts),
+                    scan.status,
+                    to_i64(scan.examined),
+                    to_i64(scan.entries_created),
+                    to_i64(scan.errors),
+                    scan.cursor,
+                    now()
+                ])
+            })
+            .map_err(sqlite("record a scan"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn scans(&self, user: &UserId, limit: u32) -> Result<Vec<ScanRecord>, StoreError> {
+        let user = user.as_str().to_owned();
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, source, query, started_at, finished_at, status, examined, \
+                     entries_created, errors, cursor FROM scans WHERE user_id = ?1 \
+                     ORDER BY started_at DESC, id DESC LIMIT ?2",
+                )
+                .map_err(sqlite("prepare the scan listing"))?;
+            let mut rows = stmt
+                .query(params![user, i64::from(limit)])
+                .map_err(sqlite("list scans"))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(sqlite("read a scan"))? {
+                out.push(scan_from_row(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with_conn(|conn| {
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map_err(sqlite("check the database"))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_new_database_is_migrated_to_the_latest_version() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let version: i64 = store
+            .with_conn(|c| {
+                Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .unwrap())
+            })
+            .await
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        store.ping().await.unwrap();
+    }
+
+    #[test]
+    fn reopening_a_migrated_file_applies_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/dir/billable.sqlite3");
+        drop(SqliteStore::open(&path).unwrap());
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.path(), Some(path.as_path()));
+    }
+
+    #[test]
+    fn a_file_from_a_newer_billable_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(SqliteStore::open(&path).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_unparseable_stored_value_is_reported_as_corrupt() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store
+            .with_conn(|c| {
+                c.execute(
+                    "INSERT INTO time_entries (id, user_id, message_id, activity, description, work_date, \
+                     duration_minutes, billed_minutes, hourly_rate, amount, currency, billable, confidence, \
+                     status, analyzer, created_at, updated_at) VALUES ('x', 'local', 'm', 'email_sent', '', \
+                     '31/12/2026', 1.0, 6, 0, 0, 'USD', 1, 1, 'suggested', 'rules', 'now', 'now')",
+                    [],
+                )
+                .unwrap();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let err = store
+            .entry_by_message(&UserId::local(), "m")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Corrupt {
+                    what: "time entry work_date",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panic_inside_a_call_becomes_an_error_not_a_crash() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let failed = store
+            .with_conn(|_| -> Result<(), StoreError> { panic!("simulated bug") })
+            .await;
+        assert!(
+            matches!(failed, Err(StoreError::Unavailable(_))),
+            "{failed:?}"
+        );
+        // The mutex is now poisoned: later calls report it instead of panicking.
+        let after = store.ping().await;
+        assert!(
+            matches!(after, Err(StoreError::Unavailable(_))),
+            "{after:?}"
+        );
+    }
+
+    #[test]
+    fn the_default_path_is_a_sqlite_file_in_the_data_dir() {
+        if let Some(p) = SqliteStore::default_path() {
+            assert!(p.ends_with("billable.sqlite3"));
+        }
+    }
+}
