@@ -1,1 +1,152 @@
-fn main(){}
+//! Pipeline throughput.
+//!
+//! - `per_message/*`: parse, triage and the rules analyzer on one message at a time.
+//! - `mbox_20k/*`: the same generated 20,000-message mbox read three ways in one run,
+//!   so their ratio is fair on a noisy machine: mail-parser parsing every message
+//!   (the parse-only ceiling), our mbox source + `parse_email`, and a whole
+//!   `scan_billable_time` into a fresh SQLite file.
+//!
+//! `BENCH_MESSAGES` overrides the mailbox size.
+
+#[path = "support/mbox_gen.rs"]
+mod mbox_gen;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use billable::analyze::rules::RulesAnalyzer;
+use billable::analyze::{Analyzer, triage};
+use billable::context::Context;
+use billable::domain::{Settings, UserId};
+use billable::mail::mbox::MboxSource;
+use billable::mail::{MailQuery, MailSource, RawEmail, parse};
+use billable::store::sqlite::SqliteStore;
+use billable::tools::{self, NoProgress};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use futures::StreamExt;
+
+fn messages() -> usize {
+    std::env::var("BENCH_MESSAGES").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000)
+}
+
+fn settings() -> Settings {
+    let patch = serde_json::from_str(mbox_gen::SETTINGS).expect("settings");
+    Settings::default().apply(patch).expect("valid settings")
+}
+
+/// Splits an mbox the simple way, for the parse-only baseline.
+fn split(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut starts = vec![];
+    let mut at_line_start = true;
+    for (i, b) in bytes.iter().enumerate() {
+        if at_line_start && bytes[i..].starts_with(b"From ") {
+            starts.push(i);
+        }
+        at_line_start = *b == b'\n';
+    }
+    starts.push(bytes.len());
+    starts.windows(2).map(|w| {
+        let m = &bytes[w[0]..w[1]];
+        let body = m.iter().position(|b| *b == b'\n').map_or(m, |p| &m[p + 1..]);
+        body
+    }).collect()
+}
+
+fn per_message(c: &mut Criterion) {
+    let mut buf = Vec::new();
+    mbox_gen::write_mbox(&mut buf, 1000).expect("generate");
+    let raws: Vec<RawEmail> = split(&buf)
+        .into_iter()
+        .map(|b| RawEmail { id: parse::local_id(b), thread_id: None, labels: vec![], bytes: b.to_vec() })
+        .collect();
+    let settings = settings();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut group = c.benchmark_group("per_message");
+    group.throughput(Throughput::Elements(raws.len() as u64));
+    group.bench_function("parse_triage_analyze", |b| {
+        b.iter(|| {
+            let mut entries = 0;
+            for raw in &raws {
+                let Ok(email) = parse::parse_email(raw) else { continue };
+                if triage::automated(&email, &settings).is_some() {
+                    continue;
+                }
+                let out = rt.block_on(RulesAnalyzer.analyze(std::slice::from_ref(&email), &settings));
+                entries += out.len();
+            }
+            entries
+        })
+    });
+    group.finish();
+}
+
+fn mbox_20k(c: &mut Criterion) {
+    let n = messages();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bench.mbox");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+        mbox_gen::write_mbox(&mut w, n).expect("generate");
+    }
+    let bytes = std::fs::read(&path).expect("read");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+
+    let mut group = c.benchmark_group("mbox_20k");
+    group.sample_size(10).measurement_time(Duration::from_secs(20)).throughput(Throughput::Elements(n as u64));
+
+    group.bench_function("mail_parser_parse_only", |b| {
+        b.iter(|| {
+            let parser = mail_parser::MessageParser::default();
+            split(&bytes).into_iter().filter(|m| parser.parse(*m).is_some()).count()
+        })
+    });
+
+    group.bench_function("source_and_parse", |b| {
+        let source = MboxSource::open(&path).expect("mbox");
+        b.iter(|| {
+            rt.block_on(async {
+                let query = MailQuery::default();
+                let mut stream = source.list(&query);
+                let mut parsed = 0;
+                while let Some(Ok(listed)) = stream.next().await {
+                    if let Some(raw) = listed.raw
+                        && parse::parse_email(&raw).is_ok()
+                    {
+                        parsed += 1;
+                    }
+                }
+                parsed
+            })
+        })
+    });
+
+    group.bench_function("scan_into_sqlite", |b| {
+        b.iter_batched(
+            || {
+                let db = tempfile::tempdir().expect("tempdir");
+                let store = SqliteStore::open(&db.path().join("b.sqlite3")).expect("store");
+                let source = MboxSource::open(&path).expect("mbox");
+                let ctx = Context::new(Some(Arc::new(source)), Arc::new(RulesAnalyzer), Arc::new(store));
+                rt.block_on(async {
+                    let patch = serde_json::json!({ "settings": serde_json::from_str::<serde_json::Value>(mbox_gen::SETTINGS).expect("json") });
+                    tools::call(&ctx, &UserId::local(), "configure_time_tracking", patch, &NoProgress).await.expect("configure");
+                });
+                (db, ctx)
+            },
+            |(_db, ctx)| {
+                rt.block_on(async {
+                    let out = tools::call(&ctx, &UserId::local(), "scan_billable_time", serde_json::json!({}), &NoProgress)
+                        .await
+                        .expect("scan");
+                    assert_eq!(out["examined"].as_u64(), Some(n as u64));
+                    out
+                })
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, per_message, mbox_20k);
+criterion_main!(benches);

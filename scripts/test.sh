@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md gives it and CI runs it (.ci/run).
+# Runs every test target (the benchmarks too, once each, on a small mailbox).
+# Each test makes its own throwaway database in a temporary folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is required: install Rust 1.95 or newer (https://rustup.rs)" >&2
+  exit 1
+fi
+
+# Benchmarks run once each as tests; a small mailbox keeps that quick.
+export BENCH_MESSAGES="${BENCH_MESSAGES:-1000}"
+
+cargo test --locked --all-targets "$@"
