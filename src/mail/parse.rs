@@ -256,6 +256,12 @@ static ON_WROTE: LazyLock<Regex> = LazyLock::new(|| {
     )
     .unwrap_or_else(|_| unreachable!("static regex"))
 });
+/// HTML-to-text conversion can glue the quoted text onto the attribution line; a
+/// date or address before `wrote:` tells it apart from a sentence.
+static ON_WROTE_GLUED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^on\s.{0,200}[\d@].{0,200}\swrote:")
+        .unwrap_or_else(|_| unreachable!("static regex"))
+});
 static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^-{2,}\s*(original message|forwarded message|ursprüngliche nachricht|message d'origine)\s*-{2,}$")
         .unwrap_or_else(|_| unreachable!("static regex"))
@@ -319,7 +325,10 @@ fn is_cut_line(lines: &[&str], i: usize) -> bool {
     if trimmed.len() >= 10 && trimmed.chars().all(|c| c == '_') {
         return true;
     }
-    if ORIGINAL_MESSAGE.is_match(trimmed) || ON_WROTE.is_match(trimmed) {
+    if ORIGINAL_MESSAGE.is_match(trimmed)
+        || ON_WROTE.is_match(trimmed)
+        || ON_WROTE_GLUED.is_match(trimmed)
+    {
         return true;
     }
     // `On Mon, 3 Jun 2024 at 10:00, Someone <a@b.c>` / `wrote:` wrapped by the client.
@@ -789,4 +798,443 @@ fn parse_duration(value: &str) -> Option<Duration> {
         }
     }
     (any && number.is_empty()).then(|| Duration::try_seconds(sign * seconds))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn raw(text: &str) -> RawEmail {
+        RawEmail {
+            id: "id-1".into(),
+            bytes: text.replace('\n', "\r\n").into_bytes(),
+            ..RawEmail::default()
+        }
+    }
+
+    fn parse(text: &str) -> Email {
+        match parse_email(&raw(text)) {
+            Ok(email) => email,
+            Err(e) => panic!("parse failed: {e}"),
+        }
+    }
+
+    fn plain(body: &str) -> String {
+        format!(
+            "From: Ann Client <Ann@Acme.COM>\nTo: me@example.com, \"Bob\" <BOB@example.com>\nCc: Team: x@acme.com, y@acme.com;\nSubject: Re: contract\nDate: Tue, 4 Jun 2024 09:30:00 -0400\nMessage-ID: <abc@acme.com>\nReferences: <root@acme.com> <mid@acme.com>\n\n{body}"
+        )
+    }
+
+    #[test]
+    fn headers_become_lower_case_addresses_subject_and_utc_date() {
+        let email = parse(&plain("Hello there."));
+        let from = email.from.as_ref().map(|a| a.email.as_str());
+        assert_eq!(from, Some("ann@acme.com"));
+        assert_eq!(email.from.and_then(|a| a.name), Some("Ann Client".into()));
+        let to: Vec<_> = email.to.iter().map(|a| a.email.as_str()).collect();
+        assert_eq!(to, ["me@example.com", "bob@example.com"]);
+        let cc: Vec<_> = email.cc.iter().map(|a| a.email.as_str()).collect();
+        assert_eq!(
+            cc,
+            ["x@acme.com", "y@acme.com"],
+            "group syntax is flattened"
+        );
+        assert_eq!(email.subject, "Re: contract");
+        assert_eq!(
+            email.date,
+            Utc.with_ymd_and_hms(2024, 6, 4, 13, 30, 0).single()
+        );
+        assert_eq!(email.id, "id-1");
+        assert_eq!(email.thread_id.as_deref(), Some("root@acme.com"));
+        assert_eq!(email.new_text, "Hello there.");
+        assert_eq!(email.new_words, 2);
+        assert_eq!(email.size, raw(&plain("Hello there.")).bytes.len());
+        assert_eq!(email.content_hash.len(), 64);
+    }
+
+    #[test]
+    fn a_missing_or_invalid_date_is_none() {
+        let email = parse("From: a@b.com\nSubject: x\nDate: not a date\n\nhi");
+        assert_eq!(email.date, None);
+        let email = parse("From: a@b.com\nSubject: x\n\nhi");
+        assert_eq!(email.date, None);
+    }
+
+    #[test]
+    fn thread_id_prefers_the_source_then_gmail_header() {
+        let mut r = raw(&format!("X-GM-THRID: 1234\n{}", plain("x")));
+        let email = parse_email(&r).ok();
+        assert_eq!(email.and_then(|e| e.thread_id).as_deref(), Some("1234"));
+        r.thread_id = Some("from-source".into());
+        let email = parse_email(&r).ok();
+        assert_eq!(
+            email.and_then(|e| e.thread_id).as_deref(),
+            Some("from-source")
+        );
+    }
+
+    #[test]
+    fn automation_headers_are_detected_and_lower_cased() {
+        let email = parse(
+            "From: news@acme.com\nList-Unsubscribe: <mailto:u@acme.com>\nList-Id: <news.acme.com>\nPrecedence: BULK\nAuto-Submitted: Auto-Generated\nSubject: n\n\nx",
+        );
+        assert!(email.automation.list_unsubscribe);
+        assert!(email.automation.list_id);
+        assert_eq!(email.automation.precedence.as_deref(), Some("bulk"));
+        assert_eq!(
+            email.automation.auto_submitted.as_deref(),
+            Some("auto-generated")
+        );
+        let email = parse(&plain("x"));
+        assert!(!email.automation.list_unsubscribe && !email.automation.list_id);
+        assert_eq!(email.automation.precedence, None);
+    }
+
+    #[test]
+    fn quoted_lines_and_a_wrapped_on_wrote_line_are_removed() {
+        let body = "Sounds good, I will send the draft tomorrow.\n\n> inline quote\nAnd one more thing.\n\nOn Mon, Jun 3, 2024 at 10:00 AM Ann Client <ann@acme.com>\nwrote:\n> Can you send the draft?\n> Thanks";
+        let email = parse(&plain(body));
+        assert_eq!(
+            email.new_text,
+            "Sounds good, I will send the draft tomorrow.\n\nAnd one more thing."
+        );
+        assert_eq!(email.new_words, 12);
+    }
+
+    #[test]
+    fn a_single_line_on_wrote_cuts_everything_after_it() {
+        let text = strip_quoted("Yes.\nOn Tue, 4 Jun 2024, Ann wrote:\nold text\nmore old");
+        assert_eq!(text, "Yes.");
+    }
+
+    #[test]
+    fn outlook_original_message_and_header_blocks_are_removed() {
+        let a = strip_quoted("Agreed.\n\n-----Original Message-----\nFrom: Ann\nSent: Monday\nold");
+        assert_eq!(a, "Agreed.");
+        let b = strip_quoted(
+            "Agreed, see attached.\n\nFrom: Ann Client <ann@acme.com>\nSent: Monday, June 3, 2024 10:00 AM\nTo: Me\nSubject: contract\n\nold text",
+        );
+        assert_eq!(b, "Agreed, see attached.");
+        let c = strip_quoted("Fine.\n________________________________\nFrom: Ann\nold");
+        assert_eq!(c, "Fine.");
+    }
+
+    #[test]
+    fn a_from_line_without_sent_is_kept() {
+        let text = strip_quoted("From: the client's side we need two things.\nFirst, the draft.");
+        assert_eq!(
+            text,
+            "From: the client's side we need two things.\nFirst, the draft."
+        );
+    }
+
+    #[test]
+    fn signatures_and_mobile_footers_are_removed() {
+        assert_eq!(strip_quoted("Thanks.\n-- \nJane Doe\nPartner"), "Thanks.");
+        assert_eq!(strip_quoted("Thanks.\n--\nJane Doe"), "Thanks.");
+        assert_eq!(
+            strip_quoted("On my way.\n\nSent from my iPhone\n\nOn Tue, Ann wrote:\n> hi"),
+            "On my way."
+        );
+    }
+
+    #[test]
+    fn words_need_a_letter_or_digit() {
+        assert_eq!(count_words("a - b -- 3 ... ok!"), 4);
+    }
+
+    #[test]
+    fn new_text_is_truncated_at_a_char_boundary() {
+        let body = "é".repeat(MAX_TEXT_BYTES);
+        let email = parse(&format!(
+            "From: a@b.com\nSubject: big\nContent-Type: text/plain; charset=utf-8\n\n{body}"
+        ));
+        assert!(email.new_text.len() <= MAX_TEXT_BYTES);
+        assert!(email.new_text.len() >= MAX_TEXT_BYTES - 1);
+        assert!(email.new_text.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn html_only_mail_gives_text_without_tags() {
+        let email = parse(
+            "From: a@acme.com\nSubject: html\nContent-Type: text/html; charset=utf-8\n\n<html><body><p>Please review the <b>engagement letter</b>.</p><div>On Mon, Jun 3, 2024 at 10:00 AM Bob &lt;bob@x.com&gt; wrote:</div><blockquote>old stuff</blockquote></body></html>",
+        );
+        assert!(
+            email
+                .new_text
+                .contains("Please review the engagement letter.")
+        );
+        assert!(!email.new_text.contains("<p>"), "{:?}", email.new_text);
+        assert!(!email.new_text.contains("old stuff"), "{}", email.new_text);
+    }
+
+    const MIXED: &str = "From: a@acme.com\nTo: me@example.com\nSubject: files\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"outer\"\n\n--outer\nContent-Type: multipart/related; boundary=\"rel\"\n\n--rel\nContent-Type: text/html\n\n<p>See <img src=\"cid:logo123@acme\"> attached.</p>\n--rel\nContent-Type: image/png; name=\"logo.png\"\nContent-ID: <logo123@acme>\nContent-Disposition: inline; filename=\"logo.png\"\nContent-Transfer-Encoding: base64\n\niVBORw0KGgo=\n--rel--\n--outer\nContent-Type: application/pdf; name=\"contract.pdf\"\nContent-Disposition: attachment; filename=\"contract.pdf\"\nContent-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n--outer\nContent-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document\nContent-Disposition: attachment; filename=\"notes.docx\"\nContent-Transfer-Encoding: base64\n\nUEsDBA==\n--outer\nContent-Type: application/ics; name=\"invite.ics\"\nContent-Disposition: attachment; filename=\"invite.ics\"\n\nBEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:u1\nDTSTART:20240610T150000Z\nDTEND:20240610T160000Z\nEND:VEVENT\nEND:VCALENDAR\n--outer\nContent-Type: application/pkcs7-signature; name=\"smime.p7s\"\nContent-Disposition: attachment; filename=\"smime.p7s\"\n\nMIAGCSqGSIb3DQEHAqCAMIACAQExDzANBglghkgBZQMEAgEFADCABgkqhkiG9w0BBwEAAKCAMIIF\n--outer--\n";
+
+    #[test]
+    fn attachments_count_real_files_not_inline_images_invites_or_signatures() {
+        let email = parse(MIXED);
+        assert_eq!(email.attachments, 2, "contract.pdf and notes.docx");
+        let cal = email.calendar.as_ref().map(|c| c.uid.as_str());
+        assert_eq!(
+            cal,
+            Some("u1"),
+            "an application/ics attachment is read as the invite"
+        );
+    }
+
+    #[test]
+    fn plain_mail_has_no_attachments_or_calendar() {
+        let email = parse(&plain("hi"));
+        assert_eq!(email.attachments, 0);
+        assert_eq!(email.calendar, None);
+    }
+
+    fn invite(method: &str, event: &str) -> Email {
+        parse(&format!(
+            "From: ann@acme.com\nTo: me@example.com\nSubject: Invitation\nMIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nYou are invited.\n--b\nContent-Type: text/calendar; charset=utf-8; method={method}\n\nBEGIN:VCALENDAR\nMETHOD:{method}\nBEGIN:VTIMEZONE\nTZID:Europe/Berlin\nBEGIN:STANDARD\nDTSTART:19701025T030000\nEND:STANDARD\nEND:VTIMEZONE\nBEGIN:VEVENT\n{event}\nBEGIN:VALARM\nTRIGGER:-PT15M\nDESCRIPTION:not the summary\nEND:VALARM\nEND:VEVENT\nEND:VCALENDAR\n--b--\n"
+        ))
+    }
+
+    fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> Option<DateTime<Utc>> {
+        Utc.with_ymd_and_hms(y, m, d, h, min, 0).single()
+    }
+
+    #[test]
+    fn a_request_with_utc_times_organizer_attendees_and_folded_lines() {
+        let email = invite(
+            "REQUEST",
+            "UID:evt-1@acme.com\nSEQUENCE:2\nSUMMARY:Contract review\\, round 2\nDTSTART:20240610T150000Z\nDTEND:20240610T163000Z\nORGANIZER;CN=Ann:mailto:Ann@Acme.com\nATTENDEE;CN=\"Me: myself\";PARTSTAT=ACCEPTED;ROLE=REQ-PARTICIPANT:mai\n lto:Me@Example.com\nATTENDEE;PARTSTAT=TENTATIVE:mailto:bob@acme.com\nATTENDEE:mailto:carl@acme.com",
+        );
+        let Some(cal) = email.calendar else {
+            panic!("no calendar parsed");
+        };
+        assert_eq!(cal.method, CalendarMethod::Request);
+        assert_eq!(cal.uid, "evt-1@acme.com");
+        assert_eq!(cal.sequence, 2);
+        assert_eq!(cal.summary.as_deref(), Some("Contract review, round 2"));
+        assert_eq!(cal.start, utc(2024, 6, 10, 15, 0));
+        assert_eq!(cal.end, utc(2024, 6, 10, 16, 30));
+        assert_eq!(cal.start_date, None);
+        assert_eq!(cal.organizer.as_deref(), Some("ann@acme.com"));
+        assert_eq!(
+            cal.attendees,
+            vec![
+                ("me@example.com".to_owned(), PartStat::Accepted),
+                ("bob@acme.com".to_owned(), PartStat::Tentative),
+                ("carl@acme.com".to_owned(), PartStat::NeedsAction),
+            ]
+        );
+        assert_eq!(email.new_text, "You are invited.");
+    }
+
+    #[test]
+    fn tzid_local_times_are_converted_with_the_zone_rules() {
+        let email = invite(
+            "REQUEST",
+            "UID:tz\nDTSTART;TZID=Europe/Berlin:20240610T090000\nDTEND;TZID=\"Europe/Berlin\":20240610T100000",
+        );
+        let cal = email.calendar;
+        assert_eq!(
+            cal.as_ref().and_then(|c| c.start),
+            utc(2024, 6, 10, 7, 0),
+            "CEST is UTC+2"
+        );
+        assert_eq!(cal.and_then(|c| c.end), utc(2024, 6, 10, 8, 0));
+    }
+
+    #[test]
+    fn windows_zone_names_unknown_zones_and_floating_times() {
+        let email = invite(
+            "REQUEST",
+            "UID:w\nDTSTART;TZID=Eastern Standard Time:20240115T090000\nDTEND;TZID=Nowhere/Special:20240115T100000",
+        );
+        let cal = email.calendar;
+        assert_eq!(
+            cal.as_ref().and_then(|c| c.start),
+            utc(2024, 1, 15, 14, 0),
+            "EST is UTC-5"
+        );
+        assert_eq!(
+            cal.and_then(|c| c.end),
+            utc(2024, 1, 15, 10, 0),
+            "unknown zone is read as UTC"
+        );
+        let email = invite(
+            "REQUEST",
+            "UID:f\nDTSTART:20240115T090000\nDTEND:20240115T093000",
+        );
+        assert_eq!(email.calendar.and_then(|c| c.end), utc(2024, 1, 15, 9, 30));
+    }
+
+    #[test]
+    fn all_day_events_have_only_a_start_date() {
+        let email = invite(
+            "REQUEST",
+            "UID:d\nDTSTART;VALUE=DATE:20240610\nDTEND;VALUE=DATE:20240611",
+        );
+        let Some(cal) = email.calendar else {
+            panic!("no calendar parsed");
+        };
+        assert_eq!(cal.start_date, NaiveDate::from_ymd_opt(2024, 6, 10));
+        assert_eq!((cal.start, cal.end), (None, None));
+        assert_eq!(cal.sequence, 0, "SEQUENCE defaults to 0");
+    }
+
+    #[test]
+    fn duration_gives_the_end() {
+        let email = invite(
+            "REQUEST",
+            "UID:dur\nDTSTART:20240610T150000Z\nDURATION:PT1H15M",
+        );
+        assert_eq!(email.calendar.and_then(|c| c.end), utc(2024, 6, 10, 16, 15));
+        assert_eq!(parse_duration("P1W"), Some(Duration::days(7)));
+        assert_eq!(parse_duration("P1DT2H"), Some(Duration::hours(26)));
+        assert_eq!(parse_duration("garbage"), None);
+        assert_eq!(parse_duration("PT"), None);
+    }
+
+    #[test]
+    fn cancel_and_declined_reply_are_read() {
+        let email = invite(
+            "CANCEL",
+            "UID:evt-1@acme.com\nSEQUENCE:3\nDTSTART:20240610T150000Z",
+        );
+        let cal = email.calendar;
+        assert_eq!(
+            cal.as_ref().map(|c| c.method.clone()),
+            Some(CalendarMethod::Cancel)
+        );
+        assert_eq!(cal.map(|c| c.sequence), Some(3));
+        let email = invite(
+            "REPLY",
+            "UID:evt-1@acme.com\nDTSTART:20240610T150000Z\nATTENDEE;PARTSTAT=DECLINED:MAILTO:ME@example.com",
+        );
+        let Some(cal) = email.calendar else {
+            panic!("no calendar parsed");
+        };
+        assert_eq!(cal.method, CalendarMethod::Reply);
+        assert_eq!(
+            cal.attendees,
+            vec![("me@example.com".to_owned(), PartStat::Declined)]
+        );
+    }
+
+    #[test]
+    fn a_calendar_without_an_event_is_none() {
+        assert_eq!(
+            parse_calendar("BEGIN:VCALENDAR\nMETHOD:REQUEST\nEND:VCALENDAR", None),
+            None
+        );
+        assert_eq!(parse_calendar("\u{0}garbage:::\n;;;", None), None);
+    }
+
+    #[test]
+    fn local_id_strips_angle_brackets_or_hashes_the_content() {
+        assert_eq!(
+            local_id(b"Message-ID:  <abc@x.com> \r\nSubject: a\r\n\r\nb"),
+            "abc@x.com"
+        );
+        let id = local_id(b"Subject: no id\r\n\r\nbody");
+        assert!(id.starts_with("sha256:"));
+        assert_eq!(id.len(), "sha256:".len() + 32);
+        assert_eq!(id, local_id(b"Subject: no id\r\n\r\nbody"), "stable");
+        assert_ne!(id, local_id(b"Subject: no id\r\n\r\nother body"));
+    }
+
+    #[test]
+    fn takeout_labels_and_thread_come_from_headers() {
+        let raw = raw_from_bytes(
+            b"X-GM-THRID: 1800\r\nX-Gmail-Labels: Inbox, Sent,\"Clients, Acme\",Important\r\nMessage-ID: <m@x>\r\n\r\nhi".to_vec(),
+            &["Sent", "Extra"],
+        );
+        assert_eq!(raw.id, "m@x");
+        assert_eq!(raw.thread_id.as_deref(), Some("1800"));
+        assert_eq!(
+            raw.labels,
+            ["Inbox", "Sent", "Clients, Acme", "Important", "Extra"]
+        );
+    }
+
+    #[test]
+    fn empty_or_headerless_input_is_malformed_not_a_panic() {
+        for bytes in [&b""[..], b"   \r\n", b"\r\n\r\njust a body with no headers"] {
+            let r = RawEmail {
+                bytes: bytes.to_vec(),
+                ..RawEmail::default()
+            };
+            assert!(
+                matches!(parse_email(&r), Err(MailError::Malformed(_))),
+                "{bytes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_bytes_never_panic() {
+        let mut seed: u32 = 12345;
+        for len in 0..300 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    let b = (seed >> 16) as u8;
+                    // Bias toward bytes that matter to the MIME grammar.
+                    match b % 8 {
+                        0 => b':',
+                        1 => b'\n',
+                        2 => b'-',
+                        _ => b,
+                    }
+                })
+                .collect();
+            let r = RawEmail {
+                bytes,
+                ..RawEmail::default()
+            };
+            let _ = parse_email(&r);
+        }
+    }
+
+    #[test]
+    fn every_corpus_file_parses_or_is_reported_malformed() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus");
+        let mut pending = vec![root];
+        let mut files = 0;
+        let mut ok = 0;
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                panic!("cannot read {}", dir.display());
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "eml") {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&path) else {
+                    panic!("cannot read {}", path.display());
+                };
+                let r = RawEmail {
+                    id: local_id(&bytes),
+                    bytes,
+                    ..RawEmail::default()
+                };
+                files += 1;
+                match parse_email(&r) {
+                    Ok(email) => {
+                        ok += 1;
+                        assert!(email.new_text.len() <= MAX_TEXT_BYTES);
+                        assert_eq!(email.new_words, count_words(&email.new_text));
+                    }
+                    Err(MailError::Malformed(_)) => {}
+                    Err(other) => panic!("{}: unexpected error {other}", path.display()),
+                }
+            }
+        }
+        assert!(files >= 100, "the corpus has {files} files; is it copied?");
+        assert!(ok * 10 >= files * 9, "only {ok} of {files} parsed");
+    }
 }
