@@ -380,3 +380,155 @@ fn parse_query_date(op: &str, value: &str) -> Result<NaiveDate, MailError> {
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> HeaderInfo {
+        let bytes = b"From: Ann Client <ann@acme.com>\r\nTo: me@example.com\r\nCc: Bob <bob@partner.org>\r\nSubject: Contract Review for Q3\r\nDate: Tue, 4 Jun 2024 23:30:00 +0000\r\n\r\nbody";
+        HeaderInfo::from_bytes(
+            bytes,
+            &["Sent".to_owned(), "Category Promotions".to_owned()],
+            false,
+        )
+    }
+
+    fn q(query: &str) -> MailQuery {
+        MailQuery {
+            query: Some(query.to_owned()),
+            ..MailQuery::default()
+        }
+    }
+
+    fn matches(query: &str) -> bool {
+        let mq = q(query);
+        assert!(mq.validate().is_ok(), "{query} should be valid");
+        mq.matches(&info())
+    }
+
+    #[test]
+    fn no_query_matches_everything() {
+        assert!(MailQuery::default().matches(&info()));
+        assert!(MailQuery::default().is_unfiltered());
+        assert!(matches("   "));
+    }
+
+    #[test]
+    fn bare_words_and_phrases_search_subject_and_addresses() {
+        assert!(matches("contract"));
+        assert!(matches("ACME"));
+        assert!(matches("partner.org"));
+        assert!(matches("\"contract review\""));
+        assert!(!matches("\"review contract\""));
+        assert!(!matches("invoice"));
+        assert!(matches("contract AND review"));
+    }
+
+    #[test]
+    fn address_operators_match_their_headers() {
+        assert!(matches("from:acme.com"));
+        assert!(matches("from:\"ann client\""));
+        assert!(!matches("from:example.com"));
+        assert!(matches("to:me@example.com"));
+        assert!(matches("to:partner.org"), "to: also searches cc");
+        assert!(matches("cc:bob"));
+        assert!(!matches("cc:me@example.com"));
+        assert!(matches("subject:review"));
+        assert!(matches("subject:\"for q3\""));
+        assert!(!matches("subject:acme"));
+    }
+
+    #[test]
+    fn labels_are_case_insensitive_and_dashed() {
+        assert!(matches("label:sent"));
+        assert!(matches("in:SENT"));
+        assert!(matches("label:category-promotions"));
+        assert!(matches("category:promotions"));
+        assert!(!matches("label:inbox"));
+    }
+
+    #[test]
+    fn negation_inverts_any_term() {
+        assert!(matches("-label:inbox"));
+        assert!(!matches("-label:sent"));
+        assert!(!matches("-from:acme.com"));
+        assert!(matches("from:acme.com -invoice"));
+        assert!(!matches("-\"contract review\""));
+    }
+
+    #[test]
+    fn dates_are_local_days_in_the_users_zone() {
+        // 23:30 UTC on 4 June is 5 June in Berlin and still 4 June in New York.
+        let berlin = MailQuery {
+            query: Some("after:2024/06/05".into()),
+            timezone: chrono_tz::Europe::Berlin,
+            ..MailQuery::default()
+        };
+        assert!(berlin.matches(&info()));
+        let new_york = MailQuery {
+            timezone: chrono_tz::America::New_York,
+            ..berlin.clone()
+        };
+        assert!(!new_york.matches(&info()));
+        assert!(matches("after:2024-06-04 before:2024-06-05"));
+        assert!(!matches("before:2024/6/4"));
+    }
+
+    #[test]
+    fn range_fields_and_query_dates_must_all_hold() {
+        let mut mq = q("after:2024/06/01");
+        mq.before = NaiveDate::from_ymd_opt(2024, 6, 4);
+        assert!(!mq.matches(&info()));
+        mq.before = NaiveDate::from_ymd_opt(2024, 6, 5);
+        assert!(mq.matches(&info()));
+        mq.after = NaiveDate::from_ymd_opt(2024, 6, 5);
+        assert!(!mq.matches(&info()));
+    }
+
+    #[test]
+    fn a_message_without_a_date_fails_any_date_filter() {
+        let undated = HeaderInfo::default();
+        assert!(!q("after:2024/01/01").matches(&undated));
+        assert!(q("-after:2024/01/01").matches(&undated));
+    }
+
+    #[test]
+    fn has_attachment_needs_a_full_parse() {
+        let mq = q("has:attachment");
+        assert!(mq.needs_body());
+        assert!(!mq.matches(&info()));
+        let with = HeaderInfo {
+            attachments: Some(1),
+            ..info()
+        };
+        assert!(mq.matches(&with));
+        assert!(!q("from:x").needs_body());
+    }
+
+    #[test]
+    fn unknown_operators_and_unsupported_syntax_are_errors_naming_them() {
+        for (query, needle) in [
+            ("newer_than:2d", "newer_than:"),
+            ("has:drive", "has:drive"),
+            ("after:yesterday", "after:yesterday"),
+            ("a OR b", "OR"),
+            ("(a b)", "("),
+            ("subject:\"open", "quote"),
+            ("from:", "from:"),
+        ] {
+            match q(query).validate() {
+                Err(MailError::Query(msg)) => assert!(msg.contains(needle), "{query}: {msg}"),
+                other => panic!("{query}: expected a query error, got {other:?}"),
+            }
+            assert!(
+                !q(query).matches(&info()),
+                "an invalid query matches nothing"
+            );
+        }
+        assert!(
+            q("https://acme.com/x").validate().is_ok(),
+            "a URL is a word"
+        );
+    }
+}
