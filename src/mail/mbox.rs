@@ -351,3 +351,232 @@ fn unescape_from(line: &[u8]) -> &[u8] {
         line
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+    use std::io::Write;
+
+    fn write_mbox(content: &[u8]) -> tempfile::NamedTempFile {
+        let Ok(mut file) = tempfile::NamedTempFile::new() else {
+            panic!("temp file");
+        };
+        assert!(file.write_all(content).is_ok());
+        file
+    }
+
+    async fn list_all(source: &MboxSource, query: &MailQuery) -> Vec<Result<Listed, MailError>> {
+        source.list(query).collect().await
+    }
+
+    fn ok_raws(items: Vec<Result<Listed, MailError>>) -> Vec<RawEmail> {
+        items
+            .into_iter()
+            .map(|item| match item {
+                Ok(Listed { raw: Some(raw), .. }) => raw,
+                other => panic!("unexpected item {other:?}"),
+            })
+            .collect()
+    }
+
+    const TAKEOUT: &str = "From 1800000000000000001@xxx Tue Jun 04 09:30:00 +0000 2024\n\
+X-GM-THRID: 1800000000000000001\n\
+X-Gmail-Labels: Sent,Important,\"Clients, Acme\"\n\
+From: me@example.com\n\
+To: ann@acme.com\n\
+Subject: Draft\n\
+Date: Tue, 4 Jun 2024 09:30:00 +0000\n\
+Message-ID: <one@example.com>\n\
+\n\
+Here is the draft.\n\
+>From the top, please.\n\
+>>From nested stays quoted once.\n\
+From time to time a line like this is unescaped in mboxo.\n\
+\n\
+From 1800000000000000002@xxx Tue Jun 04 10:00:00 +0000 2024\n\
+X-Gmail-Labels: Inbox\n\
+From: ann@acme.com\n\
+To: me@example.com\n\
+Subject: Re: Draft\n\
+Date: Tue, 4 Jun 2024 10:00:00 +0000\n\
+Message-ID: <two@acme.com>\n\
+\n\
+Thanks!\n\
+\n\
+From 1800000000000000003@xxx Tue Jun 04 11:00:00 +0000 2024\n\
+X-Gmail-Labels: Inbox\n\
+From: ann@acme.com\n\
+Subject: Re: Draft (duplicate copy)\n\
+Message-ID: <two@acme.com>\n\
+\n\
+Thanks again!\n\
+\n\
+From MAILER-DAEMON Tue Jun 04 12:00:00 2024\n\
+From: noid@acme.com\n\
+Subject: no message id\n\
+Date: Tue, 4 Jun 2024 12:00:00 +0000\n\
+\n\
+body\n";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn takeout_mbox_is_split_unescaped_labelled_and_deduplicated() {
+        let file = write_mbox(TAKEOUT.as_bytes());
+        let Ok(source) = MboxSource::open(file.path()) else {
+            panic!("open");
+        };
+        let raws = ok_raws(list_all(&source, &MailQuery::default()).await);
+        let ids: Vec<_> = raws.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert_eq!(ids.first().copied(), Some("one@example.com"));
+        assert_eq!(ids.get(1).copied(), Some("two@acme.com"));
+        assert!(ids.get(2).is_some_and(|id| id.starts_with("sha256:")));
+
+        let first = &raws[0];
+        assert_eq!(first.labels, ["Sent", "Important", "Clients, Acme"]);
+        assert_eq!(first.thread_id.as_deref(), Some("1800000000000000001"));
+        let text = String::from_utf8_lossy(&first.bytes);
+        assert!(text.contains("\nFrom the top, please.\n"), "{text}");
+        assert!(text.contains("\n>From nested stays quoted once.\n"));
+        assert!(
+            text.ends_with("unescaped in mboxo.\n"),
+            "separator blank line dropped: {text:?}"
+        );
+        assert!(
+            !text.starts_with("From 18"),
+            "the separator is not part of the message"
+        );
+
+        let second = String::from_utf8_lossy(&raws[1].bytes).into_owned();
+        assert!(
+            second.contains("Thanks!") && !second.contains("again"),
+            "the first copy wins"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_query_filters_inside_the_source() {
+        let file = write_mbox(TAKEOUT.as_bytes());
+        let Ok(source) = MboxSource::open(file.path()) else {
+            panic!("open");
+        };
+        let query = MailQuery {
+            query: Some("label:sent".into()),
+            ..MailQuery::default()
+        };
+        let ids: Vec<_> = ok_raws(list_all(&source, &query).await)
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["one@example.com"]);
+
+        let bad = MailQuery {
+            query: Some("older_than:1y".into()),
+            ..MailQuery::default()
+        };
+        let items = list_all(&source, &bad).await;
+        assert!(matches!(items.as_slice(), [Err(MailError::Query(_))]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn get_finds_a_message_by_id_or_reports_not_found() {
+        let file = write_mbox(TAKEOUT.as_bytes());
+        let Ok(source) = MboxSource::open(file.path()) else {
+            panic!("open");
+        };
+        let found = source.get("two@acme.com").await;
+        assert!(found.is_ok_and(|r| String::from_utf8_lossy(&r.bytes).contains("Thanks!")));
+        assert!(matches!(
+            source.get("nope").await,
+            Err(MailError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn listing_works_without_a_tokio_runtime() {
+        let file = write_mbox(TAKEOUT.as_bytes());
+        let Ok(source) = MboxSource::open(file.path()) else {
+            panic!("open");
+        };
+        let query = MailQuery::default();
+        let items: Vec<_> = futures::executor::block_on(source.list(&query).collect());
+        assert_eq!(items.len(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_single_eml_passed_as_mbox_is_one_message_and_garbage_is_reported() {
+        let file = write_mbox(
+            b"Message-ID: <solo@x>\r\nSubject: solo\r\n\r\nFrom here on a body line.\r\n",
+        );
+        let Ok(source) = MboxSource::open(file.path()) else {
+            panic!("open");
+        };
+        let raws = ok_raws(list_all(&source, &MailQuery::default()).await);
+        assert_eq!(raws.len(), 1);
+        assert!(String::from_utf8_lossy(&raws[0].bytes).contains("From here on"));
+
+        let garbage = write_mbox(b"\x00\x01 not mail at all\n");
+        let Ok(source) = MboxSource::open(garbage.path()) else {
+            panic!("open");
+        };
+        let items = list_all(&source, &MailQuery::default()).await;
+        assert!(matches!(items.as_slice(), [Err(MailError::Malformed(_))]));
+
+        let empty = write_mbox(b"");
+        let Ok(source) = MboxSource::open(empty.path()) else {
+            panic!("open");
+        };
+        assert!(list_all(&source, &MailQuery::default()).await.is_empty());
+    }
+
+    #[test]
+    fn opening_a_missing_file_is_an_io_error() {
+        assert!(matches!(
+            MboxSource::open("/nonexistent/billable.mbox"),
+            Err(MailError::Io { .. })
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_five_thousand_message_mbox_streams_every_message() {
+        let Ok(mut file) = tempfile::NamedTempFile::new() else {
+            panic!("temp file");
+        };
+        {
+            let mut w = std::io::BufWriter::new(file.as_file_mut());
+            for i in 0..5000 {
+                let label = if i % 2 == 0 { "Sent" } else { "Inbox" };
+                let ok = write!(
+                    w,
+                    "From {i}@xxx Tue Jun 04 09:30:00 +0000 2024\nX-Gmail-Labels: {label}\nFrom: a{i}@acme.com\nTo: me@example.com\nSubject: message {i}\nDate: Tue, 4 Jun 2024 09:30:00 +0000\nMessage-ID: <m{i}@acme.com>\n\nbody of {i}\nFrom here a body line.\n\n"
+                );
+                assert!(ok.is_ok());
+            }
+            assert!(w.flush().is_ok());
+        }
+        let Ok(source) = MboxSource::open(file.path()) else {
+            panic!("open");
+        };
+        let mut count = 0;
+        let all = MailQuery::default();
+        let mut stream = source.list(&all);
+        while let Some(item) = stream.next().await {
+            assert!(item.is_ok());
+            count += 1;
+        }
+        assert_eq!(count, 5000);
+        let sent = MailQuery {
+            query: Some("label:sent".into()),
+            ..MailQuery::default()
+        };
+        assert_eq!(source.list(&sent).count().await, 2500);
+    }
+
+    #[test]
+    fn mboxrd_unescaping_removes_exactly_one_quote() {
+        assert_eq!(unescape_from(b">From x\n"), b"From x\n");
+        assert_eq!(unescape_from(b">>>From x\n"), b">>From x\n");
+        assert_eq!(unescape_from(b">Fromage\n"), b">Fromage\n");
+        assert_eq!(unescape_from(b"> From x\n"), b"> From x\n");
+    }
+}
