@@ -82,3 +82,69 @@ impl MailSource for EmlDirSource {
         run_blocking(move || find_in_files(source.files()?, &id)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn eml_files_below_the_directory_are_listed_sorted_by_path() {
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("temp dir");
+        };
+        let root = dir.path();
+        let write = |rel: &str, content: &str| {
+            let path = root.join(rel);
+            if let Some(parent) = path.parent() {
+                assert!(std::fs::create_dir_all(parent).is_ok());
+            }
+            assert!(std::fs::write(path, content).is_ok());
+        };
+        write("b.eml", "Message-ID: <b@x>\r\nSubject: b\r\n\r\nb");
+        write("a/nested.EML", "Message-ID: <a@x>\r\nSubject: a\r\n\r\na");
+        write("notes.txt", "Message-ID: <txt@x>\r\n\r\nnot listed");
+        write("c.eml", "Subject: no id\r\n\r\nc");
+
+        let Ok(source) = EmlDirSource::open(root) else {
+            panic!("open");
+        };
+        let all = MailQuery::default();
+        let ids: Vec<String> = source
+            .list(&all)
+            .map(|item| item.map(|l| l.id).unwrap_or_else(|e| format!("error: {e}")))
+            .collect()
+            .await;
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert_eq!(ids[0], "a@x");
+        assert_eq!(ids[1], "b@x");
+        assert!(ids[2].starts_with("sha256:"));
+
+        assert!(source.get("b@x").await.is_ok());
+        assert!(matches!(
+            source.get("txt@x").await,
+            Err(MailError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn read_eml_file_gives_the_message_id_or_an_io_error() {
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("temp dir");
+        };
+        let path = dir.path().join("one.eml");
+        assert!(
+            std::fs::write(
+                &path,
+                "Message-ID: <one@x>\r\nX-Gmail-Labels: Sent\r\n\r\nhi"
+            )
+            .is_ok()
+        );
+        let raw = read_eml_file(&path);
+        assert!(raw.is_ok_and(|r| r.id == "one@x" && r.labels == ["Sent"]));
+        assert!(matches!(
+            read_eml_file(dir.path().join("missing.eml")),
+            Err(MailError::Io { .. })
+        ));
+    }
+}

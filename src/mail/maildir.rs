@@ -265,3 +265,128 @@ where
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    fn message(id: &str, subject: &str) -> String {
+        format!(
+            "From: ann@acme.com\r\nTo: me@example.com\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n\r\nbody\r\n"
+        )
+    }
+
+    fn put(dir: &Path, rel: &str, content: &str) {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            assert!(std::fs::create_dir_all(parent).is_ok());
+        }
+        assert!(std::fs::write(path, content).is_ok());
+    }
+
+    fn maildir() -> tempfile::TempDir {
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("temp dir");
+        };
+        let root = dir.path();
+        put(
+            root,
+            "cur/1700000002.M1.host:2,S",
+            &message("b@x", "second"),
+        );
+        put(root, "new/1700000001.M1.host", &message("a@x", "first"));
+        put(
+            root,
+            "tmp/1700000000.M1.host",
+            &message("tmp@x", "in delivery"),
+        );
+        put(
+            root,
+            ".Sent/cur/1700000003.M1.host:2,S",
+            &message("c@x", "my reply"),
+        );
+        put(
+            root,
+            ".Work.Acme/new/1700000004.M1.host",
+            &message("d@x", "filed"),
+        );
+        put(
+            root,
+            ".Work.Acme/cur/1700000005.M1.host",
+            &message("a@x", "duplicate of first"),
+        );
+        dir
+    }
+
+    async fn listed(source: &MaildirSource, query: &MailQuery) -> Vec<RawEmail> {
+        source
+            .list(query)
+            .map(|item| match item {
+                Ok(Listed { raw: Some(raw), .. }) => raw,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+            .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn maildir_lists_cur_new_and_subfolders_sorted_with_folder_labels() {
+        let dir = maildir();
+        let Ok(source) = MaildirSource::open(dir.path()) else {
+            panic!("open");
+        };
+        let raws = listed(&source, &MailQuery::default()).await;
+        let ids: Vec<_> = raws.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["a@x", "b@x", "c@x", "d@x"],
+            "tmp/ ignored, duplicate dropped"
+        );
+        let labels: Vec<_> = raws.iter().map(|r| r.labels.join("|")).collect();
+        assert_eq!(labels, ["Inbox", "Inbox", "Sent", "Work/Acme"]);
+
+        let sent = MailQuery {
+            query: Some("label:sent".into()),
+            ..MailQuery::default()
+        };
+        let ids: Vec<_> = listed(&source, &sent)
+            .await
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["c@x"]);
+        assert!(
+            source
+                .get("d@x")
+                .await
+                .is_ok_and(|r| r.labels == ["Work/Acme"])
+        );
+        assert!(matches!(
+            source.get("zzz").await,
+            Err(MailError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn sent_like_folders_are_labelled_sent() {
+        assert_eq!(folder_labels("Sent Items"), ["Sent Items", "Sent"]);
+        assert_eq!(
+            folder_labels("INBOX.Sent Messages"),
+            ["INBOX/Sent Messages", "Sent"]
+        );
+        assert_eq!(folder_labels("Sent"), ["Sent"]);
+        assert_eq!(folder_labels("Archive"), ["Archive"]);
+    }
+
+    #[test]
+    fn a_directory_without_cur_or_new_is_not_a_maildir() {
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("temp dir");
+        };
+        assert!(matches!(
+            MaildirSource::open(dir.path()),
+            Err(MailError::Io { .. })
+        ));
+    }
+}
