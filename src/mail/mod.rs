@@ -87,9 +87,63 @@ pub trait MailSource: Send + Sync {
 
 /// A date range on the message Date, inclusive of `after`, exclusive of `before`,
 /// as in Gmail's `after:`/`before:`.
-pub fn in_range(date: Option<NaiveDate>, after: Option<NaiveDate>, before: Option<NaiveDate>) -> bool {
+pub fn in_range(
+    date: Option<NaiveDate>,
+    after: Option<NaiveDate>,
+    before: Option<NaiveDate>,
+) -> bool {
     match date {
         Some(d) => after.is_none_or(|a| d >= a) && before.is_none_or(|b| d < b),
         None => after.is_none() && before.is_none(),
     }
+}
+
+/// Turns a blocking iterator (file reads) into a stream without blocking the async
+/// runtime: inside tokio it runs on a blocking thread and feeds a small bounded
+/// channel, so at most a few messages are in memory and reading stops when the
+/// consumer drops the stream. Outside a tokio runtime it reads inline.
+pub(crate) fn blocking_stream<I, F>(make: F) -> BoxStream<'static, Result<Listed, MailError>>
+where
+    F: FnOnce() -> I + Send + 'static,
+    I: Iterator<Item = Result<Listed, MailError>> + Send + 'static,
+{
+    use futures::StreamExt;
+
+    enum State<F, I> {
+        Start(F),
+        Channel(tokio::sync::mpsc::Receiver<Result<Listed, MailError>>),
+        Inline(I),
+    }
+
+    const CHANNEL_CAPACITY: usize = 8;
+
+    futures::stream::unfold(State::<F, I>::Start(make), |state| async move {
+        let mut state = state;
+        loop {
+            match state {
+                State::Start(make) => {
+                    if tokio::runtime::Handle::try_current().is_ok() {
+                        let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CAPACITY);
+                        tokio::task::spawn_blocking(move || {
+                            for item in make() {
+                                if tx.blocking_send(item).is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                        state = State::Channel(rx);
+                    } else {
+                        state = State::Inline(make());
+                    }
+                }
+                State::Channel(mut rx) => {
+                    return rx.recv().await.map(|item| (item, State::Channel(rx)));
+                }
+                State::Inline(mut iter) => {
+                    return iter.next().map(|item| (item, State::Inline(iter)));
+                }
+            }
+        }
+    })
+    .boxed()
 }
