@@ -116,7 +116,7 @@ pub fn stated_work(text: &str) -> Option<StatedTime> {
         meeting |= has_word(sentence, &["meeting", "met", "meetings"]);
     }
     let minutes = total.unwrap_or(sum).min(MAX_STATED_MINUTES);
-    (minutes > 0.0).then(|| StatedTime {
+    (minutes > 0.0).then_some(StatedTime {
         minutes,
         phrases,
         call,

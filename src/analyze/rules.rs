@@ -103,7 +103,7 @@ pub fn client_for_address<'a>(
     if let Some(c) = settings
         .clients
         .iter()
-        .find(|c| c.addresses.iter().any(|a| *a == address.email))
+        .find(|c| c.addresses.contains(&address.email))
     {
         return Some(ClientMatch {
             client: c,
@@ -379,16 +379,16 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
         format!(" re: {subject}")
     };
     let client = &m.client.name;
-    let who = m.address.as_ref().map(display_name).or_else(|| {
-        counterparts(email, settings)
-            .first()
-            .map(|a| display_name(a))
-    });
+    // "Jane Doe (Acme)" when the person is the client's; after a keyword match the
+    // person is not known to be the client's, so the client is not put beside them.
+    let party = match (&m.address, counterparts(email, settings).first()) {
+        (Some(a), _) => format!("{} ({client})", display_name(a)),
+        (None, Some(a)) => display_name(a),
+        (None, None) => client.clone(),
+    };
     let (activity, raw, description) = if owner {
         reasons.push(format!("sent by you to {}", m.describe()));
-        let with = who
-            .map(|w| format!("{w} ({client})"))
-            .unwrap_or_else(|| client.clone());
+        let with = &party;
         match duration::stated_work(&email.new_text) {
             Some(st) => {
                 reasons.push(format!(
@@ -418,12 +418,10 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
         }
     } else {
         reasons.push(format!("received from {}", m.describe()));
-        let from = who
-            .map(|w| format!("{w} ({client})"))
-            .unwrap_or_else(|| client.clone());
+        let from = &party;
         let wpm = settings.reading_words_per_minute.max(1);
         let reading = email.new_words as f64 / f64::from(wpm);
-        let review = (settings.attachment_review_minutes as usize * email.attachments) as f64;
+        let review = f64::from(settings.attachment_review_minutes) * email.attachments as f64;
         let mut why = format!(
             "{} new words at {wpm} words/minute = {} min",
             email.new_words,

@@ -187,6 +187,7 @@ enum Also {
     Matter(Option<&'static str>),
     /// Some reason contains this text.
     Reason(&'static str),
+    Description(&'static str),
 }
 
 struct Row {
@@ -240,7 +241,8 @@ const DAY: &str = "2026-11-23";
 
 fn rows() -> Vec<Row> {
     let none = json!({});
-    let mut rows = vec![
+    let mut rows =
+        vec![
         // ── ownership ──────────────────────────────────────────────────────────
         row(
             "owner by my_addresses",
@@ -287,6 +289,7 @@ fn rows() -> Vec<Row> {
         .also(&[
             Also::Confidence(0.85),
             Also::Reason("by domain acme.com"),
+                Also::Description("Email to bob@acme.com (Acme) re: Contract renewal"),
             Also::Matter(Some("Acme-001")),
         ]),
         row(
@@ -337,7 +340,11 @@ fn rows() -> Vec<Row> {
             none.clone(),
             review("Acme", RECV, DAY, 6),
         )
-        .also(&[Also::Confidence(0.4), Also::Reason("keyword")]),
+        .also(&[
+            Also::Confidence(0.4),
+            Also::Reason("keyword"),
+            Also::Description("Review email from x@other.org re: Widget pricing"),
+        ]),
         row(
             "keyword match is case-insensitive and suggested under a lower min_confidence",
             received("x@other.org").subject("WIDGET pricing"),
@@ -388,7 +395,12 @@ fn rows() -> Vec<Row> {
             none.clone(),
             entry("Acme", RECV, DAY, 18),
         )
-        .also(&[Also::Raw(14.0)]),
+        .also(&[
+            Also::Raw(14.0),
+            Also::Description(
+                "Review email and 2 attachments from jane@acme.com (Acme) re: Contract renewal",
+            ),
+        ]),
         row(
             "received: attachment minutes from settings",
             received("jane@acme.com").attachments(1),
@@ -532,7 +544,7 @@ fn rows() -> Vec<Row> {
                 sequence: 2,
             },
         )
-        .also(&[Also::Raw(60.0)]),
+        .also(&[Also::Raw(60.0), Also::Description("Meeting: Contract review (Acme)")]),
         row(
             "meeting: DTSTART date in New York is the same day",
             received("jane@acme.com").calendar(event(CalendarMethod::Request)),
@@ -864,6 +876,7 @@ fn check(row: Row) -> Vec<String> {
                 Also::Confidence(v) => (e.confidence - v).abs() > 1e-9,
                 Also::Matter(m) => e.matter.as_deref() != m,
                 Also::Reason(r) => !reasons.contains(r),
+                Also::Description(d) => e.description != d,
             };
             if bad {
                 fail(format!("{a:?} does not hold: {e:?} (reasons: {reasons})"));
