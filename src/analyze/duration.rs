@@ -1,1 +1,547 @@
-//! TODO(helper)
+//! Minutes: rounding raw minutes to the user's billing rules, the amount they bill, and
+//! the time the owner states in their own words ("spent 2 hours", "a 30 minute call").
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::domain::{Rounding, Settings};
+
+/// Never take more than a day from text: a larger number is a typo or not a duration.
+pub const MAX_STATED_MINUTES: f64 = 24.0 * 60.0;
+
+/// Raw minutes rounded by `settings.rounding` to `billing_increment_minutes`, then raised
+/// to `minimum_entry_minutes` and capped at `max_entry_minutes`.
+///
+/// Raw minutes exactly on an increment stay (24.0 → 24 with 6-minute increments, in
+/// every mode); `nearest` rounds a half increment up (3.0 → 6); `down` can give 0,
+/// which the minimum then lifts. Negative or NaN raw minutes count as 0 and infinite
+/// ones as the cap, so no input panics or wraps.
+pub fn billed_minutes(raw: f64, settings: &Settings) -> u32 {
+    let raw = if raw.is_nan() || raw < 0.0 { 0.0 } else { raw };
+    let inc = f64::from(settings.billing_increment_minutes.max(1));
+    // Float noise (20 words / 20 wpm * 6 …) must not push an exact multiple up a step.
+    const EPS: f64 = 1e-9;
+    let units = raw / inc;
+    let units = match settings.rounding {
+        Rounding::Up => (units - EPS).ceil(),
+        Rounding::Nearest => (units + 0.5).floor(),
+        Rounding::Down => (units + EPS).floor(),
+    }
+    .max(0.0);
+    let min = f64::from(settings.minimum_entry_minutes);
+    let max = f64::from(settings.max_entry_minutes);
+    // The cap wins over the minimum; Settings validation keeps min ≤ max anyway.
+    (units * inc).max(min).min(max) as u32
+}
+
+/// Billed hours × `hourly_rate`, rounded to cents.
+pub fn amount(billed_minutes: u32, hourly_rate: f64) -> f64 {
+    let v = f64::from(billed_minutes) / 60.0 * hourly_rate;
+    if v.is_finite() {
+        (v * 100.0).round() / 100.0
+    } else {
+        0.0
+    }
+}
+
+/// Whitespace-separated words, as `Email::new_words` counts them.
+pub fn words(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
+/// Time the owner states in their own text, in minutes; `None` when there is none.
+/// See [`stated_work`] for the rules.
+pub fn stated_minutes(text: &str) -> Option<f64> {
+    stated_work(text).map(|s| s.minutes)
+}
+
+/// What [`stated_work`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatedTime {
+    /// Total minutes, capped at [`MAX_STATED_MINUTES`].
+    pub minutes: f64,
+    /// The phrases that were taken, as written ("spent 2 hours").
+    pub phrases: Vec<String>,
+    /// A taken phrase's sentence speaks of a call (call, phone, rang).
+    pub call: bool,
+    /// A taken phrase's sentence speaks of a meeting (meeting, met).
+    pub meeting: bool,
+}
+
+/// Finds durations the writer states as work they did. Conservative by design: a wrong
+/// stated duration replaces a sound estimate, so a mention is taken only when
+///
+/// 1. its sentence has a work word (spent, took, worked, call, meeting, review,
+///    drafting, billed, …) or the mention is followed by `on`/`of`/`doing`/a work verb
+///    ("2 hours on the lease"); and
+/// 2. it is not a point in time or a plan: not preceded by `in`, `within`, `after`,
+///    `every`, `per`, `next`, … ("in 2 hours"), not followed by `ago`, `from now`,
+///    `left`, `notice`, … and its clause (the sentence cut at commas, `and`, `but`)
+///    has no plan words (tomorrow, will, 'll, can we, let's, available, schedule,
+///    deadline, due, …).
+///
+/// Distinct statements are summed ("1 hour on X and 30 minutes on Y" → 90). When a
+/// taken mention's clause says "total" ("in total", "altogether"), that figure is the
+/// answer rather than a sum, so a recap is not counted twice.
+pub fn stated_work(text: &str) -> Option<StatedTime> {
+    let lower = text.to_lowercase().replace('\u{2019}', "'");
+    // Lower-casing may change byte lengths outside ASCII; we only index `lower`.
+    let mut sum = 0.0;
+    let mut total: Option<f64> = None;
+    let mut phrases = Vec::new();
+    let (mut call, mut meeting) = (false, false);
+    for caps in MENTION.captures_iter(&lower) {
+        let Some(m) = caps.get(0) else { continue };
+        let Some(minutes) = mention_minutes(&caps) else {
+            continue;
+        };
+        if minutes <= 0.0 {
+            continue;
+        }
+        let sentence = span(&lower, m.start(), m.end(), is_sentence_break);
+        let clause = clause_of(&lower, m.start(), m.end());
+        let before = &lower[..m.start()];
+        let after = &lower[m.end()..];
+        if !work_context(sentence, after) || is_plan(before, after, clause) {
+            continue;
+        }
+        if has_word(clause, &["total", "altogether", "overall"]) || clause.contains("in all") {
+            total = Some(total.map_or(minutes, |t: f64| t.max(minutes)));
+        } else {
+            sum += minutes;
+        }
+        phrases.push(text_phrase(text, &lower, clause));
+        call |= has_word(sentence, &["call", "called", "phone", "phoned", "rang"]);
+        meeting |= has_word(sentence, &["meeting", "met", "meetings"]);
+    }
+    let minutes = total.unwrap_or(sum).min(MAX_STATED_MINUTES);
+    (minutes > 0.0).then_some(StatedTime {
+        minutes,
+        phrases,
+        call,
+        meeting,
+    })
+}
+
+const NUMBER_WORDS: &str = "an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|forty-five|fifty|ninety";
+
+static MENTION: LazyLock<Regex> = LazyLock::new(|| {
+    let n = r"\d{1,4}(?:\.\d{1,2})?";
+    let w = NUMBER_WORDS;
+    let pattern = format!(
+        r"\b(?:(?P<hm_h>{n}|{w})\s*(?:h|hrs?|hours?)\.?,?\s*(?:and\s+)?(?P<hm_m>\d{{1,3}})\s*(?:m|mins?|minutes?)\b|(?P<ahh>{n}|{w})\s+and\s+a\s+half\s+hours?\b|(?P<hah>{n}|{w})\s+hours?\s+and\s+a\s+half\b|(?P<half>half\s+an?\s+hour|half[\s-]hour)\b|(?P<quarter>(?:a\s+)?quarter\s+of\s+an\s+hour|(?:a\s+)?quarter[\s-]hour)\b|(?P<h>{n})[\s-]*(?:h|hrs?|hours?)\b|(?P<hw>{w})[\s-]+hours?\b|(?P<m>{n}|{w})[\s-]*(?:mins?|minutes?)\b)"
+    );
+    // The pattern is a constant; a failure here is a bug caught by every test.
+    Regex::new(&pattern).unwrap_or_else(|e| panic!("duration pattern: {e}"))
+});
+
+fn number(s: &str) -> Option<f64> {
+    let v = match s {
+        "a" | "an" | "one" => 1.0,
+        "two" => 2.0,
+        "three" => 3.0,
+        "four" => 4.0,
+        "five" => 5.0,
+        "six" => 6.0,
+        "seven" => 7.0,
+        "eight" => 8.0,
+        "nine" => 9.0,
+        "ten" => 10.0,
+        "eleven" => 11.0,
+        "twelve" => 12.0,
+        "fifteen" => 15.0,
+        "twenty" => 20.0,
+        "thirty" => 30.0,
+        "forty" => 40.0,
+        "forty-five" => 45.0,
+        "fifty" => 50.0,
+        "ninety" => 90.0,
+        other => other.parse::<f64>().ok()?,
+    };
+    v.is_finite().then_some(v)
+}
+
+fn mention_minutes(caps: &regex::Captures<'_>) -> Option<f64> {
+    let g = |name: &str| caps.name(name).map(|m| m.as_str());
+    if let (Some(h), Some(m)) = (g("hm_h"), g("hm_m")) {
+        return Some(number(h)? * 60.0 + number(m)?);
+    }
+    if let Some(h) = g("ahh").or(g("hah")) {
+        return Some((number(h)? + 0.5) * 60.0);
+    }
+    if g("half").is_some() {
+        return Some(30.0);
+    }
+    if g("quarter").is_some() {
+        return Some(15.0);
+    }
+    if let Some(h) = g("h").or(g("hw")) {
+        return Some(number(h)? * 60.0);
+    }
+    number(g("m")?)
+}
+
+fn is_sentence_break(c: char) -> bool {
+    matches!(c, '.' | '!' | '?' | ';' | '\n' | '\r')
+}
+
+/// The text around `start..end` up to the nearest breaks on either side.
+fn span(s: &str, start: usize, end: usize, brk: fn(char) -> bool) -> &str {
+    let from = s[..start]
+        .char_indices()
+        .rev()
+        // A '.' inside "2.5" is not a break: only count it when not between digits.
+        .find(|&(i, c)| brk(c) && !decimal_point(s, i))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let to = s[end..]
+        .char_indices()
+        .find(|&(i, c)| brk(c) && !decimal_point(s, end + i))
+        .map_or(s.len(), |(i, _)| end + i);
+    &s[from..to]
+}
+
+fn decimal_point(s: &str, i: usize) -> bool {
+    s.as_bytes().get(i) == Some(&b'.')
+        && i > 0
+        && s.as_bytes()[i - 1].is_ascii_digit()
+        && s.as_bytes().get(i + 1).is_some_and(u8::is_ascii_digit)
+}
+
+/// The sentence cut further at commas and at the words `and`, `but`, `then`, `so`.
+fn clause_of(s: &str, start: usize, end: usize) -> &str {
+    let sentence = span(s, start, end, is_sentence_break);
+    let base = sentence.as_ptr() as usize - s.as_ptr() as usize;
+    let (rs, re) = (start - base, end - base);
+    let cut = |t: &str| -> Vec<usize> {
+        let mut at: Vec<usize> = CLAUSE_BREAK
+            .find_iter(t)
+            .flat_map(|m| [m.start(), m.end()])
+            .collect();
+        at.sort_unstable();
+        at
+    };
+    let before = cut(&sentence[..rs]);
+    let from = before.last().copied().unwrap_or(0);
+    let after = cut(&sentence[re..]);
+    let to = after.first().map_or(sentence.len(), |&i| re + i);
+    &sentence[from..to]
+}
+
+static CLAUSE_BREAK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r",|\b(?:and|but|then|so)\b").unwrap_or_else(|e| panic!("clause pattern: {e}"))
+});
+
+/// Whole-word test on lower-case text.
+fn has_word(text: &str, words: &[&str]) -> bool {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .any(|w| words.contains(&w))
+}
+
+const WORK_WORDS: &[&str] = &[
+    "spent",
+    "spend",
+    "spending",
+    "took",
+    "worked",
+    "working",
+    "work",
+    "call",
+    "called",
+    "calls",
+    "phone",
+    "meeting",
+    "meetings",
+    "met",
+    "review",
+    "reviewed",
+    "reviewing",
+    "drafting",
+    "drafted",
+    "draft",
+    "billed",
+    "billing",
+    "bill",
+    "logged",
+    "charged",
+    "research",
+    "researched",
+    "researching",
+    "lasted",
+    "conference",
+    "prep",
+    "preparing",
+    "prepared",
+    "editing",
+    "revising",
+    "revised",
+    "analysis",
+    "hearing",
+];
+
+fn work_context(sentence: &str, after: &str) -> bool {
+    if has_word(sentence, WORK_WORDS) {
+        return true;
+    }
+    // "2 hours on the lease", "3 hours of edits", "an hour doing …"
+    let next = after.split_whitespace().next().unwrap_or("");
+    matches!(
+        next,
+        "on" | "of" | "doing" | "going" | "looking" | "writing" | "reading"
+    )
+}
+
+const PLAN_WORDS: &[&str] = &[
+    "tomorrow",
+    "tonight",
+    "will",
+    "i'll",
+    "we'll",
+    "you'll",
+    "shall",
+    "let's",
+    "lets",
+    "available",
+    "availability",
+    "free",
+    "schedule",
+    "scheduled",
+    "scheduling",
+    "book",
+    "deadline",
+    "due",
+    "expires",
+    "expire",
+    "upcoming",
+    "later",
+    "next",
+    "plan",
+    "planning",
+    "would",
+    "could",
+    "can",
+    "should",
+    "need",
+    "needs",
+    "estimate",
+    "estimated",
+    "budget",
+    "max",
+    "maximum",
+    "limit",
+    "ago",
+];
+
+fn is_plan(before: &str, after: &str, clause: &str) -> bool {
+    const QUALIFIERS: &[&str] = &[
+        "about",
+        "around",
+        "roughly",
+        "approximately",
+        "approx",
+        "nearly",
+        "almost",
+        "some",
+        "just",
+        "over",
+        "under",
+        "a",
+        "an",
+        "the",
+        "another",
+        "~",
+        "good",
+        "solid",
+        "full",
+    ];
+    let prev = before
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .rev()
+        .filter(|w| !w.is_empty())
+        .find(|w| !QUALIFIERS.contains(w))
+        .unwrap_or("");
+    let prev = prev.trim_matches(|c: char| !c.is_alphanumeric());
+    if matches!(
+        prev,
+        "in" | "within"
+            | "after"
+            | "every"
+            | "per"
+            | "each"
+            | "next"
+            | "than"
+            | "until"
+            | "before"
+            | "by"
+            | "first"
+            | "remaining"
+            | "extra"
+            | "additional"
+            | "another"
+    ) {
+        return true;
+    }
+    let rest = after.trim_start();
+    let next_word = rest
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| !w.is_empty())
+        .unwrap_or("");
+    if matches!(
+        next_word,
+        "ago"
+            | "left"
+            | "remaining"
+            | "later"
+            | "before"
+            | "until"
+            | "notice"
+            | "per"
+            | "each"
+            | "away"
+            | "early"
+            | "late"
+            | "behind"
+            | "ahead"
+            | "earlier"
+    ) || rest.starts_with("from now")
+        || rest.starts_with("a day")
+        || rest.starts_with("a week")
+        || rest.starts_with("a month")
+    {
+        return true;
+    }
+    has_word(clause, PLAN_WORDS) || clause.contains("going to")
+}
+
+/// The clause as the writer typed it (original case) when byte offsets agree.
+fn text_phrase(text: &str, lower: &str, clause: &str) -> String {
+    let start = clause.as_ptr() as usize - lower.as_ptr() as usize;
+    let phrase = if text.len() == lower.len() {
+        text.get(start..start + clause.len()).unwrap_or(clause)
+    } else {
+        clause
+    };
+    phrase.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SettingsPatch;
+
+    fn settings(v: serde_json::Value) -> Settings {
+        let patch: SettingsPatch = serde_json::from_value(v).expect("test patch");
+        Settings::default()
+            .apply(patch)
+            .expect("valid test settings")
+    }
+
+    #[test]
+    fn rounding_modes_and_edges() {
+        let up = Settings::default();
+        let nearest = settings(serde_json::json!({"rounding": "nearest"}));
+        let down = settings(serde_json::json!({"rounding": "down"}));
+        // exactly on an increment stays in every mode
+        for s in [&up, &nearest, &down] {
+            assert_eq!(billed_minutes(24.0, s), 24);
+        }
+        assert_eq!(billed_minutes(20.6, &up), 24);
+        assert_eq!(billed_minutes(20.6, &nearest), 18);
+        assert_eq!(billed_minutes(21.1, &nearest), 24);
+        assert_eq!(billed_minutes(20.6, &down), 18);
+        // nearest: half an increment rounds up
+        assert_eq!(billed_minutes(9.0, &nearest), 12);
+        assert_eq!(billed_minutes(8.9, &nearest), 6);
+        // down to 0, lifted by the minimum
+        assert_eq!(billed_minutes(5.9, &down), 6);
+        assert_eq!(billed_minutes(0.0, &up), 6);
+        // the cap
+        assert_eq!(billed_minutes(10_000.0, &up), 480);
+        assert_eq!(billed_minutes(f64::INFINITY, &up), 480);
+        assert_eq!(billed_minutes(f64::NAN, &up), 6);
+        assert_eq!(billed_minutes(-3.0, &up), 6);
+        let no_min = settings(serde_json::json!({"minimum_entry_minutes": 0, "rounding": "down"}));
+        assert_eq!(billed_minutes(5.9, &no_min), 0);
+        let quarter = settings(serde_json::json!({"billing_increment_minutes": 15}));
+        assert_eq!(billed_minutes(16.0, &quarter), 30);
+        // float noise does not push an exact multiple up
+        assert_eq!(billed_minutes(0.1 * 3.0 * 20.0, &up), 6);
+    }
+
+    #[test]
+    fn amounts_are_rounded_to_cents() {
+        assert_eq!(amount(24, 250.0), 100.0);
+        assert_eq!(amount(6, 333.33), 33.33);
+        assert_eq!(amount(7, 100.0), 11.67);
+        assert_eq!(amount(0, 100.0), 0.0);
+    }
+
+    #[test]
+    fn stated_durations_are_found() {
+        let cases: &[(&str, f64)] = &[
+            ("I spent 2 hours on the draft.", 120.0),
+            ("Reviewed the lease, 2.5 hrs.", 150.0),
+            ("Drafting took 1h 30m.", 90.0),
+            ("I worked 90 minutes on this.", 90.0),
+            ("Thanks for the 30-minute call today.", 30.0),
+            ("Following up on a 30 minute call with your team", 30.0),
+            ("It took an hour.", 60.0),
+            ("Spent half an hour reviewing the contract.", 30.0),
+            ("The call lasted 1 hour and 15 minutes.", 75.0),
+            ("This took me 45 mins.", 45.0),
+            ("Spent 1 hour on X and 30 minutes on Y.", 90.0),
+            ("2 hours on the indemnity clause.", 120.0),
+            ("Our meeting ran an hour and a half.", 90.0),
+            (
+                "I spent 2 hours on the draft, will send it tomorrow.",
+                120.0,
+            ),
+            (
+                "Spent 1 hour on X. Spent 30 minutes on Y. In total I spent 90 minutes.",
+                90.0,
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(stated_minutes(text), Some(*want), "{text}");
+        }
+    }
+
+    #[test]
+    fn times_that_are_not_work_are_not_taken() {
+        for text in [
+            "The deadline is in 2 hours.",
+            "Can we meet in 30 minutes?",
+            "I am available for 1 hour tomorrow.",
+            "Let's schedule a 30 minute call next week.",
+            "I sent this 2 hours ago.",
+            "Please give 24 hours notice.",
+            "The train takes 20 minutes from here?",
+            "Could we do a 15 minute call?",
+            "I will spend 3 hours on it.",
+            "Meeting is in 45 minutes.",
+            "No duration here at all.",
+            "We are 5 minutes late.",
+        ] {
+            assert_eq!(stated_minutes(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn stated_time_is_capped_and_tells_call_from_meeting() {
+        assert_eq!(
+            stated_minutes("I spent 100 hours on this."),
+            Some(MAX_STATED_MINUTES)
+        );
+        let s = stated_work("Thanks for the 30 minute call.").expect("stated");
+        assert!(s.call && !s.meeting);
+        let s = stated_work("Our meeting took an hour.").expect("stated");
+        assert!(s.meeting && !s.call);
+        assert_eq!(s.phrases, vec!["Our meeting took an hour"]);
+    }
+
+    #[test]
+    fn words_count_whitespace_separated_tokens() {
+        assert_eq!(words("  one two\nthree  "), 3);
+        assert_eq!(words(""), 0);
+    }
+}

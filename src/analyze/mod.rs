@@ -3,6 +3,8 @@
 
 pub mod duration;
 pub mod rules;
+#[cfg(test)]
+mod table_tests;
 pub mod triage;
 
 use async_trait::async_trait;

@@ -1,1 +1,638 @@
-//! TODO(helper)
+//! The offline analyzer (`rules`): SPEC §4 applied deterministically, no network.
+//!
+//! Triage is the pipeline's job and runs first; [`analyze`] still accepts any message
+//! and never panics.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{Analysis, AnalyzeError, Analyzer, Outcome, duration};
+use crate::domain::{
+    Activity, Address, CalendarEvent, CalendarMethod, ClientRule, Email, EntryStatus, PartStat,
+    Settings, TimeEntry, WorkDate,
+};
+
+/// Recorded as `TimeEntry::analyzer`.
+pub const ANALYZER_NAME: &str = "rules";
+
+/// Confidence of a match on one of the client's addresses.
+pub const CONFIDENCE_ADDRESS: f64 = 0.9;
+/// Confidence of a match on the client's domain (or a subdomain).
+pub const CONFIDENCE_DOMAIN: f64 = 0.85;
+/// Confidence of a Subject keyword match: below the default `min_confidence` (0.5) on
+/// purpose, so such entries wait for review.
+pub const CONFIDENCE_KEYWORD: f64 = 0.4;
+
+/// Longest description; the store and clients' invoices expect a short line.
+pub const MAX_DESCRIPTION_CHARS: usize = 300;
+
+/// The owner wrote this message: From is one of `my_addresses`, or it carries the
+/// `Sent` label (Takeout mbox `X-Gmail-Labels`, Gmail's `SENT` label id).
+pub fn is_from_owner(email: &Email, settings: &Settings) -> bool {
+    email
+        .from
+        .as_ref()
+        .is_some_and(|a| settings.is_mine(&a.email))
+        || email
+            .labels
+            .iter()
+            .any(|l| l.trim().eq_ignore_ascii_case("sent"))
+}
+
+/// How a client was recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatchedBy {
+    /// The counterpart is one of the client's `addresses`.
+    Address,
+    /// The counterpart's domain is this client domain or a subdomain of it.
+    Domain(String),
+    /// No address matched; this keyword is a whole word of the Subject.
+    Keyword(String),
+}
+
+/// A client and the evidence for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientMatch<'a> {
+    pub client: &'a ClientRule,
+    pub by: MatchedBy,
+    /// The counterpart that matched (`None` for keyword matches).
+    pub address: Option<Address>,
+}
+
+impl ClientMatch<'_> {
+    /// The confidence this kind of evidence gives.
+    pub fn confidence(&self) -> f64 {
+        match self.by {
+            MatchedBy::Address => CONFIDENCE_ADDRESS,
+            MatchedBy::Domain(_) => CONFIDENCE_DOMAIN,
+            MatchedBy::Keyword(_) => CONFIDENCE_KEYWORD,
+        }
+    }
+
+    /// "jane@acme.com (client Acme, by domain acme.com)".
+    pub fn describe(&self) -> String {
+        let name = &self.client.name;
+        match (&self.by, &self.address) {
+            (MatchedBy::Address, Some(a)) => format!("{} (client {name}, by address)", a.email),
+            (MatchedBy::Domain(d), Some(a)) => {
+                format!("{} (client {name}, by domain {d})", a.email)
+            }
+            (MatchedBy::Keyword(k), _) => {
+                format!("client {name} by the keyword \"{k}\" in the subject (no address matched)")
+            }
+            (_, None) => format!("client {name}"),
+        }
+    }
+}
+
+/// Whether `domain` is `client_domain` or a subdomain of it (`mail.acme.com` is
+/// `acme.com`; `notacme.com` is not).
+fn domain_matches(domain: &str, client_domain: &str) -> bool {
+    domain == client_domain
+        || domain
+            .strip_suffix(client_domain)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// The client an address belongs to. Within one address an address match beats a
+/// domain match, and the most specific domain wins; then settings order.
+pub fn client_for_address<'a>(
+    address: &Address,
+    settings: &'a Settings,
+) -> Option<ClientMatch<'a>> {
+    if let Some(c) = settings
+        .clients
+        .iter()
+        .find(|c| c.addresses.contains(&address.email))
+    {
+        return Some(ClientMatch {
+            client: c,
+            by: MatchedBy::Address,
+            address: Some(address.clone()),
+        });
+    }
+    let domain = address.domain();
+    if domain.is_empty() {
+        return None;
+    }
+    settings
+        .clients
+        .iter()
+        .flat_map(|c| c.domains.iter().map(move |d| (c, d)))
+        .filter(|(_, d)| domain_matches(domain, d))
+        // max_by_key keeps the last maximum; reverse first so settings order breaks ties.
+        .rev()
+        .max_by_key(|(_, d)| d.len())
+        .map(|(c, d)| ClientMatch {
+            client: c,
+            by: MatchedBy::Domain(d.clone()),
+            address: Some(address.clone()),
+        })
+}
+
+/// The people on the other side: To then Cc for the owner's mail, From otherwise;
+/// the owner's own addresses never count.
+pub fn counterparts<'e>(email: &'e Email, settings: &Settings) -> Vec<&'e Address> {
+    let list: Vec<&Address> = if is_from_owner(email, settings) {
+        email.to.iter().chain(email.cc.iter()).collect()
+    } else {
+        email.from.iter().collect()
+    };
+    list.into_iter()
+        .filter(|a| !settings.is_mine(&a.email))
+        .collect()
+}
+
+/// The message's client: the first counterpart that belongs to a client (so the first
+/// matching To, else the first matching Cc), else a Subject keyword.
+pub fn match_client<'a>(email: &Email, settings: &'a Settings) -> Option<ClientMatch<'a>> {
+    counterparts(email, settings)
+        .into_iter()
+        .find_map(|a| client_for_address(a, settings))
+        .or_else(|| keyword_match(&email.subject, settings))
+}
+
+/// The first client (in settings order) with a keyword that is a whole word of the
+/// subject, compared case-insensitively. Bodies are never searched: a keyword there is
+/// too weak to be evidence.
+pub fn keyword_match<'a>(subject: &str, settings: &'a Settings) -> Option<ClientMatch<'a>> {
+    let subject = subject.to_lowercase();
+    settings.clients.iter().find_map(|c| {
+        c.keywords
+            .iter()
+            .find(|k| contains_whole_word(&subject, &k.to_lowercase()))
+            .map(|k| ClientMatch {
+                client: c,
+                by: MatchedBy::Keyword(k.clone()),
+                address: None,
+            })
+    })
+}
+
+/// `needle` occurs in `hay` with no letter, digit or `_` touching it on either side.
+fn contains_whole_word(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    hay.match_indices(needle).any(|(i, m)| {
+        let before = hay[..i].chars().next_back();
+        let after = hay[i + m.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
+}
+
+/// Analyzes one message under SPEC §4. Pure apart from the entry's id and created_at.
+///
+/// Decisions where the SPEC is silent:
+/// - No usable Date → not billable: a guessed work date would put time on the wrong day.
+/// - The owner's stated time replaces the estimate and sets the activity: `call` when
+///   its sentence speaks of a call or phone, `meeting` for a meeting, else `other`
+///   (the time is work the email reports, not the writing of it). The client is still
+///   the one the addresses give.
+/// - Calendar: all-day events and events without both start and end are not billable
+///   (their length is unknown, and all-day entries are mostly out-of-office or
+///   conferences); an end before the start is not billable. Methods other than
+///   REQUEST/CANCEL/REPLY (e.g. PUBLISH) are analyzed as ordinary mail. A CANCEL needs
+///   no client: it only removes an entry with the same UID if there is one.
+pub fn analyze(email: &Email, settings: &Settings) -> Analysis {
+    let mut reasons = Vec::new();
+    let calendar_outcome = email
+        .calendar
+        .as_ref()
+        .and_then(|event| calendar(email, event, settings, &mut reasons));
+    let outcome = match calendar_outcome {
+        Some(outcome) => outcome,
+        None => message(email, settings, &mut reasons),
+    };
+    Analysis {
+        message_id: email.id.clone(),
+        outcome,
+        reasons,
+    }
+}
+
+/// The offline analyzer: [`analyze`] for each message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RulesAnalyzer;
+
+#[async_trait]
+impl Analyzer for RulesAnalyzer {
+    fn name(&self) -> String {
+        ANALYZER_NAME.to_owned()
+    }
+
+    async fn analyze(
+        &self,
+        emails: &[Email],
+        settings: &Settings,
+    ) -> Vec<Result<Analysis, AnalyzeError>> {
+        emails.iter().map(|e| Ok(analyze(e, settings))).collect()
+    }
+}
+
+/// Calendar messages; `None` hands the message to the ordinary mail rules.
+fn calendar(
+    email: &Email,
+    event: &CalendarEvent,
+    settings: &Settings,
+    reasons: &mut Vec<String>,
+) -> Option<Outcome> {
+    let uid = event.uid.trim();
+    let known = matches!(
+        event.method,
+        CalendarMethod::Request | CalendarMethod::Cancel | CalendarMethod::Reply
+    );
+    if !known {
+        return None;
+    }
+    if uid.is_empty() {
+        reasons.push("the calendar invitation has no UID, so it cannot be tracked".into());
+        return Some(Outcome::NotBillable);
+    }
+    let uid = uid.to_owned();
+    let sequence = event.sequence;
+    match event.method {
+        CalendarMethod::Cancel => {
+            reasons.push(format!(
+                "the event {uid} was cancelled (sequence {sequence}); its meeting entry is removed"
+            ));
+            Some(Outcome::CancelMeeting { uid, sequence })
+        }
+        CalendarMethod::Reply => {
+            let owner = is_from_owner(email, settings);
+            let from = email.from.as_ref().map(|a| a.email.as_str());
+            let declined = owner
+                && event.attendees.iter().any(|(a, stat)| {
+                    *stat == PartStat::Declined && (settings.is_mine(a) || Some(a.as_str()) == from)
+                });
+            if declined {
+                reasons.push(format!(
+                    "you declined the event {uid}; its meeting entry is removed"
+                ));
+                Some(Outcome::CancelMeeting { uid, sequence })
+            } else {
+                reasons.push("a reply to an invitation is not a meeting".into());
+                Some(Outcome::NotBillable)
+            }
+        }
+        _ => Some(meeting(email, event, uid, settings, reasons)),
+    }
+}
+
+fn meeting(
+    email: &Email,
+    event: &CalendarEvent,
+    uid: String,
+    settings: &Settings,
+    reasons: &mut Vec<String>,
+) -> Outcome {
+    let people = event
+        .organizer
+        .iter()
+        .chain(event.attendees.iter().map(|(a, _)| a))
+        .map(|a| Address::new(None, a))
+        .filter(|a| !settings.is_mine(&a.email));
+    let found = people
+        .clone()
+        .find_map(|a| client_for_address(&a, settings))
+        .or_else(|| match_client(email, settings));
+    let Some(m) = found else {
+        let who: Vec<String> = people.map(|a| a.email).collect();
+        reasons.push(no_client_reason("the meeting's participants", &who));
+        return Outcome::NotBillable;
+    };
+    reasons.push(format!("a meeting invitation with {}", m.describe()));
+    let (Some(start), Some(end)) = (event.start, event.end) else {
+        reasons.push(if event.start_date.is_some() {
+            "an all-day event has no length to bill".into()
+        } else {
+            "the invitation has no start and end time, so its length is unknown".into()
+        });
+        return Outcome::NotBillable;
+    };
+    let raw = (end - start).num_seconds() as f64 / 60.0;
+    if raw <= 0.0 {
+        reasons.push("the event ends before it starts".into());
+        return Outcome::NotBillable;
+    }
+    reasons.push(format!(
+        "the meeting lasts {} min (DTEND − DTSTART)",
+        one_decimal(raw)
+    ));
+    let date = local_date(start, settings);
+    let summary = event
+        .summary
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(email.subject.as_str());
+    let summary = clean_subject(summary);
+    let description = if summary.is_empty() {
+        format!("Meeting with {}", m.client.name)
+    } else {
+        format!("Meeting: {summary} ({})", m.client.name)
+    };
+    let mut entry = entry(
+        email,
+        settings,
+        &m,
+        Activity::Meeting,
+        description,
+        date,
+        raw,
+        reasons,
+    );
+    entry.event_uid = Some(uid.clone());
+    Outcome::Meeting {
+        entry,
+        uid,
+        sequence: event.sequence,
+    }
+}
+
+fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Outcome {
+    let owner = is_from_owner(email, settings);
+    let Some(m) = match_client(email, settings) else {
+        let who: Vec<String> = counterparts(email, settings)
+            .into_iter()
+            .map(|a| a.email.clone())
+            .collect();
+        let side = if owner {
+            "the recipients"
+        } else {
+            "the sender"
+        };
+        reasons.push(no_client_reason(side, &who));
+        return Outcome::NotBillable;
+    };
+    let Some(date) = email.date else {
+        reasons.push(format!("matched {}", m.describe()));
+        reasons.push("the message has no usable Date header, so there is no work date".into());
+        return Outcome::NotBillable;
+    };
+    let date = local_date(date, settings);
+    let subject = clean_subject(&email.subject);
+    let re = if subject.is_empty() {
+        String::new()
+    } else {
+        format!(" re: {subject}")
+    };
+    let client = &m.client.name;
+    // "Jane Doe (Acme)" when the person is the client's; after a keyword match the
+    // person is not known to be the client's, so the client is not put beside them.
+    let party = match (&m.address, counterparts(email, settings).first()) {
+        (Some(a), _) => format!("{} ({client})", display_name(a)),
+        (None, Some(a)) => display_name(a),
+        (None, None) => client.clone(),
+    };
+    let (activity, raw, description) = if owner {
+        reasons.push(format!("sent by you to {}", m.describe()));
+        let with = &party;
+        match duration::stated_work(&email.new_text) {
+            Some(st) => {
+                reasons.push(format!(
+                    "you stated {} min in your own text (\"{}\"); that replaces the word-count estimate",
+                    one_decimal(st.minutes),
+                    st.phrases.join("\"; \"")
+                ));
+                let (activity, what) = if st.call {
+                    (Activity::Call, format!("Call with {with}"))
+                } else if st.meeting {
+                    (Activity::Meeting, format!("Meeting with {with}"))
+                } else {
+                    (Activity::Other, format!("Work for {client}"))
+                };
+                (activity, st.minutes, format!("{what}{re}"))
+            }
+            None => {
+                let wpm = settings.drafting_words_per_minute.max(1);
+                let raw = email.new_words as f64 / f64::from(wpm);
+                reasons.push(format!(
+                    "{} new words at {wpm} words/minute = {} min",
+                    email.new_words,
+                    one_decimal(raw)
+                ));
+                (Activity::EmailSent, raw, format!("Email to {with}{re}"))
+            }
+        }
+    } else {
+        reasons.push(format!("received from {}", m.describe()));
+        let from = &party;
+        let wpm = settings.reading_words_per_minute.max(1);
+        let reading = email.new_words as f64 / f64::from(wpm);
+        let review = f64::from(settings.attachment_review_minutes) * email.attachments as f64;
+        let mut why = format!(
+            "{} new words at {wpm} words/minute = {} min",
+            email.new_words,
+            one_decimal(reading)
+        );
+        if email.attachments > 0 {
+            why.push_str(&format!(
+                ", plus {} attachment(s) at {} min each = {} min",
+                email.attachments,
+                settings.attachment_review_minutes,
+                one_decimal(reading + review)
+            ));
+        }
+        reasons.push(why);
+        if duration::stated_work(&email.new_text).is_some() {
+            reasons.push("times stated by the sender are not used: only your own count".into());
+        }
+        let what = match email.attachments {
+            0 => "Review email".to_owned(),
+            1 => "Review email and attachment".to_owned(),
+            n => format!("Review email and {n} attachments"),
+        };
+        (
+            Activity::EmailReceived,
+            reading + review,
+            format!("{what} from {from}{re}"),
+        )
+    };
+    Outcome::Entry(entry(
+        email,
+        settings,
+        &m,
+        activity,
+        description,
+        date,
+        raw,
+        reasons,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn entry(
+    email: &Email,
+    settings: &Settings,
+    m: &ClientMatch<'_>,
+    activity: Activity,
+    description: String,
+    date: NaiveDate,
+    raw: f64,
+    reasons: &mut Vec<String>,
+) -> TimeEntry {
+    let raw = if raw.is_finite() { raw.max(0.0) } else { 0.0 };
+    let billed = duration::billed_minutes(raw, settings);
+    reasons.push(rounding_reason(raw, billed, settings));
+    let rate = m.client.rate(settings);
+    let amount = duration::amount(billed, rate);
+    let confidence = m.confidence();
+    let status = if confidence < settings.min_confidence {
+        reasons.push(format!(
+            "confidence {confidence} is below your minimum {}, so it needs review",
+            settings.min_confidence
+        ));
+        EntryStatus::NeedsReview
+    } else {
+        EntryStatus::Suggested
+    };
+    TimeEntry {
+        id: uuid::Uuid::new_v4().to_string(),
+        message_id: email.id.clone(),
+        thread_id: email.thread_id.clone(),
+        client: Some(m.client.name.clone()),
+        matter: m.client.matter.clone(),
+        activity,
+        description: clean_description(&description),
+        work_date: WorkDate(date),
+        duration_minutes: one_decimal(raw),
+        billed_minutes: billed,
+        hourly_rate: rate,
+        amount,
+        currency: settings.currency.clone(),
+        billable: true,
+        confidence,
+        status,
+        analyzer: ANALYZER_NAME.to_owned(),
+        created_at: Utc::now(),
+        event_uid: None,
+    }
+}
+
+fn rounding_reason(raw: f64, billed: u32, settings: &Settings) -> String {
+    let inc = settings.billing_increment_minutes;
+    let mode = match settings.rounding {
+        crate::domain::Rounding::Up => "up",
+        crate::domain::Rounding::Nearest => "to the nearest",
+        crate::domain::Rounding::Down => "down",
+    };
+    let rounded = {
+        let plain = Settings {
+            minimum_entry_minutes: 0,
+            max_entry_minutes: u32::MAX,
+            ..settings.clone()
+        };
+        duration::billed_minutes(raw, &plain)
+    };
+    let mut s = format!(
+        "{} min rounded {mode} to {rounded} min ({inc}-minute increments)",
+        one_decimal(raw)
+    );
+    if billed > rounded {
+        s.push_str(&format!(", raised to the {billed}-minute minimum"));
+    } else if billed < rounded {
+        s.push_str(&format!(", capped at the {billed}-minute maximum"));
+    }
+    s
+}
+
+fn no_client_reason(side: &str, who: &[String]) -> String {
+    if who.is_empty() {
+        "no client matched: there is no counterpart address and no client keyword in the subject"
+            .into()
+    } else {
+        format!(
+            "no client matched {side} ({}) or a keyword in the subject",
+            who.join(", ")
+        )
+    }
+}
+
+fn local_date(at: DateTime<Utc>, settings: &Settings) -> NaiveDate {
+    at.with_timezone(&settings.timezone).date_naive()
+}
+
+fn one_decimal(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+fn display_name(a: &Address) -> String {
+    a.name.clone().unwrap_or_else(|| a.email.clone())
+}
+
+/// The subject without reply/forward prefixes.
+fn clean_subject(subject: &str) -> String {
+    let mut s = subject.trim();
+    loop {
+        let lower = s.to_ascii_lowercase();
+        let Some(p) = ["re:", "fwd:", "fw:", "aw:", "wg:", "tr:"]
+            .iter()
+            .find(|p| lower.starts_with(**p))
+        else {
+            break;
+        };
+        s = s[p.len()..].trim_start();
+    }
+    s.to_owned()
+}
+
+/// One line, no URLs, at most [`MAX_DESCRIPTION_CHARS`]: what a client sees on a bill.
+fn clean_description(d: &str) -> String {
+    let words: Vec<&str> = d
+        .split_whitespace()
+        .filter(|w| {
+            let l = w.to_ascii_lowercase();
+            let l = l.trim_start_matches(['(', '<', '[', '"']);
+            !(l.starts_with("http://") || l.starts_with("https://") || l.starts_with("www."))
+        })
+        .collect();
+    let one_line = words.join(" ");
+    if one_line.chars().count() <= MAX_DESCRIPTION_CHARS {
+        return one_line;
+    }
+    let mut cut: String = one_line.chars().take(MAX_DESCRIPTION_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subdomains_match_and_look_alikes_do_not() {
+        assert!(domain_matches("acme.com", "acme.com"));
+        assert!(domain_matches("mail.acme.com", "acme.com"));
+        assert!(!domain_matches("notacme.com", "acme.com"));
+        assert!(!domain_matches("acme.com.evil.io", "acme.com"));
+    }
+
+    #[test]
+    fn whole_words_only() {
+        assert!(contains_whole_word("re: widget pricing", "widget"));
+        assert!(contains_whole_word("c++ review", "c++"));
+        assert!(!contains_whole_word("widgets pricing", "widget"));
+        assert!(!contains_whole_word("superwidget", "widget"));
+    }
+
+    #[test]
+    fn descriptions_drop_urls_and_are_short() {
+        let d = clean_description(&format!(
+            "Email re: see https://x.io/a {}",
+            "word ".repeat(100)
+        ));
+        assert!(!d.contains("http"));
+        assert!(d.chars().count() <= MAX_DESCRIPTION_CHARS);
+        assert_eq!(clean_subject("RE: Fwd: re: Contract"), "Contract");
+    }
+
+    #[test]
+    fn malformed_messages_do_not_panic() {
+        let settings = Settings::default();
+        let a = analyze(&Email::default(), &settings);
+        assert_eq!(a.outcome, Outcome::NotBillable);
+        assert!(!a.reasons.is_empty());
+    }
+}
