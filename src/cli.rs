@@ -350,7 +350,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let numeric: Vec<bool> = (0..headers.len())
-        .map(|i| !rows.is_empty() && rows.iter().all(|r| r[i].chars().next().is_some_and(|c| c.is_ascii_digit())))
+        .map(|i| !rows.is_empty() && rows.iter().all(|r| r[i].trim_end_matches('h').parse::<f64>().is_ok()))
         .collect();
     let line = |cells: Vec<&str>| -> String {
         let parts: Vec<String> = cells

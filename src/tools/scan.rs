@@ -308,7 +308,7 @@ impl Scan<'_> {
                 },
                 Err(e) => {
                     let reason = e.to_string();
-                    let hash = parse::content_hash(&raw.bytes);
+                    let hash = parse::sha256_hex(&raw.bytes);
                     self.recorder.malformed(&raw.id, &hash, &reason);
                     self.error(&raw.id, reason);
                 }
