@@ -412,7 +412,7 @@ fn is_real_attachment(part: &mail_parser::MessagePart<'_>, html_cids: &[String])
         .is_some_and(|d| d.is_attachment());
     if let Some(cid) = part.content_id() {
         let cid = clean_message_id(cid).to_ascii_lowercase();
-        if !disposition_attachment && html_cids.iter().any(|c| *c == cid) {
+        if !disposition_attachment && html_cids.contains(&cid) {
             return false;
         }
     }
@@ -504,11 +504,11 @@ fn unfold(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for line in text.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
-        if let Some(rest) = line.strip_prefix([' ', '\t']) {
-            if let Some(last) = out.last_mut() {
-                last.push_str(rest);
-                continue;
-            }
+        if let Some(rest) = line.strip_prefix([' ', '\t'])
+            && let Some(last) = out.last_mut()
+        {
+            last.push_str(rest);
+            continue;
         }
         out.push(line.to_owned());
     }
