@@ -18,21 +18,27 @@ pub const MAX_STATED_MINUTES: f64 = 24.0 * 60.0;
 /// which the minimum then lifts. Negative or NaN raw minutes count as 0 and infinite
 /// ones as the cap, so no input panics or wraps.
 pub fn billed_minutes(raw: f64, settings: &Settings) -> u32 {
-    let raw = if raw.is_nan() || raw < 0.0 { 0.0 } else { raw };
-    let inc = f64::from(settings.billing_increment_minutes.max(1));
-    // Float noise (20 words / 20 wpm * 6 …) must not push an exact multiple up a step.
-    const EPS: f64 = 1e-9;
-    let units = raw / inc;
-    let units = match settings.rounding {
-        Rounding::Up => (units - EPS).ceil(),
-        Rounding::Nearest => (units + 0.5).floor(),
-        Rounding::Down => (units + EPS).floor(),
-    }
-    .max(0.0);
+    let rounded = rounded_minutes(raw, settings.billing_increment_minutes, settings.rounding);
     let min = f64::from(settings.minimum_entry_minutes);
     let max = f64::from(settings.max_entry_minutes);
     // The cap wins over the minimum; Settings validation keeps min ≤ max anyway.
-    (units * inc).max(min).min(max) as u32
+    rounded.max(min).min(max) as u32
+}
+
+/// Raw minutes rounded to a multiple of `increment` (at least 1), before the minimum
+/// and the cap. Negative or NaN raw minutes count as 0.
+pub fn rounded_minutes(raw: f64, increment: u32, rounding: Rounding) -> f64 {
+    let raw = if raw.is_nan() || raw < 0.0 { 0.0 } else { raw };
+    let inc = f64::from(increment.max(1));
+    // Float noise (20 words / 20 wpm * 6 …) must not push an exact multiple up a step.
+    const EPS: f64 = 1e-9;
+    let units = raw / inc;
+    let units = match rounding {
+        Rounding::Up => (units - EPS).ceil(),
+        Rounding::Nearest => (units + 0.5).floor(),
+        Rounding::Down => (units + EPS).floor(),
+    };
+    units.max(0.0) * inc
 }
 
 /// Billed hours × `hourly_rate`, rounded to cents.
@@ -96,6 +102,18 @@ pub fn stated_work(text: &str) -> Option<StatedTime> {
         let Some(minutes) = mention_minutes(&caps) else {
             continue;
         };
+        // "2-3 hours", "2 to 3 hours": take the lower bound, the figure the writer
+        // vouches for. The range's first number is outside the match.
+        let minutes = match (
+            RANGE_START.captures(&lower[..m.start()]),
+            caps.name("h").or(caps.name("m")),
+        ) {
+            (Some(low), Some(high)) => match (number(&low[1]), number(high.as_str())) {
+                (Some(low), Some(high)) if high > 0.0 && low < high => minutes * low / high,
+                _ => minutes,
+            },
+            _ => minutes,
+        };
         if minutes <= 0.0 {
             continue;
         }
@@ -112,8 +130,10 @@ pub fn stated_work(text: &str) -> Option<StatedTime> {
             sum += minutes;
         }
         phrases.push(text_phrase(text, &lower, clause));
-        call |= has_word(sentence, &["call", "called", "phone", "phoned", "rang"]);
-        meeting |= has_word(sentence, &["meeting", "met", "meetings"]);
+        // The clause, not the sentence: in "after the call I spent 2 hours drafting"
+        // the two hours are drafting.
+        call |= has_word(clause, &["call", "called", "phone", "phoned", "rang"]);
+        meeting |= has_word(clause, &["meeting", "met", "meetings"]);
     }
     let minutes = total.unwrap_or(sum).min(MAX_STATED_MINUTES);
     (minutes > 0.0).then_some(StatedTime {
@@ -130,10 +150,16 @@ static MENTION: LazyLock<Regex> = LazyLock::new(|| {
     let n = r"\d{1,4}(?:\.\d{1,2})?";
     let w = NUMBER_WORDS;
     let pattern = format!(
-        r"\b(?:(?P<hm_h>{n}|{w})\s*(?:h|hrs?|hours?)\.?,?\s*(?:and\s+)?(?P<hm_m>\d{{1,3}})\s*(?:m|mins?|minutes?)\b|(?P<ahh>{n}|{w})\s+and\s+a\s+half\s+hours?\b|(?P<hah>{n}|{w})\s+hours?\s+and\s+a\s+half\b|(?P<half>half\s+an?\s+hour|half[\s-]hour)\b|(?P<quarter>(?:a\s+)?quarter\s+of\s+an\s+hour|(?:a\s+)?quarter[\s-]hour)\b|(?P<h>{n})[\s-]*(?:h|hrs?|hours?)\b|(?P<hw>{w})[\s-]+hours?\b|(?P<m>{n}|{w})[\s-]*(?:mins?|minutes?)\b)"
+        r"\b(?:(?P<hm_h>{n}|{w})\s*(?:h|hrs?|hours?)\.?,?\s*(?:and\s+)?(?P<hm_m>\d{{1,3}})\s*(?:m|mins?|minutes?)\b|(?P<ahh>{n}|{w})\s+and\s+a\s+half\s+hours?\b|(?P<hah>{n}|{w})\s+hours?\s+and\s+a\s+half\b|(?P<half>half\s+an?\s+hour|half[\s-]hour)\b|(?P<quarter>(?:a\s+)?quarter\s+of\s+an\s+hour|(?:a\s+)?quarter[\s-]hour)\b|(?P<h>{n})[\s-]*(?:h|hrs?|hours?)\b|(?P<hw>{w})[\s-]+(?:hrs?|hours?)\b|(?P<m>{n}|{w})[\s-]*(?:mins?|minutes?)\b)"
     );
     // The pattern is a constant; a failure here is a bug caught by every test.
     Regex::new(&pattern).unwrap_or_else(|e| panic!("duration pattern: {e}"))
+});
+
+/// The first half of a range that ends where a mention starts ("2-", "2 to ").
+static RANGE_START: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(\d{1,4}(?:\.\d{1,2})?)\s*(?:-|–|to|or)\s*$")
+        .unwrap_or_else(|e| panic!("range pattern: {e}"))
 });
 
 fn number(s: &str) -> Option<f64> {
@@ -496,6 +522,10 @@ mod tests {
                 "I spent 2 hours on the draft, will send it tomorrow.",
                 120.0,
             ),
+            ("Spent 2-3 hours on the research.", 120.0),
+            ("Worked 1 to 2 hrs on it.", 60.0),
+            ("The call took an hr.", 60.0),
+            ("Spent 20 minutes on the call.", 20.0),
             (
                 "Spent 1 hour on X. Spent 30 minutes on Y. In total I spent 90 minutes.",
                 90.0,
@@ -537,6 +567,8 @@ mod tests {
         let s = stated_work("Our meeting took an hour.").expect("stated");
         assert!(s.meeting && !s.call);
         assert_eq!(s.phrases, vec!["Our meeting took an hour"]);
+        let s = stated_work("After the call, I spent 2 hours drafting.").expect("stated");
+        assert!(!s.call && !s.meeting, "{s:?}");
     }
 
     #[test]

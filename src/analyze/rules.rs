@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::{Analysis, AnalyzeError, Analyzer, Outcome, duration};
 use crate::domain::{
     Activity, Address, CalendarEvent, CalendarMethod, ClientRule, Email, EntryStatus, PartStat,
-    Settings, TimeEntry, WorkDate,
+    Rounding, Settings, TimeEntry, WorkDate,
 };
 
 /// Recorded as `TimeEntry::analyzer`.
@@ -78,7 +78,9 @@ impl ClientMatch<'_> {
                 format!("{} (client {name}, by domain {d})", a.email)
             }
             (MatchedBy::Keyword(k), _) => {
-                format!("client {name} by the keyword \"{k}\" in the subject (no address matched)")
+                format!(
+                    "no client's address; client {name} by the keyword \"{k}\" in the subject, a weaker match"
+                )
             }
             (_, None) => format!("client {name}"),
         }
@@ -272,7 +274,12 @@ fn calendar(
                 ));
                 Some(Outcome::CancelMeeting { uid, sequence })
             } else {
-                reasons.push("a reply to an invitation is not a meeting".into());
+                reasons.push(if owner {
+                    "a reply to an invitation is not a meeting".into()
+                } else {
+                    "a reply to an invitation is not a meeting, and only your own decline removes one"
+                        .into()
+                });
                 Some(Outcome::NotBillable)
             }
         }
@@ -387,7 +394,10 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
         (None, None) => client.clone(),
     };
     let (activity, raw, description) = if owner {
-        reasons.push(format!("sent by you to {}", m.describe()));
+        reasons.push(format!(
+            "sent by you to {}",
+            who_for_reason(&m, email, settings)
+        ));
         let with = &party;
         match duration::stated_work(&email.new_text) {
             Some(st) => {
@@ -417,7 +427,10 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
             }
         }
     } else {
-        reasons.push(format!("received from {}", m.describe()));
+        reasons.push(format!(
+            "received from {}",
+            who_for_reason(&m, email, settings)
+        ));
         let from = &party;
         let wpm = settings.reading_words_per_minute.max(1);
         let reading = email.new_words as f64 / f64::from(wpm);
@@ -474,6 +487,7 @@ fn entry(
     reasons: &mut Vec<String>,
 ) -> TimeEntry {
     let raw = if raw.is_finite() { raw.max(0.0) } else { 0.0 };
+    reasons.push(format!("work date {date} in {}", settings.timezone.name()));
     let billed = duration::billed_minutes(raw, settings);
     reasons.push(rounding_reason(raw, billed, settings));
     let rate = m.client.rate(settings);
@@ -513,29 +527,42 @@ fn entry(
 
 fn rounding_reason(raw: f64, billed: u32, settings: &Settings) -> String {
     let inc = settings.billing_increment_minutes;
-    let mode = match settings.rounding {
-        crate::domain::Rounding::Up => "up",
-        crate::domain::Rounding::Nearest => "to the nearest",
-        crate::domain::Rounding::Down => "down",
+    let rounded = duration::rounded_minutes(raw, inc, settings.rounding);
+    let raw = one_decimal(raw);
+    if (rounded - raw).abs() < 0.05 && f64::from(billed) == rounded {
+        return format!("{raw} min is already a whole number of {inc}-minute increments");
+    }
+    let mut s = match settings.rounding {
+        Rounding::Up => format!("{raw} min rounded up to {rounded} min ({inc}-minute increments)"),
+        Rounding::Nearest => {
+            format!("{raw} min rounded to the nearest {inc} minutes: {rounded} min")
+        }
+        Rounding::Down => {
+            format!("{raw} min rounded down to {rounded} min ({inc}-minute increments)")
+        }
     };
-    let rounded = {
-        let plain = Settings {
-            minimum_entry_minutes: 0,
-            max_entry_minutes: u32::MAX,
-            ..settings.clone()
-        };
-        duration::billed_minutes(raw, &plain)
-    };
-    let mut s = format!(
-        "{} min rounded {mode} to {rounded} min ({inc}-minute increments)",
-        one_decimal(raw)
-    );
-    if billed > rounded {
+    if f64::from(billed) > rounded {
         s.push_str(&format!(", raised to the {billed}-minute minimum"));
-    } else if billed < rounded {
+    } else if f64::from(billed) < rounded {
         s.push_str(&format!(", capped at the {billed}-minute maximum"));
     }
     s
+}
+
+/// The match as a reason; a keyword match also names who the mail was with.
+fn who_for_reason(m: &ClientMatch<'_>, email: &Email, settings: &Settings) -> String {
+    if m.address.is_some() {
+        return m.describe();
+    }
+    let people: Vec<&str> = counterparts(email, settings)
+        .into_iter()
+        .map(|a| a.email.as_str())
+        .collect();
+    if people.is_empty() {
+        m.describe()
+    } else {
+        format!("{}: {}", people.join(", "), m.describe())
+    }
 }
 
 fn no_client_reason(side: &str, who: &[String]) -> String {
