@@ -10,6 +10,9 @@ use crate::domain::{Rounding, Settings};
 /// Never take more than a day from text: a larger number is a typo or not a duration.
 pub const MAX_STATED_MINUTES: f64 = 24.0 * 60.0;
 
+/// Mentions examined per text; a person states a handful, never hundreds.
+const MAX_MENTIONS: usize = 100;
+
 /// Raw minutes rounded by `settings.rounding` to `billing_increment_minutes`, then raised
 /// to `minimum_entry_minutes` and capped at `max_entry_minutes`.
 ///
@@ -97,7 +100,8 @@ pub fn stated_work(text: &str) -> Option<StatedTime> {
     let mut total: Option<f64> = None;
     let mut phrases = Vec::new();
     let (mut call, mut meeting) = (false, false);
-    for caps in MENTION.captures_iter(&lower) {
+    // Each mention looks at its sentence; bounding them keeps pathological text linear.
+    for caps in MENTION.captures_iter(&lower).take(MAX_MENTIONS) {
         let Some(m) = caps.get(0) else { continue };
         let Some(minutes) = mention_minutes(&caps) else {
             continue;
@@ -569,6 +573,23 @@ mod tests {
         assert_eq!(s.phrases, vec!["Our meeting took an hour"]);
         let s = stated_work("After the call, I spent 2 hours drafting.").expect("stated");
         assert!(!s.call && !s.meeting, "{s:?}");
+    }
+
+    #[test]
+    fn any_text_is_safe() {
+        let tricky = "İ spent 2.5 hours — ½ hour… on the ŁÓDŹ file; 30-min call. 1h 30m, 2-3 hrs, 9999 hours";
+        let ends: Vec<usize> = tricky
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([tricky.len()])
+            .collect();
+        for &end in &ends {
+            for &start in ends.iter().filter(|&&s| s <= end) {
+                let _ = stated_work(&tricky[start..end]);
+            }
+        }
+        let long = "spent 1 min and ".repeat(5_000);
+        assert_eq!(stated_minutes(&long), Some(100.0));
     }
 
     #[test]
