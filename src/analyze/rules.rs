@@ -23,6 +23,9 @@ pub const CONFIDENCE_DOMAIN: f64 = 0.85;
 /// purpose, so such entries wait for review.
 pub const CONFIDENCE_KEYWORD: f64 = 0.4;
 
+/// Largest raw duration recorded on an entry: one day.
+pub const MAX_RAW_MINUTES: f64 = 24.0 * 60.0;
+
 /// Longest description; the store and clients' invoices expect a short line.
 pub const MAX_DESCRIPTION_CHARS: usize = 300;
 
@@ -189,7 +192,8 @@ fn contains_whole_word(hay: &str, needle: &str) -> bool {
 /// Decisions where the SPEC is silent:
 /// - No usable Date → not billable: a guessed work date would put time on the wrong day.
 /// - The owner's stated time replaces the estimate and sets the activity: `call` when
-///   its sentence speaks of a call or phone, `meeting` for a meeting, else `other`
+///   a taken phrase's clause speaks of a call or phone, `meeting` for a meeting, else
+///   `other`
 ///   (the time is work the email reports, not the writing of it). The client is still
 ///   the one the addresses give.
 /// - Calendar: all-day events and events without both start and end are not billable
@@ -266,7 +270,9 @@ fn calendar(
             let from = email.from.as_ref().map(|a| a.email.as_str());
             let declined = owner
                 && event.attendees.iter().any(|(a, stat)| {
-                    *stat == PartStat::Declined && (settings.is_mine(a) || Some(a.as_str()) == from)
+                    let a = calendar_address(a);
+                    *stat == PartStat::Declined
+                        && (settings.is_mine(&a.email) || Some(a.email.as_str()) == from)
                 });
             if declined {
                 reasons.push(format!(
@@ -287,6 +293,16 @@ fn calendar(
     }
 }
 
+/// An ORGANIZER/ATTENDEE value as an address; tolerates a `mailto:` left by the parser.
+fn calendar_address(value: &str) -> Address {
+    let v = value.trim();
+    let v = match v.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("mailto:") => &v[7..],
+        _ => v,
+    };
+    Address::new(None, v)
+}
+
 fn meeting(
     email: &Email,
     event: &CalendarEvent,
@@ -298,7 +314,7 @@ fn meeting(
         .organizer
         .iter()
         .chain(event.attendees.iter().map(|(a, _)| a))
-        .map(|a| Address::new(None, a))
+        .map(|a| calendar_address(a))
         .filter(|a| !settings.is_mine(&a.email));
     let found = people
         .clone()
@@ -486,7 +502,13 @@ fn entry(
     raw: f64,
     reasons: &mut Vec<String>,
 ) -> TimeEntry {
-    let raw = if raw.is_finite() { raw.max(0.0) } else { 0.0 };
+    // Raw minutes are data the user sees and sums: a runaway estimate from a malformed
+    // message (millions of words) is held to a day, like stated time.
+    let raw = if raw.is_nan() {
+        0.0
+    } else {
+        raw.clamp(0.0, MAX_RAW_MINUTES)
+    };
     reasons.push(format!("work date {date} in {}", settings.timezone.name()));
     let billed = duration::billed_minutes(raw, settings);
     reasons.push(rounding_reason(raw, billed, settings));
@@ -656,10 +678,74 @@ mod tests {
     }
 
     #[test]
+    fn calendar_addresses_lose_mailto() {
+        assert_eq!(
+            calendar_address(" MAILTO:Jane@Acme.com").email,
+            "jane@acme.com"
+        );
+        assert_eq!(calendar_address("jane@acme.com").email, "jane@acme.com");
+        assert_eq!(calendar_address("é").email, "é");
+    }
+
+    #[test]
     fn malformed_messages_do_not_panic() {
         let settings = Settings::default();
         let a = analyze(&Email::default(), &settings);
         assert_eq!(a.outcome, Outcome::NotBillable);
         assert!(!a.reasons.is_empty());
+
+        let patch = serde_json::json!({"clients": [{"name": "Acme", "domains": ["acme.com"]}]});
+        let settings = Settings::from_json(patch).unwrap_or_else(|e| panic!("{e}"));
+        let base = Email {
+            from: Some(Address::new(None, "jane@acme.com")),
+            date: Some(Utc::now()),
+            attachments: usize::MAX,
+            new_words: usize::MAX,
+            subject: "http://x.io ".repeat(200),
+            ..Email::default()
+        };
+        let a = analyze(&base, &settings);
+        match a.outcome {
+            Outcome::Entry(e) => {
+                assert_eq!(e.billed_minutes, settings.max_entry_minutes);
+                assert_eq!(e.duration_minutes, MAX_RAW_MINUTES);
+                assert!(!e.description.contains("http"), "{}", e.description);
+            }
+            other => panic!("{other:?}"),
+        }
+        let event = CalendarEvent {
+            method: CalendarMethod::Request,
+            uid: "  ".into(),
+            sequence: -1,
+            summary: None,
+            start: Some(Utc::now()),
+            end: Some(Utc::now() - chrono::Duration::hours(1)),
+            start_date: None,
+            organizer: Some("mailto:".into()),
+            attendees: vec![(String::new(), PartStat::Other("x".into()))],
+        };
+        for method in [
+            CalendarMethod::Request,
+            CalendarMethod::Reply,
+            CalendarMethod::Other("PUBLISH".into()),
+        ] {
+            for uid in ["", "u1"] {
+                let email = Email {
+                    calendar: Some(CalendarEvent {
+                        method: method.clone(),
+                        uid: uid.into(),
+                        ..event.clone()
+                    }),
+                    ..base.clone()
+                };
+                let a = analyze(&email, &settings);
+                assert!(!a.reasons.is_empty(), "{method:?}");
+                assert!(
+                    !matches!(a.outcome, Outcome::Meeting { .. }),
+                    "{method:?} {:?}",
+                    a.outcome
+                );
+            }
+        }
     }
 }
