@@ -81,9 +81,11 @@ pub struct StatedTime {
 /// Finds durations the writer states as work they did. Conservative by design: a wrong
 /// stated duration replaces a sound estimate, so a mention is taken only when
 ///
-/// 1. its sentence has a work word (spent, took, worked, call, meeting, review,
-///    drafting, billed, …) or the mention is followed by `on`/`of`/`doing`/a work verb
-///    ("2 hours on the lease"); and
+/// 1. its sentence reports work done (spent, took, worked, lasted, billed, reviewed,
+///    …), or names a kind of work (call, meeting, review, …) while looking back on it
+///    (thanks, following, per, after, earlier, yesterday, …: "our 1 hour meeting is at
+///    3pm" is a plan), or the mention is followed by `on`/`of`/a gerund ("2 hours on
+///    the lease", "an hour reviewing the draft"); and
 /// 2. it is not a point in time or a plan: not preceded by `in`, `within`, `after`,
 ///    `every`, `per`, `next`, … ("in 2 hours"), not followed by `ago`, `from now`,
 ///    `left`, `notice`, … and its clause (the sentence cut at commas, `and`, `but`)
@@ -268,56 +270,97 @@ fn has_word(text: &str, words: &[&str]) -> bool {
         .any(|w| words.contains(&w))
 }
 
-const WORK_WORDS: &[&str] = &[
+/// Words that report work done: enough on their own ("spent 2 hours").
+const WORK_DONE: &[&str] = &[
     "spent",
     "spend",
     "spending",
     "took",
     "worked",
     "working",
-    "work",
+    "lasted",
+    "ran",
+    "billed",
+    "billing",
+    "bill",
+    "logged",
+    "charged",
+    "reviewed",
+    "drafted",
+    "researched",
+    "revised",
+    "prepared",
+    "edited",
+    "had",
+    "did",
+    "put",
+];
+
+/// Kinds of work that may be past or planned ("a 30 minute call"): they count only in a
+/// sentence that looks back on it ("thanks for the 30 minute call").
+const WORK_KIND: &[&str] = &[
     "call",
-    "called",
     "calls",
     "phone",
     "meeting",
     "meetings",
     "met",
     "review",
-    "reviewed",
     "reviewing",
     "drafting",
-    "drafted",
     "draft",
-    "billed",
-    "billing",
-    "bill",
-    "logged",
-    "charged",
     "research",
-    "researched",
     "researching",
-    "lasted",
     "conference",
     "prep",
     "preparing",
-    "prepared",
     "editing",
     "revising",
-    "revised",
     "analysis",
     "hearing",
+    "work",
+    "session",
+];
+
+const LOOKING_BACK: &[&str] = &[
+    "thanks",
+    "thank",
+    "following",
+    "per",
+    "after",
+    "earlier",
+    "yesterday",
+    "recap",
+    "notes",
+    "summary",
+    "enjoyed",
+    "great",
+    "productive",
+    "during",
 ];
 
 fn work_context(sentence: &str, after: &str) -> bool {
-    if has_word(sentence, WORK_WORDS) {
+    if has_word(sentence, WORK_DONE)
+        || (has_word(sentence, WORK_KIND) && has_word(sentence, LOOKING_BACK))
+    {
         return true;
     }
-    // "2 hours on the lease", "3 hours of edits", "an hour doing …"
+    // "2 hours on the lease", "3 hours of edits", "an hour reviewing …"
     let next = after.split_whitespace().next().unwrap_or("");
     matches!(
         next,
-        "on" | "of" | "doing" | "going" | "looking" | "writing" | "reading"
+        "on" | "of"
+            | "doing"
+            | "going"
+            | "looking"
+            | "writing"
+            | "reading"
+            | "reviewing"
+            | "drafting"
+            | "researching"
+            | "working"
+            | "preparing"
+            | "editing"
     )
 }
 
@@ -384,31 +427,35 @@ fn is_plan(before: &str, after: &str, clause: &str) -> bool {
         "solid",
         "full",
     ];
-    let prev = before
+    let mut words = before
         .split(|c: char| c.is_whitespace() || c == '(')
         .rev()
         .filter(|w| !w.is_empty())
-        .find(|w| !QUALIFIERS.contains(w))
-        .unwrap_or("");
-    let prev = prev.trim_matches(|c: char| !c.is_alphanumeric());
-    if matches!(
-        prev,
-        "in" | "within"
-            | "after"
-            | "every"
-            | "per"
-            | "each"
-            | "next"
-            | "than"
-            | "until"
-            | "before"
-            | "by"
-            | "first"
-            | "remaining"
-            | "extra"
-            | "additional"
-            | "another"
-    ) {
+        .filter(|w| !QUALIFIERS.contains(w))
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()));
+    let prev = words.next().unwrap_or("");
+    // "put in 3 hours" is work done, unlike "in 3 hours".
+    let put_in = prev == "in" && matches!(words.next(), Some("put" | "puts" | "putting"));
+    if !put_in
+        && matches!(
+            prev,
+            "in" | "within"
+                | "after"
+                | "every"
+                | "per"
+                | "each"
+                | "next"
+                | "than"
+                | "until"
+                | "before"
+                | "by"
+                | "first"
+                | "remaining"
+                | "extra"
+                | "additional"
+                | "another"
+        )
+    {
         return true;
     }
     let rest = after.trim_start();
@@ -530,6 +577,10 @@ mod tests {
             ("Worked 1 to 2 hrs on it.", 60.0),
             ("The call took an hr.", 60.0),
             ("Spent 20 minutes on the call.", 20.0),
+            ("Per our 45 minute call, here are the changes.", 45.0),
+            ("An hour reviewing the draft, comments attached.", 60.0),
+            ("Had a 20 minute call with their counsel.", 20.0),
+            ("I put in 3 hours on the brief.", 180.0),
             (
                 "Spent 1 hour on X. Spent 30 minutes on Y. In total I spent 90 minutes.",
                 90.0,
@@ -553,6 +604,13 @@ mod tests {
             "Could we do a 15 minute call?",
             "I will spend 3 hours on it.",
             "Meeting is in 45 minutes.",
+            "Our 1 hour meeting is at 3pm.",
+            "Confirming our 30 minute call on Friday.",
+            "Please review within 24 hours.",
+            "Reviewing this should take about 2 hours.",
+            "Do you have 15 minutes today?",
+            "I'll call you in 10 minutes.",
+            "This is a 2 hour drive.",
             "No duration here at all.",
             "We are 5 minutes late.",
         ] {
