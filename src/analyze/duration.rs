@@ -72,9 +72,9 @@ pub struct StatedTime {
     pub minutes: f64,
     /// The phrases that were taken, as written ("spent 2 hours").
     pub phrases: Vec<String>,
-    /// A taken phrase's sentence speaks of a call (call, phone, rang).
+    /// A taken phrase's clause speaks of a call (call, phone, rang).
     pub call: bool,
-    /// A taken phrase's sentence speaks of a meeting (meeting, met).
+    /// A taken phrase's clause speaks of a meeting (meeting, met).
     pub meeting: bool,
 }
 
@@ -91,6 +91,9 @@ pub struct StatedTime {
 ///    `left`, `notice`, … and its clause (the sentence cut at commas, `and`, `but`)
 ///    has no plan words (tomorrow, will, 'll, can we, let's, available, schedule,
 ///    deadline, due, …).
+///
+/// Ranges take the lower bound ("2-3 hours" → 120). The total is capped at
+/// [`MAX_STATED_MINUTES`].
 ///
 /// Distinct statements are summed ("1 hour on X and 30 minutes on Y" → 90). When a
 /// taken mention's clause says "total" ("in total", "altogether"), that figure is the

@@ -56,7 +56,9 @@ pub enum MatchedBy {
 /// A client and the evidence for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientMatch<'a> {
+    /// The configured client.
     pub client: &'a ClientRule,
+    /// How it matched; decides the confidence.
     pub by: MatchedBy,
     /// The counterpart that matched (`None` for keyword matches).
     pub address: Option<Address>,
