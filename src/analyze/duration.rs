@@ -10,6 +10,9 @@ use crate::domain::{Rounding, Settings};
 /// Never take more than a day from text: a larger number is a typo or not a duration.
 pub const MAX_STATED_MINUTES: f64 = 24.0 * 60.0;
 
+/// Mentions examined per text; a person states a handful, never hundreds.
+const MAX_MENTIONS: usize = 100;
+
 /// Raw minutes rounded by `settings.rounding` to `billing_increment_minutes`, then raised
 /// to `minimum_entry_minutes` and capped at `max_entry_minutes`.
 ///
@@ -18,21 +21,27 @@ pub const MAX_STATED_MINUTES: f64 = 24.0 * 60.0;
 /// which the minimum then lifts. Negative or NaN raw minutes count as 0 and infinite
 /// ones as the cap, so no input panics or wraps.
 pub fn billed_minutes(raw: f64, settings: &Settings) -> u32 {
-    let raw = if raw.is_nan() || raw < 0.0 { 0.0 } else { raw };
-    let inc = f64::from(settings.billing_increment_minutes.max(1));
-    // Float noise (20 words / 20 wpm * 6 …) must not push an exact multiple up a step.
-    const EPS: f64 = 1e-9;
-    let units = raw / inc;
-    let units = match settings.rounding {
-        Rounding::Up => (units - EPS).ceil(),
-        Rounding::Nearest => (units + 0.5).floor(),
-        Rounding::Down => (units + EPS).floor(),
-    }
-    .max(0.0);
+    let rounded = rounded_minutes(raw, settings.billing_increment_minutes, settings.rounding);
     let min = f64::from(settings.minimum_entry_minutes);
     let max = f64::from(settings.max_entry_minutes);
     // The cap wins over the minimum; Settings validation keeps min ≤ max anyway.
-    (units * inc).max(min).min(max) as u32
+    rounded.max(min).min(max) as u32
+}
+
+/// Raw minutes rounded to a multiple of `increment` (at least 1), before the minimum
+/// and the cap. Negative or NaN raw minutes count as 0.
+pub fn rounded_minutes(raw: f64, increment: u32, rounding: Rounding) -> f64 {
+    let raw = if raw.is_nan() || raw < 0.0 { 0.0 } else { raw };
+    let inc = f64::from(increment.max(1));
+    // Float noise (20 words / 20 wpm * 6 …) must not push an exact multiple up a step.
+    const EPS: f64 = 1e-9;
+    let units = raw / inc;
+    let units = match rounding {
+        Rounding::Up => (units - EPS).ceil(),
+        Rounding::Nearest => (units + 0.5).floor(),
+        Rounding::Down => (units + EPS).floor(),
+    };
+    units.max(0.0) * inc
 }
 
 /// Billed hours × `hourly_rate`, rounded to cents.
@@ -63,23 +72,28 @@ pub struct StatedTime {
     pub minutes: f64,
     /// The phrases that were taken, as written ("spent 2 hours").
     pub phrases: Vec<String>,
-    /// A taken phrase's sentence speaks of a call (call, phone, rang).
+    /// A taken phrase's clause speaks of a call (call, phone, rang).
     pub call: bool,
-    /// A taken phrase's sentence speaks of a meeting (meeting, met).
+    /// A taken phrase's clause speaks of a meeting (meeting, met).
     pub meeting: bool,
 }
 
 /// Finds durations the writer states as work they did. Conservative by design: a wrong
 /// stated duration replaces a sound estimate, so a mention is taken only when
 ///
-/// 1. its sentence has a work word (spent, took, worked, call, meeting, review,
-///    drafting, billed, …) or the mention is followed by `on`/`of`/`doing`/a work verb
-///    ("2 hours on the lease"); and
+/// 1. its sentence reports work done (spent, took, worked, lasted, billed, reviewed,
+///    …), or names a kind of work (call, meeting, review, …) while looking back on it
+///    (thanks, following, per, after, earlier, yesterday, …: "our 1 hour meeting is at
+///    3pm" is a plan), or the mention is followed by `on`/`of`/a gerund ("2 hours on
+///    the lease", "an hour reviewing the draft"); and
 /// 2. it is not a point in time or a plan: not preceded by `in`, `within`, `after`,
 ///    `every`, `per`, `next`, … ("in 2 hours"), not followed by `ago`, `from now`,
 ///    `left`, `notice`, … and its clause (the sentence cut at commas, `and`, `but`)
 ///    has no plan words (tomorrow, will, 'll, can we, let's, available, schedule,
 ///    deadline, due, …).
+///
+/// Ranges take the lower bound ("2-3 hours" → 120). The total is capped at
+/// [`MAX_STATED_MINUTES`].
 ///
 /// Distinct statements are summed ("1 hour on X and 30 minutes on Y" → 90). When a
 /// taken mention's clause says "total" ("in total", "altogether"), that figure is the
@@ -91,10 +105,23 @@ pub fn stated_work(text: &str) -> Option<StatedTime> {
     let mut total: Option<f64> = None;
     let mut phrases = Vec::new();
     let (mut call, mut meeting) = (false, false);
-    for caps in MENTION.captures_iter(&lower) {
+    // Each mention looks at its sentence; bounding them keeps pathological text linear.
+    for caps in MENTION.captures_iter(&lower).take(MAX_MENTIONS) {
         let Some(m) = caps.get(0) else { continue };
         let Some(minutes) = mention_minutes(&caps) else {
             continue;
+        };
+        // "2-3 hours", "2 to 3 hours": take the lower bound, the figure the writer
+        // vouches for. The range's first number is outside the match.
+        let minutes = match (
+            RANGE_START.captures(&lower[..m.start()]),
+            caps.name("h").or(caps.name("m")),
+        ) {
+            (Some(low), Some(high)) => match (number(&low[1]), number(high.as_str())) {
+                (Some(low), Some(high)) if high > 0.0 && low < high => minutes * low / high,
+                _ => minutes,
+            },
+            _ => minutes,
         };
         if minutes <= 0.0 {
             continue;
@@ -112,8 +139,10 @@ pub fn stated_work(text: &str) -> Option<StatedTime> {
             sum += minutes;
         }
         phrases.push(text_phrase(text, &lower, clause));
-        call |= has_word(sentence, &["call", "called", "phone", "phoned", "rang"]);
-        meeting |= has_word(sentence, &["meeting", "met", "meetings"]);
+        // The clause, not the sentence: in "after the call I spent 2 hours drafting"
+        // the two hours are drafting.
+        call |= has_word(clause, &["call", "called", "phone", "phoned", "rang"]);
+        meeting |= has_word(clause, &["meeting", "met", "meetings"]);
     }
     let minutes = total.unwrap_or(sum).min(MAX_STATED_MINUTES);
     (minutes > 0.0).then_some(StatedTime {
@@ -130,10 +159,16 @@ static MENTION: LazyLock<Regex> = LazyLock::new(|| {
     let n = r"\d{1,4}(?:\.\d{1,2})?";
     let w = NUMBER_WORDS;
     let pattern = format!(
-        r"\b(?:(?P<hm_h>{n}|{w})\s*(?:h|hrs?|hours?)\.?,?\s*(?:and\s+)?(?P<hm_m>\d{{1,3}})\s*(?:m|mins?|minutes?)\b|(?P<ahh>{n}|{w})\s+and\s+a\s+half\s+hours?\b|(?P<hah>{n}|{w})\s+hours?\s+and\s+a\s+half\b|(?P<half>half\s+an?\s+hour|half[\s-]hour)\b|(?P<quarter>(?:a\s+)?quarter\s+of\s+an\s+hour|(?:a\s+)?quarter[\s-]hour)\b|(?P<h>{n})[\s-]*(?:h|hrs?|hours?)\b|(?P<hw>{w})[\s-]+hours?\b|(?P<m>{n}|{w})[\s-]*(?:mins?|minutes?)\b)"
+        r"\b(?:(?P<hm_h>{n}|{w})\s*(?:h|hrs?|hours?)\.?,?\s*(?:and\s+)?(?P<hm_m>\d{{1,3}})\s*(?:m|mins?|minutes?)\b|(?P<ahh>{n}|{w})\s+and\s+a\s+half\s+hours?\b|(?P<hah>{n}|{w})\s+hours?\s+and\s+a\s+half\b|(?P<half>half\s+an?\s+hour|half[\s-]hour)\b|(?P<quarter>(?:a\s+)?quarter\s+of\s+an\s+hour|(?:a\s+)?quarter[\s-]hour)\b|(?P<h>{n})[\s-]*(?:h|hrs?|hours?)\b|(?P<hw>{w})[\s-]+(?:hrs?|hours?)\b|(?P<m>{n}|{w})[\s-]*(?:mins?|minutes?)\b)"
     );
     // The pattern is a constant; a failure here is a bug caught by every test.
     Regex::new(&pattern).unwrap_or_else(|e| panic!("duration pattern: {e}"))
+});
+
+/// The first half of a range that ends where a mention starts ("2-", "2 to ").
+static RANGE_START: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(\d{1,4}(?:\.\d{1,2})?)\s*(?:-|–|to|or)\s*$")
+        .unwrap_or_else(|e| panic!("range pattern: {e}"))
 });
 
 fn number(s: &str) -> Option<f64> {
@@ -238,56 +273,97 @@ fn has_word(text: &str, words: &[&str]) -> bool {
         .any(|w| words.contains(&w))
 }
 
-const WORK_WORDS: &[&str] = &[
+/// Words that report work done: enough on their own ("spent 2 hours").
+const WORK_DONE: &[&str] = &[
     "spent",
     "spend",
     "spending",
     "took",
     "worked",
     "working",
-    "work",
+    "lasted",
+    "ran",
+    "billed",
+    "billing",
+    "bill",
+    "logged",
+    "charged",
+    "reviewed",
+    "drafted",
+    "researched",
+    "revised",
+    "prepared",
+    "edited",
+    "had",
+    "did",
+    "put",
+];
+
+/// Kinds of work that may be past or planned ("a 30 minute call"): they count only in a
+/// sentence that looks back on it ("thanks for the 30 minute call").
+const WORK_KIND: &[&str] = &[
     "call",
-    "called",
     "calls",
     "phone",
     "meeting",
     "meetings",
     "met",
     "review",
-    "reviewed",
     "reviewing",
     "drafting",
-    "drafted",
     "draft",
-    "billed",
-    "billing",
-    "bill",
-    "logged",
-    "charged",
     "research",
-    "researched",
     "researching",
-    "lasted",
     "conference",
     "prep",
     "preparing",
-    "prepared",
     "editing",
     "revising",
-    "revised",
     "analysis",
     "hearing",
+    "work",
+    "session",
+];
+
+const LOOKING_BACK: &[&str] = &[
+    "thanks",
+    "thank",
+    "following",
+    "per",
+    "after",
+    "earlier",
+    "yesterday",
+    "recap",
+    "notes",
+    "summary",
+    "enjoyed",
+    "great",
+    "productive",
+    "during",
 ];
 
 fn work_context(sentence: &str, after: &str) -> bool {
-    if has_word(sentence, WORK_WORDS) {
+    if has_word(sentence, WORK_DONE)
+        || (has_word(sentence, WORK_KIND) && has_word(sentence, LOOKING_BACK))
+    {
         return true;
     }
-    // "2 hours on the lease", "3 hours of edits", "an hour doing …"
+    // "2 hours on the lease", "3 hours of edits", "an hour reviewing …"
     let next = after.split_whitespace().next().unwrap_or("");
     matches!(
         next,
-        "on" | "of" | "doing" | "going" | "looking" | "writing" | "reading"
+        "on" | "of"
+            | "doing"
+            | "going"
+            | "looking"
+            | "writing"
+            | "reading"
+            | "reviewing"
+            | "drafting"
+            | "researching"
+            | "working"
+            | "preparing"
+            | "editing"
     )
 }
 
@@ -354,31 +430,35 @@ fn is_plan(before: &str, after: &str, clause: &str) -> bool {
         "solid",
         "full",
     ];
-    let prev = before
+    let mut words = before
         .split(|c: char| c.is_whitespace() || c == '(')
         .rev()
         .filter(|w| !w.is_empty())
-        .find(|w| !QUALIFIERS.contains(w))
-        .unwrap_or("");
-    let prev = prev.trim_matches(|c: char| !c.is_alphanumeric());
-    if matches!(
-        prev,
-        "in" | "within"
-            | "after"
-            | "every"
-            | "per"
-            | "each"
-            | "next"
-            | "than"
-            | "until"
-            | "before"
-            | "by"
-            | "first"
-            | "remaining"
-            | "extra"
-            | "additional"
-            | "another"
-    ) {
+        .filter(|w| !QUALIFIERS.contains(w))
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()));
+    let prev = words.next().unwrap_or("");
+    // "put in 3 hours" is work done, unlike "in 3 hours".
+    let put_in = prev == "in" && matches!(words.next(), Some("put" | "puts" | "putting"));
+    if !put_in
+        && matches!(
+            prev,
+            "in" | "within"
+                | "after"
+                | "every"
+                | "per"
+                | "each"
+                | "next"
+                | "than"
+                | "until"
+                | "before"
+                | "by"
+                | "first"
+                | "remaining"
+                | "extra"
+                | "additional"
+                | "another"
+        )
+    {
         return true;
     }
     let rest = after.trim_start();
@@ -496,6 +576,14 @@ mod tests {
                 "I spent 2 hours on the draft, will send it tomorrow.",
                 120.0,
             ),
+            ("Spent 2-3 hours on the research.", 120.0),
+            ("Worked 1 to 2 hrs on it.", 60.0),
+            ("The call took an hr.", 60.0),
+            ("Spent 20 minutes on the call.", 20.0),
+            ("Per our 45 minute call, here are the changes.", 45.0),
+            ("An hour reviewing the draft, comments attached.", 60.0),
+            ("Had a 20 minute call with their counsel.", 20.0),
+            ("I put in 3 hours on the brief.", 180.0),
             (
                 "Spent 1 hour on X. Spent 30 minutes on Y. In total I spent 90 minutes.",
                 90.0,
@@ -519,6 +607,13 @@ mod tests {
             "Could we do a 15 minute call?",
             "I will spend 3 hours on it.",
             "Meeting is in 45 minutes.",
+            "Our 1 hour meeting is at 3pm.",
+            "Confirming our 30 minute call on Friday.",
+            "Please review within 24 hours.",
+            "Reviewing this should take about 2 hours.",
+            "Do you have 15 minutes today?",
+            "I'll call you in 10 minutes.",
+            "This is a 2 hour drive.",
             "No duration here at all.",
             "We are 5 minutes late.",
         ] {
@@ -537,6 +632,25 @@ mod tests {
         let s = stated_work("Our meeting took an hour.").expect("stated");
         assert!(s.meeting && !s.call);
         assert_eq!(s.phrases, vec!["Our meeting took an hour"]);
+        let s = stated_work("After the call, I spent 2 hours drafting.").expect("stated");
+        assert!(!s.call && !s.meeting, "{s:?}");
+    }
+
+    #[test]
+    fn any_text_is_safe() {
+        let tricky = "İ spent 2.5 hours — ½ hour… on the ŁÓDŹ file; 30-min call. 1h 30m, 2-3 hrs, 9999 hours";
+        let ends: Vec<usize> = tricky
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([tricky.len()])
+            .collect();
+        for &end in &ends {
+            for &start in ends.iter().filter(|&&s| s <= end) {
+                let _ = stated_work(&tricky[start..end]);
+            }
+        }
+        let long = "spent 1 min and ".repeat(5_000);
+        assert_eq!(stated_minutes(&long), Some(100.0));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::{Analysis, AnalyzeError, Analyzer, Outcome, duration};
 use crate::domain::{
     Activity, Address, CalendarEvent, CalendarMethod, ClientRule, Email, EntryStatus, PartStat,
-    Settings, TimeEntry, WorkDate,
+    Rounding, Settings, TimeEntry, WorkDate,
 };
 
 /// Recorded as `TimeEntry::analyzer`.
@@ -22,6 +22,9 @@ pub const CONFIDENCE_DOMAIN: f64 = 0.85;
 /// Confidence of a Subject keyword match: below the default `min_confidence` (0.5) on
 /// purpose, so such entries wait for review.
 pub const CONFIDENCE_KEYWORD: f64 = 0.4;
+
+/// Largest raw duration recorded on an entry: one day.
+pub const MAX_RAW_MINUTES: f64 = 24.0 * 60.0;
 
 /// Longest description; the store and clients' invoices expect a short line.
 pub const MAX_DESCRIPTION_CHARS: usize = 300;
@@ -53,7 +56,9 @@ pub enum MatchedBy {
 /// A client and the evidence for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientMatch<'a> {
+    /// The configured client.
     pub client: &'a ClientRule,
+    /// How it matched; decides the confidence.
     pub by: MatchedBy,
     /// The counterpart that matched (`None` for keyword matches).
     pub address: Option<Address>,
@@ -78,7 +83,9 @@ impl ClientMatch<'_> {
                 format!("{} (client {name}, by domain {d})", a.email)
             }
             (MatchedBy::Keyword(k), _) => {
-                format!("client {name} by the keyword \"{k}\" in the subject (no address matched)")
+                format!(
+                    "no client's address; client {name} by the keyword \"{k}\" in the subject, a weaker match"
+                )
             }
             (_, None) => format!("client {name}"),
         }
@@ -187,7 +194,8 @@ fn contains_whole_word(hay: &str, needle: &str) -> bool {
 /// Decisions where the SPEC is silent:
 /// - No usable Date → not billable: a guessed work date would put time on the wrong day.
 /// - The owner's stated time replaces the estimate and sets the activity: `call` when
-///   its sentence speaks of a call or phone, `meeting` for a meeting, else `other`
+///   a taken phrase's clause speaks of a call or phone, `meeting` for a meeting, else
+///   `other`
 ///   (the time is work the email reports, not the writing of it). The client is still
 ///   the one the addresses give.
 /// - Calendar: all-day events and events without both start and end are not billable
@@ -264,7 +272,9 @@ fn calendar(
             let from = email.from.as_ref().map(|a| a.email.as_str());
             let declined = owner
                 && event.attendees.iter().any(|(a, stat)| {
-                    *stat == PartStat::Declined && (settings.is_mine(a) || Some(a.as_str()) == from)
+                    let a = calendar_address(a);
+                    *stat == PartStat::Declined
+                        && (settings.is_mine(&a.email) || Some(a.email.as_str()) == from)
                 });
             if declined {
                 reasons.push(format!(
@@ -272,12 +282,27 @@ fn calendar(
                 ));
                 Some(Outcome::CancelMeeting { uid, sequence })
             } else {
-                reasons.push("a reply to an invitation is not a meeting".into());
+                reasons.push(if owner {
+                    "a reply to an invitation is not a meeting".into()
+                } else {
+                    "a reply to an invitation is not a meeting, and only your own decline removes one"
+                        .into()
+                });
                 Some(Outcome::NotBillable)
             }
         }
         _ => Some(meeting(email, event, uid, settings, reasons)),
     }
+}
+
+/// An ORGANIZER/ATTENDEE value as an address; tolerates a `mailto:` left by the parser.
+fn calendar_address(value: &str) -> Address {
+    let v = value.trim();
+    let v = match v.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("mailto:") => &v[7..],
+        _ => v,
+    };
+    Address::new(None, v)
 }
 
 fn meeting(
@@ -291,7 +316,7 @@ fn meeting(
         .organizer
         .iter()
         .chain(event.attendees.iter().map(|(a, _)| a))
-        .map(|a| Address::new(None, a))
+        .map(|a| calendar_address(a))
         .filter(|a| !settings.is_mine(&a.email));
     let found = people
         .clone()
@@ -387,7 +412,10 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
         (None, None) => client.clone(),
     };
     let (activity, raw, description) = if owner {
-        reasons.push(format!("sent by you to {}", m.describe()));
+        reasons.push(format!(
+            "sent by you to {}",
+            who_for_reason(&m, email, settings)
+        ));
         let with = &party;
         match duration::stated_work(&email.new_text) {
             Some(st) => {
@@ -417,7 +445,10 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
             }
         }
     } else {
-        reasons.push(format!("received from {}", m.describe()));
+        reasons.push(format!(
+            "received from {}",
+            who_for_reason(&m, email, settings)
+        ));
         let from = &party;
         let wpm = settings.reading_words_per_minute.max(1);
         let reading = email.new_words as f64 / f64::from(wpm);
@@ -473,7 +504,14 @@ fn entry(
     raw: f64,
     reasons: &mut Vec<String>,
 ) -> TimeEntry {
-    let raw = if raw.is_finite() { raw.max(0.0) } else { 0.0 };
+    // Raw minutes are data the user sees and sums: a runaway estimate from a malformed
+    // message (millions of words) is held to a day, like stated time.
+    let raw = if raw.is_nan() {
+        0.0
+    } else {
+        raw.clamp(0.0, MAX_RAW_MINUTES)
+    };
+    reasons.push(format!("work date {date} in {}", settings.timezone.name()));
     let billed = duration::billed_minutes(raw, settings);
     reasons.push(rounding_reason(raw, billed, settings));
     let rate = m.client.rate(settings);
@@ -513,29 +551,42 @@ fn entry(
 
 fn rounding_reason(raw: f64, billed: u32, settings: &Settings) -> String {
     let inc = settings.billing_increment_minutes;
-    let mode = match settings.rounding {
-        crate::domain::Rounding::Up => "up",
-        crate::domain::Rounding::Nearest => "to the nearest",
-        crate::domain::Rounding::Down => "down",
+    let rounded = duration::rounded_minutes(raw, inc, settings.rounding);
+    let raw = one_decimal(raw);
+    if (rounded - raw).abs() < 0.05 && f64::from(billed) == rounded {
+        return format!("{raw} min is already a whole number of {inc}-minute increments");
+    }
+    let mut s = match settings.rounding {
+        Rounding::Up => format!("{raw} min rounded up to {rounded} min ({inc}-minute increments)"),
+        Rounding::Nearest => {
+            format!("{raw} min rounded to the nearest {inc} minutes: {rounded} min")
+        }
+        Rounding::Down => {
+            format!("{raw} min rounded down to {rounded} min ({inc}-minute increments)")
+        }
     };
-    let rounded = {
-        let plain = Settings {
-            minimum_entry_minutes: 0,
-            max_entry_minutes: u32::MAX,
-            ..settings.clone()
-        };
-        duration::billed_minutes(raw, &plain)
-    };
-    let mut s = format!(
-        "{} min rounded {mode} to {rounded} min ({inc}-minute increments)",
-        one_decimal(raw)
-    );
-    if billed > rounded {
+    if f64::from(billed) > rounded {
         s.push_str(&format!(", raised to the {billed}-minute minimum"));
-    } else if billed < rounded {
+    } else if f64::from(billed) < rounded {
         s.push_str(&format!(", capped at the {billed}-minute maximum"));
     }
     s
+}
+
+/// The match as a reason; a keyword match also names who the mail was with.
+fn who_for_reason(m: &ClientMatch<'_>, email: &Email, settings: &Settings) -> String {
+    if m.address.is_some() {
+        return m.describe();
+    }
+    let people: Vec<&str> = counterparts(email, settings)
+        .into_iter()
+        .map(|a| a.email.as_str())
+        .collect();
+    if people.is_empty() {
+        m.describe()
+    } else {
+        format!("{}: {}", people.join(", "), m.describe())
+    }
 }
 
 fn no_client_reason(side: &str, who: &[String]) -> String {
@@ -629,10 +680,74 @@ mod tests {
     }
 
     #[test]
+    fn calendar_addresses_lose_mailto() {
+        assert_eq!(
+            calendar_address(" MAILTO:Jane@Acme.com").email,
+            "jane@acme.com"
+        );
+        assert_eq!(calendar_address("jane@acme.com").email, "jane@acme.com");
+        assert_eq!(calendar_address("é").email, "é");
+    }
+
+    #[test]
     fn malformed_messages_do_not_panic() {
         let settings = Settings::default();
         let a = analyze(&Email::default(), &settings);
         assert_eq!(a.outcome, Outcome::NotBillable);
         assert!(!a.reasons.is_empty());
+
+        let patch = serde_json::json!({"clients": [{"name": "Acme", "domains": ["acme.com"]}]});
+        let settings = Settings::from_json(patch).unwrap_or_else(|e| panic!("{e}"));
+        let base = Email {
+            from: Some(Address::new(None, "jane@acme.com")),
+            date: Some(Utc::now()),
+            attachments: usize::MAX,
+            new_words: usize::MAX,
+            subject: "http://x.io ".repeat(200),
+            ..Email::default()
+        };
+        let a = analyze(&base, &settings);
+        match a.outcome {
+            Outcome::Entry(e) => {
+                assert_eq!(e.billed_minutes, settings.max_entry_minutes);
+                assert_eq!(e.duration_minutes, MAX_RAW_MINUTES);
+                assert!(!e.description.contains("http"), "{}", e.description);
+            }
+            other => panic!("{other:?}"),
+        }
+        let event = CalendarEvent {
+            method: CalendarMethod::Request,
+            uid: "  ".into(),
+            sequence: -1,
+            summary: None,
+            start: Some(Utc::now()),
+            end: Some(Utc::now() - chrono::Duration::hours(1)),
+            start_date: None,
+            organizer: Some("mailto:".into()),
+            attendees: vec![(String::new(), PartStat::Other("x".into()))],
+        };
+        for method in [
+            CalendarMethod::Request,
+            CalendarMethod::Reply,
+            CalendarMethod::Other("PUBLISH".into()),
+        ] {
+            for uid in ["", "u1"] {
+                let email = Email {
+                    calendar: Some(CalendarEvent {
+                        method: method.clone(),
+                        uid: uid.into(),
+                        ..event.clone()
+                    }),
+                    ..base.clone()
+                };
+                let a = analyze(&email, &settings);
+                assert!(!a.reasons.is_empty(), "{method:?}");
+                assert!(
+                    !matches!(a.outcome, Outcome::Meeting { .. }),
+                    "{method:?} {:?}",
+                    a.outcome
+                );
+            }
+        }
     }
 }

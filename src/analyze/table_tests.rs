@@ -323,6 +323,12 @@ fn rows() -> Vec<Row> {
             entry("Beta", SENT, DAY, 24),
         ),
         row(
+            "two matching To: the first wins",
+            sent(&["bob@beta.io", "jane@acme.com"]),
+            json!({}),
+            entry("Beta", SENT, DAY, 24),
+        ),
+        row(
             "no matching To: first matching Cc",
             sent(&["x@other.org"]).cc(&["jane@acme.com", "bob@beta.io"]),
             none.clone(),
@@ -417,6 +423,13 @@ fn rows() -> Vec<Row> {
             entry("Acme", Activity::Other, DAY, 120),
         )
         .also(&[Also::Raw(120.0), Also::Reason("spent 2 hours")]),
+        row(
+            "distinct stated times in the owner's text are summed",
+            sent(&["jane@acme.com"]).text("Spent 1 hour on the lease and 30 minutes on the memo."),
+            json!({}),
+            entry("Acme", Activity::Other, DAY, 90),
+        )
+        .also(&[Also::Raw(90.0), Also::Description("Work for Acme re: Contract renewal")]),
         row(
             "a stated call makes a call entry for the same client",
             sent(&["bob@beta.io"]).text("Thanks for the 30 minute call today, notes below."),
@@ -597,6 +610,23 @@ fn rows() -> Vec<Row> {
             none.clone(),
             Want::NotBillable,
         ),
+        row(
+            "a re-sent invitation carries its higher sequence",
+            received("jane@acme.com").calendar(CalendarEvent {
+                sequence: 5,
+                end: Some(at("2026-11-24T01:15:00Z")),
+                ..event(CalendarMethod::Request)
+            }),
+            json!({}),
+            Want::Meeting {
+                client: "Acme",
+                date: DAY,
+                billed: 108,
+                uid: "evt-1@acme.com",
+                sequence: 5,
+            },
+        )
+        .also(&[Also::Raw(105.0), Also::Amount(540.0)]),
         row(
             "CANCEL removes the meeting",
             received("jane@acme.com").calendar(CalendarEvent {
