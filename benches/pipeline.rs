@@ -26,7 +26,10 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use futures::StreamExt;
 
 fn messages() -> usize {
-    std::env::var("BENCH_MESSAGES").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000)
+    std::env::var("BENCH_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000)
 }
 
 fn settings() -> Settings {
@@ -45,11 +48,17 @@ fn split(bytes: &[u8]) -> Vec<&[u8]> {
         at_line_start = *b == b'\n';
     }
     starts.push(bytes.len());
-    starts.windows(2).map(|w| {
-        let m = &bytes[w[0]..w[1]];
-        let body = m.iter().position(|b| *b == b'\n').map_or(m, |p| &m[p + 1..]);
-        body
-    }).collect()
+    starts
+        .windows(2)
+        .map(|w| {
+            let m = &bytes[w[0]..w[1]];
+            let body = m
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(m, |p| &m[p + 1..]);
+            body
+        })
+        .collect()
 }
 
 fn per_message(c: &mut Criterion) {
@@ -57,7 +66,12 @@ fn per_message(c: &mut Criterion) {
     mbox_gen::write_mbox(&mut buf, 1000).expect("generate");
     let raws: Vec<RawEmail> = split(&buf)
         .into_iter()
-        .map(|b| RawEmail { id: parse::local_id(b), thread_id: None, labels: vec![], bytes: b.to_vec() })
+        .map(|b| RawEmail {
+            id: parse::local_id(b),
+            thread_id: None,
+            labels: vec![],
+            bytes: b.to_vec(),
+        })
         .collect();
     let settings = settings();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -67,11 +81,14 @@ fn per_message(c: &mut Criterion) {
         b.iter(|| {
             let mut entries = 0;
             for raw in &raws {
-                let Ok(email) = parse::parse_email(raw) else { continue };
+                let Ok(email) = parse::parse_email(raw) else {
+                    continue;
+                };
                 if triage::automated(&email, &settings).is_some() {
                     continue;
                 }
-                let out = rt.block_on(RulesAnalyzer.analyze(std::slice::from_ref(&email), &settings));
+                let out =
+                    rt.block_on(RulesAnalyzer.analyze(std::slice::from_ref(&email), &settings));
                 entries += out.len();
             }
             entries
@@ -92,12 +109,18 @@ fn mbox_20k(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
 
     let mut group = c.benchmark_group("mbox_20k");
-    group.sample_size(10).measurement_time(Duration::from_secs(20)).throughput(Throughput::Elements(n as u64));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .throughput(Throughput::Elements(n as u64));
 
     group.bench_function("mail_parser_parse_only", |b| {
         b.iter(|| {
             let parser = mail_parser::MessageParser::default();
-            split(&bytes).into_iter().filter(|m| parser.parse(*m).is_some()).count()
+            split(&bytes)
+                .into_iter()
+                .filter(|m| parser.parse(*m).is_some())
+                .count()
         })
     });
 

@@ -17,7 +17,11 @@ use crate::error::{Error, ErrorKind};
 use crate::tools::{self, NoProgress, Progress, ScanProgress};
 
 #[derive(Debug, Parser)]
-#[command(name = "billable", version, about = "Finds the billable work hidden in a mailbox.")]
+#[command(
+    name = "billable",
+    version,
+    about = "Finds the billable work hidden in a mailbox."
+)]
 pub struct Cli {
     /// SQLite file for entries and settings [default: billable.sqlite3 in your data directory]
     #[arg(long, global = true, env = "BILLABLE_DB", value_name = "PATH")]
@@ -26,7 +30,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "BILLABLE_MBOX", value_name = "FILE", conflicts_with_all = ["maildir", "eml_dir"])]
     pub mbox: Option<PathBuf>,
     /// Read mail from a Maildir folder
-    #[arg(long, global = true, env = "BILLABLE_MAILDIR", value_name = "DIR", conflicts_with = "eml_dir")]
+    #[arg(
+        long,
+        global = true,
+        env = "BILLABLE_MAILDIR",
+        value_name = "DIR",
+        conflicts_with = "eml_dir"
+    )]
     pub maildir: Option<PathBuf>,
     /// Read mail from a folder of .eml files
     #[arg(long, global = true, env = "BILLABLE_EML_DIR", value_name = "DIR")]
@@ -140,7 +150,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok((value, code)) => {
             if let Some((name, value)) = value {
                 if json_out {
-                    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&value).unwrap_or_default()
+                    );
                 } else {
                     print!("{}", render(&name, &value));
                 }
@@ -166,7 +179,12 @@ type Outcome = Option<(String, Value)>;
 
 async fn execute(cli: Cli) -> Result<(Outcome, ExitCode), Error> {
     let (name, args) = match &cli.command {
-        Command::Tools => return Ok((Some(("tools".to_owned(), tools::openai_tools())), ExitCode::SUCCESS)),
+        Command::Tools => {
+            return Ok((
+                Some(("tools".to_owned(), tools::openai_tools())),
+                ExitCode::SUCCESS,
+            ));
+        }
         command => to_tool_call(command)?,
     };
     let config = Config {
@@ -182,9 +200,17 @@ async fn execute(cli: Cli) -> Result<(Outcome, ExitCode), Error> {
     let user = UserId::local();
     if let Some(path) = &cli.settings {
         let text = read_text(path, "settings")?;
-        let patch: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::invalid("--settings", format!("{} is not JSON: {e}", path.display())))?;
-        tools::call(&ctx, &user, "configure_time_tracking", json!({ "settings": patch }), &NoProgress).await?;
+        let patch: Value = serde_json::from_str(&text).map_err(|e| {
+            Error::invalid("--settings", format!("{} is not JSON: {e}", path.display()))
+        })?;
+        tools::call(
+            &ctx,
+            &user,
+            "configure_time_tracking",
+            json!({ "settings": patch }),
+            &NoProgress,
+        )
+        .await?;
     }
     let bar = (name == "scan_billable_time" && std::io::stderr().is_terminal()).then(Bar::new);
     let progress: &dyn Progress = match &bar {
@@ -217,12 +243,22 @@ fn read_text(path: &PathBuf, what: &str) -> Result<String, Error> {
 fn to_tool_call(command: &Command) -> Result<(String, Value), Error> {
     fn put<T: serde::Serialize>(map: &mut Map<String, Value>, key: &str, value: Option<T>) {
         if let Some(v) = value {
-            map.insert(key.to_owned(), serde_json::to_value(v).unwrap_or(Value::Null));
+            map.insert(
+                key.to_owned(),
+                serde_json::to_value(v).unwrap_or(Value::Null),
+            );
         }
     }
     let mut m = Map::new();
     let name = match command {
-        Command::Scan { query, after, before, max_messages, dry_run, reanalyze } => {
+        Command::Scan {
+            query,
+            after,
+            before,
+            max_messages,
+            dry_run,
+            reanalyze,
+        } => {
             put(&mut m, "query", query.as_ref());
             put(&mut m, "after", after.as_ref());
             put(&mut m, "before", before.as_ref());
@@ -235,28 +271,53 @@ fn to_tool_call(command: &Command) -> Result<(String, Value), Error> {
             match (file, id) {
                 (Some(path), _) => put(&mut m, "raw_email", Some(read_text(path, "file")?)),
                 (None, Some(id)) => put(&mut m, "message_id", Some(id)),
-                (None, None) => return Err(Error::invalid("file", "give an .eml file (or - for standard input) or --id")),
+                (None, None) => {
+                    return Err(Error::invalid(
+                        "file",
+                        "give an .eml file (or - for standard input) or --id",
+                    ));
+                }
             }
             put(&mut m, "save", save.then_some(true));
             "analyze_time_entry"
         }
-        Command::Summary { from, to, group_by, billable_only } => {
+        Command::Summary {
+            from,
+            to,
+            group_by,
+            billable_only,
+        } => {
             put(&mut m, "from", from.as_ref());
             put(&mut m, "to", to.as_ref());
-            put(&mut m, "group_by", Some(format!("{group_by:?}").to_lowercase()));
+            put(
+                &mut m,
+                "group_by",
+                Some(format!("{group_by:?}").to_lowercase()),
+            );
             put(&mut m, "billable_only", billable_only.then_some(true));
             "get_time_tracking_summary"
         }
-        Command::Entries { from, to, client, status, limit, offset } => {
+        Command::Entries {
+            from,
+            to,
+            client,
+            status,
+            limit,
+            offset,
+        } => {
             put(&mut m, "from", from.as_ref());
             put(&mut m, "to", to.as_ref());
             put(&mut m, "client", client.as_ref());
-            put(&mut m, "status", status.map(|s| match s {
-                StatusArg::Suggested => "suggested",
-                StatusArg::NeedsReview => "needs_review",
-                StatusArg::Approved => "approved",
-                StatusArg::Rejected => "rejected",
-            }));
+            put(
+                &mut m,
+                "status",
+                status.map(|s| match s {
+                    StatusArg::Suggested => "suggested",
+                    StatusArg::NeedsReview => "needs_review",
+                    StatusArg::Approved => "approved",
+                    StatusArg::Rejected => "rejected",
+                }),
+            );
             put(&mut m, "limit", *limit);
             put(&mut m, "offset", *offset);
             "list_time_entries"
@@ -269,7 +330,8 @@ fn to_tool_call(command: &Command) -> Result<(String, Value), Error> {
                         return Err(Error::invalid("--set", format!("`{kv}` is not KEY=VALUE")));
                     };
                     // JSON when it parses (numbers, lists, objects), else a plain string.
-                    let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+                    let value =
+                        serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
                     settings.insert(k.trim().to_owned(), value);
                 }
                 m.insert("settings".to_owned(), Value::Object(settings));
@@ -280,8 +342,13 @@ fn to_tool_call(command: &Command) -> Result<(String, Value), Error> {
             let args = match args.as_deref() {
                 None => Value::Object(Map::new()),
                 Some(text) => {
-                    let text = if text == "-" { read_text(&PathBuf::from("-"), "arguments")? } else { text.to_owned() };
-                    serde_json::from_str(&text).map_err(|e| Error::invalid("arguments", format!("not valid JSON: {e}")))?
+                    let text = if text == "-" {
+                        read_text(&PathBuf::from("-"), "arguments")?
+                    } else {
+                        text.to_owned()
+                    };
+                    serde_json::from_str(&text)
+                        .map_err(|e| Error::invalid("arguments", format!("not valid JSON: {e}")))?
                 }
             };
             return Ok((name.clone(), args));
@@ -350,18 +417,37 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let numeric: Vec<bool> = (0..headers.len())
-        .map(|i| !rows.is_empty() && rows.iter().all(|r| r[i].trim_end_matches('h').parse::<f64>().is_ok()))
+        .map(|i| {
+            !rows.is_empty()
+                && rows
+                    .iter()
+                    .all(|r| r[i].trim_end_matches('h').parse::<f64>().is_ok())
+        })
         .collect();
     let line = |cells: Vec<&str>| -> String {
         let parts: Vec<String> = cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if numeric[i] { format!("{c:>w$}", w = widths[i]) } else { format!("{c:<w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                if numeric[i] {
+                    format!("{c:>w$}", w = widths[i])
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
             .collect();
         format!("{}\n", parts.join("  ").trim_end())
     };
     let mut out = line(headers.to_vec());
-    out.push_str(&line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect()));
+    out.push_str(&line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    ));
     for row in rows {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
@@ -385,7 +471,15 @@ fn entry_rows(entries: &[Value]) -> Vec<Vec<String>> {
         .collect()
 }
 
-const ENTRY_HEADERS: [&str; 7] = ["date", "client", "activity", "min", "amount", "status", "description"];
+const ENTRY_HEADERS: [&str; 7] = [
+    "date",
+    "client",
+    "activity",
+    "min",
+    "amount",
+    "status",
+    "description",
+];
 
 fn render(name: &str, v: &Value) -> String {
     match name {
@@ -430,12 +524,25 @@ fn render(name: &str, v: &Value) -> String {
             }
             all.extend(rows(&v["total"]));
             let by = s(&v["group_by"]);
-            table(&[by.as_str(), "entries", "raw min", "billed h", "amount", "cur"], &all)
+            table(
+                &[
+                    by.as_str(),
+                    "entries",
+                    "raw min",
+                    "billed h",
+                    "amount",
+                    "cur",
+                ],
+                &all,
+            )
         }
         "analyze_time_entry" => {
             let mut out = format!("message {}: {}\n", s(&v["message_id"]), s(&v["outcome"]));
             if v["entry"].is_object() {
-                out.push_str(&table(&ENTRY_HEADERS, &entry_rows(std::slice::from_ref(&v["entry"]))));
+                out.push_str(&table(
+                    &ENTRY_HEADERS,
+                    &entry_rows(std::slice::from_ref(&v["entry"])),
+                ));
             }
             for r in v["reasons"].as_array().into_iter().flatten() {
                 out.push_str(&format!("  - {}\n", s(r)));
@@ -462,7 +569,10 @@ fn render_scan(v: &Value) -> String {
     } else {
         out.push_str(&table(&ENTRY_HEADERS, &entry_rows(&entries)));
         if n("entries_created") > entries.len() as u64 {
-            out.push_str(&format!("… and {} more (`billable entries`).\n", n("entries_created") - entries.len() as u64));
+            out.push_str(&format!(
+                "… and {} more (`billable entries`).\n",
+                n("entries_created") - entries.len() as u64
+            ));
         }
         // Per-client totals of the entries shown.
         let mut totals: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
@@ -476,7 +586,12 @@ fn render_scan(v: &Value) -> String {
             .iter()
             .map(|(c, (k, m, a))| vec![c.clone(), k.to_string(), hours(*m), format!("{a:.2}")])
             .collect();
-        rows.push(vec!["total".into(), n("entries_created").to_string(), hours(n("billed_minutes")), money(&v["amount"])]);
+        rows.push(vec![
+            "total".into(),
+            n("entries_created").to_string(),
+            hours(n("billed_minutes")),
+            money(&v["amount"]),
+        ]);
         out.push('\n');
         out.push_str(&table(&["client", "entries", "billed", "amount"], &rows));
     }
@@ -493,7 +608,11 @@ fn render_scan(v: &Value) -> String {
         if v["dry_run"] == true { " · dry run, nothing saved" } else { "" },
     ));
     for e in v["errors"].as_array().into_iter().flatten().take(10) {
-        out.push_str(&format!("  error {}: {}\n", s(&e["message_id"]), s(&e["reason"])));
+        out.push_str(&format!(
+            "  error {}: {}\n",
+            s(&e["message_id"]),
+            s(&e["reason"])
+        ));
     }
     let domains: Vec<String> = v["unmatched_domains"]
         .as_array()
@@ -509,7 +628,9 @@ fn render_scan(v: &Value) -> String {
         ));
     }
     if let Some(reason) = v["stopped_reason"].as_str() {
-        out.push_str(&format!("Scan interrupted: {reason}. What was done is saved; run the scan again to resume.\n"));
+        out.push_str(&format!(
+            "Scan interrupted: {reason}. What was done is saved; run the scan again to resume.\n"
+        ));
     }
     out
 }
@@ -527,7 +648,11 @@ mod tests {
     #[test]
     fn configure_set_values_are_json_or_strings() {
         let (name, args) = to_tool_call(&Command::Configure {
-            set: vec!["timezone=Europe/Paris".into(), "billing_increment_minutes=15".into(), "my_addresses=[\"a@b.com\"]".into()],
+            set: vec![
+                "timezone=Europe/Paris".into(),
+                "billing_increment_minutes=15".into(),
+                "my_addresses=[\"a@b.com\"]".into(),
+            ],
         })
         .unwrap();
         assert_eq!(name, "configure_time_tracking");
@@ -539,7 +664,10 @@ mod tests {
 
     #[test]
     fn tables_align_numbers_right() {
-        let t = table(&["name", "n"], &[vec!["a".into(), "5".into()], vec!["bb".into(), "10".into()]]);
+        let t = table(
+            &["name", "n"],
+            &[vec!["a".into(), "5".into()], vec!["bb".into(), "10".into()]],
+        );
         assert_eq!(t, "name   n\n----  --\na      5\nbb    10\n");
     }
 }

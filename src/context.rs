@@ -52,6 +52,8 @@ impl Context {
 
     /// The mail source, or an error telling the user how to configure one.
     pub fn source(&self) -> Result<&Arc<dyn MailSource>> {
-        self.source.as_ref().ok_or_else(|| MailError::NoSource.into())
+        self.source
+            .as_ref()
+            .ok_or_else(|| MailError::NoSource.into())
     }
 }

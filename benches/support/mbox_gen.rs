@@ -19,9 +19,30 @@ pub const SETTINGS: &str = r#"{
 
 const CLIENT_DOMAINS: [&str; 4] = ["acme.com", "mail.globex.io", "initech.net", "umbrella.co"];
 const WORDS: [&str; 24] = [
-    "agreement", "review", "the", "clause", "draft", "please", "schedule", "liability", "we", "should",
-    "consider", "notice", "and", "revise", "section", "payment", "terms", "before", "closing", "call",
-    "budget", "approve", "changes", "counsel",
+    "agreement",
+    "review",
+    "the",
+    "clause",
+    "draft",
+    "please",
+    "schedule",
+    "liability",
+    "we",
+    "should",
+    "consider",
+    "notice",
+    "and",
+    "revise",
+    "section",
+    "payment",
+    "terms",
+    "before",
+    "closing",
+    "call",
+    "budget",
+    "approve",
+    "changes",
+    "counsel",
 ];
 
 fn text(seed: usize, words: usize) -> String {
@@ -39,32 +60,78 @@ pub fn write_mbox(w: &mut impl Write, n: usize) -> std::io::Result<()> {
         let day = 1 + (i / 400) % 28;
         let hour = 8 + i % 10;
         let domain = CLIENT_DOMAINS[i % CLIENT_DOMAINS.len()];
-        writeln!(w, "From 17{i:017}@xxx Mon Nov {day:02} {hour:02}:00:00 +0000 2026")?;
-        writeln!(w, "X-GM-THRID: {}", 1_800_000_000_000_000_000u64 + (i / 3) as u64)?;
-        let date = format!("Date: Mon, {day:02} Nov 2026 {hour:02}:{:02}:00 -0500", i % 60);
+        writeln!(
+            w,
+            "From 17{i:017}@xxx Mon Nov {day:02} {hour:02}:00:00 +0000 2026"
+        )?;
+        writeln!(
+            w,
+            "X-GM-THRID: {}",
+            1_800_000_000_000_000_000u64 + (i / 3) as u64
+        )?;
+        let date = format!(
+            "Date: Mon, {day:02} Nov 2026 {hour:02}:{:02}:00 -0500",
+            i % 60
+        );
         let id = format!("Message-ID: <gen-{i}@bench.example>");
         match i % 10 {
             // The owner writes to a client, with quoted history and a signature.
             0 | 1 | 2 => {
-                writeln!(w, "X-Gmail-Labels: Sent\nFrom: Owner <owner@firm.example>\nTo: Client <c{}@{domain}>\nSubject: Re: matter {}\n{date}\n{id}\n", i % 50, i % 97)?;
-                writeln!(w, "{}\n\n-- \nOwner, Firm LLP\n\nOn Fri, Nov 1, 2026 at 9:00 AM Client <c@{domain}> wrote:\n> {}\n> {}", text(i, 60 + i % 140), text(i + 1, 12), text(i + 2, 12))?;
+                writeln!(
+                    w,
+                    "X-Gmail-Labels: Sent\nFrom: Owner <owner@firm.example>\nTo: Client <c{}@{domain}>\nSubject: Re: matter {}\n{date}\n{id}\n",
+                    i % 50,
+                    i % 97
+                )?;
+                writeln!(
+                    w,
+                    "{}\n\n-- \nOwner, Firm LLP\n\nOn Fri, Nov 1, 2026 at 9:00 AM Client <c@{domain}> wrote:\n> {}\n> {}",
+                    text(i, 60 + i % 140),
+                    text(i + 1, 12),
+                    text(i + 2, 12)
+                )?;
             }
             // A client writes, sometimes with an attachment.
             3 | 4 | 5 => {
-                writeln!(w, "X-Gmail-Labels: Inbox\nFrom: Client <c{}@{domain}>\nTo: owner@firm.example\nSubject: matter {}\n{date}\n{id}", i % 50, i % 97)?;
+                writeln!(
+                    w,
+                    "X-Gmail-Labels: Inbox\nFrom: Client <c{}@{domain}>\nTo: owner@firm.example\nSubject: matter {}\n{date}\n{id}",
+                    i % 50,
+                    i % 97
+                )?;
                 if i % 2 == 0 {
-                    writeln!(w, "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\nContent-Type: text/plain\n\n{}\n--b{i}\nContent-Type: application/pdf; name=\"doc.pdf\"\nContent-Disposition: attachment; filename=\"doc.pdf\"\nContent-Transfer-Encoding: base64\n\nJVBERi0xLjQKJcfsj6IKMSAwIG9iago8PC9UeXBlL0NhdGFsb2c+PgplbmRvYmoK\n--b{i}--", text(i, 40 + i % 200))?;
+                    writeln!(
+                        w,
+                        "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\nContent-Type: text/plain\n\n{}\n--b{i}\nContent-Type: application/pdf; name=\"doc.pdf\"\nContent-Disposition: attachment; filename=\"doc.pdf\"\nContent-Transfer-Encoding: base64\n\nJVBERi0xLjQKJcfsj6IKMSAwIG9iago8PC9UeXBlL0NhdGFsb2c+PgplbmRvYmoK\n--b{i}--",
+                        text(i, 40 + i % 200)
+                    )?;
                 } else {
                     writeln!(w, "\n{}", text(i, 40 + i % 200))?;
                 }
             }
             // Newsletters and notifications.
-            6 => writeln!(w, "X-Gmail-Labels: Inbox,Category Promotions\nFrom: News <news@letters.example>\nTo: owner@firm.example\nSubject: Weekly digest {i}\n{date}\n{id}\nList-Unsubscribe: <mailto:u@letters.example>\n\n{}", text(i, 300))?,
-            7 => writeln!(w, "X-Gmail-Labels: Inbox\nFrom: Portal <no-reply@{domain}>\nTo: owner@firm.example\nSubject: Your statement is ready\n{date}\n{id}\n\n{}", text(i, 30))?,
+            6 => writeln!(
+                w,
+                "X-Gmail-Labels: Inbox,Category Promotions\nFrom: News <news@letters.example>\nTo: owner@firm.example\nSubject: Weekly digest {i}\n{date}\n{id}\nList-Unsubscribe: <mailto:u@letters.example>\n\n{}",
+                text(i, 300)
+            )?,
+            7 => writeln!(
+                w,
+                "X-Gmail-Labels: Inbox\nFrom: Portal <no-reply@{domain}>\nTo: owner@firm.example\nSubject: Your statement is ready\n{date}\n{id}\n\n{}",
+                text(i, 30)
+            )?,
             // An invite from a client.
-            8 => writeln!(w, "X-Gmail-Labels: Inbox\nFrom: Client <c1@{domain}>\nTo: owner@firm.example\nSubject: Invitation\n{date}\n{id}\nMIME-Version: 1.0\nContent-Type: text/calendar; method=REQUEST\n\nBEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nUID:gen-{i}@{domain}\nSEQUENCE:0\nDTSTART:202611{day:02}T150000Z\nDTEND:202611{day:02}T160000Z\nSUMMARY:Call\nEND:VEVENT\nEND:VCALENDAR")?,
+            8 => writeln!(
+                w,
+                "X-Gmail-Labels: Inbox\nFrom: Client <c1@{domain}>\nTo: owner@firm.example\nSubject: Invitation\n{date}\n{id}\nMIME-Version: 1.0\nContent-Type: text/calendar; method=REQUEST\n\nBEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nUID:gen-{i}@{domain}\nSEQUENCE:0\nDTSTART:202611{day:02}T150000Z\nDTEND:202611{day:02}T160000Z\nSUMMARY:Call\nEND:VEVENT\nEND:VCALENDAR"
+            )?,
             // Personal mail.
-            _ => writeln!(w, "X-Gmail-Labels: Inbox\nFrom: Friend <friend{}@gmail.com>\nTo: owner@firm.example\nSubject: weekend\n{date}\n{id}\n\n{}", i % 20, text(i, 50))?,
+            _ => writeln!(
+                w,
+                "X-Gmail-Labels: Inbox\nFrom: Friend <friend{}@gmail.com>\nTo: owner@firm.example\nSubject: weekend\n{date}\n{id}\n\n{}",
+                i % 20,
+                text(i, 50)
+            )?,
         }
         writeln!(w)?;
     }

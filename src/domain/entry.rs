@@ -141,8 +141,17 @@ mod tests {
 
     #[test]
     fn work_dates_parse_only_the_iso_form() {
-        assert_eq!(WorkDate::parse("2026-11-23").unwrap().to_string(), "2026-11-23");
-        for bad in ["2026-11-31", "23/11/2026", "2026-1-5", "", "2026-11-23T00:00:00"] {
+        assert_eq!(
+            WorkDate::parse("2026-11-23").unwrap().to_string(),
+            "2026-11-23"
+        );
+        for bad in [
+            "2026-11-31",
+            "23/11/2026",
+            "2026-1-5",
+            "",
+            "2026-11-23T00:00:00",
+        ] {
             assert!(WorkDate::parse(bad).is_err(), "{bad}");
         }
     }
@@ -150,7 +159,10 @@ mod tests {
     #[test]
     fn activities_and_statuses_use_snake_case() {
         assert_eq!(Activity::parse("email_sent"), Some(Activity::EmailSent));
-        assert_eq!(EntryStatus::parse("needs_review"), Some(EntryStatus::NeedsReview));
+        assert_eq!(
+            EntryStatus::parse("needs_review"),
+            Some(EntryStatus::NeedsReview)
+        );
         assert_eq!(EntryStatus::parse("bogus"), None);
     }
 }

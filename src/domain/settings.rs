@@ -133,14 +133,20 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> SettingsErro
 
 fn int_in(field: &str, v: i64, lo: i64, hi: i64) -> Result<u32, SettingsError> {
     if v < lo || v > hi {
-        return Err(invalid(field, format!("must be between {lo} and {hi}, got {v}")));
+        return Err(invalid(
+            field,
+            format!("must be between {lo} and {hi}, got {v}"),
+        ));
     }
     Ok(v as u32)
 }
 
 fn rate(field: &str, v: f64) -> Result<f64, SettingsError> {
     if !v.is_finite() || v < 0.0 {
-        return Err(invalid(field, format!("must be a non-negative number, got {v}")));
+        return Err(invalid(
+            field,
+            format!("must be a non-negative number, got {v}"),
+        ));
     }
     Ok(v)
 }
@@ -153,8 +159,15 @@ fn address(field: &str, a: &str, wildcard: bool) -> Result<String, SettingsError
     };
     let local_ok = !local.is_empty() && (wildcard || local != "*");
     if !local_ok || !valid_domain(domain) {
-        let hint = if wildcard { " (use name@domain or *@domain)" } else { "" };
-        return Err(invalid(field, format!("`{a}` is not an email address{hint}")));
+        let hint = if wildcard {
+            " (use name@domain or *@domain)"
+        } else {
+            ""
+        };
+        return Err(invalid(
+            field,
+            format!("`{a}` is not an email address{hint}"),
+        ));
     }
     Ok(a)
 }
@@ -162,15 +175,17 @@ fn address(field: &str, a: &str, wildcard: bool) -> Result<String, SettingsError
 fn valid_domain(d: &str) -> bool {
     !d.is_empty()
         && d.contains('.')
-        && d.split('.').all(|l| {
-            !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
+        && d.split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
 fn domain(field: &str, d: &str) -> Result<String, SettingsError> {
     let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
     if !valid_domain(&d) {
-        return Err(invalid(field, format!("`{d}` is not a domain like example.com")));
+        return Err(invalid(
+            field,
+            format!("`{d}` is not a domain like example.com"),
+        ));
     }
     Ok(d)
 }
@@ -198,8 +213,14 @@ impl ClientRule {
             .map(|k| k.trim().to_owned())
             .filter(|k| !k.is_empty())
             .collect();
-        let hourly_rate = self.hourly_rate.map(|r| rate(&at("hourly_rate"), r)).transpose()?;
-        let matter = self.matter.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
+        let hourly_rate = self
+            .hourly_rate
+            .map(|r| rate(&at("hourly_rate"), r))
+            .transpose()?;
+        let matter = self
+            .matter
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty());
         Ok(ClientRule {
             name,
             domains,
@@ -224,7 +245,9 @@ impl Settings {
             s.timezone = tz.trim().parse::<Tz>().map_err(|_| {
                 invalid(
                     "timezone",
-                    format!("`{tz}` is not an IANA time zone such as Europe/London or America/New_York"),
+                    format!(
+                        "`{tz}` is not an IANA time zone such as Europe/London or America/New_York"
+                    ),
                 )
             })?;
         }
@@ -249,7 +272,10 @@ impl Settings {
         if let Some(c) = patch.currency {
             let c = c.trim().to_ascii_uppercase();
             if c.len() != 3 || !c.chars().all(|ch| ch.is_ascii_alphabetic()) {
-                return Err(invalid("currency", format!("`{c}` is not a 3-letter ISO 4217 code such as USD")));
+                return Err(invalid(
+                    "currency",
+                    format!("`{c}` is not a 3-letter ISO 4217 code such as USD"),
+                ));
             }
             s.currency = c;
         }
@@ -262,7 +288,10 @@ impl Settings {
             let mut names: Vec<&str> = s.clients.iter().map(|c| c.name.as_str()).collect();
             names.sort_unstable();
             if let Some(w) = names.windows(2).find(|w| w[0].eq_ignore_ascii_case(w[1])) {
-                return Err(invalid("clients", format!("client `{}` is listed twice", w[0])));
+                return Err(invalid(
+                    "clients",
+                    format!("client `{}` is listed twice", w[0]),
+                ));
             }
         }
         if let Some(list) = patch.ignore_senders {
@@ -277,7 +306,10 @@ impl Settings {
         }
         if let Some(v) = patch.min_confidence {
             if !(0.0..=1.0).contains(&v) {
-                return Err(invalid("min_confidence", format!("must be between 0 and 1, got {v}")));
+                return Err(invalid(
+                    "min_confidence",
+                    format!("must be between 0 and 1, got {v}"),
+                ));
             }
             s.min_confidence = v;
         }
@@ -340,12 +372,14 @@ impl Settings {
 
     /// Whether `email` (lower-case) matches an `ignore_senders` entry.
     pub fn is_ignored_sender(&self, email: &str) -> bool {
-        self.ignore_senders.iter().any(|pat| match pat.strip_prefix("*@") {
-            Some(domain) => email
-                .rsplit_once('@')
-                .is_some_and(|(_, d)| d == domain || d.ends_with(&format!(".{domain}"))),
-            None => pat == email,
-        })
+        self.ignore_senders
+            .iter()
+            .any(|pat| match pat.strip_prefix("*@") {
+                Some(domain) => email
+                    .rsplit_once('@')
+                    .is_some_and(|(_, d)| d == domain || d.ends_with(&format!(".{domain}"))),
+                None => pat == email,
+            })
     }
 
     pub fn client(&self, name: &str) -> Option<&ClientRule> {
@@ -398,7 +432,9 @@ mod tests {
     #[test]
     fn negative_rates_are_refused_with_their_path() {
         let err = Settings::default()
-            .apply(patch(serde_json::json!({"clients": [{"name": "Acme", "hourly_rate": -1.0}]})))
+            .apply(patch(
+                serde_json::json!({"clients": [{"name": "Acme", "hourly_rate": -1.0}]}),
+            ))
             .unwrap_err();
         assert_eq!(err.field, "clients[0].hourly_rate");
         let err = Settings::default()
@@ -409,8 +445,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_by_the_patch_type() {
-        let err = serde_json::from_value::<SettingsPatch>(serde_json::json!({"billing_incrememt": 6}))
-            .unwrap_err();
+        let err =
+            serde_json::from_value::<SettingsPatch>(serde_json::json!({"billing_incrememt": 6}))
+                .unwrap_err();
         assert!(err.to_string().contains("billing_incrememt"), "{err}");
     }
 
@@ -431,7 +468,9 @@ mod tests {
     #[test]
     fn ignore_senders_match_addresses_and_whole_domains() {
         let s = Settings::default()
-            .apply(patch(serde_json::json!({"ignore_senders": ["*@example.org", "bot@acme.com"]})))
+            .apply(patch(
+                serde_json::json!({"ignore_senders": ["*@example.org", "bot@acme.com"]}),
+            ))
             .unwrap();
         assert!(s.is_ignored_sender("x@example.org"));
         assert!(s.is_ignored_sender("x@mail.example.org"));

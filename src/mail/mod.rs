@@ -87,7 +87,11 @@ pub trait MailSource: Send + Sync {
 
 /// A date range on the message Date, inclusive of `after`, exclusive of `before`,
 /// as in Gmail's `after:`/`before:`.
-pub fn in_range(date: Option<NaiveDate>, after: Option<NaiveDate>, before: Option<NaiveDate>) -> bool {
+pub fn in_range(
+    date: Option<NaiveDate>,
+    after: Option<NaiveDate>,
+    before: Option<NaiveDate>,
+) -> bool {
     match date {
         Some(d) => after.is_none_or(|a| d >= a) && before.is_none_or(|b| d < b),
         None => after.is_none() && before.is_none(),

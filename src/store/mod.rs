@@ -96,7 +96,9 @@ pub struct ScanRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("could not open the database at {path}: {message}. Check the path and its permissions, or pass --db PATH")]
+    #[error(
+        "could not open the database at {path}: {message}. Check the path and its permissions, or pass --db PATH"
+    )]
     Open { path: String, message: String },
     #[error("database error while trying to {context}: {source}")]
     Sqlite {
@@ -117,18 +119,30 @@ pub trait Store: Send + Sync {
     async fn save_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError>;
 
     /// Which of `ids` this user's scans have already processed.
-    async fn processed_ids(&self, user: &UserId, ids: &[String]) -> Result<HashSet<String>, StoreError>;
+    async fn processed_ids(
+        &self,
+        user: &UserId,
+        ids: &[String],
+    ) -> Result<HashSet<String>, StoreError>;
 
     async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError>;
 
-    async fn entry_by_message(&self, user: &UserId, message_id: &str) -> Result<Option<TimeEntry>, StoreError>;
+    async fn entry_by_message(
+        &self,
+        user: &UserId,
+        message_id: &str,
+    ) -> Result<Option<TimeEntry>, StoreError>;
 
     /// Saves a chunk in one transaction (or one request per table); saving the same
     /// batch twice changes nothing.
     async fn save_batch(&self, user: &UserId, batch: &Batch) -> Result<Saved, StoreError>;
 
     /// A page of entries and the total matching `filter` (ignoring limit/offset).
-    async fn list_entries(&self, user: &UserId, filter: &EntryFilter) -> Result<(Vec<TimeEntry>, u64), StoreError>;
+    async fn list_entries(
+        &self,
+        user: &UserId,
+        filter: &EntryFilter,
+    ) -> Result<(Vec<TimeEntry>, u64), StoreError>;
 
     /// Totals aggregated by the store itself.
     async fn summary(&self, user: &UserId, query: &SummaryQuery) -> Result<Summary, StoreError>;

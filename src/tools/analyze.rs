@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::{self, Disposition, Recorder};
-use crate::analyze::{AnalyzeError, Analysis, Outcome, triage};
+use crate::analyze::{Analysis, AnalyzeError, Outcome, triage};
 use crate::context::Context;
 use crate::domain::{TimeEntry, UserId};
 use crate::error::{Error, Result};
@@ -36,11 +36,18 @@ pub struct Output {
 pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
     let raw = match (args.message_id, args.raw_email) {
         (Some(_), Some(_)) => {
-            return Err(Error::invalid("raw_email", "give either message_id or raw_email, not both"));
+            return Err(Error::invalid(
+                "raw_email",
+                "give either message_id or raw_email, not both",
+            ));
         }
         (None, None) => return Err(Error::invalid("message_id", "give message_id or raw_email")),
         (Some(id), None) => {
-            let id = id.trim().trim_start_matches('<').trim_end_matches('>').to_owned();
+            let id = id
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned();
             if id.is_empty() {
                 return Err(Error::invalid("message_id", "must not be empty"));
             }
@@ -86,20 +93,32 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
         .await
         .into_iter()
         .next()
-        .unwrap_or_else(|| Err(AnalyzeError::Message("the analyzer returned no result".to_owned())))?;
+        .unwrap_or_else(|| {
+            Err(AnalyzeError::Message(
+                "the analyzer returned no result".to_owned(),
+            ))
+        })?;
     let reasons = analysis.reasons.clone();
     let preview = match &analysis.outcome {
         Outcome::Entry(e) | Outcome::Meeting { entry: e, .. } => Some(e.clone()),
         _ => None,
     };
     let (outcome, entry) = recorder.record(ctx, user, &email, analysis).await?;
-    let mut entry = entry.or(if outcome == Disposition::NotBillable { None } else { preview });
+    let mut entry = entry.or(if outcome == Disposition::NotBillable {
+        None
+    } else {
+        preview
+    });
     if save {
         let batch = recorder.take_batch();
         pipeline::save(ctx, user, &batch).await?;
         // Report the row as stored: an existing entry keeps its id and created_at.
         if let Some(e) = &entry {
-            entry = ctx.store.entry_by_message(user, &e.message_id).await?.or(entry);
+            entry = ctx
+                .store
+                .entry_by_message(user, &e.message_id)
+                .await?
+                .or(entry);
         }
     }
     Ok(Output {

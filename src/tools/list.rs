@@ -39,17 +39,26 @@ pub struct Output {
 pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
     let limit = args.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Error::invalid("limit", format!("must be between 1 and {MAX_LIMIT}, got {limit}")));
+        return Err(Error::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}, got {limit}"),
+        ));
     }
     if let (Some(from), Some(to)) = (args.from, args.to)
         && from > to
     {
-        return Err(Error::invalid("to", format!("must not be before `from` ({from}), got {to}")));
+        return Err(Error::invalid(
+            "to",
+            format!("must not be before `from` ({from}), got {to}"),
+        ));
     }
     let filter = EntryFilter {
         from: args.from,
         to: args.to,
-        client: args.client.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()),
+        client: args
+            .client
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty()),
         status: args.status,
         limit,
         offset: args.offset.unwrap_or(0),

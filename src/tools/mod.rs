@@ -40,11 +40,26 @@ impl ToolDef {
 }
 
 const DEFINITIONS: [(&str, &str); 5] = [
-    ("scan_billable_time", include_str!("../../tools/scan_billable_time.json")),
-    ("analyze_time_entry", include_str!("../../tools/analyze_time_entry.json")),
-    ("get_time_tracking_summary", include_str!("../../tools/get_time_tracking_summary.json")),
-    ("configure_time_tracking", include_str!("../../tools/configure_time_tracking.json")),
-    ("list_time_entries", include_str!("../../tools/list_time_entries.json")),
+    (
+        "scan_billable_time",
+        include_str!("../../tools/scan_billable_time.json"),
+    ),
+    (
+        "analyze_time_entry",
+        include_str!("../../tools/analyze_time_entry.json"),
+    ),
+    (
+        "get_time_tracking_summary",
+        include_str!("../../tools/get_time_tracking_summary.json"),
+    ),
+    (
+        "configure_time_tracking",
+        include_str!("../../tools/configure_time_tracking.json"),
+    ),
+    (
+        "list_time_entries",
+        include_str!("../../tools/list_time_entries.json"),
+    ),
 ];
 
 static TOOLS: LazyLock<Vec<ToolDef>> = LazyLock::new(|| {
@@ -57,7 +72,10 @@ static TOOLS: LazyLock<Vec<ToolDef>> = LazyLock::new(|| {
             let function = &definition["function"];
             ToolDef {
                 name: function["name"].as_str().unwrap_or(file).to_owned(),
-                description: function["description"].as_str().unwrap_or_default().to_owned(),
+                description: function["description"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 definition,
             }
         })
@@ -91,7 +109,11 @@ pub async fn call(
         _ => {
             return Err(Error::UnknownTool {
                 name: name.to_owned(),
-                available: TOOLS.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "),
+                available: TOOLS
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
     };

@@ -91,7 +91,12 @@ impl Recorder {
 
     /// Automated mail: recorded so a rescan skips it, never billed.
     pub fn automated(&mut self, email: &Email, reason: &str) {
-        self.processed(&email.id, &email.content_hash, Disposition::Automated, Some(reason.to_owned()));
+        self.processed(
+            &email.id,
+            &email.content_hash,
+            Disposition::Automated,
+            Some(reason.to_owned()),
+        );
     }
 
     /// A message that could not be read; recorded so rescans do not trip on it again.
@@ -99,7 +104,12 @@ impl Recorder {
         self.processed(id, hash, Disposition::Malformed, Some(reason.to_owned()));
     }
 
-    async fn event(&mut self, ctx: &Context, user: &UserId, uid: &str) -> Result<Option<EventState>> {
+    async fn event(
+        &mut self,
+        ctx: &Context,
+        user: &UserId,
+        uid: &str,
+    ) -> Result<Option<EventState>> {
         if let Some(known) = self.events.get(uid) {
             return Ok(known.clone());
         }
@@ -115,7 +125,9 @@ impl Recorder {
     }
 
     fn stage_entry(&mut self, entry: TimeEntry) {
-        self.batch.entries.retain(|e| e.message_id != entry.message_id);
+        self.batch
+            .entries
+            .retain(|e| e.message_id != entry.message_id);
         self.batch.entries.push(entry);
     }
 
@@ -131,7 +143,11 @@ impl Recorder {
         let (what, entry) = match analysis.outcome {
             Outcome::Entry(entry) => (Disposition::Entry, Some(entry)),
             Outcome::NotBillable => (Disposition::NotBillable, None),
-            Outcome::Meeting { mut entry, uid, sequence } => {
+            Outcome::Meeting {
+                mut entry,
+                uid,
+                sequence,
+            } => {
                 entry.event_uid = Some(uid.clone());
                 let known = self.event(ctx, user, &uid).await?;
                 let active = |message_id: &str| EventState {
@@ -150,7 +166,8 @@ impl Recorder {
                         (Disposition::MeetingUpdated, Some(entry))
                     }
                     Some(prev)
-                        if !prev.cancelled && prev.message_id.as_deref() != Some(&entry.message_id) =>
+                        if !prev.cancelled
+                            && prev.message_id.as_deref() != Some(&entry.message_id) =>
                     {
                         reason = Some(format!(
                             "an invitation to a meeting already recorded (sequence {sequence}, recorded {})",
@@ -171,7 +188,8 @@ impl Recorder {
             Outcome::CancelMeeting { uid, sequence } => {
                 match self.event(ctx, user, &uid).await? {
                     Some(prev) if prev.cancelled || sequence < prev.sequence => {
-                        reason = Some("a cancel older than the meeting's latest version".to_owned());
+                        reason =
+                            Some("a cancel older than the meeting's latest version".to_owned());
                     }
                     prev => {
                         if let Some(id) = prev.and_then(|p| p.message_id) {

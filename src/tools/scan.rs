@@ -101,12 +101,20 @@ struct Scan<'a> {
     unmatched: HashMap<String, u64>,
 }
 
-pub async fn run(ctx: &Context, user: &UserId, args: Args, progress: &dyn Progress) -> Result<Output> {
+pub async fn run(
+    ctx: &Context,
+    user: &UserId,
+    args: Args,
+    progress: &dyn Progress,
+) -> Result<Output> {
     let started = Instant::now();
     if let (Some(a), Some(b)) = (args.after, args.before)
         && a >= b
     {
-        return Err(Error::invalid("before", format!("must be after `after` ({a}), got {b}")));
+        return Err(Error::invalid(
+            "before",
+            format!("must be after `after` ({a}), got {b}"),
+        ));
     }
     if args.max_messages == Some(0) {
         return Err(Error::invalid("max_messages", "must be at least 1"));
@@ -120,7 +128,10 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args, progress: &dyn Progre
         }
     }
     let query = MailQuery {
-        query: args.query.clone().or_else(|| settings.default_query.clone()),
+        query: args
+            .query
+            .clone()
+            .or_else(|| settings.default_query.clone()),
         after: args.after.map(|d| d.0),
         before: args.before.map(|d| d.0),
         timezone: settings.timezone,
@@ -182,7 +193,9 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args, progress: &dyn Progre
     };
 
     let listing = source.list(&query);
-    let limit = args.max_messages.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+    let limit = args
+        .max_messages
+        .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
     let mut chunks = listing.take(limit).chunks(CHUNK);
     let mut stopped: Option<String> = None;
     while let Some(chunk) = chunks.next().await {
@@ -273,7 +286,12 @@ impl Scan<'_> {
         // 2. Drop what earlier scans processed before fetching any body.
         if !self.reanalyze && !listed.is_empty() {
             let ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
-            let done = self.ctx.store.processed_ids(self.user, &ids).await.map_err(Error::from)?;
+            let done = self
+                .ctx
+                .store
+                .processed_ids(self.user, &ids)
+                .await
+                .map_err(Error::from)?;
             let before = listed.len();
             listed.retain(|l| !done.contains(&l.id));
             let skipped = (before - listed.len()) as u64;
@@ -356,7 +374,12 @@ impl Scan<'_> {
             return;
         }
         let counterparts: Vec<&str> = if rules::is_from_owner(email, &self.settings) {
-            email.to.iter().chain(&email.cc).map(|a| a.domain()).collect()
+            email
+                .to
+                .iter()
+                .chain(&email.cc)
+                .map(|a| a.domain())
+                .collect()
         } else {
             email.from.iter().map(|a| a.domain()).collect()
         };
@@ -381,7 +404,14 @@ impl Scan<'_> {
             let existing = self
                 .ctx
                 .store
-                .processed_ids(self.user, &batch.entries.iter().map(|e| e.message_id.clone()).collect::<Vec<_>>())
+                .processed_ids(
+                    self.user,
+                    &batch
+                        .entries
+                        .iter()
+                        .map(|e| e.message_id.clone())
+                        .collect::<Vec<_>>(),
+                )
                 .await?;
             let created = batch
                 .entries
@@ -392,7 +422,11 @@ impl Scan<'_> {
             (created, 0, batch.deleted_entries.len() as u64)
         } else {
             let saved = pipeline::save(self.ctx, self.user, &batch).await?;
-            (saved.created.into_iter().collect(), saved.updated as u64, saved.deleted as u64)
+            (
+                saved.created.into_iter().collect(),
+                saved.updated as u64,
+                saved.deleted as u64,
+            )
         };
         self.out.entries_created += created.len() as u64;
         self.out.entries_updated += updated;
@@ -417,7 +451,11 @@ impl Scan<'_> {
             .into_iter()
             .map(|(domain, messages)| DomainCount { domain, messages })
             .collect();
-        domains.sort_by(|a, b| b.messages.cmp(&a.messages).then_with(|| a.domain.cmp(&b.domain)));
+        domains.sort_by(|a, b| {
+            b.messages
+                .cmp(&a.messages)
+                .then_with(|| a.domain.cmp(&b.domain))
+        });
         domains.truncate(10);
         self.out.unmatched_domains = domains;
         self.out.billable_minutes = (self.out.billable_minutes * 10.0).round() / 10.0;

@@ -49,7 +49,10 @@ fn shape(schema: &Value, root: &Value) -> Shape {
     };
     let base = match ty.as_str() {
         "string" => Shape::String(schema.get("enum").and_then(Value::as_array).map(|values| {
-            let mut v: Vec<String> = values.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect();
+            let mut v: Vec<String> = values
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect();
             v.sort();
             v
         })),
@@ -60,12 +63,21 @@ fn shape(schema: &Value, root: &Value) -> Shape {
         "object" => Shape::Object(
             schema["properties"]
                 .as_object()
-                .map(|props| props.iter().map(|(k, v)| (k.clone(), shape(v, root))).collect())
+                .map(|props| {
+                    props
+                        .iter()
+                        .map(|(k, v)| (k.clone(), shape(v, root)))
+                        .collect()
+                })
                 .unwrap_or_default(),
         ),
         other => panic!("unsupported type {other}"),
     };
-    if nullable { Shape::Nullable(Box::new(base)) } else { base }
+    if nullable {
+        Shape::Nullable(Box::new(base))
+    } else {
+        base
+    }
 }
 
 /// Rust side: `Option<Vec<T>>` with `#[serde(default)]` and a required JSON field are the
@@ -77,7 +89,10 @@ fn rust_shape<T: JsonSchema>() -> Shape {
 }
 
 fn file_shape(tool: &str) -> Shape {
-    let def = definitions().iter().find(|d| d.name == tool).expect("tool file");
+    let def = definitions()
+        .iter()
+        .find(|d| d.name == tool)
+        .expect("tool file");
     shape(def.parameters(), def.parameters())
 }
 
@@ -91,8 +106,15 @@ fn assert_strict(schema: &Value, path: &str) {
                 _ => false,
             };
             if is_object {
-                assert_eq!(map.get("additionalProperties"), Some(&Value::Bool(false)), "{path}: additionalProperties must be false");
-                let props = map.get("properties").and_then(Value::as_object).unwrap_or_else(|| panic!("{path}: object without properties"));
+                assert_eq!(
+                    map.get("additionalProperties"),
+                    Some(&Value::Bool(false)),
+                    "{path}: additionalProperties must be false"
+                );
+                let props = map
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .unwrap_or_else(|| panic!("{path}: object without properties"));
                 let mut required: Vec<&str> = map
                     .get("required")
                     .and_then(Value::as_array)
@@ -105,14 +127,22 @@ fn assert_strict(schema: &Value, path: &str) {
                 keys.sort();
                 assert_eq!(required, keys, "{path}: every property must be required");
             }
-            for banned in ["default", "format", "minimum", "maximum", "pattern", "oneOf", "allOf", "$ref"] {
-                assert!(!map.contains_key(banned), "{path}: `{banned}` is not allowed in strict mode");
+            for banned in [
+                "default", "format", "minimum", "maximum", "pattern", "oneOf", "allOf", "$ref",
+            ] {
+                assert!(
+                    !map.contains_key(banned),
+                    "{path}: `{banned}` is not allowed in strict mode"
+                );
             }
             if let Some(Value::Array(values)) = map.get("enum")
                 && let Some(Value::Array(types)) = map.get("type")
                 && types.iter().any(|t| t == "null")
             {
-                assert!(values.contains(&Value::Null), "{path}: a nullable enum must list null");
+                assert!(
+                    values.contains(&Value::Null),
+                    "{path}: a nullable enum must list null"
+                );
             }
             for (k, v) in map {
                 assert_strict(v, &format!("{path}.{k}"));
@@ -132,12 +162,22 @@ fn there_are_five_tools_named_as_their_files() {
     let names: Vec<&str> = definitions().iter().map(|d| d.name.as_str()).collect();
     assert_eq!(
         names,
-        ["scan_billable_time", "analyze_time_entry", "get_time_tracking_summary", "configure_time_tracking", "list_time_entries"]
+        [
+            "scan_billable_time",
+            "analyze_time_entry",
+            "get_time_tracking_summary",
+            "configure_time_tracking",
+            "list_time_entries"
+        ]
     );
     for d in definitions() {
         assert_eq!(d.definition["type"], "function");
         assert_eq!(d.definition["function"]["strict"], true, "{}", d.name);
-        assert!(d.description.len() > 40, "{} needs a real description", d.name);
+        assert!(
+            d.description.len() > 40,
+            "{} needs a real description",
+            d.name
+        );
     }
 }
 
@@ -147,7 +187,11 @@ fn every_tool_file_is_strict_mode_valid() {
         assert_eq!(d.parameters()["type"], "object", "{}", d.name);
         assert_strict(d.parameters(), &d.name);
         // No tool may take the user from its arguments.
-        assert!(!d.definition.to_string().contains("user_id"), "{} mentions user_id", d.name);
+        assert!(
+            !d.definition.to_string().contains("user_id"),
+            "{} mentions user_id",
+            d.name
+        );
     }
 }
 
@@ -162,15 +206,25 @@ fn optional_fields(shape: Shape) -> Shape {
 
 fn assert_same_shape(tool: &str, rust: Shape) {
     let file = file_shape(tool);
-    assert_eq!(file, optional_fields(rust), "tools/{tool}.json does not match its Rust Args");
+    assert_eq!(
+        file,
+        optional_fields(rust),
+        "tools/{tool}.json does not match its Rust Args"
+    );
 }
 
 #[test]
 fn tool_files_match_the_rust_argument_types() {
     assert_same_shape("scan_billable_time", rust_shape::<super::scan::Args>());
     assert_same_shape("analyze_time_entry", rust_shape::<super::analyze::Args>());
-    assert_same_shape("get_time_tracking_summary", rust_shape::<super::summary::Args>());
-    assert_same_shape("configure_time_tracking", rust_shape::<super::configure::Args>());
+    assert_same_shape(
+        "get_time_tracking_summary",
+        rust_shape::<super::summary::Args>(),
+    );
+    assert_same_shape(
+        "configure_time_tracking",
+        rust_shape::<super::configure::Args>(),
+    );
     assert_same_shape("list_time_entries", rust_shape::<super::list::Args>());
 }
 

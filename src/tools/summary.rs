@@ -28,7 +28,10 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Summary> {
     if let (Some(from), Some(to)) = (args.from, args.to)
         && from > to
     {
-        return Err(Error::invalid("to", format!("must not be before `from` ({from}), got {to}")));
+        return Err(Error::invalid(
+            "to",
+            format!("must not be before `from` ({from}), got {to}"),
+        ));
     }
     let query = SummaryQuery {
         from: args.from,
@@ -42,7 +45,10 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Summary> {
         return Ok((*hit).clone());
     }
     let summary = ctx.store.summary(user, &query).await?;
-    ctx.summaries.cache.insert(key, Arc::new(summary.clone())).await;
+    ctx.summaries
+        .cache
+        .insert(key, Arc::new(summary.clone()))
+        .await;
     Ok(summary)
 }
 

@@ -35,7 +35,9 @@ async fn every_corpus_message_is_analyzed_or_reported() {
     ]}}))
     .await
     .expect("configure");
-    let scan = call(&ctx, "scan_billable_time", json!({})).await.expect("scan");
+    let scan = call(&ctx, "scan_billable_time", json!({}))
+        .await
+        .expect("scan");
     let n = |k: &str| scan[k].as_u64().unwrap_or(0);
     assert_eq!(scan["status"], "completed", "{scan}");
     // Files sharing a Message-ID are one message; every other file is examined.
@@ -46,10 +48,18 @@ async fn every_corpus_message_is_analyzed_or_reported() {
         "every message is accounted for: {scan}"
     );
     for e in scan["errors"].as_array().unwrap() {
-        assert!(!e["reason"].as_str().unwrap_or_default().is_empty(), "an error without a reason: {e}");
+        assert!(
+            !e["reason"].as_str().unwrap_or_default().is_empty(),
+            "an error without a reason: {e}"
+        );
     }
-    assert!(n("analyzed") > files / 2, "most of the corpus is readable mail: {scan}");
+    assert!(
+        n("analyzed") > files / 2,
+        "most of the corpus is readable mail: {scan}"
+    );
     // A rescan finds them all processed, including the malformed ones.
-    let again = call(&ctx, "scan_billable_time", json!({})).await.expect("rescan");
+    let again = call(&ctx, "scan_billable_time", json!({}))
+        .await
+        .expect("rescan");
     assert_eq!(again["analyzed"], 0, "{again}");
 }

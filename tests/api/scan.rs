@@ -3,39 +3,57 @@
 
 use std::sync::Arc;
 
+use billable::mail::MailSource;
 use billable::mail::eml_dir::EmlDirSource;
 use billable::mail::maildir::MaildirSource;
 use billable::mail::mbox::MboxSource;
-use billable::mail::MailSource;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, call, demo_settings, fixture};
 
 fn demo_source() -> Option<Arc<dyn MailSource>> {
-    Some(Arc::new(MboxSource::open(fixture("demo.mbox")).expect("demo mbox")))
+    Some(Arc::new(
+        MboxSource::open(fixture("demo.mbox")).expect("demo mbox"),
+    ))
 }
 
 async fn configured(app: &TestApp, source: Option<Arc<dyn MailSource>>) -> billable::Context {
     let ctx = app.context(source);
-    call(&ctx, "configure_time_tracking", json!({"settings": demo_settings()})).await.expect("configure");
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": demo_settings()}),
+    )
+    .await
+    .expect("configure");
     ctx
 }
 
 async fn all_entries(ctx: &billable::Context) -> Vec<Value> {
-    let list = call(ctx, "list_time_entries", json!({"limit": 500})).await.expect("list");
+    let list = call(ctx, "list_time_entries", json!({"limit": 500}))
+        .await
+        .expect("list");
     list["entries"].as_array().cloned().unwrap_or_default()
 }
 
 fn by_message<'a>(entries: &'a [Value], id: &str) -> &'a Value {
-    entries.iter().find(|e| e["message_id"] == id).unwrap_or_else(|| panic!("no entry for {id} in {entries:#?}"))
+    entries
+        .iter()
+        .find(|e| e["message_id"] == id)
+        .unwrap_or_else(|| panic!("no entry for {id} in {entries:#?}"))
 }
 
 #[tokio::test]
 async fn the_demo_mailbox_yields_the_expected_entries() {
     let app = TestApp::new();
     let ctx = configured(&app, demo_source()).await;
-    let scan = call(&ctx, "scan_billable_time", json!({})).await.expect("scan");
-    assert_eq!(scan["examined"], 16, "17 messages, one a duplicate Message-ID: {scan}");
+    let scan = call(&ctx, "scan_billable_time", json!({}))
+        .await
+        .expect("scan");
+    assert_eq!(
+        scan["examined"], 16,
+        "17 messages, one a duplicate Message-ID: {scan}"
+    );
     assert_eq!(scan["errors_total"], 0, "{scan}");
     let entries = all_entries(&ctx).await;
 
@@ -53,13 +71,22 @@ async fn the_demo_mailbox_yields_the_expected_entries() {
 
     let received = by_message(&entries, "msa-redline-2@acme.com");
     assert_eq!(received["activity"], "email_received");
-    assert!(received["duration_minutes"].as_f64().unwrap() >= 6.0, "attachment review time: {received}");
+    assert!(
+        received["duration_minutes"].as_f64().unwrap() >= 6.0,
+        "attachment review time: {received}"
+    );
 
     let stated = by_message(&entries, "termsheet-comments@morganlegal.com");
     assert_eq!(stated["client"], "Globex");
-    assert_eq!(stated["duration_minutes"], 120.0, "the owner's own 'spent 2 hours'");
+    assert_eq!(
+        stated["duration_minutes"], 120.0,
+        "the owner's own 'spent 2 hours'"
+    );
     assert_eq!(stated["billed_minutes"], 120);
-    assert_eq!(stated["work_date"], "2026-11-17", "18:10 in New York, though 23:10 UTC");
+    assert_eq!(
+        stated["work_date"], "2026-11-17",
+        "18:10 in New York, though 23:10 UTC"
+    );
 
     let meeting = by_message(&entries, "invite-msa-call@acme.com");
     assert_eq!(meeting["activity"], "meeting");
@@ -67,28 +94,57 @@ async fn the_demo_mailbox_yields_the_expected_entries() {
     assert_eq!(meeting["work_date"], "2026-11-19");
 
     assert!(
-        !entries.iter().any(|e| e["message_id"] == "invite-board-prep@globex.io"),
+        !entries
+            .iter()
+            .any(|e| e["message_id"] == "invite-board-prep@globex.io"),
         "the cancelled Globex meeting is removed"
     );
     let initech = by_message(&entries, "CAB+tps-retention-1@mail.gmail.com");
-    assert_eq!(initech["client"], "Initech", "matched by the client's address");
+    assert_eq!(
+        initech["client"], "Initech",
+        "matched by the client's address"
+    );
     assert_eq!(initech["billed_minutes"], 6, "the minimum entry");
 
     let keyword = by_message(&entries, "initech-merger-q@outlook.com");
     assert_eq!(keyword["client"], "Initech");
-    assert_eq!(keyword["status"], "needs_review", "a subject keyword alone is a weak match");
+    assert_eq!(
+        keyword["status"], "needs_review",
+        "a subject keyword alone is a weak match"
+    );
 
     let html = by_message(&entries, "cap-table-q@globex.io");
-    assert_eq!(html["client"], "Globex", "subdomain-free match on globex.io from an HTML-only mail");
-
-    for automated in ["weekly-4471@lawweekly.com", "docusign-7781@docusign.net", "showcase-2026@acme.com", "portal-9912@acme.com"] {
-        assert!(!entries.iter().any(|e| e["message_id"] == automated), "{automated} is automated mail");
-    }
-    assert!(!entries.iter().any(|e| e["message_id"] == "dinner-saturday@morganlegal.com"));
-    let unmatched = scan["unmatched_domains"].as_array().unwrap();
-    assert!(unmatched.iter().any(|d| d["domain"] == "gmail.com"), "{unmatched:?}");
     assert_eq!(
-        entries.iter().filter(|e| e["message_id"] == "msa-redline-reply-1@morganlegal.com").count(),
+        html["client"], "Globex",
+        "subdomain-free match on globex.io from an HTML-only mail"
+    );
+
+    for automated in [
+        "weekly-4471@lawweekly.com",
+        "docusign-7781@docusign.net",
+        "showcase-2026@acme.com",
+        "portal-9912@acme.com",
+    ] {
+        assert!(
+            !entries.iter().any(|e| e["message_id"] == automated),
+            "{automated} is automated mail"
+        );
+    }
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e["message_id"] == "dinner-saturday@morganlegal.com")
+    );
+    let unmatched = scan["unmatched_domains"].as_array().unwrap();
+    assert!(
+        unmatched.iter().any(|d| d["domain"] == "gmail.com"),
+        "{unmatched:?}"
+    );
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e["message_id"] == "msa-redline-reply-1@morganlegal.com")
+            .count(),
         1,
         "a duplicated message is billed once"
     );
@@ -98,51 +154,102 @@ async fn the_demo_mailbox_yields_the_expected_entries() {
 async fn a_dry_run_reports_entries_and_writes_nothing() {
     let app = TestApp::new();
     let ctx = configured(&app, demo_source()).await;
-    let dry = call(&ctx, "scan_billable_time", json!({"dry_run": true})).await.expect("dry run");
+    let dry = call(&ctx, "scan_billable_time", json!({"dry_run": true}))
+        .await
+        .expect("dry run");
     assert!(dry["entries_created"].as_u64().unwrap() >= 8, "{dry}");
     assert!(all_entries(&ctx).await.is_empty());
-    let real = call(&ctx, "scan_billable_time", json!({})).await.expect("scan");
-    assert_eq!(real["entries_created"], dry["entries_created"], "the dry run predicted the real one");
+    let real = call(&ctx, "scan_billable_time", json!({}))
+        .await
+        .expect("scan");
+    assert_eq!(
+        real["entries_created"], dry["entries_created"],
+        "the dry run predicted the real one"
+    );
 }
 
 #[tokio::test]
 async fn reanalyzing_updates_entries_in_place_without_duplicates() {
     let app = TestApp::new();
     let ctx = configured(&app, demo_source()).await;
-    call(&ctx, "scan_billable_time", json!({})).await.expect("scan");
+    call(&ctx, "scan_billable_time", json!({}))
+        .await
+        .expect("scan");
     let before = all_entries(&ctx).await;
-    call(&ctx, "configure_time_tracking", json!({"settings": {"billing_increment_minutes": 15}})).await.expect("configure");
-    let again = call(&ctx, "scan_billable_time", json!({"reanalyze": true})).await.expect("rescan");
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": {"billing_increment_minutes": 15}}),
+    )
+    .await
+    .expect("configure");
+    let again = call(&ctx, "scan_billable_time", json!({"reanalyze": true}))
+        .await
+        .expect("rescan");
     assert_eq!(again["entries_created"], 0, "{again}");
     let after = all_entries(&ctx).await;
     assert_eq!(after.len(), before.len());
     let reply = by_message(&after, "msa-redline-reply-1@morganlegal.com");
-    assert_eq!(reply["billed_minutes"], 15, "re-rounded to the new increment");
-    assert_eq!(reply["id"], by_message(&before, "msa-redline-reply-1@morganlegal.com")["id"], "same entry");
+    assert_eq!(
+        reply["billed_minutes"], 15,
+        "re-rounded to the new increment"
+    );
+    assert_eq!(
+        reply["id"],
+        by_message(&before, "msa-redline-reply-1@morganlegal.com")["id"],
+        "same entry"
+    );
 }
 
 #[tokio::test]
 async fn max_messages_and_the_date_range_limit_what_is_examined() {
     let app = TestApp::new();
     let ctx = configured(&app, demo_source()).await;
-    let first = call(&ctx, "scan_billable_time", json!({"max_messages": 3})).await.expect("scan");
-    assert_eq!(first["examined"], 3);
-    let ranged = call(&ctx, "scan_billable_time", json!({"after": "2026-11-20", "before": "2026-11-21", "reanalyze": true}))
+    let first = call(&ctx, "scan_billable_time", json!({"max_messages": 3}))
         .await
         .expect("scan");
+    assert_eq!(first["examined"], 3);
+    let ranged = call(
+        &ctx,
+        "scan_billable_time",
+        json!({"after": "2026-11-20", "before": "2026-11-21", "reanalyze": true}),
+    )
+    .await
+    .expect("scan");
     for e in ranged["entries"].as_array().unwrap() {
         assert_eq!(e["work_date"], "2026-11-20", "{e}");
     }
     assert!(ranged["examined"].as_u64().unwrap() >= 4, "{ranged}");
-    let err = call(&ctx, "scan_billable_time", json!({"after": "2026-11-21", "before": "2026-11-20"})).await.unwrap_err();
+    let err = call(
+        &ctx,
+        "scan_billable_time",
+        json!({"after": "2026-11-21", "before": "2026-11-20"}),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("before"), "{err}");
 }
 
-fn invite(method: &str, uid: &str, seq: u32, start: &str, end: &str, id: &str, from_owner: bool, partstat: &str) -> String {
+fn invite(
+    method: &str,
+    uid: &str,
+    seq: u32,
+    start: &str,
+    end: &str,
+    id: &str,
+    from_owner: bool,
+    partstat: &str,
+) -> String {
     let (from, to) = if from_owner {
-        ("Alex Morgan <alex@morganlegal.com>", "Jane Cooper <jane.cooper@acme.com>")
+        (
+            "Alex Morgan <alex@morganlegal.com>",
+            "Jane Cooper <jane.cooper@acme.com>",
+        )
     } else {
-        ("Jane Cooper <jane.cooper@acme.com>", "Alex Morgan <alex@morganlegal.com>")
+        (
+            "Jane Cooper <jane.cooper@acme.com>",
+            "Alex Morgan <alex@morganlegal.com>",
+        )
     };
     format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {method} call\r\nDate: Mon, 23 Nov 2026 09:00:00 -0500\r\nMessage-ID: <{id}>\r\nMIME-Version: 1.0\r\nContent-Type: text/calendar; method={method}\r\n\r\nBEGIN:VCALENDAR\r\nMETHOD:{method}\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nSEQUENCE:{seq}\r\nDTSTART:{start}\r\nDTEND:{end}\r\nORGANIZER:mailto:jane.cooper@acme.com\r\nATTENDEE;PARTSTAT={partstat}:mailto:alex@morganlegal.com\r\nSUMMARY:Negotiation call\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
@@ -150,7 +257,13 @@ fn invite(method: &str, uid: &str, seq: u32, start: &str, end: &str, id: &str, f
 }
 
 async fn analyze_and_save(ctx: &billable::Context, raw: &str) -> Value {
-    call(ctx, "analyze_time_entry", json!({"raw_email": raw, "save": true})).await.expect("analyze")
+    call(
+        ctx,
+        "analyze_time_entry",
+        json!({"raw_email": raw, "save": true}),
+    )
+    .await
+    .expect("analyze")
 }
 
 #[tokio::test]
@@ -158,12 +271,38 @@ async fn a_later_sequence_updates_the_meeting_and_a_cancel_in_a_later_scan_remov
     let app = TestApp::new();
     let ctx = configured(&app, None).await;
     let uid = "neg-call-1@acme.com";
-    analyze_and_save(&ctx, &invite("REQUEST", uid, 0, "20261124T150000Z", "20261124T160000Z", "inv-0@acme.com", false, "NEEDS-ACTION")).await;
+    analyze_and_save(
+        &ctx,
+        &invite(
+            "REQUEST",
+            uid,
+            0,
+            "20261124T150000Z",
+            "20261124T160000Z",
+            "inv-0@acme.com",
+            false,
+            "NEEDS-ACTION",
+        ),
+    )
+    .await;
     let entries = all_entries(&ctx).await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["duration_minutes"], 60.0);
 
-    let moved = analyze_and_save(&ctx, &invite("REQUEST", uid, 1, "20261125T150000Z", "20261125T163000Z", "inv-1@acme.com", false, "NEEDS-ACTION")).await;
+    let moved = analyze_and_save(
+        &ctx,
+        &invite(
+            "REQUEST",
+            uid,
+            1,
+            "20261125T150000Z",
+            "20261125T163000Z",
+            "inv-1@acme.com",
+            false,
+            "NEEDS-ACTION",
+        ),
+    )
+    .await;
     assert_eq!(moved["outcome"], "meeting_updated", "{moved}");
     let entries = all_entries(&ctx).await;
     assert_eq!(entries.len(), 1, "an update, not a second meeting");
@@ -172,12 +311,41 @@ async fn a_later_sequence_updates_the_meeting_and_a_cancel_in_a_later_scan_remov
     assert_eq!(entries[0]["work_date"], "2026-11-25");
 
     // An older sequence arriving late changes nothing.
-    let stale = analyze_and_save(&ctx, &invite("REQUEST", uid, 0, "20261124T150000Z", "20261124T160000Z", "inv-0b@acme.com", false, "NEEDS-ACTION")).await;
+    let stale = analyze_and_save(
+        &ctx,
+        &invite(
+            "REQUEST",
+            uid,
+            0,
+            "20261124T150000Z",
+            "20261124T160000Z",
+            "inv-0b@acme.com",
+            false,
+            "NEEDS-ACTION",
+        ),
+    )
+    .await;
     assert_eq!(stale["outcome"], "not_billable", "{stale}");
     assert_eq!(all_entries(&ctx).await[0]["duration_minutes"], 90.0);
 
-    analyze_and_save(&ctx, &invite("CANCEL", uid, 2, "20261125T150000Z", "20261125T163000Z", "cancel@acme.com", false, "NEEDS-ACTION")).await;
-    assert!(all_entries(&ctx).await.is_empty(), "the cancel removed the meeting");
+    analyze_and_save(
+        &ctx,
+        &invite(
+            "CANCEL",
+            uid,
+            2,
+            "20261125T150000Z",
+            "20261125T163000Z",
+            "cancel@acme.com",
+            false,
+            "NEEDS-ACTION",
+        ),
+    )
+    .await;
+    assert!(
+        all_entries(&ctx).await.is_empty(),
+        "the cancel removed the meeting"
+    );
 }
 
 #[tokio::test]
@@ -185,11 +353,50 @@ async fn declining_an_invitation_removes_the_meeting_and_accepting_is_not_a_meet
     let app = TestApp::new();
     let ctx = configured(&app, None).await;
     let uid = "decline-me@acme.com";
-    analyze_and_save(&ctx, &invite("REQUEST", uid, 0, "20261124T150000Z", "20261124T160000Z", "d-inv@acme.com", false, "NEEDS-ACTION")).await;
-    let accept = analyze_and_save(&ctx, &invite("REPLY", "other@acme.com", 0, "20261124T150000Z", "20261124T160000Z", "acc@x", true, "ACCEPTED")).await;
+    analyze_and_save(
+        &ctx,
+        &invite(
+            "REQUEST",
+            uid,
+            0,
+            "20261124T150000Z",
+            "20261124T160000Z",
+            "d-inv@acme.com",
+            false,
+            "NEEDS-ACTION",
+        ),
+    )
+    .await;
+    let accept = analyze_and_save(
+        &ctx,
+        &invite(
+            "REPLY",
+            "other@acme.com",
+            0,
+            "20261124T150000Z",
+            "20261124T160000Z",
+            "acc@x",
+            true,
+            "ACCEPTED",
+        ),
+    )
+    .await;
     assert!(accept["entry"].is_null(), "{accept}");
     assert_eq!(all_entries(&ctx).await.len(), 1);
-    analyze_and_save(&ctx, &invite("REPLY", uid, 0, "20261124T150000Z", "20261124T160000Z", "dec@x", true, "DECLINED")).await;
+    analyze_and_save(
+        &ctx,
+        &invite(
+            "REPLY",
+            uid,
+            0,
+            "20261124T150000Z",
+            "20261124T160000Z",
+            "dec@x",
+            true,
+            "DECLINED",
+        ),
+    )
+    .await;
     assert!(all_entries(&ctx).await.is_empty());
 }
 
@@ -201,14 +408,22 @@ fn split_demo(app: &TestApp) -> (std::path::PathBuf, std::path::PathBuf) {
         if line.starts_with("From ") {
             messages.push(String::new());
         } else if let Some(m) = messages.last_mut() {
-            let line = if line.starts_with(">From ") { &line[1..] } else { line };
+            let line = if line.starts_with(">From ") {
+                &line[1..]
+            } else {
+                line
+            };
             m.push_str(line);
             m.push('\n');
         }
     }
     for (i, m) in messages.iter().enumerate() {
         let sent = m.contains("X-Gmail-Labels: Sent");
-        let folder = if sent { "maildir/.Sent/cur" } else { "maildir/cur" };
+        let folder = if sent {
+            "maildir/.Sent/cur"
+        } else {
+            "maildir/cur"
+        };
         app.write(&format!("{folder}/{i:03}.demo:2,S"), m);
         app.write(&format!("eml/{i:03}.eml"), m);
     }
@@ -232,7 +447,9 @@ async fn maildir_and_eml_folders_give_the_same_entries_as_the_mbox() {
     let reference = {
         let app = TestApp::new();
         let ctx = configured(&app, demo_source()).await;
-        call(&ctx, "scan_billable_time", json!({})).await.expect("scan");
+        call(&ctx, "scan_billable_time", json!({}))
+            .await
+            .expect("scan");
         let mut keys: Vec<_> = all_entries(&ctx).await.iter().map(key).collect();
         keys.sort();
         keys
@@ -240,13 +457,18 @@ async fn maildir_and_eml_folders_give_the_same_entries_as_the_mbox() {
     let app = TestApp::new();
     let (maildir, eml) = split_demo(&app);
     let sources: [(&str, Arc<dyn MailSource>); 2] = [
-        ("maildir", Arc::new(MaildirSource::open(&maildir).expect("maildir"))),
+        (
+            "maildir",
+            Arc::new(MaildirSource::open(&maildir).expect("maildir")),
+        ),
         ("eml", Arc::new(EmlDirSource::open(&eml).expect("eml dir"))),
     ];
     for (name, source) in sources {
         let app = TestApp::new();
         let ctx = configured(&app, Some(source)).await;
-        call(&ctx, "scan_billable_time", json!({})).await.expect("scan");
+        call(&ctx, "scan_billable_time", json!({}))
+            .await
+            .expect("scan");
         let mut keys: Vec<_> = all_entries(&ctx).await.iter().map(key).collect();
         keys.sort();
         assert_eq!(keys, reference, "{name} differs from the mbox");
