@@ -12,27 +12,81 @@ pub use settings::{ClientRule, Rounding, Settings, SettingsPatch};
 pub use summary::{GroupBy, Summary, SummaryGroup, SummaryQuery};
 
 /// The authenticated user. Tools never take it from arguments: transports resolve it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(String);
+/// It may carry the caller's bearer token (a Supabase JWT, a Gmail access token) so
+/// that stores and sources act as the user, never above them. Equality and hashing
+/// use the id only, and the token never prints.
+#[derive(Clone)]
+pub struct UserId {
+    id: String,
+    token: Option<std::sync::Arc<str>>,
+}
 
 impl UserId {
     /// The one user of the embedded single-machine store.
     pub fn local() -> Self {
-        UserId("local".to_owned())
+        UserId::new("local")
     }
 
     /// A user id from an authenticated source (for example a JWT `sub`).
     pub fn new(id: impl Into<String>) -> Self {
-        UserId(id.into())
+        UserId {
+            id: id.into(),
+            token: None,
+        }
+    }
+
+    /// The same user, carrying the bearer token they authenticated with.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into().into());
+        self
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.id
+    }
+
+    /// The caller's bearer token, when the transport had one.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+}
+
+impl PartialEq for UserId {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for UserId {}
+
+impl std::hash::Hash for UserId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl std::fmt::Debug for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.token.is_some() { "Some(<redacted>)" } else { "None" };
+        write!(f, "UserId({:?}, token: {token})", self.id)
     }
 }
 
 impl std::fmt::Display for UserId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UserId;
+
+    #[test]
+    fn a_user_is_their_id_and_the_token_never_prints() {
+        let a = UserId::new("u1").with_token("secret-jwt");
+        assert_eq!(a, UserId::new("u1"));
+        assert_eq!(a.token(), Some("secret-jwt"));
+        assert!(!format!("{a:?} {a}").contains("secret-jwt"));
     }
 }
