@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::analyze::Analyzer;
 use crate::analyze::rules::RulesAnalyzer;
 use crate::config::{Config, SourceConfig};
+use crate::domain::UserId;
 use crate::error::Result;
 use crate::mail::eml_dir::EmlDirSource;
 use crate::mail::maildir::MaildirSource;
@@ -50,10 +51,12 @@ impl Context {
         Ok(Context::new(source, Arc::new(RulesAnalyzer), store))
     }
 
-    /// The mail source, or an error telling the user how to configure one.
-    pub fn source(&self) -> Result<&Arc<dyn MailSource>> {
+    /// The mail source for `user`, or an error telling them how to configure one.
+    /// Local sources are shared; a per-user source (Gmail) holds that user's
+    /// credentials and quota.
+    pub fn source(&self, _user: &UserId) -> Result<Arc<dyn MailSource>> {
         self.source
-            .as_ref()
+            .clone()
             .ok_or_else(|| MailError::NoSource.into())
     }
 }

@@ -67,7 +67,11 @@ impl std::hash::Hash for UserId {
 
 impl std::fmt::Debug for UserId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let token = if self.token.is_some() { "Some(<redacted>)" } else { "None" };
+        let token = if self.token.is_some() {
+            "Some(<redacted>)"
+        } else {
+            "None"
+        };
         write!(f, "UserId({:?}, token: {token})", self.id)
     }
 }

@@ -119,7 +119,7 @@ pub async fn run(
     if args.max_messages == Some(0) {
         return Err(Error::invalid("max_messages", "must be at least 1"));
     }
-    let source = ctx.source()?;
+    let source = ctx.source(user)?;
     let mut settings = ctx.store.settings(user).await?;
     for address in source.owner_addresses().await? {
         let address = address.to_ascii_lowercase();
@@ -300,7 +300,7 @@ impl Scan<'_> {
         }
 
         // 3. Fetch, parse, triage.
-        let source = self.ctx.source()?.clone();
+        let source = self.ctx.source(self.user)?;
         let mut emails: Vec<Email> = Vec::with_capacity(listed.len());
         for l in listed {
             let id = l.id.clone();
