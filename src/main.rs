@@ -6,6 +6,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = billable::cli::Cli::parse();
+    // One TLS crypto provider for every HTTPS client (Gmail, the LLM, Supabase).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // Logs go to stderr so stdout stays clean for tables and JSON.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
