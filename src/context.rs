@@ -21,7 +21,7 @@ pub struct Context {
     pub analyzer: Arc<dyn Analyzer>,
     pub store: Arc<dyn Store>,
     /// Summaries per user, dropped whenever that user writes.
-    pub summaries: SummaryCache,
+    pub summaries: Arc<SummaryCache>,
 }
 
 impl Context {
@@ -35,7 +35,7 @@ impl Context {
             source,
             analyzer,
             store,
-            summaries: SummaryCache::new(),
+            summaries: Arc::new(SummaryCache::new()),
         }
     }
 

@@ -111,11 +111,19 @@ where
 
     enum State<F, I> {
         Start(F),
-        Channel(tokio::sync::mpsc::Receiver<Result<Listed, MailError>>),
+        Channel(
+            tokio::sync::mpsc::Receiver<Vec<Result<Listed, MailError>>>,
+            std::vec::IntoIter<Result<Listed, MailError>>,
+        ),
         Inline(I),
     }
 
-    const CHANNEL_CAPACITY: usize = 8;
+    // Messages cross the channel in batches: one wake-up per message costs more than
+    // parsing a small one. A batch closes at BATCH_MESSAGES or BATCH_BYTES, so memory
+    // stays bounded however large the messages are.
+    const CHANNEL_CAPACITY: usize = 2;
+    const BATCH_MESSAGES: usize = 64;
+    const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
     futures::stream::unfold(State::<F, I>::Start(make), |state| async move {
         let mut state = state;
@@ -125,19 +133,42 @@ where
                     if tokio::runtime::Handle::try_current().is_ok() {
                         let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CAPACITY);
                         tokio::task::spawn_blocking(move || {
+                            let mut batch = Vec::with_capacity(BATCH_MESSAGES);
+                            let mut bytes = 0;
                             for item in make() {
-                                if tx.blocking_send(item).is_err() {
-                                    break;
+                                bytes += match &item {
+                                    Ok(Listed { raw: Some(raw), .. }) => raw.bytes.len(),
+                                    _ => 0,
+                                };
+                                batch.push(item);
+                                if batch.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES {
+                                    let full = std::mem::replace(
+                                        &mut batch,
+                                        Vec::with_capacity(BATCH_MESSAGES),
+                                    );
+                                    bytes = 0;
+                                    if tx.blocking_send(full).is_err() {
+                                        return;
+                                    }
                                 }
                             }
+                            if !batch.is_empty() {
+                                let _ = tx.blocking_send(batch);
+                            }
                         });
-                        state = State::Channel(rx);
+                        state = State::Channel(rx, Vec::new().into_iter());
                     } else {
                         state = State::Inline(make());
                     }
                 }
-                State::Channel(mut rx) => {
-                    return rx.recv().await.map(|item| (item, State::Channel(rx)));
+                State::Channel(mut rx, mut pending) => {
+                    if let Some(item) = pending.next() {
+                        return Some((item, State::Channel(rx, pending)));
+                    }
+                    match rx.recv().await {
+                        Some(batch) => state = State::Channel(rx, batch.into_iter()),
+                        None => return None,
+                    }
                 }
                 State::Inline(mut iter) => {
                     return iter.next().map(|item| (item, State::Inline(iter)));

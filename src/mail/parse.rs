@@ -126,10 +126,12 @@ pub fn raw_from_bytes(bytes: Vec<u8>, extra_labels: &[&str]) -> RawEmail {
 
 /// Hex SHA-256 of the bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(bytes);
     let mut out = String::with_capacity(64);
     for b in digest {
-        out.push_str(&format!("{b:02x}"));
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     out
 }
@@ -325,21 +327,30 @@ fn is_cut_line(lines: &[&str], i: usize) -> bool {
     if trimmed.len() >= 10 && trimmed.chars().all(|c| c == '_') {
         return true;
     }
-    if ORIGINAL_MESSAGE.is_match(trimmed)
-        || ON_WROTE.is_match(trimmed)
-        || ON_WROTE_GLUED.is_match(trimmed)
-    {
+    // Every pattern below starts with one of a few words or characters; checking that
+    // first keeps the regexes (and the joined-line copy) off ordinary lines, which is
+    // most of the cost of parsing a mailbox.
+    if trimmed.starts_with("--") && ORIGINAL_MESSAGE.is_match(trimmed) {
         return true;
     }
-    // `On Mon, 3 Jun 2024 at 10:00, Someone <a@b.c>` / `wrote:` wrapped by the client.
-    let next = lines.get(i + 1).map(|l| l.trim()).unwrap_or("");
-    if trimmed.len() < 300 && !next.is_empty() && next.len() < 300 {
-        let joined = format!("{trimmed} {next}");
-        if ON_WROTE.is_match(&joined) && !ON_WROTE.is_match(next) {
+    if starts_with_attribution_word(trimmed) {
+        if ON_WROTE.is_match(trimmed) || ON_WROTE_GLUED.is_match(trimmed) {
             return true;
         }
+        // `On Mon, 3 Jun 2024 at 10:00, Someone <a@b.c>` / `wrote:` wrapped by the client.
+        let next = lines.get(i + 1).map(|l| l.trim()).unwrap_or("");
+        if trimmed.len() < 300 && !next.is_empty() && next.len() < 300 {
+            let joined = format!("{trimmed} {next}");
+            if ON_WROTE.is_match(&joined) && !ON_WROTE.is_match(next) {
+                return true;
+            }
+        }
     }
-    if OUTLOOK_FROM.is_match(trimmed) {
+    let outlook_start = trimmed
+        .bytes()
+        .next()
+        .is_some_and(|b| matches!(b.to_ascii_lowercase(), b'*' | b'f' | b'v' | b'd'));
+    if outlook_start && OUTLOOK_FROM.is_match(trimmed) {
         // Squashed into one line by an HTML-to-text conversion.
         if trimmed.contains(" Sent: ") {
             return true;
@@ -351,6 +362,18 @@ fn is_cut_line(lines: &[&str], i: usize) -> bool {
             .any(|l| OUTLOOK_SENT.is_match(l.trim()));
     }
     false
+}
+
+/// Whether a line starts with a word an `On … wrote:` attribution can start with
+/// (on, am, le, el, op, then white space).
+fn starts_with_attribution_word(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 3
+        && b[2].is_ascii_whitespace()
+        && matches!(
+            [b[0].to_ascii_lowercase(), b[1].to_ascii_lowercase()],
+            [b'o', b'n'] | [b'a', b'm'] | [b'l', b'e'] | [b'e', b'l'] | [b'o', b'p']
+        )
 }
 
 /// Parts a person would open.

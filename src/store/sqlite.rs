@@ -405,15 +405,13 @@ fn write_batch(
     let mut saved = Saved::default();
     let stamp = now();
 
-    let mut find = tx
-        .prepare_cached("SELECT status FROM time_entries WHERE user_id = ?1 AND message_id = ?2")
-        .map_err(sqlite("prepare the entry lookup"))?;
     let mut insert = tx
         .prepare_cached(
             "INSERT INTO time_entries (user_id, message_id, thread_id, client, matter, activity, \
              description, work_date, duration_minutes, billed_minutes, hourly_rate, amount, currency, \
              billable, confidence, status, analyzer, event_uid, id, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
+             ON CONFLICT (user_id, message_id) DO NOTHING",
         )
         .map_err(sqlite("prepare the entry insert"))?;
     // Only rows that actually differ are rewritten, so a repeated batch leaves
@@ -433,39 +431,32 @@ fn write_batch(
         ))
         .map_err(sqlite("prepare the entry update"))?;
 
+    // Insert first: a new entry (the common case) costs one statement. When the row
+    // exists, the update below rewrites it unless a person reviewed it.
     for entry in &batch.entries {
-        let existing: Option<String> = find
-            .query_row(params![user, entry.message_id], |r| r.get(0))
-            .optional()
-            .map_err(sqlite("look up an existing entry"))?;
-        let values = entry_values(entry);
-        let event_uid = entry.event_uid.clone().map_or(Value::Null, Value::Text);
-        match existing {
-            None => {
-                let mut args: Vec<Value> = Vec::with_capacity(21);
-                args.push(Value::Text(user.to_owned()));
-                args.extend(values);
-                args.push(event_uid);
-                args.push(Value::Text(entry.id.clone()));
-                args.push(Value::Text(ts(&entry.created_at)));
-                args.push(Value::Text(stamp.clone()));
-                insert
-                    .execute(params_from_iter(args))
-                    .map_err(sqlite("insert a time entry"))?;
-                saved.created.push(entry.message_id.clone());
-            }
-            Some(status) if EntryStatus::parse(&status).is_some_and(EntryStatus::is_reviewed) => {}
-            Some(_) => {
-                let mut args: Vec<Value> = Vec::with_capacity(19);
-                args.push(Value::Text(user.to_owned()));
-                args.extend(values);
-                args.push(event_uid);
-                args.push(Value::Text(stamp.clone()));
-                saved.updated += update
-                    .execute(params_from_iter(args))
-                    .map_err(sqlite("update a time entry"))?;
-            }
+        let event_uid = || entry.event_uid.clone().map_or(Value::Null, Value::Text);
+        let mut args: Vec<Value> = Vec::with_capacity(21);
+        args.push(Value::Text(user.to_owned()));
+        args.extend(entry_values(entry));
+        args.push(event_uid());
+        args.push(Value::Text(entry.id.clone()));
+        args.push(Value::Text(ts(&entry.created_at)));
+        args.push(Value::Text(stamp.clone()));
+        let inserted = insert
+            .execute(params_from_iter(args))
+            .map_err(sqlite("insert a time entry"))?;
+        if inserted == 1 {
+            saved.created.push(entry.message_id.clone());
+            continue;
         }
+        let mut args: Vec<Value> = Vec::with_capacity(19);
+        args.push(Value::Text(user.to_owned()));
+        args.extend(entry_values(entry));
+        args.push(event_uid());
+        args.push(Value::Text(stamp.clone()));
+        saved.updated += update
+            .execute(params_from_iter(args))
+            .map_err(sqlite("update a time entry"))?;
     }
 
     let mut delete = tx

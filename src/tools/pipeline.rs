@@ -220,6 +220,34 @@ impl Recorder {
     }
 }
 
+/// A batch being saved in the background while the scan works on the next chunk.
+/// It hands the batch back with the result, for the scan's counters.
+pub type PendingSave = tokio::task::JoinHandle<(Batch, Result<Saved>)>;
+
+/// Starts saving a batch on its own task (the SQLite work runs on another core while
+/// the next chunk is parsed). Like [`save`], it drops the user's cached summaries.
+pub fn spawn_save(ctx: &Context, user: &UserId, batch: Batch) -> PendingSave {
+    let store = ctx.store.clone();
+    let summaries = ctx.summaries.clone();
+    let user = user.clone();
+    tokio::spawn(async move {
+        if batch.is_empty() {
+            return (batch, Ok(Saved::default()));
+        }
+        let saved = store.save_batch(&user, &batch).await;
+        summaries.invalidate(&user);
+        (batch, saved.map_err(Into::into))
+    })
+}
+
+/// Waits for a background save.
+pub async fn settle(pending: PendingSave) -> (Batch, Result<Saved>) {
+    pending.await.unwrap_or_else(|e| {
+        let err = crate::store::StoreError::Unavailable(format!("saving a batch failed: {e}"));
+        (Batch::default(), Err(err.into()))
+    })
+}
+
 /// Saves a batch and drops the user's cached summaries: the only write path for entries.
 pub async fn save(ctx: &Context, user: &UserId, batch: &Batch) -> Result<Saved> {
     if batch.is_empty() {

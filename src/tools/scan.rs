@@ -15,7 +15,7 @@ use crate::context::Context;
 use crate::domain::{Email, Settings, TimeEntry, UserId, WorkDate};
 use crate::error::{Error, Result};
 use crate::mail::{Listed, MailError, MailQuery, parse};
-use crate::store::ScanRecord;
+use crate::store::{Batch, ScanRecord};
 
 /// Messages handled per chunk: one `processed_ids` lookup, one analyzer call and one
 /// saved batch each.
@@ -99,6 +99,7 @@ struct Scan<'a> {
     out: Output,
     progress: ScanProgress,
     unmatched: HashMap<String, u64>,
+    pending: Option<pipeline::PendingSave>,
 }
 
 pub async fn run(
@@ -164,6 +165,7 @@ pub async fn run(
         recorder: Recorder::new(ctx.analyzer.name()),
         progress: ScanProgress::default(),
         unmatched: HashMap::new(),
+        pending: None,
         out: Output {
             scan_id: record.id.clone(),
             status: "completed".to_owned(),
@@ -209,7 +211,7 @@ pub async fn run(
         progress.report(&scan.progress);
     }
     // Whatever the last chunk staged before a stop is still worth keeping.
-    let flushed = scan.flush().await;
+    let flushed = scan.flush(true).await;
     if let Err(e) = flushed {
         record.status = "failed".to_owned();
         record.finished_at = Some(Utc::now());
@@ -361,7 +363,7 @@ impl Scan<'_> {
         }
 
         // 5. Save the chunk, then stop if something upstream failed.
-        self.flush().await.map_err(Stop::from)?;
+        self.flush(false).await.map_err(Stop::from)?;
         match fatal {
             Some(reason) => Err(Stop(reason)),
             None => Ok(()),
@@ -397,37 +399,44 @@ impl Scan<'_> {
         }
     }
 
-    async fn flush(&mut self) -> Result<()> {
+    /// Hands the staged chunk to the store. The save runs in the background while the
+    /// next chunk is processed; `wait` settles it before returning (end of the scan).
+    async fn flush(&mut self, wait: bool) -> Result<()> {
         let batch = self.recorder.take_batch();
-        let (created, updated, removed): (HashSet<String>, u64, u64) = if self.dry_run {
+        if self.dry_run {
             // Nothing is written; report what would be new.
-            let existing = self
-                .ctx
-                .store
-                .processed_ids(
-                    self.user,
-                    &batch
-                        .entries
-                        .iter()
-                        .map(|e| e.message_id.clone())
-                        .collect::<Vec<_>>(),
-                )
-                .await?;
-            let created = batch
-                .entries
-                .iter()
-                .filter(|e| !existing.contains(&e.message_id))
-                .map(|e| e.message_id.clone())
+            let ids: Vec<String> = batch.entries.iter().map(|e| e.message_id.clone()).collect();
+            let existing = self.ctx.store.processed_ids(self.user, &ids).await?;
+            let created = ids
+                .into_iter()
+                .filter(|id| !existing.contains(id))
                 .collect();
-            (created, 0, batch.deleted_entries.len() as u64)
+            let removed = batch.deleted_entries.len() as u64;
+            self.account(batch, created, 0, removed);
+            return Ok(());
+        }
+        // One save in flight at a time keeps chunks in order and memory bounded.
+        if let Some(pending) = self.pending.take() {
+            self.settle(pending).await?;
+        }
+        let pending = pipeline::spawn_save(self.ctx, self.user, batch);
+        if wait {
+            self.settle(pending).await
         } else {
-            let saved = pipeline::save(self.ctx, self.user, &batch).await?;
-            (
-                saved.created.into_iter().collect(),
-                saved.updated as u64,
-                saved.deleted as u64,
-            )
-        };
+            self.pending = Some(pending);
+            Ok(())
+        }
+    }
+
+    async fn settle(&mut self, pending: pipeline::PendingSave) -> Result<()> {
+        let (batch, saved) = pipeline::settle(pending).await;
+        let saved = saved?;
+        let created = saved.created.into_iter().collect();
+        self.account(batch, created, saved.updated as u64, saved.deleted as u64);
+        Ok(())
+    }
+
+    fn account(&mut self, batch: Batch, created: HashSet<String>, updated: u64, removed: u64) {
         self.out.entries_created += created.len() as u64;
         self.out.entries_updated += updated;
         self.out.entries_removed += removed;
@@ -442,7 +451,6 @@ impl Scan<'_> {
                 self.out.entries.push(e);
             }
         }
-        Ok(())
     }
 
     fn finish(mut self) -> Output {
