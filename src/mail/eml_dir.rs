@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use super::maildir::{FilesIter, find_in_files, io_error, read_message_file, run_blocking};
+use super::io_error;
+use super::maildir::{FilesIter, find_in_files, read_message_file, run_blocking};
 use super::parse::raw_from_bytes;
 use super::{Listed, MailError, MailQuery, MailSource, RawEmail, blocking_stream};
 

@@ -17,7 +17,7 @@ use futures::stream::BoxStream;
 
 use super::parse::raw_from_bytes;
 use super::query::HeaderInfo;
-use super::{Listed, MailError, MailQuery, MailSource, RawEmail, blocking_stream};
+use super::{Listed, MailError, MailQuery, MailSource, RawEmail, blocking_stream, io_error};
 
 /// A Maildir directory on disk.
 #[derive(Debug, Clone)]
@@ -130,13 +130,6 @@ pub(crate) fn read_message_file(path: &Path) -> Result<Vec<u8>, MailError> {
         )));
     }
     std::fs::read(path).map_err(|source| io_error(path, source))
-}
-
-pub(crate) fn io_error(path: &Path, source: std::io::Error) -> MailError {
-    MailError::Io {
-        path: path.display().to_string(),
-        source,
-    }
 }
 
 #[async_trait]

@@ -21,7 +21,7 @@ use futures::stream::BoxStream;
 use super::maildir::run_blocking;
 use super::parse::raw_from_bytes;
 use super::query::HeaderInfo;
-use super::{Listed, MailError, MailQuery, MailSource, RawEmail, blocking_stream};
+use super::{Listed, MailError, MailQuery, MailSource, RawEmail, blocking_stream, io_error};
 
 /// The largest single message read into memory (64 MiB). A bigger "message" is
 /// almost always a broken file; it is skipped and reported.
@@ -51,13 +51,6 @@ impl MboxSource {
     /// The file this source reads.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-}
-
-fn io_error(path: &Path, source: std::io::Error) -> MailError {
-    MailError::Io {
-        path: path.display().to_string(),
-        source,
     }
 }
 

@@ -56,6 +56,14 @@ pub enum MailError {
     Upstream(String),
 }
 
+/// An I/O error on a mail file or folder, naming the path.
+pub(crate) fn io_error(path: &std::path::Path, source: std::io::Error) -> MailError {
+    MailError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
 /// A source of mail. Implementations must stream: memory stays flat however large the
 /// mailbox.
 #[async_trait]

@@ -44,14 +44,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
             format!("must be between 1 and {MAX_LIMIT}, got {limit}"),
         ));
     }
-    if let (Some(from), Some(to)) = (args.from, args.to)
-        && from > to
-    {
-        return Err(Error::invalid(
-            "to",
-            format!("must not be before `from` ({from}), got {to}"),
-        ));
-    }
+    super::check_range(args.from, args.to)?;
     let filter = EntryFilter {
         from: args.from,
         to: args.to,

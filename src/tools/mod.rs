@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::context::Context;
-use crate::domain::UserId;
+use crate::domain::{UserId, WorkDate};
 use crate::error::{Error, Result};
 
 pub use pipeline::{NoProgress, Progress, ScanProgress};
@@ -118,6 +118,17 @@ pub async fn call(
         }
     };
     Ok(out)
+}
+
+/// Checks an inclusive work-date range: `to` may not come before `from`.
+fn check_range(from: Option<WorkDate>, to: Option<WorkDate>) -> Result<()> {
+    match (from, to) {
+        (Some(from), Some(to)) if from > to => Err(Error::invalid(
+            "to",
+            format!("must not be before `from` ({from}), got {to}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn to_json<T: serde::Serialize>(value: T) -> Value {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::context::Context;
 use crate::domain::{GroupBy, Summary, SummaryQuery, UserId, WorkDate};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -25,14 +25,7 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Summary> {
-    if let (Some(from), Some(to)) = (args.from, args.to)
-        && from > to
-    {
-        return Err(Error::invalid(
-            "to",
-            format!("must not be before `from` ({from}), got {to}"),
-        ));
-    }
+    super::check_range(args.from, args.to)?;
     let query = SummaryQuery {
         from: args.from,
         to: args.to,
