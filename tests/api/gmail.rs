@@ -14,6 +14,10 @@ use billable::mail::{MailSource, RawEmail};
 use billable::tools::NoProgress;
 use serde_json::{Value, json};
 
+#[path = "../../benches/support/mbox_gen.rs"]
+#[allow(dead_code)]
+mod mbox_gen;
+
 use crate::fake_gmail::{Bucket, FakeGmail, Faults, TOKEN};
 use crate::helpers::{TestApp, call, demo_settings, fixture};
 
@@ -46,6 +50,21 @@ async fn entries(ctx: &Context) -> Vec<Value> {
         .await
         .expect("list");
     list["entries"].as_array().cloned().unwrap_or_default()
+}
+
+/// Every entry, page by page.
+async fn entries_all(ctx: &Context) -> Vec<Value> {
+    let mut all = Vec::new();
+    loop {
+        let list = call(ctx, "list_time_entries", json!({"limit": 500, "offset": all.len()}))
+            .await
+            .expect("list");
+        let page = list["entries"].as_array().cloned().unwrap_or_default();
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
 }
 
 /// Entries by the message's Message-ID: (client, activity, work_date, billed_minutes).
@@ -227,39 +246,67 @@ async fn an_expired_history_id_falls_back_to_a_full_listing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_uninterrupted_run() {
-    let expected = mbox_entries().await;
-    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    // Several chunks of mail, so a kill can land after some were saved.
+    let app = TestApp::new();
+    let path = app.dir.path().join("generated.mbox");
+    let mut file = std::fs::File::create(&path).expect("mbox");
+    mbox_gen::write_mbox(&mut file, 700).expect("write mbox");
+    drop(file);
+    let settings: Value = serde_json::from_str(mbox_gen::SETTINGS).expect("settings");
+
+    let expected = {
+        let reference = TestApp::new();
+        let source: Arc<dyn MailSource> = Arc::new(MboxSource::open(&path).expect("mbox"));
+        let ctx = reference.context(Some(source));
+        call(&ctx, "configure_time_tracking", json!({"settings": settings}))
+            .await
+            .expect("configure");
+        let out = scan(&ctx).await;
+        assert_eq!(out["status"], "completed", "{out}");
+        keyed(&entries_all(&ctx).await, None)
+    };
+    assert!(expected.len() > 100, "{}", expected.len());
+
+    let fake = FakeGmail::from_mbox(&path).await;
     fake.set_faults(Faults {
-        latency: Duration::from_millis(15),
+        latency: Duration::from_millis(3),
         retry_after_secs: 1,
         ..Faults::default()
     });
-    let app = TestApp::new();
     let mut config = config(&fake);
-    config.concurrency = 2;
-    let ctx = Arc::new(gmail_context(&app, config).await);
+    config.concurrency = 4;
+    let ctx = Arc::new(app.context(None).with_gmail(Arc::new(GmailHub::new(config))));
+    call(&ctx, "configure_time_tracking", json!({"settings": settings}))
+        .await
+        .expect("configure");
 
-    // Deterministic "random" kill points between 0 and ~250 ms.
+    // Deterministic "random" kill points within the first 1.5 s (a whole scan takes longer).
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut kills = Vec::new();
-    for _ in 0..5 {
+    let mut partial = Vec::new();
+    for _ in 0..6 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        kills.push(seed % 250);
-    }
-    for ms in kills {
-        let ctx = ctx.clone();
+        let ms = 100 + seed % 1400;
+        let scan_ctx = ctx.clone();
         let task = tokio::spawn(async move {
-            billable::tools::call(&ctx, &UserId::local(), "scan_billable_time", json!({}), &NoProgress).await
+            billable::tools::call(&scan_ctx, &UserId::local(), "scan_billable_time", json!({}), &NoProgress)
+                .await
         });
         tokio::time::sleep(Duration::from_millis(ms)).await;
         task.abort();
         let _ = task.await;
+        partial.push(entries_all(&ctx).await.len());
     }
+    assert!(
+        partial.iter().any(|n| *n > 0 && *n < expected.len()),
+        "some kill landed mid-scan, after a chunk was saved: {partial:?} of {}",
+        expected.len()
+    );
     let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
-    let got = keyed(&entries(&ctx).await, Some(&fake.message_ids()));
+    let got = keyed(&entries_all(&ctx).await, Some(&fake.message_ids()));
+    assert_eq!(got.len(), expected.len());
     assert_eq!(got, expected);
 }
 
