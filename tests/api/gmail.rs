@@ -444,3 +444,131 @@ async fn the_fake_serves_full_and_metadata_formats_and_attachments_like_gmail() 
     let n = acme.messages.unwrap_or_default().len();
     assert!(n >= 1 && n < 16, "{n}");
 }
+
+/// Plays the browser's part of the consent: follows the redirect with a code.
+struct Browser {
+    seen_url: Arc<std::sync::Mutex<String>>,
+}
+
+impl google_gmail1::yup_oauth2::authenticator_delegate::InstalledFlowDelegate for Browser {
+    fn present_user_url<'a>(
+        &'a self,
+        url: &'a str,
+        _need_code: bool,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        *self.seen_url.lock().unwrap() = url.to_owned();
+        let redirect = url
+            .split("redirect_uri=")
+            .nth(1)
+            .and_then(|r| r.split('&').next())
+            .unwrap_or_default()
+            .to_owned();
+        let port: u16 = redirect.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).unwrap_or(0);
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("redirect server");
+            stream
+                .write_all(b"GET /?code=consent-code HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .await
+                .expect("write");
+            let mut response = Vec::new();
+            let _ = stream.read_to_end(&mut response).await;
+        });
+        Box::pin(async { Ok(String::new()) })
+    }
+}
+
+/// A fake Google token endpoint that grants the fake Gmail's token for one code.
+async fn token_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    let forms = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = forms.clone();
+    let app = axum::Router::new().route(
+        "/token",
+        post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(body.clone());
+                if body.contains("code=consent-code") || body.contains("grant_type=refresh_token") {
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({"access_token": TOKEN, "refresh_token": "refresh-1",
+                            "expires_in": 3600, "token_type": "Bearer",
+                            "scope": "https://www.googleapis.com/auth/gmail.readonly"})),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"error": "invalid_grant", "error_description": "Bad Request"})),
+                    )
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, forms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_and_scans_use_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let (token_url, forms) = token_server().await;
+    let app = TestApp::new();
+    let secret = app.write(
+        "client_secret.json",
+        &json!({"installed": {
+            "client_id": "billable-test.apps.googleusercontent.com",
+            "client_secret": "not-so-secret",
+            "auth_uri": format!("{token_url}/auth"),
+            "token_uri": format!("{token_url}/token"),
+            "redirect_uris": ["http://localhost"],
+        }})
+        .to_string(),
+    );
+    let token_file = app.dir.path().join("config/billable/gmail-token.json");
+    let seen_url = Arc::new(std::sync::Mutex::new(String::new()));
+    billable::mail::gmail::auth::authorize(
+        &secret,
+        &token_file,
+        Some(Box::new(Browser {
+            seen_url: seen_url.clone(),
+        })),
+    )
+    .await
+    .expect("authorised");
+
+    let url = seen_url.lock().unwrap().clone();
+    let scope = url.split("scope=").nth(1).and_then(|s| s.split('&').next()).unwrap_or_default();
+    assert_eq!(scope, "https://www.googleapis.com/auth/gmail.readonly", "{url}");
+    assert!(forms.lock().unwrap().iter().any(|f| f.contains("code=consent-code")));
+    let mode = std::fs::metadata(&token_file).expect("token file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "token file mode {mode:o}");
+    let dir_mode = std::fs::metadata(token_file.parent().unwrap()).unwrap().permissions().mode();
+    assert_eq!(dir_mode & 0o077, 0, "config dir mode {dir_mode:o}");
+
+    // A scan reads Gmail with the stored grant, without prompting.
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let mut config = config(&fake);
+    config.auth = GmailAuth::Installed {
+        secret_file: secret.clone(),
+        token_file: token_file.clone(),
+    };
+    let ctx = gmail_context(&app, config.clone()).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["examined"], 16, "{out}");
+
+    // Without a stored grant a scan asks for `billable auth gmail`, it never prompts.
+    let other = TestApp::new();
+    config.auth = GmailAuth::Installed {
+        secret_file: secret,
+        token_file: other.dir.path().join("missing.json"),
+    };
+    let ctx = gmail_context(&other, config).await;
+    let err = call(&ctx, "scan_billable_time", json!({})).await.expect_err("no grant");
+    assert!(err.to_string().contains("billable auth gmail"), "{err}");
+}
