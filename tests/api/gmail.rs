@@ -572,3 +572,56 @@ async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_a
     let err = call(&ctx, "scan_billable_time", json!({})).await.expect_err("no grant");
     assert!(err.to_string().contains("billable auth gmail"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_scans_gmail_with_the_gmail_flag_and_environment_credentials() {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let app = TestApp::new();
+    let settings = app.write("settings.json", &demo_settings().to_string());
+    let db = app.db.clone();
+    let url = fake.url.clone();
+    let run = move |extra: &'static [(&'static str, &'static str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_billable"));
+        command
+            .arg("--db")
+            .arg(&db)
+            .args(["--gmail", "--json", "--settings"])
+            .arg(&settings)
+            .arg("scan")
+            .env_remove("BILLABLE_MBOX")
+            .env_remove("BILLABLE_MAILDIR")
+            .env_remove("BILLABLE_EML_DIR")
+            .env_remove("GMAIL_ACCESS_TOKEN")
+            .env_remove("GMAIL_SERVICE_ACCOUNT_FILE")
+            .env_remove("GMAIL_CLIENT_SECRET_FILE")
+            .env("GMAIL_API_BASE_URL", &url)
+            .env("GMAIL_QUOTA_PROFILE", "legacy");
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        command.output().expect("run billable")
+    };
+    let run = Arc::new(run);
+    let first = run.clone();
+    let out = tokio::task::spawn_blocking(move || first(&[("GMAIL_ACCESS_TOKEN", TOKEN)]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["examined"], 16, "{json}");
+    assert!(json["entries_created"].as_u64().unwrap() >= 5, "{json}");
+
+    // A wrong token: exit 3 and the re-authorise advice on stderr.
+    let second = run.clone();
+    let out = tokio::task::spawn_blocking(move || second(&[("GMAIL_ACCESS_TOKEN", "expired")]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("billable auth gmail"));
+
+    // No credentials at all: exit 2 and how to configure them.
+    let out = tokio::task::spawn_blocking(move || run(&[])).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("GMAIL_ACCESS_TOKEN") && stderr.contains("billable auth gmail"), "{stderr}");
+}
