@@ -260,32 +260,19 @@ impl GmailHub {
 /// error while http still works.
 pub fn connector() -> Connector {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = match builder.with_provider_and_native_roots(provider.clone()) {
+    let builder = match hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(provider.clone())
+    {
         Ok(b) => b,
         Err(e) => {
             tracing::warn!("no system CA certificates for Gmail ({e}); https will fail");
             let config = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
-                .map(|b| {
-                    b.with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth()
-                });
-            match config {
-                Ok(c) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(c),
-                // The ring provider supports the default versions; unreachable in practice.
-                Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(Arc::new(
-                        rustls::crypto::ring::default_provider(),
-                    ))
-                    .with_protocol_versions(&[&rustls::version::TLS13])
-                    .map(|b| {
-                        b.with_root_certificates(rustls::RootCertStore::empty())
-                            .with_no_client_auth()
-                    })
-                    .unwrap_or_else(|_| unreachable_config()),
-                ),
-            }
+                // Not input-dependent: ring supports rustls' default versions.
+                .expect("the ring provider supports TLS 1.2 and 1.3")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
         }
     };
     builder
@@ -293,11 +280,6 @@ pub fn connector() -> Connector {
         .enable_http1()
         .enable_http2()
         .build()
-}
-
-fn unreachable_config() -> rustls::ClientConfig {
-    // Only reached if ring cannot do TLS 1.3, which it can.
-    panic!("the ring crypto provider supports no TLS version")
 }
 
 /// Gmail as a mail source, for one user.

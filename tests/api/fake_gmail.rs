@@ -178,11 +178,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn query_params(uri: &Uri) -> Vec<(String, String)> {
-    uri.query()
-        .map(|q| {
-            url_pairs(q)
-        })
-        .unwrap_or_default()
+    uri.query().map(|q| url_pairs(q)).unwrap_or_default()
 }
 
 fn url_pairs(q: &str) -> Vec<(String, String)> {
@@ -304,7 +300,13 @@ impl FakeGmail {
     /// Calls of a method (`messages.get`, `messages.list`, `history.list`,
     /// `getProfile`, `attachments.get`), failed ones included.
     pub fn calls(&self, method: &str) -> u64 {
-        self.inner.lock().unwrap().calls.get(method).copied().unwrap_or(0)
+        self.inner
+            .lock()
+            .unwrap()
+            .calls
+            .get(method)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn reset_calls(&self) {
@@ -370,7 +372,11 @@ async fn handle(
         (Method::GET, ["gmail", "v1", "users", _, "profile"]) => ("getProfile", path.clone()),
         (Method::GET, ["gmail", "v1", "users", _, "messages"]) => (
             "messages.list",
-            format!("list {} {}", param("q").unwrap_or_default(), param("pageToken").unwrap_or_default()),
+            format!(
+                "list {} {}",
+                param("q").unwrap_or_default(),
+                param("pageToken").unwrap_or_default()
+            ),
         ),
         (Method::GET, ["gmail", "v1", "users", _, "messages", _]) => ("messages.get", path.clone()),
         (Method::GET, ["gmail", "v1", "users", _, "messages", _, "attachments", _]) => {
@@ -378,7 +384,11 @@ async fn handle(
         }
         (Method::GET, ["gmail", "v1", "users", _, "history"]) => (
             "history.list",
-            format!("history {} {}", param("startHistoryId").unwrap_or_default(), param("pageToken").unwrap_or_default()),
+            format!(
+                "history {} {}",
+                param("startHistoryId").unwrap_or_default(),
+                param("pageToken").unwrap_or_default()
+            ),
         ),
         _ => return gmail_error(StatusCode::NOT_FOUND, "notFound", "Not Found"),
     };
@@ -427,7 +437,8 @@ async fn handle(
         g.bucket = Some(bucket);
         if !allowed {
             g.quota_429s += 1;
-            g.failed_at.insert(key, (Instant::now(), Duration::from_secs(1)));
+            g.failed_at
+                .insert(key, (Instant::now(), Duration::from_secs(1)));
             let mut r = gmail_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rateLimitExceeded",
@@ -440,11 +451,23 @@ async fn handle(
     let roll = next_random(&mut g);
     let f = g.faults.clone();
     let injected = if roll < f.rate_429 {
-        Some((StatusCode::TOO_MANY_REQUESTS, "rateLimitExceeded", "Too many concurrent requests for user"))
+        Some((
+            StatusCode::TOO_MANY_REQUESTS,
+            "rateLimitExceeded",
+            "Too many concurrent requests for user",
+        ))
     } else if roll < f.rate_429 + f.rate_403 {
-        Some((StatusCode::FORBIDDEN, "userRateLimitExceeded", "User rate limit exceeded"))
+        Some((
+            StatusCode::FORBIDDEN,
+            "userRateLimitExceeded",
+            "User rate limit exceeded",
+        ))
     } else if roll < f.rate_429 + f.rate_403 + f.rate_503 {
-        Some((StatusCode::SERVICE_UNAVAILABLE, "backendError", "The service is currently unavailable."))
+        Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backendError",
+            "The service is currently unavailable.",
+        ))
     } else {
         None
     };
@@ -452,8 +475,10 @@ async fn handle(
         g.injected += 1;
         let wait = Duration::from_secs(f.retry_after_secs);
         let mut r = gmail_error(status, reason, message);
-        r.headers_mut()
-            .insert("retry-after", f.retry_after_secs.to_string().parse().unwrap());
+        r.headers_mut().insert(
+            "retry-after",
+            f.retry_after_secs.to_string().parse().unwrap(),
+        );
         g.failed_at.insert(key, (Instant::now(), wait));
         return r;
     }
@@ -466,19 +491,37 @@ async fn handle(
             "historyId": g.history_id.to_string(),
         })),
         ("messages.list", _) => list(&g, &param),
-        ("messages.get", [.., id]) => get(&g, id, &param("format").unwrap_or_else(|| "full".into()), &params),
+        ("messages.get", [.., id]) => get(
+            &g,
+            id,
+            &param("format").unwrap_or_else(|| "full".into()),
+            &params,
+        ),
         ("attachments.get", [.., id, "attachments", aid]) => attachment(&g, id, aid),
         ("history.list", _) => history(&g, &param),
         _ => gmail_error(StatusCode::NOT_FOUND, "notFound", "Not Found"),
     }
 }
 
-fn page_of<T: Clone>(items: &[T], token: Option<String>, max: Option<String>) -> Result<(Vec<T>, Option<String>), Response<Body>> {
+fn page_of<T: Clone>(
+    items: &[T],
+    token: Option<String>,
+    max: Option<String>,
+) -> Result<(Vec<T>, Option<String>), Response<Body>> {
     let start = match token.filter(|t| !t.is_empty()) {
-        Some(t) => t.parse::<usize>().map_err(|_| gmail_error(StatusCode::BAD_REQUEST, "invalidArgument", "Invalid pageToken"))?,
+        Some(t) => t.parse::<usize>().map_err(|_| {
+            gmail_error(
+                StatusCode::BAD_REQUEST,
+                "invalidArgument",
+                "Invalid pageToken",
+            )
+        })?,
         None => 0,
     };
-    let size = max.and_then(|m| m.parse::<usize>().ok()).unwrap_or(100).clamp(1, 500);
+    let size = max
+        .and_then(|m| m.parse::<usize>().ok())
+        .unwrap_or(100)
+        .clamp(1, 500);
     let end = (start + size).min(items.len());
     let page = items.get(start..end).map(<[T]>::to_vec).unwrap_or_default();
     let next = (end < items.len()).then(|| end.to_string());
@@ -492,8 +535,12 @@ fn list(g: &Inner, param: &dyn Fn(&str) -> Option<String>) -> Response<Body> {
     let mut rest = Vec::new();
     for term in q.split_whitespace() {
         match term.split_once(':') {
-            Some(("after", n)) if n.chars().all(|c| c.is_ascii_digit()) => after = n.parse::<i64>().ok(),
-            Some(("before", n)) if n.chars().all(|c| c.is_ascii_digit()) => before = n.parse::<i64>().ok(),
+            Some(("after", n)) if n.chars().all(|c| c.is_ascii_digit()) => {
+                after = n.parse::<i64>().ok()
+            }
+            Some(("before", n)) if n.chars().all(|c| c.is_ascii_digit()) => {
+                before = n.parse::<i64>().ok()
+            }
             _ => rest.push(term),
         }
     }
@@ -502,7 +549,11 @@ fn list(g: &Inner, param: &dyn Fn(&str) -> Option<String>) -> Response<Body> {
         ..MailQuery::default()
     };
     if let Err(e) = query.validate() {
-        return gmail_error(StatusCode::BAD_REQUEST, "invalidArgument", &format!("Invalid query: {e}"));
+        return gmail_error(
+            StatusCode::BAD_REQUEST,
+            "invalidArgument",
+            &format!("Invalid query: {e}"),
+        );
     }
     let spam_trash = param("includeSpamTrash").as_deref() == Some("true");
     let label_filter: Vec<String> = param("labelIds").into_iter().collect();
@@ -543,7 +594,11 @@ fn find<'a>(g: &'a Inner, id: &str) -> Option<&'a FakeMessage> {
     g.messages.iter().find(|m| m.id == id)
 }
 
-fn header_list(parsed: &mail_parser::Message<'_>, part: &mail_parser::MessagePart<'_>, only: &[String]) -> Vec<Value> {
+fn header_list(
+    parsed: &mail_parser::Message<'_>,
+    part: &mail_parser::MessagePart<'_>,
+    only: &[String],
+) -> Vec<Value> {
     part.headers
         .iter()
         .filter(|h| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(h.name.as_str())))
@@ -576,7 +631,12 @@ fn part_json(parsed: &mail_parser::Message<'_>, index: usize, msg_id: &str) -> V
     match &part.body {
         PartType::Multipart(children) => {
             value["body"] = json!({"size": 0});
-            value["parts"] = Value::Array(children.iter().map(|c| part_json(parsed, *c as usize, msg_id)).collect());
+            value["parts"] = Value::Array(
+                children
+                    .iter()
+                    .map(|c| part_json(parsed, *c as usize, msg_id))
+                    .collect(),
+            );
         }
         _ => {
             let contents = part.contents();
@@ -592,7 +652,11 @@ fn part_json(parsed: &mail_parser::Message<'_>, index: usize, msg_id: &str) -> V
 
 fn get(g: &Inner, id: &str, format: &str, params: &[(String, String)]) -> Response<Body> {
     let Some(m) = find(g, id) else {
-        return gmail_error(StatusCode::NOT_FOUND, "notFound", "Requested entity was not found.");
+        return gmail_error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            "Requested entity was not found.",
+        );
     };
     let parsed = mail_parser::MessageParser::default().parse(&m.bytes);
     let internal = parsed
@@ -619,7 +683,11 @@ fn get(g: &Inner, id: &str, format: &str, params: &[(String, String)]) -> Respon
         "minimal" => {}
         "metadata" | "full" => {
             let Some(parsed) = parsed else {
-                return gmail_error(StatusCode::INTERNAL_SERVER_ERROR, "backendError", "unparseable message");
+                return gmail_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "backendError",
+                    "unparseable message",
+                );
             };
             if format == "metadata" {
                 let only: Vec<String> = params
@@ -637,7 +705,11 @@ fn get(g: &Inner, id: &str, format: &str, params: &[(String, String)]) -> Respon
             }
         }
         other => {
-            return gmail_error(StatusCode::BAD_REQUEST, "invalidArgument", &format!("Invalid value for format: {other}"));
+            return gmail_error(
+                StatusCode::BAD_REQUEST,
+                "invalidArgument",
+                &format!("Invalid value for format: {other}"),
+            );
         }
     }
     ok(body)
@@ -645,7 +717,11 @@ fn get(g: &Inner, id: &str, format: &str, params: &[(String, String)]) -> Respon
 
 fn attachment(g: &Inner, id: &str, aid: &str) -> Response<Body> {
     let Some(m) = find(g, id) else {
-        return gmail_error(StatusCode::NOT_FOUND, "notFound", "Requested entity was not found.");
+        return gmail_error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            "Requested entity was not found.",
+        );
     };
     let index = aid
         .strip_prefix(&format!("att-{id}-"))
@@ -656,16 +732,28 @@ fn attachment(g: &Inner, id: &str, aid: &str) -> Response<Body> {
             let contents = p.parts[i].contents();
             ok(json!({"attachmentId": aid, "size": contents.len(), "data": b64(contents)}))
         }
-        _ => gmail_error(StatusCode::NOT_FOUND, "notFound", "Requested entity was not found."),
+        _ => gmail_error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            "Requested entity was not found.",
+        ),
     }
 }
 
 fn history(g: &Inner, param: &dyn Fn(&str) -> Option<String>) -> Response<Body> {
     let Some(start) = param("startHistoryId").and_then(|s| s.parse::<u64>().ok()) else {
-        return gmail_error(StatusCode::BAD_REQUEST, "invalidArgument", "startHistoryId is required");
+        return gmail_error(
+            StatusCode::BAD_REQUEST,
+            "invalidArgument",
+            "startHistoryId is required",
+        );
     };
     if start < g.oldest_history {
-        return gmail_error(StatusCode::NOT_FOUND, "notFound", "Requested entity was not found.");
+        return gmail_error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            "Requested entity was not found.",
+        );
     }
     let records: Vec<Value> = g
         .messages

@@ -24,7 +24,8 @@ use crate::helpers::{TestApp, call, demo_settings, fixture};
 /// A client with generous quota (the fake enforces none unless told) and short
 /// backoffs, so fault tests stay quick.
 fn config(fake: &FakeGmail) -> GmailConfig {
-    let mut config = GmailConfig::new(GmailAuth::AccessToken(TOKEN.into())).with_base_url(&fake.url);
+    let mut config =
+        GmailConfig::new(GmailAuth::AccessToken(TOKEN.into())).with_base_url(&fake.url);
     config.costs = QuotaCosts {
         units_per_sec: 100_000,
         ..QuotaCosts::for_profile(QuotaProfile::Legacy)
@@ -34,15 +35,23 @@ fn config(fake: &FakeGmail) -> GmailConfig {
 }
 
 async fn gmail_context(app: &TestApp, config: GmailConfig) -> Context {
-    let ctx = app.context(None).with_gmail(Arc::new(GmailHub::new(config)));
-    call(&ctx, "configure_time_tracking", json!({"settings": demo_settings()}))
-        .await
-        .expect("configure");
+    let ctx = app
+        .context(None)
+        .with_gmail(Arc::new(GmailHub::new(config)));
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": demo_settings()}),
+    )
+    .await
+    .expect("configure");
     ctx
 }
 
 async fn scan(ctx: &Context) -> Value {
-    call(ctx, "scan_billable_time", json!({})).await.expect("scan")
+    call(ctx, "scan_billable_time", json!({}))
+        .await
+        .expect("scan")
 }
 
 async fn entries(ctx: &Context) -> Vec<Value> {
@@ -56,9 +65,13 @@ async fn entries(ctx: &Context) -> Vec<Value> {
 async fn entries_all(ctx: &Context) -> Vec<Value> {
     let mut all = Vec::new();
     loop {
-        let list = call(ctx, "list_time_entries", json!({"limit": 500, "offset": all.len()}))
-            .await
-            .expect("list");
+        let list = call(
+            ctx,
+            "list_time_entries",
+            json!({"limit": 500, "offset": all.len()}),
+        )
+        .await
+        .expect("list");
         let page = list["entries"].as_array().cloned().unwrap_or_default();
         if page.is_empty() {
             return all;
@@ -68,12 +81,18 @@ async fn entries_all(ctx: &Context) -> Vec<Value> {
 }
 
 /// Entries by the message's Message-ID: (client, activity, work_date, billed_minutes).
-fn keyed(entries: &[Value], ids: Option<&HashMap<String, String>>) -> BTreeMap<String, (Value, Value, Value, Value)> {
+fn keyed(
+    entries: &[Value],
+    ids: Option<&HashMap<String, String>>,
+) -> BTreeMap<String, (Value, Value, Value, Value)> {
     let mut out = BTreeMap::new();
     for e in entries {
         let id = e["message_id"].as_str().expect("message_id").to_owned();
         let id = match ids {
-            Some(map) => map.get(&id).cloned().unwrap_or_else(|| panic!("unknown Gmail id {id}")),
+            Some(map) => map
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| panic!("unknown Gmail id {id}")),
             None => id,
         };
         let row = (
@@ -82,18 +101,26 @@ fn keyed(entries: &[Value], ids: Option<&HashMap<String, String>>) -> BTreeMap<S
             e["work_date"].clone(),
             e["billed_minutes"].clone(),
         );
-        assert!(out.insert(id.clone(), row).is_none(), "two entries for {id}");
+        assert!(
+            out.insert(id.clone(), row).is_none(),
+            "two entries for {id}"
+        );
     }
     out
 }
 
 async fn mbox_entries() -> BTreeMap<String, (Value, Value, Value, Value)> {
     let app = TestApp::new();
-    let source: Arc<dyn MailSource> = Arc::new(MboxSource::open(fixture("demo.mbox")).expect("mbox"));
+    let source: Arc<dyn MailSource> =
+        Arc::new(MboxSource::open(fixture("demo.mbox")).expect("mbox"));
     let ctx = app.context(Some(source));
-    call(&ctx, "configure_time_tracking", json!({"settings": demo_settings()}))
-        .await
-        .expect("configure");
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": demo_settings()}),
+    )
+    .await
+    .expect("configure");
     scan(&ctx).await;
     keyed(&entries(&ctx).await, None)
 }
@@ -114,7 +141,10 @@ fn raw(id: &str, from: &str, to: &str, labels: &[&str], body: &str) -> RawEmail 
 #[tokio::test]
 async fn scanning_the_demo_mailbox_through_gmail_gives_the_same_entries_as_the_mbox() {
     let expected = mbox_entries().await;
-    assert!(expected.len() >= 5, "the demo mailbox has entries: {expected:?}");
+    assert!(
+        expected.len() >= 5,
+        "the demo mailbox has entries: {expected:?}"
+    );
 
     let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
     let app = TestApp::new();
@@ -123,7 +153,10 @@ async fn scanning_the_demo_mailbox_through_gmail_gives_the_same_entries_as_the_m
     assert_eq!(out["status"], "completed", "{out}");
     assert_eq!(out["examined"], 16, "{out}");
     assert_eq!(out["errors_total"], 0, "{out}");
-    assert!(out["source"].as_str().unwrap().starts_with("gmail"), "{out}");
+    assert!(
+        out["source"].as_str().unwrap().starts_with("gmail"),
+        "{out}"
+    );
 
     let got = keyed(&entries(&ctx).await, Some(&fake.message_ids()));
     assert_eq!(got, expected);
@@ -140,9 +173,13 @@ async fn a_rescan_through_gmail_fetches_no_bodies_and_creates_nothing() {
     let before = entries(&ctx).await.len();
     fake.reset_calls();
     // A filtered scan cannot use history: it lists, then drops every processed id.
-    let out = call(&ctx, "scan_billable_time", json!({"query": "-label:nothing"}))
-        .await
-        .expect("rescan");
+    let out = call(
+        &ctx,
+        "scan_billable_time",
+        json!({"query": "-label:nothing"}),
+    )
+    .await
+    .expect("rescan");
     assert_eq!(out["skipped_already_processed"], 16, "{out}");
     assert_eq!(out["entries_created"], 0, "{out}");
     assert_eq!(fake.calls("messages.get"), 0);
@@ -169,7 +206,10 @@ async fn with_429s_and_503s_injected_the_entries_are_the_same_and_retries_wait_f
     assert_eq!(got, expected, "same entries, none twice");
     assert!(fake.injected() >= 1, "faults were injected");
     let (early, checked) = fake.early_retries();
-    assert!(checked >= fake.injected(), "every failure was retried ({checked} checked)");
+    assert!(
+        checked >= fake.injected(),
+        "every failure was retried ({checked} checked)"
+    );
     assert_eq!(early, 0, "no retry came before its Retry-After");
 }
 
@@ -240,7 +280,11 @@ async fn an_expired_history_id_falls_back_to_a_full_listing() {
     assert_eq!(out["status"], "completed", "{out}");
     assert_eq!(fake.calls("history.list"), 1, "tried history once");
     assert!(fake.calls("messages.list") >= 1, "then listed everything");
-    assert_eq!(fake.calls("messages.get"), 1, "processed mail is not fetched again");
+    assert_eq!(
+        fake.calls("messages.get"),
+        1,
+        "processed mail is not fetched again"
+    );
     assert_eq!(out["skipped_already_processed"], 16, "{out}");
 }
 
@@ -258,9 +302,13 @@ async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_un
         let reference = TestApp::new();
         let source: Arc<dyn MailSource> = Arc::new(MboxSource::open(&path).expect("mbox"));
         let ctx = reference.context(Some(source));
-        call(&ctx, "configure_time_tracking", json!({"settings": settings}))
-            .await
-            .expect("configure");
+        call(
+            &ctx,
+            "configure_time_tracking",
+            json!({"settings": settings}),
+        )
+        .await
+        .expect("configure");
         let out = scan(&ctx).await;
         assert_eq!(out["status"], "completed", "{out}");
         keyed(&entries_all(&ctx).await, None)
@@ -275,10 +323,17 @@ async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_un
     });
     let mut config = config(&fake);
     config.concurrency = 4;
-    let ctx = Arc::new(app.context(None).with_gmail(Arc::new(GmailHub::new(config))));
-    call(&ctx, "configure_time_tracking", json!({"settings": settings}))
-        .await
-        .expect("configure");
+    let ctx = Arc::new(
+        app.context(None)
+            .with_gmail(Arc::new(GmailHub::new(config))),
+    );
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": settings}),
+    )
+    .await
+    .expect("configure");
 
     // Deterministic "random" kill points within the first 1.5 s (a whole scan takes longer).
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
@@ -290,8 +345,14 @@ async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_un
         let ms = 100 + seed % 1400;
         let scan_ctx = ctx.clone();
         let task = tokio::spawn(async move {
-            billable::tools::call(&scan_ctx, &UserId::local(), "scan_billable_time", json!({}), &NoProgress)
-                .await
+            billable::tools::call(
+                &scan_ctx,
+                &UserId::local(),
+                "scan_billable_time",
+                json!({}),
+                &NoProgress,
+            )
+            .await
         });
         tokio::time::sleep(Duration::from_millis(ms)).await;
         task.abort();
@@ -332,7 +393,9 @@ async fn a_rejected_token_gives_the_reauthorise_error_at_once_without_retries() 
     assert!(started.elapsed() < Duration::from_secs(2), "at once");
 
     // Fetching one message: one call, the same advice.
-    let source = GmailHub::new(config(&fake)).source(&UserId::local()).expect("source");
+    let source = GmailHub::new(config(&fake))
+        .source(&UserId::local())
+        .expect("source");
     let id = fake.message_ids().into_keys().next().unwrap();
     fake.reset_calls();
     let err = source.get(&id).await.expect_err("401");
@@ -364,7 +427,11 @@ async fn a_scan_on_the_legacy_profile_never_overdraws_the_quota() {
     let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
     assert_eq!(out["examined"], 60, "{out}");
-    assert_eq!(fake.quota_429s(), 0, "the fake never had to refuse a request");
+    assert_eq!(
+        fake.quota_429s(),
+        0,
+        "the fake never had to refuse a request"
+    );
 }
 
 #[tokio::test]
@@ -393,13 +460,22 @@ async fn the_fake_serves_full_and_metadata_formats_and_attachments_like_gmail() 
         .await
         .expect("full");
     let payload = full.payload.expect("payload");
-    assert!(payload.mime_type.unwrap_or_default().starts_with("multipart/"));
+    assert!(
+        payload
+            .mime_type
+            .unwrap_or_default()
+            .starts_with("multipart/")
+    );
     let parts = payload.parts.unwrap_or_default();
     let attachment = parts
         .iter()
         .find(|p| p.filename.as_deref().is_some_and(|f| !f.is_empty()))
         .expect("an attachment part");
-    let att_id = attachment.body.as_ref().and_then(|b| b.attachment_id.clone()).expect("attachment id");
+    let att_id = attachment
+        .body
+        .as_ref()
+        .and_then(|b| b.attachment_id.clone())
+        .expect("attachment id");
     let (_, body) = hub
         .users()
         .messages_attachments_get("me", id, &att_id)
@@ -419,7 +495,11 @@ async fn the_fake_serves_full_and_metadata_formats_and_attachments_like_gmail() 
     let headers = meta.payload.and_then(|p| p.headers).unwrap_or_default();
     assert_eq!(headers.len(), 1, "{headers:?}");
     assert_eq!(headers[0].name.as_deref(), Some("Subject"));
-    assert!(meta.label_ids.unwrap_or_default().contains(&"INBOX".to_owned()));
+    assert!(
+        meta.label_ids
+            .unwrap_or_default()
+            .contains(&"INBOX".to_owned())
+    );
 
     // Pagination: 16 ids in pages of 5.
     let mut token: Option<String> = None;
@@ -440,7 +520,13 @@ async fn the_fake_serves_full_and_metadata_formats_and_attachments_like_gmail() 
     }
     assert_eq!((seen, pages), (16, 4));
     // The query subset: only Acme's mail.
-    let (_, acme) = hub.users().messages_list("me").q("from:acme.com").doit().await.expect("q");
+    let (_, acme) = hub
+        .users()
+        .messages_list("me")
+        .q("from:acme.com")
+        .doit()
+        .await
+        .expect("q");
     let n = acme.messages.unwrap_or_default().len();
     assert!(n >= 1 && n < 16, "{n}");
 }
@@ -463,10 +549,16 @@ impl google_gmail1::yup_oauth2::authenticator_delegate::InstalledFlowDelegate fo
             .and_then(|r| r.split('&').next())
             .unwrap_or_default()
             .to_owned();
-        let port: u16 = redirect.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).unwrap_or(0);
+        let port: u16 = redirect
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .unwrap_or(0);
         tokio::spawn(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("redirect server");
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("redirect server");
             stream
                 .write_all(b"GET /?code=consent-code HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                 .await
@@ -499,13 +591,17 @@ async fn token_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
                 } else {
                     (
                         axum::http::StatusCode::BAD_REQUEST,
-                        axum::Json(json!({"error": "invalid_grant", "error_description": "Bad Request"})),
+                        axum::Json(
+                            json!({"error": "invalid_grant", "error_description": "Bad Request"}),
+                        ),
                     )
                 }
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -514,7 +610,8 @@ async fn token_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_and_scans_use_them() {
+async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_and_scans_use_them()
+{
     use std::os::unix::fs::PermissionsExt;
     let (token_url, forms) = token_server().await;
     let app = TestApp::new();
@@ -542,12 +639,31 @@ async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_a
     .expect("authorised");
 
     let url = seen_url.lock().unwrap().clone();
-    let scope = url.split("scope=").nth(1).and_then(|s| s.split('&').next()).unwrap_or_default();
-    assert_eq!(scope, "https://www.googleapis.com/auth/gmail.readonly", "{url}");
-    assert!(forms.lock().unwrap().iter().any(|f| f.contains("code=consent-code")));
-    let mode = std::fs::metadata(&token_file).expect("token file").permissions().mode();
+    let scope = url
+        .split("scope=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .unwrap_or_default();
+    assert_eq!(
+        scope, "https://www.googleapis.com/auth/gmail.readonly",
+        "{url}"
+    );
+    assert!(
+        forms
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| f.contains("code=consent-code"))
+    );
+    let mode = std::fs::metadata(&token_file)
+        .expect("token file")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "token file mode {mode:o}");
-    let dir_mode = std::fs::metadata(token_file.parent().unwrap()).unwrap().permissions().mode();
+    let dir_mode = std::fs::metadata(token_file.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(dir_mode & 0o077, 0, "config dir mode {dir_mode:o}");
 
     // A scan reads Gmail with the stored grant, without prompting.
@@ -569,7 +685,9 @@ async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_a
         token_file: other.dir.path().join("missing.json"),
     };
     let ctx = gmail_context(&other, config).await;
-    let err = call(&ctx, "scan_billable_time", json!({})).await.expect_err("no grant");
+    let err = call(&ctx, "scan_billable_time", json!({}))
+        .await
+        .expect_err("no grant");
     assert!(err.to_string().contains("billable auth gmail"), "{err}");
 }
 
@@ -606,7 +724,11 @@ async fn the_cli_scans_gmail_with_the_gmail_flag_and_environment_credentials() {
     let out = tokio::task::spawn_blocking(move || first(&[("GMAIL_ACCESS_TOKEN", TOKEN)]))
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["examined"], 16, "{json}");
     assert!(json["entries_created"].as_u64().unwrap() >= 5, "{json}");
@@ -623,5 +745,8 @@ async fn the_cli_scans_gmail_with_the_gmail_flag_and_environment_credentials() {
     let out = tokio::task::spawn_blocking(move || run(&[])).await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("GMAIL_ACCESS_TOKEN") && stderr.contains("billable auth gmail"), "{stderr}");
+    assert!(
+        stderr.contains("GMAIL_ACCESS_TOKEN") && stderr.contains("billable auth gmail"),
+        "{stderr}"
+    );
 }
