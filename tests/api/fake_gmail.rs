@@ -55,6 +55,8 @@ pub struct Faults {
     pub retry_after_secs: u64,
     /// Every request answered 401 (a revoked grant).
     pub unauthorized: bool,
+    /// Requests after this many (counted from when the faults were set) answered 401.
+    pub unauthorized_after: Option<u64>,
 }
 
 /// Gmail's per-user quota: `units_per_sec`, a bucket of one second, method costs.
@@ -112,6 +114,8 @@ struct Inner {
     failed_at: HashMap<String, (Instant, Duration)>,
     early_retries: u64,
     retries_checked: u64,
+    /// Requests since the faults were last set.
+    since_faults: u64,
     rng: u64,
 }
 
@@ -284,7 +288,9 @@ impl FakeGmail {
     }
 
     pub fn set_faults(&self, faults: Faults) {
-        self.inner.lock().unwrap().faults = faults;
+        let mut inner = self.inner.lock().unwrap();
+        inner.faults = faults;
+        inner.since_faults = 0;
     }
 
     pub fn set_bucket(&self, bucket: Option<Bucket>) {
@@ -396,6 +402,7 @@ async fn handle(
     let latency = {
         let mut g = inner.lock().unwrap();
         *g.calls.entry(name.to_owned()).or_default() += 1;
+        g.since_faults += 1;
         if let Some((at, wait)) = g.failed_at.remove(&key) {
             g.retries_checked += 1;
             if arrived.duration_since(at) < wait {
@@ -416,8 +423,12 @@ async fn handle(
         .to_owned();
 
     let mut g = inner.lock().unwrap();
-    if g.faults.unauthorized || bearer != TOKEN {
-        g.injected += u64::from(g.faults.unauthorized);
+    let revoked = g.faults.unauthorized
+        || g.faults
+            .unauthorized_after
+            .is_some_and(|n| g.since_faults > n);
+    if revoked || bearer != TOKEN {
+        g.injected += u64::from(revoked);
         return gmail_error(
             StatusCode::UNAUTHORIZED,
             "authError",

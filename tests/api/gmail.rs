@@ -750,3 +750,35 @@ async fn the_cli_scans_gmail_with_the_gmail_flag_and_environment_credentials() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_grant_revoked_mid_scan_interrupts_it_without_retries_and_a_rescan_finishes() {
+    let expected = mbox_entries().await;
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    // Two profile reads, the listing and four bodies succeed; then 401s.
+    fake.set_faults(Faults {
+        unauthorized_after: Some(7),
+        ..Faults::default()
+    });
+    let app = TestApp::new();
+    let mut config = config(&fake);
+    config.concurrency = 2;
+    let ctx = gmail_context(&app, config).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "interrupted", "{out}");
+    let reason = out["stopped_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("billable auth gmail"), "{reason}");
+    // The revoked calls are the two in flight, none repeated.
+    assert!(
+        fake.calls("messages.get") <= 4 + 2,
+        "{}",
+        fake.calls("messages.get")
+    );
+    assert!(fake.injected() <= 2, "{}", fake.injected());
+
+    fake.set_faults(Faults::default());
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    let got = keyed(&entries(&ctx).await, Some(&fake.message_ids()));
+    assert_eq!(got, expected);
+}
