@@ -782,3 +782,100 @@ async fn a_grant_revoked_mid_scan_interrupts_it_without_retries_and_a_rescan_fin
     let got = keyed(&entries(&ctx).await, Some(&fake.message_ids()));
     assert_eq!(got, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_service_account_reads_the_users_mailbox_by_delegation() {
+    use axum::routing::post;
+    use base64::Engine as _;
+    // A fake token endpoint for the JWT-bearer grant: it records the signed claims.
+    let claims = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let seen = claims.clone();
+    let token_app = axum::Router::new().route(
+        "/token",
+        post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let assertion = body
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("assertion="))
+                    .unwrap_or_default()
+                    // Form-encoded, padded base64url: drop the padding.
+                    .replace("%3D", "");
+                let payload = assertion.split('.').nth(1).unwrap_or_default();
+                let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload.trim_end_matches('='))
+                    .unwrap_or_default();
+                let value: Value = serde_json::from_slice(&decoded).unwrap_or(Value::Null);
+                seen.lock().unwrap().push(value);
+                axum::Json(
+                    json!({"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"}),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let token_url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, token_app).await;
+    });
+
+    let app = TestApp::new();
+    let key = std::fs::read_to_string(fixture("gmail/service-account.json"))
+        .expect("key")
+        .replace("TOKEN_URI", &token_url);
+    let key_file = app.write("service-account.json", &key);
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let mut config = config(&fake);
+    config.auth = GmailAuth::ServiceAccount {
+        key_file,
+        subject: None,
+    };
+    let ctx = app
+        .context(None)
+        .with_gmail(Arc::new(GmailHub::new(config)));
+    // In a Workspace deployment the user id is the address of the mailbox.
+    let user = UserId::new("alex@morganlegal.com");
+    billable::tools::call(
+        &ctx,
+        &user,
+        "configure_time_tracking",
+        json!({"settings": demo_settings()}),
+        &NoProgress,
+    )
+    .await
+    .expect("configure");
+    let out = billable::tools::call(&ctx, &user, "scan_billable_time", json!({}), &NoProgress)
+        .await
+        .expect("scan");
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["examined"], 16, "{out}");
+
+    let claims = claims.lock().unwrap().clone();
+    assert!(!claims.is_empty(), "a token was requested");
+    assert_eq!(claims[0]["sub"], "alex@morganlegal.com", "{claims:?}");
+    assert_eq!(
+        claims[0]["scope"],
+        "https://www.googleapis.com/auth/gmail.readonly"
+    );
+    assert_eq!(
+        claims[0]["iss"],
+        "billable-test@billable-test.iam.gserviceaccount.com"
+    );
+
+    // A user id that is not an address cannot be a delegation subject.
+    let err = billable::tools::call(
+        &ctx,
+        &UserId::local(),
+        "scan_billable_time",
+        json!({}),
+        &NoProgress,
+    )
+    .await
+    .expect_err("no subject");
+    assert!(
+        err.to_string().contains("GMAIL_SERVICE_ACCOUNT_SUBJECT"),
+        "{err}"
+    );
+}
