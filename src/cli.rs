@@ -41,6 +41,9 @@ pub struct Cli {
     /// Read mail from a folder of .eml files
     #[arg(long, global = true, env = "BILLABLE_EML_DIR", value_name = "DIR")]
     pub eml_dir: Option<PathBuf>,
+    /// Read mail from Gmail (credentials from GMAIL_* variables; see `billable auth gmail`)
+    #[arg(long, global = true, conflicts_with_all = ["mbox", "maildir", "eml_dir"])]
+    pub gmail: bool,
     /// Apply these settings (a JSON object, as for `configure`) before the command
     #[arg(long, global = true, value_name = "FILE")]
     pub settings: Option<PathBuf>,
@@ -141,6 +144,25 @@ pub enum Command {
     },
     /// Print the OpenAI `tools` array
     Tools,
+    /// Authorise access to a mail account
+    Auth {
+        #[command(subcommand)]
+        provider: AuthProvider,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthProvider {
+    /// Let billable read your Gmail (scope gmail.readonly only): opens Google's consent
+    /// page and stores the tokens, readable only by you, in your config directory
+    Gmail {
+        /// The OAuth client secret (Desktop app) downloaded from Google Cloud
+        #[arg(long, env = "GMAIL_CLIENT_SECRET_FILE", value_name = "FILE")]
+        client_secret: PathBuf,
+        /// Where to store the tokens [default: gmail-token.json in your config directory]
+        #[arg(long, env = "GMAIL_TOKEN_FILE", value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
 }
 
 /// Runs the parsed command line to completion.
@@ -185,6 +207,7 @@ async fn execute(cli: Cli) -> Result<(Outcome, ExitCode), Error> {
                 ExitCode::SUCCESS,
             ));
         }
+        Command::Auth { provider } => return auth(provider).await,
         command => to_tool_call(command)?,
     };
     let config = Config {
@@ -194,6 +217,17 @@ async fn execute(cli: Cli) -> Result<(Outcome, ExitCode), Error> {
             (_, Some(p), _) => SourceConfig::Maildir(p.clone()),
             (_, _, Some(p)) => SourceConfig::EmlDir(p.clone()),
             _ => SourceConfig::None,
+        },
+        gmail: if cli.gmail {
+            Some(Config::gmail_from_env()?.ok_or_else(|| {
+                Error::invalid(
+                    "--gmail",
+                    "Gmail is not configured: run `billable auth gmail --client-secret FILE` and set \
+                     GMAIL_CLIENT_SECRET_FILE, or set GMAIL_ACCESS_TOKEN or GMAIL_SERVICE_ACCOUNT_FILE",
+                )
+            })?)
+        } else {
+            None
         },
     };
     let ctx = Context::from_config(&config)?;
@@ -228,6 +262,27 @@ async fn execute(cli: Cli) -> Result<(Outcome, ExitCode), Error> {
         ExitCode::SUCCESS
     };
     Ok((Some((name, result)), code))
+}
+
+/// `billable auth gmail`: the installed-app flow, tokens stored 0600.
+async fn auth(provider: &AuthProvider) -> Result<(Outcome, ExitCode), Error> {
+    let AuthProvider::Gmail {
+        client_secret,
+        token_file,
+    } = provider;
+    let token_file = match token_file {
+        Some(t) => t.clone(),
+        None => crate::mail::gmail::auth::default_token_file().ok_or_else(|| {
+            Error::invalid("--token-file", "no config directory could be determined; give one")
+        })?,
+    };
+    crate::mail::gmail::auth::authorize(client_secret, &token_file, None).await?;
+    eprintln!(
+        "Gmail authorised (read-only). Tokens stored in {} (readable only by you). \
+         Scan with `billable --gmail scan` and GMAIL_CLIENT_SECRET_FILE set.",
+        token_file.display()
+    );
+    Ok((None, ExitCode::SUCCESS))
 }
 
 fn read_text(path: &PathBuf, what: &str) -> Result<String, Error> {
@@ -354,6 +409,9 @@ fn to_tool_call(command: &Command) -> Result<(String, Value), Error> {
             return Ok((name.clone(), args));
         }
         Command::Tools => "tools",
+        Command::Auth { .. } => {
+            return Err(Error::invalid("command", "`auth` is not a tool call"));
+        }
     };
     Ok((name.to_owned(), Value::Object(m)))
 }

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use crate::error::Error;
+use crate::mail::gmail::{self, GmailAuth, GmailConfig, QuotaCosts, QuotaProfile};
 use crate::store::StoreError;
 use crate::store::sqlite::SqliteStore;
 
@@ -26,6 +28,9 @@ pub struct Config {
     /// user's data directory (e.g. ~/.local/share/billable on Linux).
     pub db: Option<PathBuf>,
     pub source: SourceConfig,
+    /// Gmail, when selected (`--gmail`) or configured for the server; see
+    /// `Config::gmail_from_env` for its variables.
+    pub gmail: Option<GmailConfig>,
 }
 
 impl Config {
@@ -38,5 +43,135 @@ impl Config {
                 message: "no home or data directory could be determined".to_owned(),
             }),
         }
+    }
+}
+
+impl Config {
+    /// Gmail's configuration from the environment, `None` when no credentials are
+    /// set. Variables (all in .env.example):
+    /// - `GMAIL_API_BASE_URL`: API root (default https://gmail.googleapis.com/).
+    /// - Credentials, the first that is set wins: `GMAIL_ACCESS_TOKEN` (an OAuth
+    ///   access token); `GMAIL_SERVICE_ACCOUNT_FILE` (a key with domain-wide
+    ///   delegation) with `GMAIL_SERVICE_ACCOUNT_SUBJECT` (the mailbox; default the
+    ///   user id); `GMAIL_CLIENT_SECRET_FILE` (the installed-app client secret) with
+    ///   `GMAIL_TOKEN_FILE` (where `billable auth gmail` stored tokens; default
+    ///   gmail-token.json in the config directory).
+    /// - `GMAIL_QUOTA_PROFILE`: `2026` (default: 100 units/s, get 20) or `legacy`
+    ///   (250 units/s, get 5); `GMAIL_QUOTA_UNITS_PER_SEC`, `GMAIL_QUOTA_COST_GET`,
+    ///   `GMAIL_QUOTA_COST_LIST`, `GMAIL_QUOTA_COST_HISTORY` override it.
+    /// - `GMAIL_CONCURRENCY`: message bodies fetched at once (8).
+    pub fn gmail_from_env() -> Result<Option<GmailConfig>, Error> {
+        Self::gmail_from(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// `gmail_from_env` over any variable lookup (tests pass a map).
+    pub fn gmail_from(var: impl Fn(&str) -> Option<String>) -> Result<Option<GmailConfig>, Error> {
+        let auth = if let Some(token) = var("GMAIL_ACCESS_TOKEN") {
+            GmailAuth::AccessToken(token.trim().into())
+        } else if let Some(key) = var("GMAIL_SERVICE_ACCOUNT_FILE") {
+            GmailAuth::ServiceAccount {
+                key_file: key.into(),
+                subject: var("GMAIL_SERVICE_ACCOUNT_SUBJECT"),
+            }
+        } else if let Some(secret) = var("GMAIL_CLIENT_SECRET_FILE") {
+            let token_file = match var("GMAIL_TOKEN_FILE") {
+                Some(t) => PathBuf::from(t),
+                None => gmail::auth::default_token_file().ok_or_else(|| {
+                    Error::invalid("GMAIL_TOKEN_FILE", "no config directory could be determined; set it")
+                })?,
+            };
+            GmailAuth::Installed {
+                secret_file: secret.into(),
+                token_file,
+            }
+        } else {
+            return Ok(None);
+        };
+        let profile = match var("GMAIL_QUOTA_PROFILE") {
+            Some(p) => QuotaProfile::parse(&p).map_err(|m| Error::invalid("GMAIL_QUOTA_PROFILE", m))?,
+            None => QuotaProfile::default(),
+        };
+        let mut costs = QuotaCosts::for_profile(profile);
+        let number = |name: &str, slot: &mut u32| -> Result<(), Error> {
+            if let Some(v) = var(name) {
+                *slot = v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| Error::invalid(name, format!("must be a whole number above 0, got `{v}`")))?;
+            }
+            Ok(())
+        };
+        number("GMAIL_QUOTA_UNITS_PER_SEC", &mut costs.units_per_sec)?;
+        number("GMAIL_QUOTA_COST_GET", &mut costs.get)?;
+        number("GMAIL_QUOTA_COST_LIST", &mut costs.list)?;
+        number("GMAIL_QUOTA_COST_HISTORY", &mut costs.history)?;
+        let mut config = GmailConfig::new(auth);
+        config.costs = costs;
+        let mut concurrency = 8;
+        number("GMAIL_CONCURRENCY", &mut concurrency)?;
+        config.concurrency = concurrency as usize;
+        if let Some(url) = var("GMAIL_API_BASE_URL") {
+            config = config.with_base_url(url.trim());
+        }
+        Ok(Some(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn gmail(vars: &[(&str, &str)]) -> Result<Option<GmailConfig>, Error> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::gmail_from(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn gmail_is_configured_by_any_credential_and_the_access_token_wins() {
+        assert_eq!(gmail(&[]).unwrap(), None);
+        let c = gmail(&[
+            ("GMAIL_ACCESS_TOKEN", "ya29.x"),
+            ("GMAIL_SERVICE_ACCOUNT_FILE", "/k.json"),
+            ("GMAIL_API_BASE_URL", "http://127.0.0.1:9"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.auth, GmailAuth::AccessToken("ya29.x".into()));
+        assert_eq!(c.base_url, "http://127.0.0.1:9/");
+        assert!(!format!("{c:?}").contains("ya29"), "the token never prints");
+        let c = gmail(&[("GMAIL_CLIENT_SECRET_FILE", "/s.json"), ("GMAIL_TOKEN_FILE", "/t.json")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c.auth,
+            GmailAuth::Installed {
+                secret_file: "/s.json".into(),
+                token_file: "/t.json".into()
+            }
+        );
+    }
+
+    #[test]
+    fn gmail_quota_defaults_to_the_2026_profile_and_can_be_overridden() {
+        let c = gmail(&[("GMAIL_ACCESS_TOKEN", "t")]).unwrap().unwrap();
+        assert_eq!((c.costs.units_per_sec, c.costs.get), (100, 20));
+        let c = gmail(&[
+            ("GMAIL_ACCESS_TOKEN", "t"),
+            ("GMAIL_QUOTA_PROFILE", "legacy"),
+            ("GMAIL_QUOTA_UNITS_PER_SEC", "120"),
+            ("GMAIL_QUOTA_COST_LIST", "7"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!((c.costs.units_per_sec, c.costs.get, c.costs.list), (120, 5, 7));
+        let e = gmail(&[("GMAIL_ACCESS_TOKEN", "t"), ("GMAIL_QUOTA_UNITS_PER_SEC", "-1")]).unwrap_err();
+        assert!(e.to_string().contains("GMAIL_QUOTA_UNITS_PER_SEC"), "{e}");
+        let e = gmail(&[("GMAIL_ACCESS_TOKEN", "t"), ("GMAIL_QUOTA_PROFILE", "2020")]).unwrap_err();
+        assert!(e.to_string().contains("legacy"), "{e}");
     }
 }

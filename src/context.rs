@@ -9,6 +9,7 @@ use crate::config::{Config, SourceConfig};
 use crate::domain::UserId;
 use crate::error::Result;
 use crate::mail::eml_dir::EmlDirSource;
+use crate::mail::gmail::GmailHub;
 use crate::mail::maildir::MaildirSource;
 use crate::mail::mbox::MboxSource;
 use crate::mail::{MailError, MailSource};
@@ -18,6 +19,8 @@ use crate::tools::summary::SummaryCache;
 
 pub struct Context {
     source: Option<Arc<dyn MailSource>>,
+    /// Gmail, when configured: one source per user (their credentials and quota).
+    gmail: Option<Arc<GmailHub>>,
     pub analyzer: Arc<dyn Analyzer>,
     pub store: Arc<dyn Store>,
     /// Summaries per user, dropped whenever that user writes.
@@ -33,10 +36,23 @@ impl Context {
     ) -> Self {
         Context {
             source,
+            gmail: None,
             analyzer,
             store,
             summaries: Arc::new(SummaryCache::new()),
         }
+    }
+
+    /// Reads Gmail through `hub` for users without a local source.
+    pub fn with_gmail(mut self, hub: Arc<GmailHub>) -> Self {
+        self.gmail = Some(hub);
+        self
+    }
+
+    /// The Gmail hub, when configured. A transport whose caller supplies a Gmail
+    /// access token per request uses `hub.source_with_token(user, token)`.
+    pub fn gmail(&self) -> Option<&Arc<GmailHub>> {
+        self.gmail.as_ref()
     }
 
     /// The context a configuration describes: the embedded defaults unless told otherwise.
@@ -48,15 +64,23 @@ impl Context {
             SourceConfig::EmlDir(path) => Some(Arc::new(EmlDirSource::open(path)?)),
         };
         let store = Arc::new(SqliteStore::open(&config.db_path()?)?);
-        Ok(Context::new(source, Arc::new(RulesAnalyzer), store))
+        let ctx = Context::new(source, Arc::new(RulesAnalyzer), store);
+        Ok(match &config.gmail {
+            Some(gmail) => ctx.with_gmail(Arc::new(GmailHub::new(gmail.clone()))),
+            None => ctx,
+        })
     }
 
     /// The mail source for `user`, or an error telling them how to configure one.
     /// Local sources are shared; a per-user source (Gmail) holds that user's
     /// credentials and quota.
-    pub fn source(&self, _user: &UserId) -> Result<Arc<dyn MailSource>> {
-        self.source
-            .clone()
-            .ok_or_else(|| MailError::NoSource.into())
+    pub fn source(&self, user: &UserId) -> Result<Arc<dyn MailSource>> {
+        if let Some(source) = &self.source {
+            return Ok(source.clone());
+        }
+        match &self.gmail {
+            Some(hub) => Ok(hub.source(user)?),
+            None => Err(MailError::NoSource.into()),
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! implements `MailSource`; the scan pipeline knows nothing else about them.
 
 pub mod eml_dir;
+pub mod gmail;
 pub mod maildir;
 pub mod mbox;
 pub mod parse;
@@ -90,6 +91,33 @@ pub trait MailSource: Send + Sync {
     /// Addresses the source knows belong to the owner (the Gmail account address).
     async fn owner_addresses(&self) -> Result<Vec<String>, MailError> {
         Ok(Vec::new())
+    }
+
+    /// Fetches several listed messages, results in the same order. Network sources
+    /// override this to keep a bounded number in flight; after an error that stops
+    /// the scan (`Upstream`) the rest may be left out.
+    async fn fetch_many(&self, listed: Vec<Listed>) -> Vec<Result<RawEmail, MailError>> {
+        let mut out = Vec::with_capacity(listed.len());
+        for l in listed {
+            out.push(self.fetch(l).await);
+        }
+        out
+    }
+
+    /// Where the mailbox is now (Gmail: its historyId), recorded with a completed
+    /// scan so the next one can list only what was added. `None`: not supported.
+    async fn cursor(&self) -> Result<Option<String>, MailError> {
+        Ok(None)
+    }
+
+    /// Streams what was added since `cursor` (from an earlier `cursor()`) and matches
+    /// `query`; sources that cannot tell (or whose cursor expired) list everything.
+    fn list_since<'a>(
+        &'a self,
+        query: &'a MailQuery,
+        _cursor: &'a str,
+    ) -> BoxStream<'a, Result<Listed, MailError>> {
+        self.list(query)
     }
 }
 

@@ -138,6 +138,7 @@ pub async fn run(
         timezone: settings.timezone,
     };
     query.validate()?;
+    let (cursor, since) = sync_point(ctx, user, source.as_ref(), &args, &query).await?;
 
     let dry_run = args.dry_run.unwrap_or(false);
     let mut record = ScanRecord {
@@ -194,7 +195,10 @@ pub async fn run(
         settings,
     };
 
-    let listing = source.list(&query);
+    let listing = match &since {
+        Some(since) => source.list_since(&query, since),
+        None => source.list(&query),
+    };
     let limit = args
         .max_messages
         .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
@@ -234,10 +238,45 @@ pub async fn run(
     record.examined = out.examined;
     record.entries_created = out.entries_created;
     record.errors = out.errors_total;
+    if out.status == "completed" {
+        record.cursor = cursor;
+    }
     if !dry_run {
         ctx.store.record_scan(user, &record).await?;
     }
     Ok(out)
+}
+
+/// Incremental sync: the source's cursor now (kept with the scan when it completes
+/// everything it listed) and, for a scan of the whole mailbox, the cursor of the last
+/// such scan, from which only added mail is listed. A limited, filtered or dated scan
+/// does not cover the mailbox, so it neither records nor uses a cursor.
+async fn sync_point(
+    ctx: &Context,
+    user: &UserId,
+    source: &dyn crate::mail::MailSource,
+    args: &Args,
+    query: &MailQuery,
+) -> Result<(Option<String>, Option<String>)> {
+    let whole = query.is_unfiltered() && args.max_messages.is_none();
+    if !whole {
+        return Ok((None, None));
+    }
+    let Some(cursor) = source.cursor().await? else {
+        return Ok((None, None));
+    };
+    if args.reanalyze == Some(true) {
+        return Ok((Some(cursor), None));
+    }
+    let describe = source.describe();
+    let since = ctx
+        .store
+        .scans(user, 20)
+        .await?
+        .into_iter()
+        .find(|s| s.status == "completed" && s.source == describe && s.cursor.is_some())
+        .and_then(|s| s.cursor);
+    Ok((Some(cursor), since))
 }
 
 /// A failure that ends the scan early (source or analyzer unavailable, store error).
@@ -304,9 +343,9 @@ impl Scan<'_> {
         // 3. Fetch, parse, triage.
         let source = self.ctx.source(self.user)?;
         let mut emails: Vec<Email> = Vec::with_capacity(listed.len());
-        for l in listed {
-            let id = l.id.clone();
-            let raw = match source.fetch(l).await {
+        let ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
+        for (id, fetched) in ids.into_iter().zip(source.fetch_many(listed).await) {
+            let raw = match fetched {
                 Ok(raw) => raw,
                 Err(MailError::Malformed(reason)) | Err(MailError::NotFound(reason)) => {
                     self.error(&id, reason);

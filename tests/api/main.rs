@@ -2,6 +2,8 @@
 
 mod cli;
 mod corpus;
+mod fake_gmail;
+mod gmail;
 mod helpers;
 mod scan;
 mod store_suite;

@@ -1,0 +1,881 @@
+//! Gmail through the real google-gmail1 client against the fake Gmail server: the same
+//! entries as the mbox, quota kept, faults retried after Retry-After, incremental
+//! sync by history, scans killed and rerun, and credentials rejected at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use billable::context::Context;
+use billable::domain::UserId;
+use billable::mail::gmail::{GmailAuth, GmailConfig, GmailHub, QuotaCosts, QuotaProfile};
+use billable::mail::mbox::MboxSource;
+use billable::mail::{MailSource, RawEmail};
+use billable::tools::NoProgress;
+use serde_json::{Value, json};
+
+#[path = "../../benches/support/mbox_gen.rs"]
+#[allow(dead_code)]
+mod mbox_gen;
+
+use crate::fake_gmail::{Bucket, FakeGmail, Faults, TOKEN};
+use crate::helpers::{TestApp, call, demo_settings, fixture};
+
+/// A client with generous quota (the fake enforces none unless told) and short
+/// backoffs, so fault tests stay quick.
+fn config(fake: &FakeGmail) -> GmailConfig {
+    let mut config =
+        GmailConfig::new(GmailAuth::AccessToken(TOKEN.into())).with_base_url(&fake.url);
+    config.costs = QuotaCosts {
+        units_per_sec: 100_000,
+        ..QuotaCosts::for_profile(QuotaProfile::Legacy)
+    };
+    config.min_backoff = Duration::from_millis(20);
+    config
+}
+
+async fn gmail_context(app: &TestApp, config: GmailConfig) -> Context {
+    let ctx = app
+        .context(None)
+        .with_gmail(Arc::new(GmailHub::new(config)));
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": demo_settings()}),
+    )
+    .await
+    .expect("configure");
+    ctx
+}
+
+async fn scan(ctx: &Context) -> Value {
+    call(ctx, "scan_billable_time", json!({}))
+        .await
+        .expect("scan")
+}
+
+async fn entries(ctx: &Context) -> Vec<Value> {
+    let list = call(ctx, "list_time_entries", json!({"limit": 500}))
+        .await
+        .expect("list");
+    list["entries"].as_array().cloned().unwrap_or_default()
+}
+
+/// Every entry, page by page.
+async fn entries_all(ctx: &Context) -> Vec<Value> {
+    let mut all = Vec::new();
+    loop {
+        let list = call(
+            ctx,
+            "list_time_entries",
+            json!({"limit": 500, "offset": all.len()}),
+        )
+        .await
+        .expect("list");
+        let page = list["entries"].as_array().cloned().unwrap_or_default();
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
+/// Entries by the message's Message-ID: (client, activity, work_date, billed_minutes).
+fn keyed(
+    entries: &[Value],
+    ids: Option<&HashMap<String, String>>,
+) -> BTreeMap<String, (Value, Value, Value, Value)> {
+    let mut out = BTreeMap::new();
+    for e in entries {
+        let id = e["message_id"].as_str().expect("message_id").to_owned();
+        let id = match ids {
+            Some(map) => map
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| panic!("unknown Gmail id {id}")),
+            None => id,
+        };
+        let row = (
+            e["client"].clone(),
+            e["activity"].clone(),
+            e["work_date"].clone(),
+            e["billed_minutes"].clone(),
+        );
+        assert!(
+            out.insert(id.clone(), row).is_none(),
+            "two entries for {id}"
+        );
+    }
+    out
+}
+
+async fn mbox_entries() -> BTreeMap<String, (Value, Value, Value, Value)> {
+    let app = TestApp::new();
+    let source: Arc<dyn MailSource> =
+        Arc::new(MboxSource::open(fixture("demo.mbox")).expect("mbox"));
+    let ctx = app.context(Some(source));
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": demo_settings()}),
+    )
+    .await
+    .expect("configure");
+    scan(&ctx).await;
+    keyed(&entries(&ctx).await, None)
+}
+
+fn raw(id: &str, from: &str, to: &str, labels: &[&str], body: &str) -> RawEmail {
+    let text = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: Re: MSA redlines\r\nDate: Tue, 17 Nov 2026 10:00:00 -0500\r\n\
+         Message-ID: <{id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    );
+    RawEmail {
+        id: id.to_owned(),
+        thread_id: None,
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        bytes: text.into_bytes(),
+    }
+}
+
+#[tokio::test]
+async fn scanning_the_demo_mailbox_through_gmail_gives_the_same_entries_as_the_mbox() {
+    let expected = mbox_entries().await;
+    assert!(
+        expected.len() >= 5,
+        "the demo mailbox has entries: {expected:?}"
+    );
+
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let app = TestApp::new();
+    let ctx = gmail_context(&app, config(&fake)).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["examined"], 16, "{out}");
+    assert_eq!(out["errors_total"], 0, "{out}");
+    assert!(
+        out["source"].as_str().unwrap().starts_with("gmail"),
+        "{out}"
+    );
+
+    let got = keyed(&entries(&ctx).await, Some(&fake.message_ids()));
+    assert_eq!(got, expected);
+    // Ids only were listed; each body fetched once, as raw.
+    assert_eq!(fake.calls("messages.get"), 16);
+}
+
+#[tokio::test]
+async fn a_rescan_through_gmail_fetches_no_bodies_and_creates_nothing() {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let app = TestApp::new();
+    let ctx = gmail_context(&app, config(&fake)).await;
+    scan(&ctx).await;
+    let before = entries(&ctx).await.len();
+    fake.reset_calls();
+    // A filtered scan cannot use history: it lists, then drops every processed id.
+    let out = call(
+        &ctx,
+        "scan_billable_time",
+        json!({"query": "-label:nothing"}),
+    )
+    .await
+    .expect("rescan");
+    assert_eq!(out["skipped_already_processed"], 16, "{out}");
+    assert_eq!(out["entries_created"], 0, "{out}");
+    assert_eq!(fake.calls("messages.get"), 0);
+    assert!(fake.calls("messages.list") >= 1);
+    assert_eq!(entries(&ctx).await.len(), before);
+}
+
+#[tokio::test]
+async fn with_429s_and_503s_injected_the_entries_are_the_same_and_retries_wait_for_retry_after() {
+    let expected = mbox_entries().await;
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    fake.set_faults(Faults {
+        rate_429: 0.10,
+        rate_503: 0.10,
+        retry_after_secs: 1,
+        ..Faults::default()
+    });
+    let app = TestApp::new();
+    let ctx = gmail_context(&app, config(&fake)).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["errors_total"], 0, "{out}");
+    let got = keyed(&entries(&ctx).await, Some(&fake.message_ids()));
+    assert_eq!(got, expected, "same entries, none twice");
+    assert!(fake.injected() >= 1, "faults were injected");
+    let (early, checked) = fake.early_retries();
+    assert!(
+        checked >= fake.injected(),
+        "every failure was retried ({checked} checked)"
+    );
+    assert_eq!(early, 0, "no retry came before its Retry-After");
+}
+
+#[tokio::test]
+async fn rate_limit_403s_are_retried_like_429s() {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    fake.set_faults(Faults {
+        rate_403: 0.25,
+        retry_after_secs: 1,
+        ..Faults::default()
+    });
+    let app = TestApp::new();
+    let ctx = gmail_context(&app, config(&fake)).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["errors_total"], 0, "{out}");
+    assert!(fake.injected() >= 1);
+    assert_eq!(fake.early_retries().0, 0);
+}
+
+#[tokio::test]
+async fn after_one_scan_a_new_message_is_found_through_history_with_one_fetch() {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let app = TestApp::new();
+    let ctx = gmail_context(&app, config(&fake)).await;
+    scan(&ctx).await;
+    let before = entries(&ctx).await.len();
+
+    fake.add(raw(
+        "new-1@acme.com",
+        "Wile Coyote <wile@acme.com>",
+        "alex@morganlegal.com",
+        &["Inbox"],
+        "Alex, please review the attached indemnity changes before Friday. We need your view on the cap.",
+    ));
+    fake.reset_calls();
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["examined"], 1, "{out}");
+    assert!(fake.calls("history.list") >= 1, "history was read");
+    assert_eq!(fake.calls("messages.list"), 0, "no full listing");
+    assert_eq!(fake.calls("messages.get"), 1, "exactly one body fetched");
+    assert_eq!(entries(&ctx).await.len(), before + 1);
+
+    // Nothing new: history is read, nothing fetched.
+    fake.reset_calls();
+    let out = scan(&ctx).await;
+    assert_eq!(out["examined"], 0, "{out}");
+    assert_eq!(fake.calls("messages.get"), 0);
+}
+
+#[tokio::test]
+async fn an_expired_history_id_falls_back_to_a_full_listing() {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let app = TestApp::new();
+    let ctx = gmail_context(&app, config(&fake)).await;
+    scan(&ctx).await;
+    fake.add(raw(
+        "new-2@globex.io",
+        "Hank Scorpio <hank@globex.io>",
+        "alex@morganlegal.com",
+        &["Inbox"],
+        "Alex, the term sheet comments are in. Can you look at the liquidation preference language?",
+    ));
+    fake.expire_history();
+    fake.reset_calls();
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(fake.calls("history.list"), 1, "tried history once");
+    assert!(fake.calls("messages.list") >= 1, "then listed everything");
+    assert_eq!(
+        fake.calls("messages.get"),
+        1,
+        "processed mail is not fetched again"
+    );
+    assert_eq!(out["skipped_already_processed"], 16, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_uninterrupted_run() {
+    // Several chunks of mail, so a kill can land after some were saved.
+    let app = TestApp::new();
+    let path = app.dir.path().join("generated.mbox");
+    let mut file = std::fs::File::create(&path).expect("mbox");
+    mbox_gen::write_mbox(&mut file, 700).expect("write mbox");
+    drop(file);
+    let settings: Value = serde_json::from_str(mbox_gen::SETTINGS).expect("settings");
+
+    let expected = {
+        let reference = TestApp::new();
+        let source: Arc<dyn MailSource> = Arc::new(MboxSource::open(&path).expect("mbox"));
+        let ctx = reference.context(Some(source));
+        call(
+            &ctx,
+            "configure_time_tracking",
+            json!({"settings": settings}),
+        )
+        .await
+        .expect("configure");
+        let out = scan(&ctx).await;
+        assert_eq!(out["status"], "completed", "{out}");
+        keyed(&entries_all(&ctx).await, None)
+    };
+    assert!(expected.len() > 100, "{}", expected.len());
+
+    let fake = FakeGmail::from_mbox(&path).await;
+    fake.set_faults(Faults {
+        latency: Duration::from_millis(3),
+        retry_after_secs: 1,
+        ..Faults::default()
+    });
+    let mut config = config(&fake);
+    config.concurrency = 4;
+    let ctx = Arc::new(
+        app.context(None)
+            .with_gmail(Arc::new(GmailHub::new(config))),
+    );
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": settings}),
+    )
+    .await
+    .expect("configure");
+
+    // Deterministic "random" kill points within the first 1.5 s (a whole scan takes longer).
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut partial = Vec::new();
+    for _ in 0..6 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let ms = 100 + seed % 1400;
+        let scan_ctx = ctx.clone();
+        let task = tokio::spawn(async move {
+            billable::tools::call(
+                &scan_ctx,
+                &UserId::local(),
+                "scan_billable_time",
+                json!({}),
+                &NoProgress,
+            )
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        task.abort();
+        let _ = task.await;
+        partial.push(entries_all(&ctx).await.len());
+    }
+    assert!(
+        partial.iter().any(|n| *n > 0 && *n < expected.len()),
+        "some kill landed mid-scan, after a chunk was saved: {partial:?} of {}",
+        expected.len()
+    );
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    let got = keyed(&entries_all(&ctx).await, Some(&fake.message_ids()));
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn a_rejected_token_gives_the_reauthorise_error_at_once_without_retries() {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    fake.set_faults(Faults {
+        unauthorized: true,
+        ..Faults::default()
+    });
+    let app = TestApp::new();
+    let ctx = gmail_context(&app, config(&fake)).await;
+    let started = std::time::Instant::now();
+    let err = call(&ctx, "scan_billable_time", json!({}))
+        .await
+        .expect_err("401 stops the scan");
+    let message = err.to_string();
+    assert!(message.contains("billable auth gmail"), "{message}");
+    assert!(message.to_lowercase().contains("re-authorise"), "{message}");
+    assert_eq!(err.kind(), billable::error::ErrorKind::Unavailable);
+    assert_eq!(fake.calls("getProfile"), 1, "no retries");
+    assert_eq!(fake.calls("messages.list") + fake.calls("messages.get"), 0);
+    assert!(started.elapsed() < Duration::from_secs(2), "at once");
+
+    // Fetching one message: one call, the same advice.
+    let source = GmailHub::new(config(&fake))
+        .source(&UserId::local())
+        .expect("source");
+    let id = fake.message_ids().into_keys().next().unwrap();
+    fake.reset_calls();
+    let err = source.get(&id).await.expect_err("401");
+    assert!(err.to_string().contains("billable auth gmail"), "{err}");
+    assert_eq!(fake.calls("messages.get"), 1);
+}
+
+#[tokio::test]
+async fn a_scan_on_the_legacy_profile_never_overdraws_the_quota() {
+    // 60 messages at 5 units each with a 250 units/s bucket: beyond the burst, the
+    // limiter must pace the fetches.
+    let mut raws = Vec::new();
+    for i in 0..60 {
+        raws.push(raw(
+            &format!("q{i}@acme.com"),
+            "Wile Coyote <wile@acme.com>",
+            "alex@morganlegal.com",
+            &["Inbox"],
+            &format!("Message {i} about the MSA schedule and the indemnity cap."),
+        ));
+    }
+    let fake = FakeGmail::start(raws).await;
+    fake.set_bucket(Some(Bucket::legacy()));
+    let app = TestApp::new();
+    let mut config = config(&fake);
+    config.costs = QuotaCosts::for_profile(QuotaProfile::Legacy);
+    config.concurrency = 16;
+    let ctx = gmail_context(&app, config).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["examined"], 60, "{out}");
+    assert_eq!(
+        fake.quota_429s(),
+        0,
+        "the fake never had to refuse a request"
+    );
+}
+
+#[tokio::test]
+async fn the_fake_serves_full_and_metadata_formats_and_attachments_like_gmail() {
+    // The fake's other formats, checked through the real client.
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let mut cfg = config(&fake);
+    cfg.costs.units_per_sec = 100_000;
+    let url = fake.url.clone();
+    let client = google_gmail1::hyper_util::client::legacy::Client::builder(
+        google_gmail1::hyper_util::rt::TokioExecutor::new(),
+    )
+    .build(billable::mail::gmail::connector());
+    let mut hub = google_gmail1::Gmail::new(client, TOKEN.to_owned());
+    hub.base_url(url);
+    let ids = fake.message_ids();
+    let (id, _) = ids
+        .iter()
+        .find(|(_, mid)| mid.as_str() == "msa-redline-2@acme.com")
+        .expect("demo message with an attachment");
+    let (_, full) = hub
+        .users()
+        .messages_get("me", id)
+        .format("full")
+        .doit()
+        .await
+        .expect("full");
+    let payload = full.payload.expect("payload");
+    assert!(
+        payload
+            .mime_type
+            .unwrap_or_default()
+            .starts_with("multipart/")
+    );
+    let parts = payload.parts.unwrap_or_default();
+    let attachment = parts
+        .iter()
+        .find(|p| p.filename.as_deref().is_some_and(|f| !f.is_empty()))
+        .expect("an attachment part");
+    let att_id = attachment
+        .body
+        .as_ref()
+        .and_then(|b| b.attachment_id.clone())
+        .expect("attachment id");
+    let (_, body) = hub
+        .users()
+        .messages_attachments_get("me", id, &att_id)
+        .doit()
+        .await
+        .expect("attachment");
+    assert!(!body.data.unwrap_or_default().is_empty());
+
+    let (_, meta) = hub
+        .users()
+        .messages_get("me", id)
+        .format("metadata")
+        .add_metadata_headers("Subject")
+        .doit()
+        .await
+        .expect("metadata");
+    let headers = meta.payload.and_then(|p| p.headers).unwrap_or_default();
+    assert_eq!(headers.len(), 1, "{headers:?}");
+    assert_eq!(headers[0].name.as_deref(), Some("Subject"));
+    assert!(
+        meta.label_ids
+            .unwrap_or_default()
+            .contains(&"INBOX".to_owned())
+    );
+
+    // Pagination: 16 ids in pages of 5.
+    let mut token: Option<String> = None;
+    let mut seen = 0;
+    let mut pages = 0;
+    loop {
+        let mut call = hub.users().messages_list("me").max_results(5);
+        if let Some(t) = &token {
+            call = call.page_token(t);
+        }
+        let (_, page) = call.doit().await.expect("page");
+        seen += page.messages.unwrap_or_default().len();
+        pages += 1;
+        token = page.next_page_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!((seen, pages), (16, 4));
+    // The query subset: only Acme's mail.
+    let (_, acme) = hub
+        .users()
+        .messages_list("me")
+        .q("from:acme.com")
+        .doit()
+        .await
+        .expect("q");
+    let n = acme.messages.unwrap_or_default().len();
+    assert!(n >= 1 && n < 16, "{n}");
+}
+
+/// Plays the browser's part of the consent: follows the redirect with a code.
+struct Browser {
+    seen_url: Arc<std::sync::Mutex<String>>,
+}
+
+impl google_gmail1::yup_oauth2::authenticator_delegate::InstalledFlowDelegate for Browser {
+    fn present_user_url<'a>(
+        &'a self,
+        url: &'a str,
+        _need_code: bool,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        *self.seen_url.lock().unwrap() = url.to_owned();
+        let redirect = url
+            .split("redirect_uri=")
+            .nth(1)
+            .and_then(|r| r.split('&').next())
+            .unwrap_or_default()
+            .to_owned();
+        let port: u16 = redirect
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .unwrap_or(0);
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("redirect server");
+            stream
+                .write_all(b"GET /?code=consent-code HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .await
+                .expect("write");
+            let mut response = Vec::new();
+            let _ = stream.read_to_end(&mut response).await;
+        });
+        Box::pin(async { Ok(String::new()) })
+    }
+}
+
+/// A fake Google token endpoint that grants the fake Gmail's token for one code.
+async fn token_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    let forms = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = forms.clone();
+    let app = axum::Router::new().route(
+        "/token",
+        post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(body.clone());
+                if body.contains("code=consent-code") || body.contains("grant_type=refresh_token") {
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({"access_token": TOKEN, "refresh_token": "refresh-1",
+                            "expires_in": 3600, "token_type": "Bearer",
+                            "scope": "https://www.googleapis.com/auth/gmail.readonly"})),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        axum::Json(
+                            json!({"error": "invalid_grant", "error_description": "Bad Request"}),
+                        ),
+                    )
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, forms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_and_scans_use_them()
+{
+    use std::os::unix::fs::PermissionsExt;
+    let (token_url, forms) = token_server().await;
+    let app = TestApp::new();
+    let secret = app.write(
+        "client_secret.json",
+        &json!({"installed": {
+            "client_id": "billable-test.apps.googleusercontent.com",
+            "client_secret": "not-so-secret",
+            "auth_uri": format!("{token_url}/auth"),
+            "token_uri": format!("{token_url}/token"),
+            "redirect_uris": ["http://localhost"],
+        }})
+        .to_string(),
+    );
+    let token_file = app.dir.path().join("config/billable/gmail-token.json");
+    let seen_url = Arc::new(std::sync::Mutex::new(String::new()));
+    billable::mail::gmail::auth::authorize(
+        &secret,
+        &token_file,
+        Some(Box::new(Browser {
+            seen_url: seen_url.clone(),
+        })),
+    )
+    .await
+    .expect("authorised");
+
+    let url = seen_url.lock().unwrap().clone();
+    let scope = url
+        .split("scope=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .unwrap_or_default();
+    assert_eq!(
+        scope, "https://www.googleapis.com/auth/gmail.readonly",
+        "{url}"
+    );
+    assert!(
+        forms
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| f.contains("code=consent-code"))
+    );
+    let mode = std::fs::metadata(&token_file)
+        .expect("token file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "token file mode {mode:o}");
+    let dir_mode = std::fs::metadata(token_file.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o077, 0, "config dir mode {dir_mode:o}");
+
+    // A scan reads Gmail with the stored grant, without prompting.
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let mut config = config(&fake);
+    config.auth = GmailAuth::Installed {
+        secret_file: secret.clone(),
+        token_file: token_file.clone(),
+    };
+    let ctx = gmail_context(&app, config.clone()).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["examined"], 16, "{out}");
+
+    // Without a stored grant a scan asks for `billable auth gmail`, it never prompts.
+    let other = TestApp::new();
+    config.auth = GmailAuth::Installed {
+        secret_file: secret,
+        token_file: other.dir.path().join("missing.json"),
+    };
+    let ctx = gmail_context(&other, config).await;
+    let err = call(&ctx, "scan_billable_time", json!({}))
+        .await
+        .expect_err("no grant");
+    assert!(err.to_string().contains("billable auth gmail"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_scans_gmail_with_the_gmail_flag_and_environment_credentials() {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let app = TestApp::new();
+    let settings = app.write("settings.json", &demo_settings().to_string());
+    let db = app.db.clone();
+    let url = fake.url.clone();
+    let run = move |extra: &'static [(&'static str, &'static str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_billable"));
+        command
+            .arg("--db")
+            .arg(&db)
+            .args(["--gmail", "--json", "--settings"])
+            .arg(&settings)
+            .arg("scan")
+            .env_remove("BILLABLE_MBOX")
+            .env_remove("BILLABLE_MAILDIR")
+            .env_remove("BILLABLE_EML_DIR")
+            .env_remove("GMAIL_ACCESS_TOKEN")
+            .env_remove("GMAIL_SERVICE_ACCOUNT_FILE")
+            .env_remove("GMAIL_CLIENT_SECRET_FILE")
+            .env("GMAIL_API_BASE_URL", &url)
+            .env("GMAIL_QUOTA_PROFILE", "legacy");
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        command.output().expect("run billable")
+    };
+    let run = Arc::new(run);
+    let first = run.clone();
+    let out = tokio::task::spawn_blocking(move || first(&[("GMAIL_ACCESS_TOKEN", TOKEN)]))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["examined"], 16, "{json}");
+    assert!(json["entries_created"].as_u64().unwrap() >= 5, "{json}");
+
+    // A wrong token: exit 3 and the re-authorise advice on stderr.
+    let second = run.clone();
+    let out = tokio::task::spawn_blocking(move || second(&[("GMAIL_ACCESS_TOKEN", "expired")]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("billable auth gmail"));
+
+    // No credentials at all: exit 2 and how to configure them.
+    let out = tokio::task::spawn_blocking(move || run(&[])).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("GMAIL_ACCESS_TOKEN") && stderr.contains("billable auth gmail"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_grant_revoked_mid_scan_interrupts_it_without_retries_and_a_rescan_finishes() {
+    let expected = mbox_entries().await;
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    // Two profile reads, the listing and four bodies succeed; then 401s.
+    fake.set_faults(Faults {
+        unauthorized_after: Some(7),
+        ..Faults::default()
+    });
+    let app = TestApp::new();
+    let mut config = config(&fake);
+    config.concurrency = 2;
+    let ctx = gmail_context(&app, config).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "interrupted", "{out}");
+    let reason = out["stopped_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("billable auth gmail"), "{reason}");
+    // The revoked calls are the two in flight, none repeated.
+    assert!(
+        fake.calls("messages.get") <= 4 + 2,
+        "{}",
+        fake.calls("messages.get")
+    );
+    assert!(fake.injected() <= 2, "{}", fake.injected());
+
+    fake.set_faults(Faults::default());
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    let got = keyed(&entries(&ctx).await, Some(&fake.message_ids()));
+    assert_eq!(got, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_service_account_reads_the_users_mailbox_by_delegation() {
+    use axum::routing::post;
+    use base64::Engine as _;
+    // A fake token endpoint for the JWT-bearer grant: it records the signed claims.
+    let claims = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let seen = claims.clone();
+    let token_app = axum::Router::new().route(
+        "/token",
+        post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let assertion = body
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("assertion="))
+                    .unwrap_or_default()
+                    // Form-encoded, padded base64url: drop the padding.
+                    .replace("%3D", "");
+                let payload = assertion.split('.').nth(1).unwrap_or_default();
+                let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload.trim_end_matches('='))
+                    .unwrap_or_default();
+                let value: Value = serde_json::from_slice(&decoded).unwrap_or(Value::Null);
+                seen.lock().unwrap().push(value);
+                axum::Json(
+                    json!({"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"}),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let token_url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, token_app).await;
+    });
+
+    let app = TestApp::new();
+    let key = std::fs::read_to_string(fixture("gmail/service-account.json"))
+        .expect("key")
+        .replace("TOKEN_URI", &token_url);
+    let key_file = app.write("service-account.json", &key);
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let mut config = config(&fake);
+    config.auth = GmailAuth::ServiceAccount {
+        key_file,
+        subject: None,
+    };
+    let ctx = app
+        .context(None)
+        .with_gmail(Arc::new(GmailHub::new(config)));
+    // In a Workspace deployment the user id is the address of the mailbox.
+    let user = UserId::new("alex@morganlegal.com");
+    billable::tools::call(
+        &ctx,
+        &user,
+        "configure_time_tracking",
+        json!({"settings": demo_settings()}),
+        &NoProgress,
+    )
+    .await
+    .expect("configure");
+    let out = billable::tools::call(&ctx, &user, "scan_billable_time", json!({}), &NoProgress)
+        .await
+        .expect("scan");
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["examined"], 16, "{out}");
+
+    let claims = claims.lock().unwrap().clone();
+    assert!(!claims.is_empty(), "a token was requested");
+    assert_eq!(claims[0]["sub"], "alex@morganlegal.com", "{claims:?}");
+    assert_eq!(
+        claims[0]["scope"],
+        "https://www.googleapis.com/auth/gmail.readonly"
+    );
+    assert_eq!(
+        claims[0]["iss"],
+        "billable-test@billable-test.iam.gserviceaccount.com"
+    );
+
+    // A user id that is not an address cannot be a delegation subject.
+    let err = billable::tools::call(
+        &ctx,
+        &UserId::local(),
+        "scan_billable_time",
+        json!({}),
+        &NoProgress,
+    )
+    .await
+    .expect_err("no subject");
+    assert!(
+        err.to_string().contains("GMAIL_SERVICE_ACCOUNT_SUBJECT"),
+        "{err}"
+    );
+}
