@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use crate::analyze::Analyzer;
+use crate::analyze::cache::AnalysisCache;
+use crate::analyze::llm::LlmAnalyzer;
 use crate::analyze::rules::RulesAnalyzer;
-use crate::config::{Config, SourceConfig};
+use crate::config::{AnalyzerChoice, Config, SourceConfig};
 use crate::domain::UserId;
 use crate::error::Result;
 use crate::mail::eml_dir::EmlDirSource;
@@ -22,6 +24,8 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     /// Summaries per user, dropped whenever that user writes.
     pub summaries: SummaryCache,
+    /// Analyses per user and message content, in front of the analyzer.
+    pub analyses: AnalysisCache,
 }
 
 impl Context {
@@ -36,6 +40,7 @@ impl Context {
             analyzer,
             store,
             summaries: SummaryCache::new(),
+            analyses: AnalysisCache::new(),
         }
     }
 
@@ -48,7 +53,11 @@ impl Context {
             SourceConfig::EmlDir(path) => Some(Arc::new(EmlDirSource::open(path)?)),
         };
         let store = Arc::new(SqliteStore::open(&config.db_path()?)?);
-        Ok(Context::new(source, Arc::new(RulesAnalyzer), store))
+        let analyzer: Arc<dyn Analyzer> = match config.analyzer_choice() {
+            AnalyzerChoice::Rules => Arc::new(RulesAnalyzer),
+            AnalyzerChoice::Llm => Arc::new(LlmAnalyzer::new(&config.llm)?),
+        };
+        Ok(Context::new(source, analyzer, store))
     }
 
     /// The mail source for `user`, or an error telling them how to configure one.

@@ -2,6 +2,8 @@
 
 mod cli;
 mod corpus;
+mod fake_openai;
 mod helpers;
+mod llm;
 mod scan;
 mod store_suite;
