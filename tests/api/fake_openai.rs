@@ -96,6 +96,8 @@ struct Counts {
     /// Body hash → when it may be sent again.
     not_before: HashMap<u64, Instant>,
     early_retries: usize,
+    /// Requests recognised as the retry of one answered 429.
+    retries_after_429: usize,
     prompt_tokens: usize,
     completion_tokens: usize,
     messages: usize,
@@ -165,6 +167,10 @@ impl FakeOpenAi {
     pub fn early_retries(&self) -> usize {
         self.shared.counts.lock().expect("lock").early_retries
     }
+    /// Requests that repeated a request answered 429 (same body).
+    pub fn retries_after_429(&self) -> usize {
+        self.shared.counts.lock().expect("lock").retries_after_429
+    }
     /// (messages asked about, prompt tokens, completion tokens) over answered requests.
     pub fn tokens(&self) -> (usize, usize, usize) {
         let c = self.shared.counts.lock().expect("lock");
@@ -210,10 +216,11 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
         let number = c.requests;
         c.requests += 1;
         c.bodies.push(request.clone());
-        if let Some(at) = c.not_before.remove(&key)
-            && now < at
-        {
-            c.early_retries += 1;
+        if let Some(at) = c.not_before.remove(&key) {
+            c.retries_after_429 += 1;
+            if now < at {
+                c.early_retries += 1;
+            }
         }
         number
     };

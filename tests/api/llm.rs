@@ -649,3 +649,28 @@ async fn tokens_per_message_for_the_demo_mailbox_stay_compact() {
         "batching shares the system prompt"
     );
 }
+
+#[tokio::test]
+async fn the_fake_notices_a_retry_sent_before_its_retry_after() {
+    // The check above only means something if the fake can see an early retry.
+    let fake = FakeOpenAi::start(Behaviour {
+        rate_limit_pct: 100,
+        ..Behaviour::default()
+    })
+    .await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let url = format!("{}/chat/completions", fake.base_url);
+    for _ in 0..2 {
+        let r = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(r#"{"model":"m","messages":[]}"#)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 429);
+        assert_eq!(r.headers()["retry-after"], "1");
+    }
+    assert_eq!((fake.retries_after_429(), fake.early_retries()), (1, 1));
+}
