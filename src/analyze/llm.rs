@@ -90,6 +90,11 @@ type Replies = Vec<Option<answer::Answer>>;
 
 impl LlmAnalyzer {
     pub fn new(config: &LlmConfig) -> Result<Self, AnalyzeError> {
+        if !config.is_configured() {
+            return Err(AnalyzeError::Unavailable(
+                "the llm analyzer needs OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (another OpenAI-compatible server); or use --analyzer rules".to_owned(),
+            ));
+        }
         let mut openai = OpenAIConfig::new().with_api_key(
             config
                 .api_key
@@ -103,7 +108,14 @@ impl LlmAnalyzer {
         let transport =
             Transport::new(config.request_timeout).map_err(AnalyzeError::Unavailable)?;
         let client = Client::with_config(openai).with_http_service(transport);
-        let per_minute = |n: u32| NonZeroU32::new(n).map(Quota::per_minute);
+        // Bursts of one second's requests and ten seconds' tokens: servers enforce their
+        // per-minute limits over shorter windows too, so a whole minute at once would
+        // bounce off 429s.
+        let quota = |per_minute: u32, burst_divisor: u32| {
+            let rate = NonZeroU32::new(per_minute)?;
+            let burst = NonZeroU32::new(per_minute / burst_divisor).unwrap_or(NonZeroU32::MIN);
+            Some((Quota::per_minute(rate).allow_burst(burst), burst))
+        };
         Ok(LlmAnalyzer {
             client,
             model: config.model.clone(),
@@ -111,11 +123,14 @@ impl LlmAnalyzer {
             max_batch: config.max_batch.max(1),
             max_retries: config.max_retries,
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
-            rpm: config.rpm.and_then(per_minute).map(RateLimiter::direct),
-            tpm: config.tpm.and_then(|n| {
-                let quota = per_minute(n)?;
-                Some((RateLimiter::direct(quota), NonZeroU32::new(n)?))
-            }),
+            rpm: config
+                .rpm
+                .and_then(|n| quota(n, 60))
+                .map(|(q, _)| RateLimiter::direct(q)),
+            tpm: config
+                .tpm
+                .and_then(|n| quota(n, 6))
+                .map(|(q, burst)| (RateLimiter::direct(q), burst)),
             json_mode: AtomicBool::new(false),
             counters: Counters::default(),
         })
@@ -309,7 +324,7 @@ impl LlmAnalyzer {
             rpm.until_ready().await;
         }
         if let Some((tpm, capacity)) = &self.tpm {
-            // A request larger than the whole minute's budget waits for all of it.
+            // A request larger than a burst waits for a whole burst.
             let n = NonZeroU32::new(tokens.min(capacity.get())).unwrap_or(NonZeroU32::MIN);
             let _ = tpm.until_n_ready(n).await;
         }

@@ -674,3 +674,44 @@ async fn the_fake_notices_a_retry_sent_before_its_retry_after() {
     }
     assert_eq!((fake.retries_after_429(), fake.early_retries()), (1, 1));
 }
+
+#[tokio::test]
+async fn requests_per_minute_are_enforced() {
+    let fake = FakeOpenAi::start(Behaviour::default()).await;
+    let app = TestApp::new();
+    let mbox = app.write("m.mbox", &client_mail(6));
+    // 120 a minute: a burst of 2 (one second's worth), then one every 0.5 s.
+    let limited = LlmConfig {
+        rpm: Some(120),
+        max_batch: 1,
+        concurrency: 8,
+        ..config(&fake)
+    };
+    let (ctx, _) = llm_app(&app, &mbox, limited).await;
+    let started = std::time::Instant::now();
+    let out = call(&ctx, "scan_billable_time", json!({}))
+        .await
+        .expect("scan");
+    assert_eq!(out["entries_created"], 6);
+    assert_eq!(fake.requests(), 6);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1_900),
+        "6 requests at 2/s after a burst of 2 took only {elapsed:?}"
+    );
+}
+
+#[test]
+fn the_llm_analyzer_without_a_server_says_how_to_configure_one() {
+    let app = TestApp::new();
+    let mbox = app.write("m.mbox", &client_mail(1));
+    let run = app.run(&[
+        "--mbox",
+        crate::helpers::path_str(&mbox),
+        "--analyzer",
+        "llm",
+        "scan",
+    ]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(run.stderr().contains("OPENAI_API_KEY"), "{}", run.stderr());
+}
