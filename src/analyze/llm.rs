@@ -527,3 +527,45 @@ impl Analyzer for LlmAnalyzer {
         results
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analyzer(concurrency: usize, max_batch: usize) -> LlmAnalyzer {
+        LlmAnalyzer::new(&LlmConfig {
+            base_url: Some("http://127.0.0.1:9/v1".to_owned()),
+            concurrency,
+            max_batch,
+            ..LlmConfig::default()
+        })
+        .expect("analyzer")
+    }
+
+    #[test]
+    fn requests_fill_whole_waves_of_the_concurrency_bound() {
+        let a = analyzer(8, 8);
+        assert_eq!(a.request_count(0), 0);
+        assert_eq!(a.request_count(1), 1);
+        // One wave: as few requests as the batch size allows.
+        assert_eq!(a.request_count(8), 1);
+        assert_eq!(a.request_count(64), 8);
+        // More than a wave: a whole number of waves, batches a little smaller.
+        assert_eq!(a.request_count(200), 32);
+        assert_eq!(a.request_count(256), 32);
+        assert_eq!(a.request_count(65), 16);
+        let b = analyzer(4, 2);
+        assert_eq!(b.request_count(30), 16);
+        assert_eq!(b.request_count(9), 8);
+    }
+
+    #[test]
+    fn the_name_and_cache_key_carry_model_and_prompt_version() {
+        let a = analyzer(1, 1);
+        assert_eq!(a.name(), "llm:gpt-4.1-mini");
+        assert_eq!(
+            a.cache_key().as_deref(),
+            Some("llm:gpt-4.1-mini:analysis-v1")
+        );
+    }
+}
