@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use crate::config::{Config, SourceConfig};
+use crate::config::{AnalyzerChoice, Config, LlmConfig, SourceConfig};
 use crate::context::Context;
 use crate::domain::UserId;
 use crate::error::{Error, ErrorKind};
@@ -50,8 +50,19 @@ pub struct Cli {
     /// Print JSON instead of tables
     #[arg(long, global = true)]
     pub json: bool,
+    /// Which analyzer runs [default: llm when OPENAI_API_KEY or OPENAI_BASE_URL is set, else rules]
+    #[arg(long, global = true, value_enum)]
+    pub analyzer: Option<AnalyzerArg>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AnalyzerArg {
+    /// The offline rules
+    Rules,
+    /// An OpenAI-compatible model (OPENAI_* variables)
+    Llm,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -229,6 +240,11 @@ async fn execute(cli: Cli) -> Result<(Outcome, ExitCode), Error> {
         } else {
             None
         },
+        analyzer: cli.analyzer.map(|a| match a {
+            AnalyzerArg::Rules => AnalyzerChoice::Rules,
+            AnalyzerArg::Llm => AnalyzerChoice::Llm,
+        }),
+        llm: LlmConfig::from_env()?,
     };
     let ctx = Context::from_config(&config)?;
     let user = UserId::local();

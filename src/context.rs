@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use crate::analyze::Analyzer;
+use crate::analyze::cache::AnalysisCache;
+use crate::analyze::llm::LlmAnalyzer;
 use crate::analyze::rules::RulesAnalyzer;
-use crate::config::{Config, SourceConfig};
+use crate::config::{AnalyzerChoice, Config, SourceConfig};
 use crate::domain::UserId;
 use crate::error::Result;
 use crate::mail::eml_dir::EmlDirSource;
@@ -25,6 +27,8 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     /// Summaries per user, dropped whenever that user writes.
     pub summaries: Arc<SummaryCache>,
+    /// Analyses per user and message content, in front of the analyzer.
+    pub analyses: AnalysisCache,
 }
 
 impl Context {
@@ -40,6 +44,7 @@ impl Context {
             analyzer,
             store,
             summaries: Arc::new(SummaryCache::new()),
+            analyses: AnalysisCache::new(),
         }
     }
 
@@ -64,7 +69,11 @@ impl Context {
             SourceConfig::EmlDir(path) => Some(Arc::new(EmlDirSource::open(path)?)),
         };
         let store = Arc::new(SqliteStore::open(&config.db_path()?)?);
-        let ctx = Context::new(source, Arc::new(RulesAnalyzer), store);
+        let analyzer: Arc<dyn Analyzer> = match config.analyzer_choice() {
+            AnalyzerChoice::Rules => Arc::new(RulesAnalyzer),
+            AnalyzerChoice::Llm => Arc::new(LlmAnalyzer::new(&config.llm)?),
+        };
+        let ctx = Context::new(source, analyzer, store);
         Ok(match &config.gmail {
             Some(gmail) => ctx.with_gmail(Arc::new(GmailHub::new(gmail.clone()))),
             None => ctx,

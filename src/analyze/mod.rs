@@ -1,7 +1,9 @@
 //! Deciding what a message is worth. Triage drops automated mail before any analyzer
 //! runs; an `Analyzer` (offline `rules`, later the LLM) turns the rest into entries.
 
+pub mod cache;
 pub mod duration;
+pub mod llm;
 pub mod rules;
 #[cfg(test)]
 mod table_tests;
@@ -52,6 +54,12 @@ pub enum AnalyzeError {
 pub trait Analyzer: Send + Sync {
     /// Recorded on every entry, e.g. `rules` or `llm:gpt-4.1-mini`.
     fn name(&self) -> String;
+
+    /// What identifies this analyzer's results for caching (analyzer, model, prompt
+    /// version), or `None` when results are cheap enough not to cache.
+    fn cache_key(&self) -> Option<String> {
+        None
+    }
 
     /// One result per email, in the same order.
     async fn analyze(

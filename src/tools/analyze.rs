@@ -88,8 +88,13 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
     }
 
     let analysis: Analysis = ctx
-        .analyzer
-        .analyze(std::slice::from_ref(&email), &settings)
+        .analyses
+        .analyze(
+            ctx.analyzer.as_ref(),
+            user,
+            std::slice::from_ref(&email),
+            &settings,
+        )
         .await
         .into_iter()
         .next()

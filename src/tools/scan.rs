@@ -376,7 +376,14 @@ impl Scan<'_> {
 
         // 4. Analyze what is left.
         if !emails.is_empty() {
-            let results = self.ctx.analyzer.analyze(&emails, &self.settings).await;
+            let results = (self.ctx.analyses)
+                .analyze(
+                    self.ctx.analyzer.as_ref(),
+                    self.user,
+                    &emails,
+                    &self.settings,
+                )
+                .await;
             for (email, result) in emails.iter().zip(results) {
                 match result {
                     Ok(analysis) => {

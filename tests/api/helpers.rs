@@ -46,6 +46,9 @@ impl TestApp {
             .env_remove("BILLABLE_MBOX")
             .env_remove("BILLABLE_MAILDIR")
             .env_remove("BILLABLE_EML_DIR")
+            // The LLM is only used where a test points it at its fake.
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
             .output()
             .expect("run billable");
         Run(out)

@@ -4,6 +4,8 @@ mod cli;
 mod corpus;
 mod fake_gmail;
 mod gmail;
+mod fake_openai;
 mod helpers;
+mod llm;
 mod scan;
 mod store_suite;
