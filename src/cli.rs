@@ -141,10 +141,21 @@ pub enum Command {
     },
     /// Print the OpenAI `tools` array
     Tools,
+    /// Serve the tools over HTTP (OpenAI function calling at /v1, MCP at /mcp)
+    Serve {
+        /// Address to listen on [env: BILLABLE_BIND; default: 127.0.0.1:8787]
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+    },
+    /// Serve the tools over MCP on stdin/stdout (for Claude Desktop, IDEs, agents)
+    Mcp,
 }
 
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> ExitCode {
+    if matches!(cli.command, Command::Serve { .. } | Command::Mcp) {
+        return serve(cli).await;
+    }
     let json_out = cli.json || matches!(cli.command, Command::Tool { .. } | Command::Tools);
     match execute(cli).await {
         Ok((value, code)) => {
@@ -354,8 +365,60 @@ fn to_tool_call(command: &Command) -> Result<(String, Value), Error> {
             return Ok((name.clone(), args));
         }
         Command::Tools => "tools",
+        Command::Serve { .. } | Command::Mcp => {
+            return Err(Error::invalid(
+                "command",
+                "serve and mcp are not tool calls",
+            ));
+        }
     };
     Ok((name.to_owned(), Value::Object(m)))
+}
+
+/// `serve` and `mcp`: long-running servers over the same context and tools.
+async fn serve(cli: Cli) -> ExitCode {
+    let result: anyhow::Result<()> = async {
+        let mut server = crate::config::ServerConfig::from_env()?;
+        let config = Config {
+            db: cli.db.clone(),
+            source: match (&cli.mbox, &cli.maildir, &cli.eml_dir) {
+                (Some(p), _, _) => SourceConfig::Mbox(p.clone()),
+                (_, Some(p), _) => SourceConfig::Maildir(p.clone()),
+                (_, _, Some(p)) => SourceConfig::EmlDir(p.clone()),
+                _ => SourceConfig::None,
+            },
+        };
+        let ctx = std::sync::Arc::new(Context::from_config(&config)?);
+        if let Some(path) = &cli.settings {
+            let text = read_text(path, "settings")?;
+            let patch: Value = serde_json::from_str(&text).map_err(|e| {
+                Error::invalid("--settings", format!("{} is not JSON: {e}", path.display()))
+            })?;
+            let args = json!({ "settings": patch });
+            let local = UserId::local();
+            tools::call(&ctx, &local, "configure_time_tracking", args, &NoProgress).await?;
+        }
+        match cli.command {
+            Command::Serve { bind } => {
+                if let Some(bind) = bind {
+                    server.bind = bind;
+                }
+                crate::http::serve(ctx, &server).await
+            }
+            _ => crate::mcp::serve_stdio(ctx).await,
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            match e.downcast_ref::<Error>() {
+                Some(e) => exit_code(e),
+                None => ExitCode::FAILURE,
+            }
+        }
+    }
 }
 
 /// A spinner with counts on stderr; only shown on a terminal.
