@@ -73,6 +73,8 @@ impl Auth {
                 .supabase_jwt_secret
                 .as_ref()
                 .map(|s| DecodingKey::from_secret(s.expose().as_bytes()));
+            // The JWKS client needs a TLS provider; main installs the same one first.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let jwks = config.supabase_url.as_ref().map(|url| Jwks {
                 url: format!("{url}/auth/v1/.well-known/jwks.json"),
                 client: reqwest::Client::builder()

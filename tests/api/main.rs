@@ -3,5 +3,7 @@
 mod cli;
 mod corpus;
 mod helpers;
+mod http;
+mod mcp;
 mod scan;
 mod store_suite;
