@@ -18,7 +18,7 @@ use crate::domain::UserId;
 /// The audience and role of a signed-in Supabase user.
 const AUDIENCE: &str = "authenticated";
 /// A token naming an unknown key fetches the JWKS again at most this often.
-const JWKS_REFETCH: Duration = Duration::from_secs(10);
+const JWKS_REFETCH: Duration = Duration::from_secs(1);
 
 /// Why a request was not authenticated.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@ mod cli;
 mod corpus;
 mod helpers;
 mod http;
+mod jwks;
 mod mcp;
 mod scan;
 mod store_suite;
