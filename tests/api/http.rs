@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{TestApp, demo_settings, fixture};
 
+#[path = "../../benches/support/mbox_gen.rs"]
+mod mbox_gen;
+
 pub const TOKEN: &str = "test-token-123";
 pub const JWT_SECRET: &str = "super-secret-jwt-signing-key-for-tests-only";
 
@@ -52,10 +55,27 @@ pub fn supabase_config() -> ServerConfig {
 /// Starts the real router on 127.0.0.1:0 with its own database, the demo mailbox and
 /// the demo settings for the local user and for `users`.
 pub async fn spawn(config: ServerConfig, users: &[&str]) -> Server {
+    spawn_with(
+        config,
+        users,
+        TestApp::new(),
+        &fixture("demo.mbox"),
+        demo_settings(),
+    )
+    .await
+}
+
+/// As `spawn`, over `mbox` with `settings`.
+pub async fn spawn_with(
+    config: ServerConfig,
+    users: &[&str],
+    app: TestApp,
+    mbox: &std::path::Path,
+    settings: Value,
+) -> Server {
     // As main does: one TLS provider for every client (reqwest here is built without one).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let app = TestApp::new();
-    let source = MboxSource::open(&fixture("demo.mbox")).expect("demo mbox");
+    let source = MboxSource::open(mbox).expect("mbox");
     let ctx = Arc::new(app.context(Some(Arc::new(source))));
     let mut all = vec![UserId::local()];
     all.extend(users.iter().map(|u| UserId::new(*u)));
@@ -64,7 +84,7 @@ pub async fn spawn(config: ServerConfig, users: &[&str]) -> Server {
             &ctx,
             user,
             "configure_time_tracking",
-            json!({ "settings": demo_settings() }),
+            json!({ "settings": settings }),
             &NoProgress,
         )
         .await
@@ -604,4 +624,70 @@ async fn metrics_count_requests_tool_latency_and_summary_cache_hits() {
         .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/v1/tools/scan_billable_time"]["post"].is_object());
+}
+
+#[tokio::test]
+async fn a_streamed_tool_call_request_ends_with_the_tool_messages() {
+    let s = spawn(local_config(), &[]).await;
+    let text = s
+        .client
+        .post(s.url("/v1/tools/call"))
+        .bearer_auth(TOKEN)
+        .header("accept", "text/event-stream")
+        .json(&json!([
+            call("s1", "scan_billable_time", json!({})),
+            call("s2", "no_such_tool", json!({})),
+        ]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let progress = text.matches("event: progress").count();
+    assert!(progress > 0, "{text}");
+    assert!(
+        text.contains(r#""tool_call_id":"s1""#),
+        "progress names its call: {text}"
+    );
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("event: result"), "{text}");
+    let data = last.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    let messages: Value = serde_json::from_str(data).unwrap();
+    assert!(
+        content(&messages[0], "s1")["entries_created"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(content(&messages[1], "s2")["error"]["message"].is_string());
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_running_scan_finish_and_save_then_stops_serving() {
+    let app = TestApp::new();
+    let mbox = app.dir.path().join("big.mbox");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&mbox).unwrap());
+    mbox_gen::write_mbox(&mut file, 3000).unwrap();
+    drop(file);
+    let settings: Value = serde_json::from_str(mbox_gen::SETTINGS).unwrap();
+    let s = spawn_with(local_config(), &[], app, &mbox, settings).await;
+
+    let scan = tokio::spawn(
+        s.client
+            .post(s.url("/v1/tools/scan_billable_time"))
+            .bearer_auth(TOKEN)
+            .json(&json!({}))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.shutdown.cancel();
+    let r = scan.await.unwrap().expect("the running scan is answered");
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["examined"], 3000);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = s.client.get(s.url("/healthz")).send().await;
+    assert!(after.is_err(), "no new requests after shutdown: {after:?}");
 }
