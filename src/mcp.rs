@@ -180,13 +180,20 @@ impl Forwarder {
     fn start(peer: Peer<RoleServer>, token: ProgressToken) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<ScanProgress>();
         let task = tokio::spawn(async move {
+            // MCP wants progress to increase with every notification.
+            let mut last = -1.0;
             while let Some(p) = rx.recv().await {
+                let progress = p.examined as f64;
+                if progress <= last {
+                    continue;
+                }
+                last = progress;
                 let message = format!(
                     "examined {}, skipped {}, analyzed {}, entries {}, errors {}",
                     p.examined, p.skipped, p.analyzed, p.entries, p.errors
                 );
-                let note = ProgressNotificationParam::new(token.clone(), p.examined as f64)
-                    .with_message(message);
+                let note =
+                    ProgressNotificationParam::new(token.clone(), progress).with_message(message);
                 if peer.notify_progress(note).await.is_err() {
                     break;
                 }

@@ -155,6 +155,11 @@ fn parse_calls(body: Value) -> Result<Vec<ToolCall>, ApiError> {
                 )));
             }
         },
+        Value::Object(m) if m.get("role").is_some() && !m.contains_key("function") => {
+            return Err(ApiError::unprocessable(format!(
+                "the message has no `tool_calls`: there is nothing to run; {SHAPES}"
+            )));
+        }
         v @ Value::Object(_) => (vec![v], "-"),
         _ => return Err(ApiError::unprocessable(SHAPES)),
     };
@@ -333,6 +338,8 @@ mod tests {
         let e = parse_calls(json!({"function": {"name": "x"}})).unwrap_err();
         assert!(e.message.contains("id"), "{}", e.message);
         assert!(parse_calls(json!([])).is_err());
+        let e = parse_calls(json!({"role": "assistant", "content": "Done."})).unwrap_err();
+        assert!(e.message.contains("no `tool_calls`"), "{}", e.message);
         assert!(parse_calls(json!("hello")).is_err());
         let e =
             parse_calls(json!({"id": "c", "type": "code", "function": {"name": "x"}})).unwrap_err();
