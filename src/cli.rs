@@ -155,6 +155,14 @@ pub enum Command {
     },
     /// Print the OpenAI `tools` array
     Tools,
+    /// Serve the tools over HTTP (OpenAI function calling at /v1, MCP at /mcp)
+    Serve {
+        /// Address to listen on [env: BILLABLE_BIND; default: 127.0.0.1:8787]
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+    },
+    /// Serve the tools over MCP on stdin/stdout (for Claude Desktop, IDEs, agents)
+    Mcp,
     /// Authorise access to a mail account
     Auth {
         #[command(subcommand)]
@@ -178,6 +186,9 @@ pub enum AuthProvider {
 
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> ExitCode {
+    if matches!(cli.command, Command::Serve { .. } | Command::Mcp) {
+        return serve(cli).await;
+    }
     let json_out = cli.json || matches!(cli.command, Command::Tool { .. } | Command::Tools);
     match execute(cli).await {
         Ok((value, code)) => {
@@ -210,6 +221,51 @@ fn exit_code(e: &Error) -> ExitCode {
 
 type Outcome = Option<(String, Value)>;
 
+/// The context the global flags describe, with `--settings` applied for the local user.
+/// The CLI reads Gmail only with `--gmail`; a server also reads it whenever Gmail
+/// credentials are configured. A local source flag always wins.
+async fn context(cli: &Cli, server: bool) -> Result<Context, Error> {
+    let source = match (&cli.mbox, &cli.maildir, &cli.eml_dir) {
+        (Some(p), _, _) => SourceConfig::Mbox(p.clone()),
+        (_, Some(p), _) => SourceConfig::Maildir(p.clone()),
+        (_, _, Some(p)) => SourceConfig::EmlDir(p.clone()),
+        _ => SourceConfig::None,
+    };
+    let gmail = if cli.gmail {
+        Some(Config::gmail_from_env()?.ok_or_else(|| {
+            Error::invalid(
+                "--gmail",
+                "Gmail is not configured: run `billable auth gmail --client-secret FILE` and set \
+                 GMAIL_CLIENT_SECRET_FILE, or set GMAIL_ACCESS_TOKEN or GMAIL_SERVICE_ACCOUNT_FILE",
+            )
+        })?)
+    } else if server && source == SourceConfig::None {
+        Config::gmail_from_env()?
+    } else {
+        None
+    };
+    let config = Config {
+        db: cli.db.clone(),
+        source,
+        gmail,
+        analyzer: cli.analyzer.map(|a| match a {
+            AnalyzerArg::Rules => AnalyzerChoice::Rules,
+            AnalyzerArg::Llm => AnalyzerChoice::Llm,
+        }),
+        llm: LlmConfig::from_env()?,
+    };
+    let ctx = Context::from_config(&config)?;
+    if let Some(path) = &cli.settings {
+        let text = read_text(path, "settings")?;
+        let patch: Value = serde_json::from_str(&text).map_err(|e| {
+            Error::invalid("--settings", format!("{} is not JSON: {e}", path.display()))
+        })?;
+        let args = json!({ "settings": patch });
+        tools::call(&ctx, &UserId::local(), "configure_time_tracking", args, &NoProgress).await?;
+    }
+    Ok(ctx)
+}
+
 async fn execute(cli: Cli) -> Result<(Outcome, ExitCode), Error> {
     let (name, args) = match &cli.command {
         Command::Tools => {
@@ -221,47 +277,8 @@ async fn execute(cli: Cli) -> Result<(Outcome, ExitCode), Error> {
         Command::Auth { provider } => return auth(provider).await,
         command => to_tool_call(command)?,
     };
-    let config = Config {
-        db: cli.db.clone(),
-        source: match (&cli.mbox, &cli.maildir, &cli.eml_dir) {
-            (Some(p), _, _) => SourceConfig::Mbox(p.clone()),
-            (_, Some(p), _) => SourceConfig::Maildir(p.clone()),
-            (_, _, Some(p)) => SourceConfig::EmlDir(p.clone()),
-            _ => SourceConfig::None,
-        },
-        gmail: if cli.gmail {
-            Some(Config::gmail_from_env()?.ok_or_else(|| {
-                Error::invalid(
-                    "--gmail",
-                    "Gmail is not configured: run `billable auth gmail --client-secret FILE` and set \
-                     GMAIL_CLIENT_SECRET_FILE, or set GMAIL_ACCESS_TOKEN or GMAIL_SERVICE_ACCOUNT_FILE",
-                )
-            })?)
-        } else {
-            None
-        },
-        analyzer: cli.analyzer.map(|a| match a {
-            AnalyzerArg::Rules => AnalyzerChoice::Rules,
-            AnalyzerArg::Llm => AnalyzerChoice::Llm,
-        }),
-        llm: LlmConfig::from_env()?,
-    };
-    let ctx = Context::from_config(&config)?;
+    let ctx = context(&cli, false).await?;
     let user = UserId::local();
-    if let Some(path) = &cli.settings {
-        let text = read_text(path, "settings")?;
-        let patch: Value = serde_json::from_str(&text).map_err(|e| {
-            Error::invalid("--settings", format!("{} is not JSON: {e}", path.display()))
-        })?;
-        tools::call(
-            &ctx,
-            &user,
-            "configure_time_tracking",
-            json!({ "settings": patch }),
-            &NoProgress,
-        )
-        .await?;
-    }
     let bar = (name == "scan_billable_time" && std::io::stderr().is_terminal()).then(Bar::new);
     let progress: &dyn Progress = match &bar {
         Some(b) => b,
@@ -425,11 +442,42 @@ fn to_tool_call(command: &Command) -> Result<(String, Value), Error> {
             return Ok((name.clone(), args));
         }
         Command::Tools => "tools",
-        Command::Auth { .. } => {
-            return Err(Error::invalid("command", "`auth` is not a tool call"));
+        Command::Auth { .. } | Command::Serve { .. } | Command::Mcp => {
+            return Err(Error::invalid(
+                "command",
+                "auth, serve and mcp are not tool calls",
+            ));
         }
     };
     Ok((name.to_owned(), Value::Object(m)))
+}
+
+/// `serve` and `mcp`: long-running servers over the same context and tools.
+async fn serve(cli: Cli) -> ExitCode {
+    let result: anyhow::Result<()> = async {
+        let mut server = crate::config::ServerConfig::from_env()?;
+        let ctx = std::sync::Arc::new(context(&cli, true).await?);
+        match cli.command {
+            Command::Serve { bind } => {
+                if let Some(bind) = bind {
+                    server.bind = bind;
+                }
+                crate::http::serve(ctx, &server).await
+            }
+            _ => crate::mcp::serve_stdio(ctx).await,
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            match e.downcast_ref::<Error>() {
+                Some(e) => exit_code(e),
+                None => ExitCode::FAILURE,
+            }
+        }
+    }
 }
 
 /// A spinner with counts on stderr; only shown on a terminal.

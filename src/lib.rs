@@ -16,8 +16,14 @@ pub mod context;
 pub mod domain;
 /// The library's error type and how it is classified.
 pub mod error;
+/// The HTTP tool server: OpenAI function calling, MCP at /mcp, auth, limits, metrics.
+pub mod http;
 /// Mail sources and parsing.
 pub mod mail;
+/// The tools over the Model Context Protocol (stdio and streamable HTTP).
+pub mod mcp;
+/// Process-wide counters and latency histograms (Prometheus text).
+pub mod metrics;
 /// Stores: the embedded SQLite file.
 pub mod store;
 /// The tools: the only place the business flow lives.

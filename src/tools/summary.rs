@@ -35,8 +35,10 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Summary> {
     let generation = ctx.summaries.generation(user);
     let key = (user.clone(), generation, query.clone());
     if let Some(hit) = ctx.summaries.cache.get(&key).await {
+        crate::metrics::global().inc(crate::metrics::Counter::CacheHits, "summary");
         return Ok((*hit).clone());
     }
+    crate::metrics::global().inc(crate::metrics::Counter::CacheMisses, "summary");
     let summary = ctx.store.summary(user, &query).await?;
     ctx.summaries
         .cache

@@ -7,5 +7,8 @@ mod gmail;
 mod fake_openai;
 mod helpers;
 mod llm;
+mod http;
+mod jwks;
+mod mcp;
 mod scan;
 mod store_suite;

@@ -1,0 +1,257 @@
+//! The HTTP tool server (axum only): OpenAI function calling under `/v1`, MCP over
+//! streamable HTTP under `/mcp`, health, readiness, metrics and an OpenAPI document.
+//!
+//! Every tool call goes through `tools::call`; this module only knows wire formats.
+//! [`router`] is the one app factory: `billable serve` and the tests both use it.
+
+pub mod auth;
+mod error;
+mod limits;
+mod openapi;
+mod tools;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
+use tower_http::LatencyUnit;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::config::ServerConfig;
+use crate::context::Context;
+use crate::metrics;
+
+pub use auth::{Auth, AuthError};
+pub use error::ApiError;
+pub use limits::UserLimiter;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const RESPONSE_TIME: HeaderName = HeaderName::from_static("x-response-time");
+
+/// What every handler shares.
+pub struct AppState {
+    pub ctx: Arc<Context>,
+    pub auth: Auth,
+    pub limiter: Option<UserLimiter>,
+}
+
+/// The whole application: routes, authentication, limits and observability.
+/// `shutdown` is cancelled when the server stops; open MCP streams close with it.
+pub fn router(
+    ctx: Arc<Context>,
+    config: &ServerConfig,
+    auth: Auth,
+    shutdown: CancellationToken,
+) -> Router {
+    let state = Arc::new(AppState {
+        ctx: ctx.clone(),
+        auth,
+        limiter: UserLimiter::new(config.user_rps),
+    });
+    let protected = Router::new()
+        .route("/v1/tools", get(tools::list))
+        .route("/v1/tools/call", post(tools::call_openai))
+        .route("/v1/tools/{name}", post(tools::call_one))
+        .nest_service("/mcp", crate::mcp::http_service(ctx, config, shutdown))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::authenticate_and_limit,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi::document))
+        .merge(protected)
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route; see GET /openapi.json",
+            )
+        })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(config.request_timeout_secs.max(1)),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("the request failed unexpectedly").into_response()
+        }))
+        .layer(middleware::from_fn(observe))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Micros)).make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Times every request: `X-Response-Time` and the per-route metrics.
+async fn observe(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = route_label(req.uri().path());
+    let mut response = next.run(req).await;
+    let elapsed = start.elapsed();
+    metrics::global().observe_request(method.as_str(), route, response.status().as_u16(), elapsed);
+    if let Ok(v) = HeaderValue::from_str(&format!("{:.3}ms", elapsed.as_secs_f64() * 1000.0)) {
+        response.headers_mut().insert(RESPONSE_TIME, v);
+    }
+    response
+}
+
+/// The route a path belongs to, so metrics never carry raw (user-chosen) paths.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        "/openapi.json" => "/openapi.json",
+        "/v1/tools" => "/v1/tools",
+        "/v1/tools/call" => "/v1/tools/call",
+        p if p.starts_with("/v1/tools/") => "/v1/tools/{name}",
+        p if p == "/mcp" || p.starts_with("/mcp/") => "/mcp",
+        _ => "other",
+    }
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.ctx.store.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("the store is not reachable: {e}"),
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn metrics_text() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::global().render(),
+    )
+        .into_response()
+}
+
+/// Runs `app` on `listener` until `shutdown` is cancelled; then running requests (a
+/// scan saving its chunks) get `grace` to finish before the server returns.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let stopping = shutdown.clone();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stopping.cancelled().await });
+    tokio::select! {
+        result = server => result,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+/// `billable serve`: the server a configuration describes, until Ctrl-C or SIGTERM.
+pub async fn serve(ctx: Arc<Context>, config: &ServerConfig) -> anyhow::Result<()> {
+    let (auth, generated) = Auth::from_config(config);
+    let listener = tokio::net::TcpListener::bind(&config.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("could not listen on {} (BILLABLE_BIND): {e}", config.bind))?;
+    let addr = listener.local_addr()?;
+    if let Some(token) = generated {
+        eprintln!(
+            "billable: no BILLABLE_API_TOKEN set; this run's bearer token is:\n  {}",
+            token.expose()
+        );
+    }
+    let mode = if config.supabase_mode() {
+        "supabase"
+    } else {
+        "local"
+    };
+    eprintln!("billable: serving on http://{addr} (auth: {mode}; MCP at http://{addr}/mcp)");
+    let shutdown = CancellationToken::new();
+    let app = router(ctx, config, auth, shutdown.clone());
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            stop_signal().await;
+            tracing::info!("shutting down: letting running requests finish");
+            eprintln!("billable: shutting down");
+            shutdown.cancel();
+        }
+    });
+    serve_on(
+        listener,
+        app,
+        shutdown,
+        Duration::from_secs(config.shutdown_grace_secs),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn metrics_label_routes_not_raw_paths() {
+        assert_eq!(route_label("/v1/tools/anything-at-all"), "/v1/tools/{name}");
+        assert_eq!(route_label("/v1/tools/call"), "/v1/tools/call");
+        assert_eq!(route_label("/mcp"), "/mcp");
+        assert_eq!(route_label("/secret/user/path"), "other");
+    }
+}

@@ -1,0 +1,79 @@
+//! `GET /openapi.json`: the HTTP API as OpenAPI 3.1, with one path per tool whose
+//! request body schema is the tool's own parameter schema.
+
+use axum::Json;
+use serde_json::{Map, Value, json};
+
+use crate::tools;
+
+pub async fn document() -> Json<Value> {
+    Json(build())
+}
+
+fn build() -> Value {
+    let error = json!({"$ref": "#/components/schemas/Error"});
+    let err = |what: &str| json!({"description": what, "content": {"application/json": {"schema": error}}});
+    let mut paths = Map::new();
+    paths.insert("/healthz".into(), json!({"get": {"summary": "Liveness (no I/O)", "security": [], "responses": {"200": {"description": "ok"}}}}));
+    paths.insert("/readyz".into(), json!({"get": {"summary": "Readiness: the store is reachable", "security": [], "responses": {"200": {"description": "ready"}, "503": err("the store is unreachable")}}}));
+    paths.insert("/metrics".into(), json!({"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {}}}}}}));
+    paths.insert("/v1/tools".into(), json!({"get": {"summary": "The OpenAI `tools` array", "responses": {"200": {"description": "tool definitions", "content": {"application/json": {"schema": {"type": "array"}}}}, "401": err("missing or invalid bearer token")}}}));
+    paths.insert("/v1/tools/call".into(), json!({"post": {
+        "summary": "Execute OpenAI tool calls",
+        "description": "One tool call, a list of them (run concurrently) or an assistant message with `tool_calls`. Answers with the `role: \"tool\"` messages to append to the conversation. A failed call's content is `{\"error\": {\"code\", \"message\"}}`. With `Accept: text/event-stream`: `progress` events, then a `result` event carrying the messages.",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [
+            {"$ref": "#/components/schemas/ToolCall"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/ToolCall"}},
+            {"type": "object", "required": ["tool_calls"], "properties": {"role": {"const": "assistant"}, "tool_calls": {"type": "array", "items": {"$ref": "#/components/schemas/ToolCall"}}}}
+        ]}}}},
+        "responses": {
+            "200": {"description": "tool messages", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object", "properties": {"role": {"const": "tool"}, "tool_call_id": {"type": "string"}, "content": {"type": "string"}}}}}, "text/event-stream": {}}},
+            "400": err("the body is not JSON"), "401": err("missing or invalid bearer token"),
+            "413": err("the body is too large"), "422": err("not a tool call"), "429": err("rate limited; see Retry-After")
+        }
+    }}));
+    for def in tools::definitions() {
+        paths.insert(format!("/v1/tools/{}", def.name), json!({"post": {
+            "operationId": def.name,
+            "summary": def.description,
+            "requestBody": {"required": false, "content": {"application/json": {"schema": def.parameters()}}},
+            "responses": {
+                "200": {"description": "the tool's result (or, with Accept: text/event-stream, progress events then `result`)", "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}}},
+                "400": err("the body is not JSON"), "401": err("missing or invalid bearer token"),
+                "404": err("not found"), "413": err("the body is too large"),
+                "422": err("invalid arguments; the message names the field"), "429": err("rate limited; see Retry-After"),
+                "503": err("a dependency is unavailable; retry later")
+            }
+        }}));
+    }
+    paths.insert("/mcp".into(), json!({"post": {"summary": "MCP streamable HTTP (JSON-RPC)", "responses": {"200": {"description": "JSON-RPC response or event stream"}}}, "get": {"summary": "MCP server-to-client stream", "responses": {"200": {"description": "event stream"}}}}));
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "billable", "version": env!("CARGO_PKG_VERSION"), "description": "Finds the billable work hidden in a mailbox. Tools for chat assistants over OpenAI function calling and MCP."},
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "Local mode: BILLABLE_API_TOKEN (or the token printed at start). Supabase mode: the user's Supabase access token (JWT)."}},
+            "schemas": {
+                "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "ToolCall": {"type": "object", "required": ["id", "function"], "properties": {
+                    "id": {"type": "string"}, "type": {"const": "function"},
+                    "function": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "arguments": {"type": "string", "description": "the arguments as a JSON string"}}}
+                }}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_tool_has_a_path_with_its_parameter_schema() {
+        let doc = super::build();
+        for def in crate::tools::definitions() {
+            let schema = &doc["paths"][format!("/v1/tools/{}", def.name)]["post"]["requestBody"]["content"]
+                ["application/json"]["schema"];
+            assert_eq!(schema, def.parameters());
+        }
+    }
+}

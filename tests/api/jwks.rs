@@ -1,0 +1,145 @@
+//! Supabase JWTs signed with the project's asymmetric keys (ES256), verified against a
+//! local JWKS endpoint that can rotate its keys or go away.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::get;
+use billable::config::ServerConfig;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::http::spawn;
+
+/// A P-256 key made for these tests only (never used anywhere else).
+const TEST_EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgPDclM32CjKWpFf5V
+1vz/Fw2U6SJil4yxIpj28K5jxWehRANCAAR5wi/Gf1cCrv34infPsCK1dpkRFPrc
+6Sgr37VKUz4b1hFA+KeAGI/of0pJp2IhdIyT5RXAE+eZt47usfLbsbQ3
+-----END PRIVATE KEY-----
+";
+const TEST_EC_X: &str = "ecIvxn9XAq79-Ip3z7AitXaZERT63OkoK9-1SlM-G9Y";
+const TEST_EC_Y: &str = "EUD4p4AYj-h_SkmnYiF0jJPlFcAT55m3ju6x8tuxtDc";
+
+fn jwk(kid: &str) -> Value {
+    json!({"kty": "EC", "crv": "P-256", "x": TEST_EC_X, "y": TEST_EC_Y, "kid": kid, "alg": "ES256", "use": "sig"})
+}
+
+fn es256(sub: &str, kid: &str) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.to_owned());
+    let claims =
+        json!({"sub": sub, "aud": "authenticated", "role": "authenticated", "exp": now + 600});
+    let key = EncodingKey::from_ec_pem(TEST_EC_KEY.as_bytes()).expect("test key");
+    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+}
+
+/// A Supabase project's JWKS endpoint: serves `keys`, counts fetches.
+async fn fake_project(keys: Arc<Mutex<Vec<Value>>>, fetches: Arc<AtomicUsize>) -> String {
+    let app = axum::Router::new().route(
+        "/auth/v1/.well-known/jwks.json",
+        get(move || {
+            let (keys, fetches) = (keys.clone(), fetches.clone());
+            async move {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({ "keys": *keys.lock().unwrap() }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn es256_tokens_verify_against_the_projects_jwks_which_is_cached_and_refetched_for_new_keys()
+{
+    let keys = Arc::new(Mutex::new(vec![jwk("k1")]));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let project = fake_project(keys.clone(), fetches.clone()).await;
+    let config = ServerConfig {
+        supabase_url: Some(project),
+        ..ServerConfig::default()
+    };
+    let s = spawn(config, &["carol"]).await;
+
+    let (status, body) = s
+        .post(
+            "/v1/tools/list_time_entries",
+            &es256("carol", "k1"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = s
+        .post(
+            "/v1/tools/list_time_entries",
+            &es256("carol", "k1"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "the key set is cached");
+
+    // The project rotates to a new key id: a token naming it makes the server look again.
+    keys.lock().unwrap().push(jwk("k2"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = s
+        .post(
+            "/v1/tools/list_time_entries",
+            &es256("carol", "k2"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+
+    // Made-up key ids cannot make the server hammer the project.
+    let (status, body) = s
+        .post(
+            "/v1/tools/list_time_entries",
+            &es256("carol", "bogus"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`bogus`"),
+        "{body}"
+    );
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_is_a_503_that_says_to_retry_not_a_401() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let config = ServerConfig {
+        supabase_url: Some(format!("http://{closed}")),
+        ..ServerConfig::default()
+    };
+    let s = spawn(config, &[]).await;
+    let (status, body) = s
+        .post(
+            "/v1/tools/list_time_entries",
+            &es256("dave", "k1"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("try again"),
+        "{body}"
+    );
+}

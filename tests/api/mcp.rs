@@ -1,0 +1,177 @@
+//! MCP with rmcp's own client: over streamable HTTP against the real server, and over
+//! stdio against the real binary (`billable mcp`).
+
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{CallToolRequestParams, ProgressNotificationParam};
+use rmcp::service::{NotificationContext, RunningService, ServiceError};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, fixture, path_str};
+use crate::http::{TOKEN, local_config, spawn};
+
+/// A client that keeps every progress notification it receives.
+#[derive(Clone, Default)]
+struct Client {
+    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+}
+
+impl ClientHandler for Client {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.progress.lock().unwrap().push(params);
+    }
+}
+
+fn args(v: Value) -> rmcp::model::JsonObject {
+    v.as_object().expect("object").clone()
+}
+
+/// What every transport must do: list, call, fail clearly, scan with progress.
+async fn exercise(client: &RunningService<RoleClient, Client>, progress: &Client) {
+    let info = client.peer_info().expect("initialized");
+    assert_eq!(
+        info.server_info.as_ref().map(|i| i.name.as_str()),
+        Some("billable")
+    );
+
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert_eq!(tools.len(), 5);
+    for tool in &tools {
+        assert_eq!(tool.input_schema["type"], "object", "{}", tool.name);
+        assert!(tool.output_schema.is_some(), "{}", tool.name);
+    }
+    let hints = |name: &str| {
+        let t = tools.iter().find(|t| t.name == name).expect(name);
+        let a = t.annotations.clone().expect("annotations");
+        (a.read_only_hint, a.idempotent_hint)
+    };
+    assert_eq!(hints("get_time_tracking_summary"), (Some(true), Some(true)));
+    assert_eq!(hints("list_time_entries"), (Some(true), Some(true)));
+    assert_eq!(hints("configure_time_tracking").1, Some(true));
+
+    // A scan, with progress notifications before its structured result.
+    let scan = client
+        .call_tool(CallToolRequestParams::new("scan_billable_time").with_arguments(args(json!({}))))
+        .await
+        .expect("scan");
+    assert_eq!(scan.is_error, Some(false));
+    let out = scan.structured_content.expect("structured content");
+    let created = out["entries_created"].as_u64().unwrap();
+    assert!(created > 0, "{out}");
+    let notes = progress.progress.lock().unwrap().clone();
+    assert!(!notes.is_empty(), "progress notifications during the scan");
+    assert_eq!(
+        notes.last().unwrap().progress,
+        out["examined"].as_f64().unwrap()
+    );
+    assert!(notes.windows(2).all(|w| w[0].progress < w[1].progress));
+
+    let list = client
+        .call_tool(
+            CallToolRequestParams::new("list_time_entries")
+                .with_arguments(args(json!({"limit": 3}))),
+        )
+        .await
+        .expect("list");
+    let list = list.structured_content.expect("structured content");
+    assert_eq!(list["total"].as_u64(), Some(created));
+    assert_eq!(
+        list["entries"].as_array().unwrap().len(),
+        3.min(created as usize)
+    );
+
+    // Unknown tools and invalid arguments are protocol errors that say what is wrong.
+    let unknown = client
+        .call_tool(CallToolRequestParams::new("rm_rf"))
+        .await
+        .unwrap_err();
+    let ServiceError::McpError(e) = unknown else {
+        panic!("expected a protocol error, got {unknown:?}");
+    };
+    assert!(e.message.contains("unknown tool `rm_rf`"), "{}", e.message);
+    let invalid = client
+        .call_tool(
+            CallToolRequestParams::new("list_time_entries")
+                .with_arguments(args(json!({"limit": "ten", "user_id": "x"}))),
+        )
+        .await
+        .unwrap_err();
+    let ServiceError::McpError(e) = invalid else {
+        panic!("expected a protocol error, got {invalid:?}");
+    };
+    assert!(e.message.contains("invalid argument"), "{}", e.message);
+
+    // A tool that runs and fails answers with isError and a message the model can use.
+    let failed = client
+        .call_tool(
+            CallToolRequestParams::new("analyze_time_entry")
+                .with_arguments(args(json!({"message_id": "no-such-message@example.com"}))),
+        )
+        .await
+        .expect("a tool result");
+    assert_eq!(failed.is_error, Some(true), "{failed:?}");
+    let text = &failed.content[0].as_text().expect("text").text;
+    assert!(text.contains("no-such-message@example.com"), "{text}");
+}
+
+#[tokio::test]
+async fn mcp_over_streamable_http_lists_calls_and_reports_scan_progress() {
+    let s = spawn(local_config(), &[]).await;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(s.url("/mcp")).auth_header(TOKEN),
+    );
+    let handler = Client::default();
+    let client = handler.clone().serve(transport).await.expect("initialize");
+    exercise(&client, &handler).await;
+    client.cancel().await.expect("close");
+}
+
+#[tokio::test]
+async fn mcp_over_http_refuses_a_foreign_origin() {
+    let s = spawn(local_config(), &[]).await;
+    let r = s
+        .client
+        .post(s.url("/mcp"))
+        .bearer_auth(TOKEN)
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn mcp_over_stdio_runs_the_real_binary() {
+    let app = TestApp::new();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_billable"));
+    cmd.args([
+        "--db",
+        path_str(&app.db),
+        "--mbox",
+        path_str(&fixture("demo.mbox")),
+        "--settings",
+        path_str(&fixture("demo-settings.json")),
+        "mcp",
+    ])
+    .env_remove("BILLABLE_MAILDIR")
+    .env_remove("BILLABLE_EML_DIR")
+    .env("RUST_LOG", "info");
+    let (transport, _stderr) = TokioChildProcess::builder(cmd)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn billable mcp");
+    let handler = Client::default();
+    let client = handler.clone().serve(transport).await.expect("initialize");
+    exercise(&client, &handler).await;
+    client.cancel().await.expect("close");
+}
