@@ -239,8 +239,7 @@ impl LlmAnalyzer {
         let attempt = || async move {
             let json_mode = self.json_mode.load(Ordering::Relaxed);
             let system = prompt::system(settings, json_mode);
-            let tokens =
-                prompt::estimate_tokens(&system) + prompt::estimate_tokens(&user) + max_out;
+            let tokens = prompt::estimate_tokens(&system) + prompt::estimate_tokens(user) + max_out;
             self.wait_for_limits(tokens).await;
             let request = self.chat_request(system, user.clone(), max_out, json_mode);
             let response = {

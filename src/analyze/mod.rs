@@ -1,5 +1,5 @@
 //! Deciding what a message is worth. Triage drops automated mail before any analyzer
-//! runs; an `Analyzer` (offline `rules`, later the LLM) turns the rest into entries.
+//! runs; an `Analyzer` (offline `rules`, or `llm`) turns the rest into entries.
 
 pub mod cache;
 pub mod duration;

@@ -376,7 +376,9 @@ impl Scan<'_> {
 
         // 4. Analyze what is left.
         if !emails.is_empty() {
-            let results = (self.ctx.analyses)
+            let results = self
+                .ctx
+                .analyses
                 .analyze(
                     self.ctx.analyzer.as_ref(),
                     self.user,

@@ -205,9 +205,10 @@ impl Failure {
     pub fn from_status(status: u16, wait: Option<Duration>, body: &str) -> Failure {
         let lower = body.to_ascii_lowercase();
         match status {
-            429 if lower.contains("insufficient_quota") => Failure::Fatal(format!(
+            429 if lower.contains("insufficient_quota") => Failure::Fatal(
                 "the LLM account has no quota left (HTTP 429 insufficient_quota): add credit or change OPENAI_API_KEY"
-            )),
+                    .to_owned(),
+            ),
             429 => Failure::Retry {
                 after: wait,
                 why: "rate limited (HTTP 429)".to_owned(),
