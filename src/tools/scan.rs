@@ -99,6 +99,9 @@ struct Scan<'a> {
     out: Output,
     progress: ScanProgress,
     unmatched: HashMap<String, u64>,
+    /// A listed message could not be fetched: the mailbox was not fully covered, so
+    /// the scan's cursor is not recorded (the next scan lists everything again).
+    unfetched: bool,
 }
 
 pub async fn run(
@@ -165,6 +168,7 @@ pub async fn run(
         recorder: Recorder::new(ctx.analyzer.name()),
         progress: ScanProgress::default(),
         unmatched: HashMap::new(),
+        unfetched: false,
         out: Output {
             scan_id: record.id.clone(),
             status: "completed".to_owned(),
@@ -225,6 +229,7 @@ pub async fn run(
     }
     progress.report(&scan.progress);
 
+    let covered = !scan.unfetched;
     let mut out = scan.finish();
     if let Some(reason) = stopped {
         out.status = "interrupted".to_owned();
@@ -236,7 +241,7 @@ pub async fn run(
     record.examined = out.examined;
     record.entries_created = out.entries_created;
     record.errors = out.errors_total;
-    if out.status == "completed" {
+    if out.status == "completed" && covered {
         record.cursor = cursor;
     }
     if !dry_run {
@@ -347,6 +352,7 @@ impl Scan<'_> {
                 Ok(raw) => raw,
                 Err(MailError::Malformed(reason)) | Err(MailError::NotFound(reason)) => {
                     self.error(&id, reason);
+                    self.unfetched = true;
                     continue;
                 }
                 Err(e) => {

@@ -57,6 +57,8 @@ pub struct Faults {
     pub unauthorized: bool,
     /// Requests after this many (counted from when the faults were set) answered 401.
     pub unauthorized_after: Option<u64>,
+    /// messages.get of this id answers malformed data (`raw` that is not base64).
+    pub malformed_id: Option<String>,
 }
 
 /// Gmail's per-user quota: `units_per_sec`, a bucket of one second, method costs.
@@ -502,6 +504,11 @@ async fn handle(
             "historyId": g.history_id.to_string(),
         })),
         ("messages.list", _) => list(&g, &param),
+        ("messages.get", [.., id]) if f.malformed_id.as_deref() == Some(*id) => ok(json!({
+            "id": id,
+            "threadId": id,
+            "raw": "this is *not* base64url!",
+        })),
         ("messages.get", [.., id]) => get(
             &g,
             id,

@@ -879,3 +879,36 @@ async fn a_workspace_service_account_reads_the_users_mailbox_by_delegation() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_message_gmail_sent_malformed_is_reported_and_fetched_again_by_the_next_scan() {
+    let expected = mbox_entries().await;
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let ids = fake.message_ids();
+    let (bad, _) = ids
+        .iter()
+        .find(|(_, mid)| mid.as_str() == "msa-redline-2@acme.com")
+        .expect("demo message");
+    fake.set_faults(Faults {
+        malformed_id: Some(bad.clone()),
+        ..Faults::default()
+    });
+    let app = TestApp::new();
+    let ctx = gmail_context(&app, config(&fake)).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["errors_total"], 1, "{out}");
+    assert_eq!(out["errors"][0]["message_id"], bad.as_str(), "{out}");
+
+    // The mailbox was not fully read, so the next scan lists it all (no history) and
+    // fetches only the message that failed.
+    fake.set_faults(Faults::default());
+    fake.reset_calls();
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(fake.calls("history.list"), 0);
+    assert!(fake.calls("messages.list") >= 1);
+    assert_eq!(fake.calls("messages.get"), 1);
+    let got = keyed(&entries(&ctx).await, Some(&fake.message_ids()));
+    assert_eq!(got, expected);
+}
