@@ -405,10 +405,10 @@ async fn a_rejected_token_gives_the_reauthorise_error_at_once_without_retries() 
 
 #[tokio::test]
 async fn a_scan_on_the_legacy_profile_never_overdraws_the_quota() {
-    // 60 messages at 5 units each with a 250 units/s bucket: beyond the burst, the
+    // 100 messages at 5 units each with a 250 units/s bucket: beyond the burst, the
     // limiter must pace the fetches.
     let mut raws = Vec::new();
-    for i in 0..60 {
+    for i in 0..100 {
         raws.push(raw(
             &format!("q{i}@acme.com"),
             "Wile Coyote <wile@acme.com>",
@@ -426,7 +426,7 @@ async fn a_scan_on_the_legacy_profile_never_overdraws_the_quota() {
     let ctx = gmail_context(&app, config).await;
     let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
-    assert_eq!(out["examined"], 60, "{out}");
+    assert_eq!(out["examined"], 100, "{out}");
     assert_eq!(
         fake.quota_429s(),
         0,
