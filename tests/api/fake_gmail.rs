@@ -86,6 +86,16 @@ impl Bucket {
         }
     }
 
+    /// Projects created from May 2026: 100 units/s, messages.get 20.
+    pub fn y2026() -> Self {
+        Bucket {
+            units_per_sec: 100.0,
+            get: 20.0,
+            tokens: 100.0,
+            ..Bucket::legacy()
+        }
+    }
+
     fn take(&mut self, cost: f64, now: Instant) -> bool {
         if let Some(at) = self.at {
             let refill = now.duration_since(at).as_secs_f64() * self.units_per_sec;

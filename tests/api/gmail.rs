@@ -912,3 +912,35 @@ async fn a_message_gmail_sent_malformed_is_reported_and_fetched_again_by_the_nex
     let got = keyed(&entries(&ctx).await, Some(&fake.message_ids()));
     assert_eq!(got, expected);
 }
+
+#[tokio::test]
+async fn the_default_2026_profile_stays_under_the_newer_quota() {
+    // 12 messages at 20 units each against 100 units/s: about two seconds of quota.
+    let raws = (0..12)
+        .map(|i| {
+            raw(
+                &format!("n{i}@globex.io"),
+                "Hank Scorpio <hank@globex.io>",
+                "alex@morganlegal.com",
+                &["Inbox"],
+                &format!("Note {i} on the Series B closing checklist."),
+            )
+        })
+        .collect();
+    let fake = FakeGmail::start(raws).await;
+    fake.set_bucket(Some(Bucket::y2026()));
+    let app = TestApp::new();
+    let mut config =
+        GmailConfig::new(GmailAuth::AccessToken(TOKEN.into())).with_base_url(&fake.url);
+    assert_eq!(
+        config.costs,
+        QuotaCosts::for_profile(QuotaProfile::Y2026),
+        "2026 is the default"
+    );
+    config.min_backoff = Duration::from_millis(20);
+    let ctx = gmail_context(&app, config).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["examined"], 12, "{out}");
+    assert_eq!(fake.quota_429s(), 0);
+}
