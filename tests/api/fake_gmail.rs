@@ -128,6 +128,8 @@ struct Inner {
     retries_checked: u64,
     /// Requests since the faults were last set.
     since_faults: u64,
+    in_flight: u64,
+    max_in_flight: u64,
     rng: u64,
 }
 
@@ -348,6 +350,11 @@ impl FakeGmail {
         (inner.early_retries, inner.retries_checked)
     }
 
+    /// The most requests the fake was answering at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.inner.lock().unwrap().max_in_flight
+    }
+
     /// Gmail id → Message-ID header.
     pub fn message_ids(&self) -> HashMap<String, String> {
         self.inner
@@ -361,6 +368,26 @@ impl FakeGmail {
 
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap().messages.len()
+    }
+}
+
+/// Counts a request in flight until its response is built.
+struct Flight(Arc<Mutex<Inner>>);
+
+impl Flight {
+    fn start(inner: &Arc<Mutex<Inner>>) -> Self {
+        let mut g = inner.lock().unwrap();
+        g.in_flight += 1;
+        g.max_in_flight = g.max_in_flight.max(g.in_flight);
+        Flight(inner.clone())
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.0.lock() {
+            g.in_flight -= 1;
+        }
     }
 }
 
@@ -411,6 +438,7 @@ async fn handle(
         _ => return gmail_error(StatusCode::NOT_FOUND, "notFound", "Not Found"),
     };
 
+    let _flight = Flight::start(&inner);
     let latency = {
         let mut g = inner.lock().unwrap();
         *g.calls.entry(name.to_owned()).or_default() += 1;

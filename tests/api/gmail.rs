@@ -944,3 +944,20 @@ async fn the_default_2026_profile_stays_under_the_newer_quota() {
     assert_eq!(out["examined"], 12, "{out}");
     assert_eq!(fake.quota_429s(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_fetched_several_at_a_time_but_never_more_than_the_bound() {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    fake.set_faults(Faults {
+        latency: Duration::from_millis(40),
+        ..Faults::default()
+    });
+    let app = TestApp::new();
+    let mut config = config(&fake);
+    config.concurrency = 4;
+    let ctx = gmail_context(&app, config).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["examined"], 16, "{out}");
+    let most = fake.max_in_flight();
+    assert!((2..=4).contains(&most), "bounded by 4, and parallel: {most}");
+}
