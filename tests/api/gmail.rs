@@ -61,6 +61,15 @@ async fn entries(ctx: &Context) -> Vec<Value> {
     list["entries"].as_array().cloned().unwrap_or_default()
 }
 
+/// Wakes a test when the scan reports progress (after each saved chunk).
+struct ChunkSaved(tokio::sync::Notify);
+
+impl billable::tools::Progress for ChunkSaved {
+    fn report(&self, _progress: &billable::tools::ScanProgress) {
+        self.0.notify_one();
+    }
+}
+
 /// Every entry, page by page.
 async fn entries_all(ctx: &Context) -> Vec<Value> {
     let mut all = Vec::new();
@@ -335,30 +344,43 @@ async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_un
     .await
     .expect("configure");
 
-    // Deterministic "random" kill points within the first 1.5 s (a whole scan takes longer).
+    // Deterministic "random" kill points: odd attempts at a random time, even ones a
+    // random moment after a chunk was saved (so kills land mid-scan however fast or
+    // slow the machine is).
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
     let mut partial = Vec::new();
-    for _ in 0..6 {
+    for attempt in 0..6 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let ms = 100 + seed % 1400;
+        let chunk_saved = Arc::new(ChunkSaved(tokio::sync::Notify::new()));
         let scan_ctx = ctx.clone();
+        let progress = chunk_saved.clone();
         let task = tokio::spawn(async move {
             billable::tools::call(
                 &scan_ctx,
                 &UserId::local(),
                 "scan_billable_time",
                 json!({}),
-                &NoProgress,
+                progress.as_ref(),
             )
             .await
         });
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+        if attempt % 2 == 0 {
+            // After the (attempt/2 + 1)-th chunk: later attempts get further.
+            for _ in 0..=attempt / 2 {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(60), chunk_saved.0.notified()).await;
+            }
+            tokio::time::sleep(Duration::from_millis(seed % 40)).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(seed % 1500)).await;
+        }
         task.abort();
         let _ = task.await;
         partial.push(entries_all(&ctx).await.len());
     }
+    eprintln!("entries after each kill: {partial:?} of {}", expected.len());
     assert!(
         partial.iter().any(|n| *n > 0 && *n < expected.len()),
         "some kill landed mid-scan, after a chunk was saved: {partial:?} of {}",
@@ -959,5 +981,8 @@ async fn bodies_are_fetched_several_at_a_time_but_never_more_than_the_bound() {
     let out = scan(&ctx).await;
     assert_eq!(out["examined"], 16, "{out}");
     let most = fake.max_in_flight();
-    assert!((2..=4).contains(&most), "bounded by 4, and parallel: {most}");
+    assert!(
+        (2..=4).contains(&most),
+        "bounded by 4, and parallel: {most}"
+    );
 }
