@@ -593,7 +593,10 @@ impl google_gmail1::yup_oauth2::authenticator_delegate::InstalledFlowDelegate fo
 }
 
 /// A fake Google token endpoint that grants the fake Gmail's token for one code.
-async fn token_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+async fn token_server(
+    expires_in: u64,
+    refresh_ok: bool,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
     use axum::routing::post;
     let forms = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = forms.clone();
@@ -603,11 +606,12 @@ async fn token_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
             let seen = seen.clone();
             async move {
                 seen.lock().unwrap().push(body.clone());
-                if body.contains("code=consent-code") || body.contains("grant_type=refresh_token") {
+                let refresh = body.contains("grant_type=refresh_token");
+                if body.contains("code=consent-code") || (refresh && refresh_ok) {
                     (
                         axum::http::StatusCode::OK,
                         axum::Json(json!({"access_token": TOKEN, "refresh_token": "refresh-1",
-                            "expires_in": 3600, "token_type": "Bearer",
+                            "expires_in": expires_in, "token_type": "Bearer",
                             "scope": "https://www.googleapis.com/auth/gmail.readonly"})),
                     )
                 } else {
@@ -635,7 +639,7 @@ async fn token_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
 async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_and_scans_use_them()
 {
     use std::os::unix::fs::PermissionsExt;
-    let (token_url, forms) = token_server().await;
+    let (token_url, forms) = token_server(3600, true).await;
     let app = TestApp::new();
     let secret = app.write(
         "client_secret.json",
@@ -985,4 +989,70 @@ async fn bodies_are_fetched_several_at_a_time_but_never_more_than_the_bound() {
         (2..=4).contains(&most),
         "bounded by 4, and parallel: {most}"
     );
+}
+
+async fn authorised(app: &TestApp, token_url: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let secret = app.write(
+        "client_secret.json",
+        &json!({"installed": {
+            "client_id": "billable-test.apps.googleusercontent.com",
+            "client_secret": "not-so-secret",
+            "auth_uri": format!("{token_url}/auth"),
+            "token_uri": format!("{token_url}/token"),
+            "redirect_uris": ["http://localhost"],
+        }})
+        .to_string(),
+    );
+    let token_file = app.dir.path().join("gmail-token.json");
+    let browser = Browser {
+        seen_url: Arc::new(std::sync::Mutex::new(String::new())),
+    };
+    billable::mail::gmail::auth::authorize(&secret, &token_file, Some(Box::new(browser)))
+        .await
+        .expect("authorised");
+    (secret, token_file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_refreshed_and_a_revoked_grant_asks_to_reauthorise_without_calling_gmail()
+ {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+
+    // Tokens that expire within the minute are refreshed before use.
+    let (token_url, forms) = token_server(30, true).await;
+    let app = TestApp::new();
+    let (secret_file, token_file) = authorised(&app, &token_url).await;
+    let mut cfg = config(&fake);
+    cfg.auth = GmailAuth::Installed {
+        secret_file,
+        token_file,
+    };
+    let ctx = gmail_context(&app, cfg).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert!(
+        forms
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| f.contains("grant_type=refresh_token")),
+        "the token was refreshed"
+    );
+
+    // The refresh is refused (revoked): one clear error, Gmail never called.
+    let (token_url, _) = token_server(30, false).await;
+    let app = TestApp::new();
+    let (secret_file, token_file) = authorised(&app, &token_url).await;
+    let mut cfg = config(&fake);
+    cfg.auth = GmailAuth::Installed {
+        secret_file,
+        token_file,
+    };
+    let ctx = gmail_context(&app, cfg).await;
+    fake.reset_calls();
+    let err = call(&ctx, "scan_billable_time", json!({}))
+        .await
+        .expect_err("revoked");
+    assert!(err.to_string().contains("billable auth gmail"), "{err}");
+    assert_eq!(fake.calls("getProfile") + fake.calls("messages.list"), 0);
 }
