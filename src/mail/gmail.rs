@@ -358,7 +358,7 @@ impl common::Delegate for Capture {
 fn retry_after(headers: &google_gmail1::hyper::HeaderMap) -> Option<Duration> {
     let value = headers.get("retry-after")?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).ok();
     }
     // HTTP-date form.
     let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
@@ -638,7 +638,7 @@ impl GmailSource {
                         };
                         Some((stream::iter(items), next))
                     }
-                    Err(e) => Some((stream::iter(vec![Err(e)]), Page::Done)),
+                    Err(e) => Some((stream::iter(vec![Err(listing_failed(e))]), Page::Done)),
                 }
             }
         })
@@ -737,7 +737,10 @@ impl MailSource for GmailSource {
                     .boxed(),
                     Page::Done,
                 )),
-                Err(e) => Some((stream::iter(vec![Err(e)]).boxed(), Page::Done)),
+                Err(e) => Some((
+                    stream::iter(vec![Err(listing_failed(e))]).boxed(),
+                    Page::Done,
+                )),
             }
         })
         .flatten()
@@ -795,6 +798,15 @@ impl MailSource for GmailSource {
             let _ = self.owner.set(address);
         }
         Ok(profile.history_id.map(|h| h.to_string()))
+    }
+}
+
+/// A listing that fails part-way fails the scan (which is then resumable), never
+/// one message: a scan that went on would look complete and record its cursor.
+fn listing_failed(e: MailError) -> MailError {
+    match e {
+        MailError::Malformed(m) | MailError::NotFound(m) => MailError::Upstream(m),
+        e => e,
     }
 }
 

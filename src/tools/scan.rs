@@ -100,6 +100,9 @@ struct Scan<'a> {
     progress: ScanProgress,
     unmatched: HashMap<String, u64>,
     pending: Option<pipeline::PendingSave>,
+    /// A listed message could not be fetched: the mailbox was not fully covered, so
+    /// the scan's cursor is not recorded (the next scan lists everything again).
+    unfetched: bool,
 }
 
 pub async fn run(
@@ -167,6 +170,7 @@ pub async fn run(
         progress: ScanProgress::default(),
         unmatched: HashMap::new(),
         pending: None,
+        unfetched: false,
         out: Output {
             scan_id: record.id.clone(),
             status: "completed".to_owned(),
@@ -227,6 +231,7 @@ pub async fn run(
     }
     progress.report(&scan.progress);
 
+    let covered = !scan.unfetched;
     let mut out = scan.finish();
     if let Some(reason) = stopped {
         out.status = "interrupted".to_owned();
@@ -238,7 +243,7 @@ pub async fn run(
     record.examined = out.examined;
     record.entries_created = out.entries_created;
     record.errors = out.errors_total;
-    if out.status == "completed" {
+    if out.status == "completed" && covered {
         record.cursor = cursor;
     }
     if !dry_run {
@@ -349,6 +354,7 @@ impl Scan<'_> {
                 Ok(raw) => raw,
                 Err(MailError::Malformed(reason)) | Err(MailError::NotFound(reason)) => {
                     self.error(&id, reason);
+                    self.unfetched = true;
                     continue;
                 }
                 Err(e) => {

@@ -57,6 +57,8 @@ pub struct Faults {
     pub unauthorized: bool,
     /// Requests after this many (counted from when the faults were set) answered 401.
     pub unauthorized_after: Option<u64>,
+    /// messages.get of this id answers malformed data (`raw` that is not base64).
+    pub malformed_id: Option<String>,
 }
 
 /// Gmail's per-user quota: `units_per_sec`, a bucket of one second, method costs.
@@ -81,6 +83,16 @@ impl Bucket {
             profile: 1.0,
             tokens: 250.0,
             at: None,
+        }
+    }
+
+    /// Projects created from May 2026: 100 units/s, messages.get 20.
+    pub fn y2026() -> Self {
+        Bucket {
+            units_per_sec: 100.0,
+            get: 20.0,
+            tokens: 100.0,
+            ..Bucket::legacy()
         }
     }
 
@@ -116,6 +128,8 @@ struct Inner {
     retries_checked: u64,
     /// Requests since the faults were last set.
     since_faults: u64,
+    in_flight: u64,
+    max_in_flight: u64,
     rng: u64,
 }
 
@@ -336,6 +350,11 @@ impl FakeGmail {
         (inner.early_retries, inner.retries_checked)
     }
 
+    /// The most requests the fake was answering at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.inner.lock().unwrap().max_in_flight
+    }
+
     /// Gmail id → Message-ID header.
     pub fn message_ids(&self) -> HashMap<String, String> {
         self.inner
@@ -349,6 +368,26 @@ impl FakeGmail {
 
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap().messages.len()
+    }
+}
+
+/// Counts a request in flight until its response is built.
+struct Flight(Arc<Mutex<Inner>>);
+
+impl Flight {
+    fn start(inner: &Arc<Mutex<Inner>>) -> Self {
+        let mut g = inner.lock().unwrap();
+        g.in_flight += 1;
+        g.max_in_flight = g.max_in_flight.max(g.in_flight);
+        Flight(inner.clone())
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.0.lock() {
+            g.in_flight -= 1;
+        }
     }
 }
 
@@ -399,6 +438,7 @@ async fn handle(
         _ => return gmail_error(StatusCode::NOT_FOUND, "notFound", "Not Found"),
     };
 
+    let _flight = Flight::start(&inner);
     let latency = {
         let mut g = inner.lock().unwrap();
         *g.calls.entry(name.to_owned()).or_default() += 1;
@@ -502,6 +542,11 @@ async fn handle(
             "historyId": g.history_id.to_string(),
         })),
         ("messages.list", _) => list(&g, &param),
+        ("messages.get", [.., id]) if f.malformed_id.as_deref() == Some(*id) => ok(json!({
+            "id": id,
+            "threadId": id,
+            "raw": "this is *not* base64url!",
+        })),
         ("messages.get", [.., id]) => get(
             &g,
             id,

@@ -61,6 +61,15 @@ async fn entries(ctx: &Context) -> Vec<Value> {
     list["entries"].as_array().cloned().unwrap_or_default()
 }
 
+/// Wakes a test when the scan reports progress (after each saved chunk).
+struct ChunkSaved(tokio::sync::Notify);
+
+impl billable::tools::Progress for ChunkSaved {
+    fn report(&self, _progress: &billable::tools::ScanProgress) {
+        self.0.notify_one();
+    }
+}
+
 /// Every entry, page by page.
 async fn entries_all(ctx: &Context) -> Vec<Value> {
     let mut all = Vec::new();
@@ -335,30 +344,43 @@ async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_un
     .await
     .expect("configure");
 
-    // Deterministic "random" kill points within the first 1.5 s (a whole scan takes longer).
+    // Deterministic "random" kill points: odd attempts at a random time, even ones a
+    // random moment after a chunk was saved (so kills land mid-scan however fast or
+    // slow the machine is).
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
     let mut partial = Vec::new();
-    for _ in 0..6 {
+    for attempt in 0..6 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let ms = 100 + seed % 1400;
+        let chunk_saved = Arc::new(ChunkSaved(tokio::sync::Notify::new()));
         let scan_ctx = ctx.clone();
+        let progress = chunk_saved.clone();
         let task = tokio::spawn(async move {
             billable::tools::call(
                 &scan_ctx,
                 &UserId::local(),
                 "scan_billable_time",
                 json!({}),
-                &NoProgress,
+                progress.as_ref(),
             )
             .await
         });
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+        if attempt % 2 == 0 {
+            // After the (attempt/2 + 1)-th chunk: later attempts get further.
+            for _ in 0..=attempt / 2 {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(60), chunk_saved.0.notified()).await;
+            }
+            tokio::time::sleep(Duration::from_millis(seed % 40)).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(seed % 1500)).await;
+        }
         task.abort();
         let _ = task.await;
         partial.push(entries_all(&ctx).await.len());
     }
+    eprintln!("entries after each kill: {partial:?} of {}", expected.len());
     assert!(
         partial.iter().any(|n| *n > 0 && *n < expected.len()),
         "some kill landed mid-scan, after a chunk was saved: {partial:?} of {}",
@@ -405,10 +427,10 @@ async fn a_rejected_token_gives_the_reauthorise_error_at_once_without_retries() 
 
 #[tokio::test]
 async fn a_scan_on_the_legacy_profile_never_overdraws_the_quota() {
-    // 60 messages at 5 units each with a 250 units/s bucket: beyond the burst, the
+    // 100 messages at 5 units each with a 250 units/s bucket: beyond the burst, the
     // limiter must pace the fetches.
     let mut raws = Vec::new();
-    for i in 0..60 {
+    for i in 0..100 {
         raws.push(raw(
             &format!("q{i}@acme.com"),
             "Wile Coyote <wile@acme.com>",
@@ -426,7 +448,7 @@ async fn a_scan_on_the_legacy_profile_never_overdraws_the_quota() {
     let ctx = gmail_context(&app, config).await;
     let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
-    assert_eq!(out["examined"], 60, "{out}");
+    assert_eq!(out["examined"], 100, "{out}");
     assert_eq!(
         fake.quota_429s(),
         0,
@@ -571,7 +593,10 @@ impl google_gmail1::yup_oauth2::authenticator_delegate::InstalledFlowDelegate fo
 }
 
 /// A fake Google token endpoint that grants the fake Gmail's token for one code.
-async fn token_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+async fn token_server(
+    expires_in: u64,
+    refresh_ok: bool,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
     use axum::routing::post;
     let forms = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = forms.clone();
@@ -581,11 +606,12 @@ async fn token_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
             let seen = seen.clone();
             async move {
                 seen.lock().unwrap().push(body.clone());
-                if body.contains("code=consent-code") || body.contains("grant_type=refresh_token") {
+                let refresh = body.contains("grant_type=refresh_token");
+                if body.contains("code=consent-code") || (refresh && refresh_ok) {
                     (
                         axum::http::StatusCode::OK,
                         axum::Json(json!({"access_token": TOKEN, "refresh_token": "refresh-1",
-                            "expires_in": 3600, "token_type": "Bearer",
+                            "expires_in": expires_in, "token_type": "Bearer",
                             "scope": "https://www.googleapis.com/auth/gmail.readonly"})),
                     )
                 } else {
@@ -613,7 +639,7 @@ async fn token_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
 async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_and_scans_use_them()
 {
     use std::os::unix::fs::PermissionsExt;
-    let (token_url, forms) = token_server().await;
+    let (token_url, forms) = token_server(3600, true).await;
     let app = TestApp::new();
     let secret = app.write(
         "client_secret.json",
@@ -878,4 +904,155 @@ async fn a_workspace_service_account_reads_the_users_mailbox_by_delegation() {
         err.to_string().contains("GMAIL_SERVICE_ACCOUNT_SUBJECT"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_message_gmail_sent_malformed_is_reported_and_fetched_again_by_the_next_scan() {
+    let expected = mbox_entries().await;
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let ids = fake.message_ids();
+    let (bad, _) = ids
+        .iter()
+        .find(|(_, mid)| mid.as_str() == "msa-redline-2@acme.com")
+        .expect("demo message");
+    fake.set_faults(Faults {
+        malformed_id: Some(bad.clone()),
+        ..Faults::default()
+    });
+    let app = TestApp::new();
+    let ctx = gmail_context(&app, config(&fake)).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["errors_total"], 1, "{out}");
+    assert_eq!(out["errors"][0]["message_id"], bad.as_str(), "{out}");
+
+    // The mailbox was not fully read, so the next scan lists it all (no history) and
+    // fetches only the message that failed.
+    fake.set_faults(Faults::default());
+    fake.reset_calls();
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(fake.calls("history.list"), 0);
+    assert!(fake.calls("messages.list") >= 1);
+    assert_eq!(fake.calls("messages.get"), 1);
+    let got = keyed(&entries(&ctx).await, Some(&fake.message_ids()));
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn the_default_2026_profile_stays_under_the_newer_quota() {
+    // 12 messages at 20 units each against 100 units/s: about two seconds of quota.
+    let raws = (0..12)
+        .map(|i| {
+            raw(
+                &format!("n{i}@globex.io"),
+                "Hank Scorpio <hank@globex.io>",
+                "alex@morganlegal.com",
+                &["Inbox"],
+                &format!("Note {i} on the Series B closing checklist."),
+            )
+        })
+        .collect();
+    let fake = FakeGmail::start(raws).await;
+    fake.set_bucket(Some(Bucket::y2026()));
+    let app = TestApp::new();
+    let mut config =
+        GmailConfig::new(GmailAuth::AccessToken(TOKEN.into())).with_base_url(&fake.url);
+    assert_eq!(
+        config.costs,
+        QuotaCosts::for_profile(QuotaProfile::Y2026),
+        "2026 is the default"
+    );
+    config.min_backoff = Duration::from_millis(20);
+    let ctx = gmail_context(&app, config).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["examined"], 12, "{out}");
+    assert_eq!(fake.quota_429s(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_fetched_several_at_a_time_but_never_more_than_the_bound() {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    fake.set_faults(Faults {
+        latency: Duration::from_millis(40),
+        ..Faults::default()
+    });
+    let app = TestApp::new();
+    let mut config = config(&fake);
+    config.concurrency = 4;
+    let ctx = gmail_context(&app, config).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["examined"], 16, "{out}");
+    let most = fake.max_in_flight();
+    assert!(
+        (2..=4).contains(&most),
+        "bounded by 4, and parallel: {most}"
+    );
+}
+
+async fn authorised(app: &TestApp, token_url: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let secret = app.write(
+        "client_secret.json",
+        &json!({"installed": {
+            "client_id": "billable-test.apps.googleusercontent.com",
+            "client_secret": "not-so-secret",
+            "auth_uri": format!("{token_url}/auth"),
+            "token_uri": format!("{token_url}/token"),
+            "redirect_uris": ["http://localhost"],
+        }})
+        .to_string(),
+    );
+    let token_file = app.dir.path().join("gmail-token.json");
+    let browser = Browser {
+        seen_url: Arc::new(std::sync::Mutex::new(String::new())),
+    };
+    billable::mail::gmail::auth::authorize(&secret, &token_file, Some(Box::new(browser)))
+        .await
+        .expect("authorised");
+    (secret, token_file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_refreshed_and_a_revoked_grant_asks_to_reauthorise_without_calling_gmail()
+ {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+
+    // Tokens that expire within the minute are refreshed before use.
+    let (token_url, forms) = token_server(30, true).await;
+    let app = TestApp::new();
+    let (secret_file, token_file) = authorised(&app, &token_url).await;
+    let mut cfg = config(&fake);
+    cfg.auth = GmailAuth::Installed {
+        secret_file,
+        token_file,
+    };
+    let ctx = gmail_context(&app, cfg).await;
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert!(
+        forms
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| f.contains("grant_type=refresh_token")),
+        "the token was refreshed"
+    );
+
+    // The refresh is refused (revoked): one clear error, Gmail never called.
+    let (token_url, _) = token_server(30, false).await;
+    let app = TestApp::new();
+    let (secret_file, token_file) = authorised(&app, &token_url).await;
+    let mut cfg = config(&fake);
+    cfg.auth = GmailAuth::Installed {
+        secret_file,
+        token_file,
+    };
+    let ctx = gmail_context(&app, cfg).await;
+    fake.reset_calls();
+    let err = call(&ctx, "scan_billable_time", json!({}))
+        .await
+        .expect_err("revoked");
+    assert!(err.to_string().contains("billable auth gmail"), "{err}");
+    assert_eq!(fake.calls("getProfile") + fake.calls("messages.list"), 0);
 }

@@ -169,9 +169,12 @@ impl LazyAuth {
                                 token_file.display()
                             ));
                         }
+                        // Interactive, so that when a refresh is refused yup-oauth2's
+                        // fallback to the consent flow fails at once through `NoPrompt`
+                        // (the redirect flow would wait for a browser forever).
                         InstalledFlowAuthenticator::with_client(
                             secret,
-                            InstalledFlowReturnMethod::HTTPRedirect,
+                            InstalledFlowReturnMethod::Interactive,
                             yup_client(),
                         )
                         .persist_tokens_to_disk(token_file)
