@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use crate::config::{Config, SourceConfig};
+use crate::config::{Config, Secret, SourceConfig};
 use crate::context::Context;
 use crate::domain::UserId;
 use crate::error::{Error, ErrorKind};
@@ -141,6 +141,13 @@ pub enum Command {
     },
     /// Print the OpenAI `tools` array
     Tools,
+    /// Apply the Postgres migrations in sql/ to DATABASE_URL (plain Postgres or Supabase)
+    Migrate {
+        /// Never apply the plain-Postgres stand-in for Supabase's roles and auth schema
+        /// (it is skipped anyway when the database has an `auth` schema)
+        #[arg(long)]
+        no_compat: bool,
+    },
 }
 
 /// Runs the parsed command line to completion.
@@ -185,6 +192,7 @@ async fn execute(cli: Cli) -> Result<(Outcome, ExitCode), Error> {
                 ExitCode::SUCCESS,
             ));
         }
+        Command::Migrate { no_compat } => return migrate(*no_compat).await,
         command => to_tool_call(command)?,
     };
     let config = Config {
@@ -195,9 +203,18 @@ async fn execute(cli: Cli) -> Result<(Outcome, ExitCode), Error> {
             (_, _, Some(p)) => SourceConfig::EmlDir(p.clone()),
             _ => SourceConfig::None,
         },
+        supabase_url: env_var("SUPABASE_URL"),
+        supabase_rest_url: env_var("SUPABASE_REST_URL"),
+        supabase_anon_key: env_var("SUPABASE_ANON_KEY").map(Secret::new),
+        supabase_access_token: env_var("SUPABASE_ACCESS_TOKEN").map(Secret::new),
+        database_url: env_var("DATABASE_URL").map(Secret::new),
     };
     let ctx = Context::from_config(&config)?;
-    let user = UserId::local();
+    // With Supabase the CLI acts as the user whose JWT it was given; RLS does the rest.
+    let user = match (&config.supabase_access_token, config.supabase_rest_url()) {
+        (Some(token), Some(_)) => UserId::local().with_token(token.expose()),
+        _ => UserId::local(),
+    };
     if let Some(path) = &cli.settings {
         let text = read_text(path, "settings")?;
         let patch: Value = serde_json::from_str(&text).map_err(|e| {
@@ -228,6 +245,29 @@ async fn execute(cli: Cli) -> Result<(Outcome, ExitCode), Error> {
         ExitCode::SUCCESS
     };
     Ok((Some((name, result)), code))
+}
+
+/// A non-empty environment variable.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `billable migrate`: applies sql/ to DATABASE_URL and prints what it did.
+async fn migrate(no_compat: bool) -> Result<(Outcome, ExitCode), Error> {
+    let url = env_var("DATABASE_URL").ok_or_else(|| {
+        Error::invalid(
+            "DATABASE_URL",
+            "set DATABASE_URL to the Postgres to migrate, e.g. postgres://postgres@localhost:5432/billable",
+        )
+    })?;
+    let compat = if no_compat {
+        crate::migrate::Compat::Skip
+    } else {
+        crate::migrate::Compat::Auto
+    };
+    let report = crate::migrate::migrate(&url, compat).await?;
+    let value = serde_json::to_value(&report).unwrap_or(Value::Null);
+    Ok((Some(("migrate".to_owned(), value)), ExitCode::SUCCESS))
 }
 
 fn read_text(path: &PathBuf, what: &str) -> Result<String, Error> {
@@ -354,6 +394,7 @@ fn to_tool_call(command: &Command) -> Result<(String, Value), Error> {
             return Ok((name.clone(), args));
         }
         Command::Tools => "tools",
+        Command::Migrate { .. } => "migrate",
     };
     Ok((name.to_owned(), Value::Object(m)))
 }
@@ -551,6 +592,22 @@ fn render(name: &str, v: &Value) -> String {
                 out.push_str("saved\n");
             }
             out
+        }
+        "migrate" => {
+            let list = |k: &str| {
+                let names: Vec<String> = v[k].as_array().into_iter().flatten().map(s).collect();
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            };
+            format!(
+                "applied: {}\nskipped: {}\nalready applied: {}\n",
+                list("applied"),
+                list("skipped"),
+                list("already")
+            )
         }
         _ => format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()),
     }

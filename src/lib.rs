@@ -18,6 +18,8 @@ pub mod domain;
 pub mod error;
 /// Mail sources and parsing.
 pub mod mail;
+/// `billable migrate`: the Postgres/Supabase migrations in sql/.
+pub mod migrate;
 /// Stores: the embedded SQLite file.
 pub mod store;
 /// The tools: the only place the business flow lives.

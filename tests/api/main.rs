@@ -3,5 +3,8 @@
 mod cli;
 mod corpus;
 mod helpers;
+mod postgres;
 mod scan;
+mod services;
 mod store_suite;
+mod supabase;
