@@ -1,9 +1,9 @@
 # Provisions what the Supabase store tests need; sourced by scripts/test.sh.
 #
 # - Postgres: the one on 127.0.0.1:5432 when it accepts `postgres` without a
-#   password (Debian's default cluster with trust auth); otherwise a throwaway
-#   cluster (initdb into a temp dir) on a free port, installing Debian's
-#   `postgresql` package first when there is no initdb.
+#   password (Debian's default cluster with trust auth); otherwise (or with
+#   BILLABLE_TEST_OWN_POSTGRES=1) a throwaway cluster (initdb into a temp dir) on a
+#   free port, installing Debian's `postgresql` package first when there is no initdb.
 # - A database of its own for this run, migrated with `billable migrate`.
 # - postrust (PostgREST in Rust; `cargo install postrust-server` when absent) on a
 #   free port, verifying JWTs with a secret made up for this run.
@@ -64,16 +64,18 @@ _svc_cleanup() {
         [[ -n "$db" ]] && psql "$_SVC_ADMIN_URL" -qAtc "drop database if exists \"$db\" with (force)" >/dev/null 2>&1 || true
       done
   fi
-  if [[ -n "${_SVC_PGDATA:-}" ]]; then
-    _svc_as_postgres "$_SVC_PGBIN/pg_ctl" -D "$_SVC_PGDATA" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$_SVC_PGDATA"
+  if [[ -n "${_SVC_PGROOT:-}" ]]; then
+    _svc_as_postgres "$_SVC_PGBIN/pg_ctl" -D "$_SVC_PGROOT/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$_SVC_PGROOT"
   fi
+  [[ -n "${_SVC_LOG:-}" ]] && rm -f "$_SVC_LOG"
   return $status
 }
 trap _svc_cleanup EXIT
 
 _svc_postgres() {
-  if command -v psql >/dev/null 2>&1 &&
+  # BILLABLE_TEST_OWN_POSTGRES=1 always starts a throwaway cluster.
+  if [[ "${BILLABLE_TEST_OWN_POSTGRES:-}" != 1 ]] && command -v psql >/dev/null 2>&1 &&
     psql "postgresql://postgres@127.0.0.1:5432/postgres" -qAtc "select 1" >/dev/null 2>&1; then
     _SVC_SERVER="postgresql://postgres@127.0.0.1:5432"
     _svc_log "using the Postgres on 127.0.0.1:5432"
@@ -90,13 +92,12 @@ _svc_postgres() {
   fi
   local port
   port=$(_svc_free_port)
-  _SVC_PGDATA=$(mktemp -d /tmp/billable-pg.XXXXXX)
-  [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$_SVC_PGDATA"
+  _SVC_PGROOT=$(mktemp -d /tmp/billable-pg.XXXXXX)
+  if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$_SVC_PGROOT"; fi
   _svc_log "starting a throwaway Postgres cluster on port $port"
-  _svc_as_postgres "$_SVC_PGBIN/initdb" -D "$_SVC_PGDATA/data" -U postgres -A trust -E UTF8 >/dev/null
-  _svc_as_postgres "$_SVC_PGBIN/pg_ctl" -D "$_SVC_PGDATA/data" -w -l "$_SVC_PGDATA/log" \
-    -o "-p $port -k $_SVC_PGDATA -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
-  _SVC_PGDATA="$_SVC_PGDATA/data"
+  _svc_as_postgres "$_SVC_PGBIN/initdb" -D "$_SVC_PGROOT/data" -U postgres -A trust -E UTF8 >/dev/null
+  _svc_as_postgres "$_SVC_PGBIN/pg_ctl" -D "$_SVC_PGROOT/data" -w -l "$_SVC_PGROOT/log" \
+    -o "-p $port -k $_SVC_PGROOT -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
   PATH="$_SVC_PGBIN:$PATH"
   _SVC_SERVER="postgresql://postgres@127.0.0.1:$port"
 }
