@@ -290,6 +290,7 @@ async fn the_list_and_summary_queries_use_the_indexes_for_one_user_among_many() 
         "select * from public.time_entries order by work_date desc, created_at desc, id limit 50",
     )
     .await;
+    eprintln!("list plan:\n{list}");
     assert!(list.contains("time_entries_user_date"), "{list}");
     assert!(!list.contains("Seq Scan"), "{list}");
 
@@ -312,6 +313,7 @@ async fn the_list_and_summary_queries_use_the_indexes_for_one_user_among_many() 
             &format!("select * from public.time_summary(p_group_by => '{group_by}')"),
         )
         .await;
+        eprintln!("summary by {group_by} plan:\n{summary}");
         assert!(
             summary.contains("time_entries_user_date")
                 || summary.contains("time_entries_user_message"),
