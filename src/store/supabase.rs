@@ -361,7 +361,7 @@ fn event_row(e: &EventState, now: DateTime<Utc>) -> Value {
 
 /// Keeps the last of several items with the same key: one upsert statement may not
 /// touch a row twice.
-fn last_by_key<'a, T>(items: &'a [T], key: impl Fn(&T) -> &str) -> Vec<&'a T> {
+fn last_by_key<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
     let mut seen = HashSet::new();
     let mut out: Vec<&T> = items.iter().rev().filter(|i| seen.insert(key(i))).collect();
     out.reverse();
