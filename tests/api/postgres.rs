@@ -334,3 +334,61 @@ async fn the_list_and_summary_queries_use_the_indexes_for_one_user_among_many() 
     assert!(period.contains("time_entries_user_date"), "{period}");
     db.drop().await;
 }
+
+#[tokio::test]
+async fn billable_migrate_applies_everything_once_and_then_nothing() {
+    let run_url = crate::services::database_url();
+    let (server, run_db) = run_url.rsplit_once('/').expect("a database URL");
+    let name = format!(
+        "{run_db}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let admin = crate::services::connect(&format!("{server}/postgres")).await;
+    admin
+        .batch_execute(&format!("create database \"{name}\""))
+        .await
+        .unwrap();
+    let url = format!("{server}/{name}");
+    let migrate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_billable"))
+            .args(["migrate", "--json"])
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("run billable migrate")
+    };
+    let first = migrate();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(
+        report["applied"].as_array().unwrap().len(),
+        billable::migrate::MIGRATIONS.len()
+    );
+    let second = migrate();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(report["applied"], serde_json::json!([]));
+    assert_eq!(
+        report["already"].as_array().unwrap().len(),
+        billable::migrate::MIGRATIONS.len()
+    );
+
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_billable"))
+        .arg("migrate")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("DATABASE_URL"));
+    admin
+        .batch_execute(&format!("drop database \"{name}\" with (force)"))
+        .await
+        .unwrap();
+}
