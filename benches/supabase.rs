@@ -79,6 +79,17 @@ fn entries(n: usize) -> Vec<TimeEntry> {
         .collect()
 }
 
+/// The same entries with new ids: ids are primary keys across all users.
+fn fresh_ids(entries: &[TimeEntry]) -> Vec<TimeEntry> {
+    entries
+        .iter()
+        .map(|e| TimeEntry {
+            id: uuid::Uuid::new_v4().to_string(),
+            ..e.clone()
+        })
+        .collect()
+}
+
 fn supabase_upsert(c: &mut Criterion) {
     let store = SupabaseStore::new(&env("BILLABLE_TEST_POSTGREST_URL"), None).expect("store");
     let secret = env("BILLABLE_TEST_JWT_SECRET");
@@ -103,7 +114,7 @@ fn supabase_upsert(c: &mut Criterion) {
                 for _ in 0..iters {
                     let user = user(&secret);
                     let batch = Batch {
-                        entries: chunked.clone(),
+                        entries: fresh_ids(&chunked),
                         ..Batch::default()
                     };
                     let start = Instant::now();
@@ -123,6 +134,7 @@ fn supabase_upsert(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let user = user(&secret);
+                    let single = fresh_ids(&single);
                     let start = Instant::now();
                     for e in &single {
                         let batch = Batch {
