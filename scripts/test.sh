@@ -13,4 +13,7 @@ fi
 # Benchmarks run once each as tests; a small mailbox keeps that quick.
 export BENCH_MESSAGES="${BENCH_MESSAGES:-1000}"
 
+# Postgres and postrust for the Supabase store tests (stopped and dropped on exit).
+source scripts/test-services.sh
+
 cargo test --locked --all-targets "$@"

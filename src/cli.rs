@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use crate::config::{AnalyzerChoice, Config, LlmConfig, SourceConfig};
+use crate::config::{AnalyzerChoice, Config, LlmConfig, Secret, SourceConfig};
 use crate::context::Context;
 use crate::domain::UserId;
 use crate::error::{Error, ErrorKind};
@@ -163,6 +163,13 @@ pub enum Command {
     },
     /// Serve the tools over MCP on stdin/stdout (for Claude Desktop, IDEs, agents)
     Mcp,
+    /// Apply the Postgres migrations in sql/ to DATABASE_URL (plain Postgres or Supabase)
+    Migrate {
+        /// Never apply the plain-Postgres stand-in for Supabase's roles and auth schema
+        /// (it is skipped anyway when the database has an `auth` schema)
+        #[arg(long)]
+        no_compat: bool,
+    },
     /// Authorise access to a mail account
     Auth {
         #[command(subcommand)]
@@ -253,6 +260,11 @@ async fn context(cli: &Cli, server: bool) -> Result<Context, Error> {
             AnalyzerArg::Llm => AnalyzerChoice::Llm,
         }),
         llm: LlmConfig::from_env()?,
+        supabase_url: env_var("SUPABASE_URL"),
+        supabase_rest_url: env_var("SUPABASE_REST_URL"),
+        supabase_anon_key: env_var("SUPABASE_ANON_KEY").map(Secret::new),
+        supabase_access_token: env_var("SUPABASE_ACCESS_TOKEN").map(Secret::new),
+        database_url: env_var("DATABASE_URL").map(Secret::new),
     };
     let ctx = Context::from_config(&config)?;
     if let Some(path) = &cli.settings {
@@ -261,7 +273,7 @@ async fn context(cli: &Cli, server: bool) -> Result<Context, Error> {
             Error::invalid("--settings", format!("{} is not JSON: {e}", path.display()))
         })?;
         let args = json!({ "settings": patch });
-        tools::call(&ctx, &UserId::local(), "configure_time_tracking", args, &NoProgress).await?;
+        tools::call(&ctx, &local_user(), "configure_time_tracking", args, &NoProgress).await?;
     }
     Ok(ctx)
 }
@@ -275,10 +287,11 @@ async fn execute(cli: Cli) -> Result<(Outcome, ExitCode), Error> {
             ));
         }
         Command::Auth { provider } => return auth(provider).await,
+        Command::Migrate { no_compat } => return migrate(*no_compat).await,
         command => to_tool_call(command)?,
     };
     let ctx = context(&cli, false).await?;
-    let user = UserId::local();
+    let user = local_user();
     let bar = (name == "scan_billable_time" && std::io::stderr().is_terminal()).then(Bar::new);
     let progress: &dyn Progress = match &bar {
         Some(b) => b,
@@ -316,6 +329,38 @@ async fn auth(provider: &AuthProvider) -> Result<(Outcome, ExitCode), Error> {
         token_file.display()
     );
     Ok((None, ExitCode::SUCCESS))
+    }
+
+/// The CLI's user. With Supabase it acts as the user whose JWT it was given
+/// (`SUPABASE_ACCESS_TOKEN`), and row-level security does the rest.
+fn local_user() -> UserId {
+    match env_var("SUPABASE_ACCESS_TOKEN") {
+        Some(token) => UserId::local().with_token(token),
+        None => UserId::local(),
+    }
+}
+
+/// A non-empty environment variable.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `billable migrate`: applies sql/ to DATABASE_URL and prints what it did.
+async fn migrate(no_compat: bool) -> Result<(Outcome, ExitCode), Error> {
+    let url = env_var("DATABASE_URL").ok_or_else(|| {
+        Error::invalid(
+            "DATABASE_URL",
+            "set DATABASE_URL to the Postgres to migrate, e.g. postgres://postgres@localhost:5432/billable",
+        )
+    })?;
+    let compat = if no_compat {
+        crate::migrate::Compat::Skip
+    } else {
+        crate::migrate::Compat::Auto
+    };
+    let report = crate::migrate::migrate(&url, compat).await?;
+    let value = serde_json::to_value(&report).unwrap_or(Value::Null);
+    Ok((Some(("migrate".to_owned(), value)), ExitCode::SUCCESS))
 }
 
 fn read_text(path: &PathBuf, what: &str) -> Result<String, Error> {
@@ -442,10 +487,10 @@ fn to_tool_call(command: &Command) -> Result<(String, Value), Error> {
             return Ok((name.clone(), args));
         }
         Command::Tools => "tools",
-        Command::Auth { .. } | Command::Serve { .. } | Command::Mcp => {
+        Command::Auth { .. } | Command::Serve { .. } | Command::Mcp | Command::Migrate { .. } => {
             return Err(Error::invalid(
                 "command",
-                "auth, serve and mcp are not tool calls",
+                "auth, serve, mcp and migrate are not tool calls",
             ));
         }
     };
@@ -673,6 +718,22 @@ fn render(name: &str, v: &Value) -> String {
                 out.push_str("saved\n");
             }
             out
+        }
+        "migrate" => {
+            let list = |k: &str| {
+                let names: Vec<String> = v[k].as_array().into_iter().flatten().map(s).collect();
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            };
+            format!(
+                "applied: {}\nskipped: {}\nalready applied: {}\n",
+                list("applied"),
+                list("skipped"),
+                list("already")
+            )
         }
         _ => format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()),
     }

@@ -36,6 +36,21 @@ pub struct Config {
     pub analyzer: Option<AnalyzerChoice>,
     /// The LLM analyzer's settings (the `OPENAI_*` and `LLM_*` variables).
     pub llm: LlmConfig,
+    /// `SUPABASE_URL`: the Supabase project URL (https://PROJECT.supabase.co). When
+    /// set, entries live in Supabase (through PostgREST, as the signed-in user)
+    /// instead of the SQLite file.
+    pub supabase_url: Option<String>,
+    /// `SUPABASE_REST_URL`: the PostgREST root, when it is not `SUPABASE_URL` +
+    /// `/rest/v1` (a self-hosted PostgREST or postrust serves at its root).
+    pub supabase_rest_url: Option<String>,
+    /// `SUPABASE_ANON_KEY`: the project's anon (public) key, sent as `apikey`. Never
+    /// the service-role key: user data is read and written as the user.
+    pub supabase_anon_key: Option<Secret>,
+    /// `SUPABASE_ACCESS_TOKEN`: the CLI's user JWT for Supabase (the HTTP server uses
+    /// each caller's own bearer token instead).
+    pub supabase_access_token: Option<Secret>,
+    /// `DATABASE_URL`: the Postgres that `billable migrate` applies sql/ to.
+    pub database_url: Option<Secret>,
 }
 
 /// The analyzer a run uses.
@@ -47,7 +62,8 @@ pub enum AnalyzerChoice {
     Llm,
 }
 
-/// A value that never prints (API keys).
+/// A string that never appears in logs or `Debug` output (keys, tokens, URLs with
+/// passwords).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -166,6 +182,22 @@ impl Config {
             Some(choice) => choice,
             None if self.llm.is_configured() => AnalyzerChoice::Llm,
             None => AnalyzerChoice::Rules,
+        }
+    }
+
+    /// The PostgREST root of the configured Supabase project, if any.
+    pub fn supabase_rest_url(&self) -> Option<String> {
+        let explicit = self
+            .supabase_rest_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty());
+        match explicit {
+            Some(url) => Some(url.trim().trim_end_matches('/').to_owned()),
+            None => self
+                .supabase_url
+                .as_deref()
+                .filter(|u| !u.trim().is_empty())
+                .map(crate::store::supabase::rest_url_for),
         }
     }
 

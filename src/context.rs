@@ -17,6 +17,7 @@ use crate::mail::mbox::MboxSource;
 use crate::mail::{MailError, MailSource};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
+use crate::store::supabase::SupabaseStore;
 use crate::tools::summary::SummaryCache;
 
 pub struct Context {
@@ -68,7 +69,13 @@ impl Context {
             SourceConfig::Maildir(path) => Some(Arc::new(MaildirSource::open(path)?)),
             SourceConfig::EmlDir(path) => Some(Arc::new(EmlDirSource::open(path)?)),
         };
-        let store = Arc::new(SqliteStore::open(&config.db_path()?)?);
+        let store: Arc<dyn Store> = match config.supabase_rest_url() {
+            Some(rest_url) => Arc::new(SupabaseStore::new(
+                &rest_url,
+                config.supabase_anon_key.as_ref().map(|k| k.expose()),
+            )?),
+            None => Arc::new(SqliteStore::open(&config.db_path()?)?),
+        };
         let analyzer: Arc<dyn Analyzer> = match config.analyzer_choice() {
             AnalyzerChoice::Rules => Arc::new(RulesAnalyzer),
             AnalyzerChoice::Llm => Arc::new(LlmAnalyzer::new(&config.llm)?),

@@ -60,6 +60,11 @@ impl Error {
             Error::Store(StoreError::Open { .. } | StoreError::Unavailable(_)) => {
                 ErrorKind::Unavailable
             }
+            Error::Store(
+                StoreError::Unauthorized(_)
+                | StoreError::Forbidden(_)
+                | StoreError::Conflict { .. },
+            ) => ErrorKind::InvalidInput,
             Error::Store(_) => ErrorKind::Internal,
         }
     }

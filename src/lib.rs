@@ -24,6 +24,8 @@ pub mod mail;
 pub mod mcp;
 /// Process-wide counters and latency histograms (Prometheus text).
 pub mod metrics;
+/// `billable migrate`: the Postgres/Supabase migrations in sql/.
+pub mod migrate;
 /// Stores: the embedded SQLite file.
 pub mod store;
 /// The tools: the only place the business flow lives.

@@ -2,6 +2,7 @@
 //! Supabase through PostgREST; both pass the same store test suite.
 
 pub mod sqlite;
+pub mod supabase;
 
 use std::collections::HashSet;
 
@@ -110,6 +111,25 @@ pub enum StoreError {
     Corrupt { what: &'static str, message: String },
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    #[error("migration {name} failed: {message}")]
+    Migration { name: String, message: String },
+    /// PostgREST refused the caller's token (401): missing, expired, forged or for
+    /// another audience.
+    #[error("not signed in to Supabase: {0}. Sign in again to get a fresh token")]
+    Unauthorized(String),
+    /// Row-level security or a missing grant refused the request (403 / 42501).
+    #[error("Supabase refused access: {0}. Your account may only read and write its own entries")]
+    Forbidden(String),
+    /// A write conflicted with an existing row (409).
+    #[error("conflicting write to {what}: {message}. Retry the request")]
+    Conflict { what: &'static str, message: String },
+    /// Any other error PostgREST reported.
+    #[error("Supabase could not {context}: {message}")]
+    Rest {
+        context: &'static str,
+        status: u16,
+        message: String,
+    },
 }
 
 #[async_trait]

@@ -10,5 +10,8 @@ mod llm;
 mod http;
 mod jwks;
 mod mcp;
+mod postgres;
 mod scan;
+mod services;
 mod store_suite;
+mod supabase;

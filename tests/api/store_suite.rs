@@ -843,6 +843,42 @@ on_sqlite!(
     scans_are_recorded_updated_and_listed_newest_first,
 );
 
+// ---------------------------------------------------------------- Supabase runs
+
+/// The same behaviours through postrust with a signed JWT per user, so row-level
+/// security is in the path (needs ./scripts/test.sh's services).
+macro_rules! on_supabase {
+    ($($name:ident),* $(,)?) => {
+        mod on_supabase {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let store = crate::services::suite_store();
+                    super::$name(&*store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_supabase!(
+    settings_are_the_defaults_until_saved_and_then_round_trip,
+    saving_the_same_batch_twice_creates_nothing_new_the_second_time,
+    an_updated_entry_keeps_its_id_and_created_at,
+    an_approved_entry_is_neither_overwritten_nor_deleted_by_later_batches,
+    deleted_entries_remove_unreviewed_entries_once,
+    processed_ids_returns_exactly_the_processed_subset,
+    users_are_isolated,
+    listing_filters_by_dates_client_and_status,
+    listing_is_newest_first_and_paginates_with_a_total,
+    summaries_by_client_and_matter_have_exact_totals,
+    summaries_by_day_week_and_month_have_exact_totals,
+    billable_only_summaries_leave_out_non_billable_entries,
+    rejected_entries_are_listed_but_left_out_of_summaries,
+    calendar_events_are_upserted_and_found_by_uid,
+    scans_are_recorded_updated_and_listed_newest_first,
+);
+
 #[tokio::test]
 async fn reopening_the_same_sqlite_file_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();

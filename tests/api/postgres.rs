@@ -1,0 +1,394 @@
+//! The migrations in sql/, checked in SQL: applying them twice changes nothing,
+//! every table has row-level security, the `authenticated` role sees and changes
+//! only its own rows, `anon` nothing, and the list and summary queries use the
+//! indexes on a table of realistic size. Each test migrates a database of its own.
+
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+
+use crate::services::TempDb;
+
+const TABLES: [&str; 5] = [
+    "time_entries",
+    "processed_messages",
+    "tracking_settings",
+    "calendar_events",
+    "scans",
+];
+
+/// Switches this connection's transaction to `authenticated` acting as `sub`, the
+/// way PostgREST does for a request with that user's JWT.
+async fn act_as(client: &Client, sub: &str) {
+    let claims = serde_json::json!({"sub": sub, "role": "authenticated", "aud": "authenticated"});
+    client
+        .query(
+            "select set_config('role', 'authenticated', true), \
+             set_config('request.jwt.claims', $1, true)",
+            &[&claims.to_string()],
+        )
+        .await
+        .expect("become the user");
+}
+
+async fn insert_entry_as(client: &Client, sub: &str, message_id: &str) {
+    client.batch_execute("begin").await.unwrap();
+    act_as(client, sub).await;
+    client
+        .execute(
+            "insert into public.time_entries (message_id, activity, description, work_date, \
+             duration_minutes, billed_minutes, currency, confidence, analyzer) \
+             values ($1, 'email_sent', 'Drafted the reply', '2026-04-01', 10, 12, 'USD', 0.9, 'rules')",
+            &[&message_id],
+        )
+        .await
+        .expect("insert as the owner");
+    client.batch_execute("commit").await.unwrap();
+}
+
+#[tokio::test]
+async fn migrating_twice_applies_nothing_the_second_time() {
+    let db = TempDb::new().await;
+    let again = billable::migrate::migrate(&db.url, billable::migrate::Compat::Auto)
+        .await
+        .unwrap();
+    assert!(
+        again.applied.is_empty() && again.skipped.is_empty(),
+        "{again:?}"
+    );
+    assert_eq!(again.already.len(), billable::migrate::MIGRATIONS.len());
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn the_compat_migration_is_skipped_where_an_auth_schema_exists() {
+    // A Supabase project already has the auth schema (and its own auth.uid()).
+    let db = TempDb::new().await;
+    let client = db.client().await;
+    client
+        .batch_execute("drop schema billable cascade")
+        .await
+        .unwrap();
+    let report = billable::migrate::migrate(&db.url, billable::migrate::Compat::Auto)
+        .await
+        .unwrap();
+    assert_eq!(report.skipped, [billable::migrate::COMPAT]);
+    assert_eq!(
+        report.applied.len(),
+        billable::migrate::MIGRATIONS.len() - 1
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn every_table_has_row_level_security_and_nothing_for_anon() {
+    let db = TempDb::new().await;
+    let client = db.client().await;
+    let rows = client
+        .query(
+            "select c.relname, c.relrowsecurity, \
+                    has_table_privilege('anon', c.oid, 'select,insert,update,delete'), \
+                    (select array_agg(p.polcmd::text order by p.polcmd) from pg_policy p where p.polrelid = c.oid) \
+             from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+             where n.nspname = 'public' and c.relkind in ('r', 'p') order by 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let mut expected: Vec<&str> = TABLES.to_vec();
+    expected.sort();
+    assert_eq!(names, expected, "tables in public");
+    for row in &rows {
+        let name: String = row.get(0);
+        assert!(row.get::<_, bool>(1), "{name} has RLS disabled");
+        assert!(!row.get::<_, bool>(2), "anon holds a privilege on {name}");
+        let cmds: Vec<String> = row.get::<_, Option<Vec<String>>>(3).unwrap_or_default();
+        assert_eq!(cmds, ["a", "d", "r", "w"], "{name}: one policy per command");
+    }
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn as_authenticated_a_user_sees_and_changes_only_their_own_rows() {
+    let db = TempDb::new().await;
+    let client = db.client().await;
+    let a = uuid::Uuid::new_v4().to_string();
+    let b = uuid::Uuid::new_v4().to_string();
+    insert_entry_as(&client, &a, "a-1").await;
+
+    client.batch_execute("begin").await.unwrap();
+    act_as(&client, &b).await;
+    let seen = client
+        .query("select id from public.time_entries", &[])
+        .await
+        .unwrap();
+    assert!(seen.is_empty(), "B reads A's rows");
+    let updated = client
+        .execute(
+            "update public.time_entries set description = 'B was here'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated, 0, "B updated A's rows");
+    let deleted = client
+        .execute("delete from public.time_entries", &[])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 0, "B deleted A's rows");
+    let summary = client
+        .query("select * from public.time_summary()", &[])
+        .await
+        .unwrap();
+    assert!(summary.is_empty(), "B's summary includes A's rows");
+    client.batch_execute("savepoint s").await.unwrap();
+    let forged = client
+        .execute(
+            "insert into public.time_entries (user_id, message_id, activity, work_date, \
+             duration_minutes, billed_minutes, currency, confidence, analyzer) \
+             values ($1::text::uuid, 'forged', 'other', '2026-04-01', 1, 6, 'USD', 1, 'x')",
+            &[&a],
+        )
+        .await
+        .expect_err("B inserted a row owned by A");
+    assert_eq!(
+        forged.code(),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{forged}"
+    );
+    client
+        .batch_execute("rollback to savepoint s")
+        .await
+        .unwrap();
+    // Nor can B hand one of their own rows over to A: user_id never changes.
+    client
+        .execute(
+            "insert into public.time_entries (message_id, activity, work_date, duration_minutes, \
+             billed_minutes, currency, confidence, analyzer) \
+             values ('b-1', 'other', '2026-04-01', 1, 6, 'USD', 1, 'x')",
+            &[],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "update public.time_entries set user_id = $1::text::uuid where message_id = 'b-1'",
+            &[&a],
+        )
+        .await
+        .expect("B updates their own row");
+    let owner: String = client
+        .query_one(
+            "select user_id::text from public.time_entries where message_id = 'b-1'",
+            &[],
+        )
+        .await
+        .expect("B still sees the row")
+        .get(0);
+    assert_eq!(owner, b);
+    client.batch_execute("rollback").await.unwrap();
+
+    client.batch_execute("begin").await.unwrap();
+    act_as(&client, &a).await;
+    let mine = client
+        .query("select description from public.time_entries", &[])
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].get::<_, String>(0), "Drafted the reply");
+    client.batch_execute("rollback").await.unwrap();
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn as_anon_every_table_and_function_is_refused() {
+    let db = TempDb::new().await;
+    let client = db.client().await;
+    for sql in TABLES
+        .iter()
+        .map(|t| format!("select * from public.{t}"))
+        .chain([
+            "select * from public.time_summary()".to_owned(),
+            "select * from public.processed_message_ids(array['x'])".to_owned(),
+        ])
+    {
+        client
+            .batch_execute("begin; set local role anon")
+            .await
+            .unwrap();
+        let err = client.query(&sql, &[]).await.expect_err(&sql);
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {err}"
+        );
+        client.batch_execute("rollback").await.unwrap();
+    }
+    db.drop().await;
+}
+
+/// 100,000 entries of ten users, written in 250-row chunks per user as scans write
+/// them; the first user has 10,000.
+async fn fill(client: &Client, users: &[String]) {
+    client
+        .execute(
+            "insert into public.time_entries (user_id, message_id, client, activity, description, \
+             work_date, duration_minutes, billed_minutes, amount, currency, confidence, status, analyzer) \
+             select ($1::text[])[1 + (i / 250) % 10]::uuid, 'msg-' || i, \
+                    (array['Acme', 'Globex', 'Initech', 'Umbrella'])[1 + i % 4], 'email_sent', \
+                    'Reviewed the draft', date '2025-01-01' + (i % 700), 4.5, 6, 30, 'USD', 0.9, \
+                    (array['suggested', 'needs_review', 'approved', 'rejected'])[1 + i % 4], 'rules' \
+             from generate_series(0, 99999) as i",
+            &[&users],
+        )
+        .await
+        .expect("generate entries");
+    client
+        .batch_execute("analyze public.time_entries")
+        .await
+        .unwrap();
+}
+
+async fn plan(client: &Client, sub: &str, sql: &str) -> String {
+    client.batch_execute("begin").await.unwrap();
+    act_as(client, sub).await;
+    let rows = client
+        .query(&format!("explain {sql}"), &[])
+        .await
+        .unwrap_or_else(|e| panic!("explain {sql}: {e}"));
+    client.batch_execute("rollback").await.unwrap();
+    rows.iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn the_list_and_summary_queries_use_the_indexes_for_one_user_among_many() {
+    let db = TempDb::new().await;
+    let client = db.client().await;
+    let users: Vec<String> = (0..10).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    fill(&client, &users).await;
+    let me = &users[0];
+    let count: i64 = {
+        client.batch_execute("begin").await.unwrap();
+        act_as(&client, me).await;
+        let n = client
+            .query_one("select count(*) from public.time_entries", &[])
+            .await
+            .unwrap()
+            .get(0);
+        client.batch_execute("rollback").await.unwrap();
+        n
+    };
+    assert_eq!(count, 10_000);
+
+    // What PostgREST runs for list_time_entries (RLS adds the user).
+    let list = plan(
+        &client,
+        me,
+        "select * from public.time_entries order by work_date desc, created_at desc, id limit 50",
+    )
+    .await;
+    eprintln!("list plan:\n{list}");
+    assert!(list.contains("time_entries_user_date"), "{list}");
+    assert!(!list.contains("Seq Scan"), "{list}");
+
+    let by_client = plan(
+        &client,
+        me,
+        "select * from public.time_entries where client_key = 'acme' and work_date >= '2026-01-01' \
+         order by work_date desc, created_at desc, id limit 50",
+    )
+    .await;
+    assert!(
+        by_client.contains("time_entries_user_client_date"),
+        "{by_client}"
+    );
+
+    for group_by in ["client", "month"] {
+        let summary = plan(
+            &client,
+            me,
+            &format!("select * from public.time_summary(p_group_by => '{group_by}')"),
+        )
+        .await;
+        eprintln!("summary by {group_by} plan:\n{summary}");
+        assert!(
+            summary.contains("time_entries_user_date")
+                || summary.contains("time_entries_user_message"),
+            "{summary}"
+        );
+        assert!(!summary.contains("Seq Scan"), "{summary}");
+        assert!(
+            !summary.contains("Function Scan"),
+            "the function was not inlined: {summary}"
+        );
+    }
+    let period = plan(
+        &client,
+        me,
+        "select * from public.time_summary(p_from => '2026-01-01', p_to => '2026-01-31')",
+    )
+    .await;
+    assert!(period.contains("time_entries_user_date"), "{period}");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn billable_migrate_applies_everything_once_and_then_nothing() {
+    let run_url = crate::services::database_url();
+    let (server, run_db) = run_url.rsplit_once('/').expect("a database URL");
+    let name = format!(
+        "{run_db}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let admin = crate::services::connect(&format!("{server}/postgres")).await;
+    admin
+        .batch_execute(&format!("create database \"{name}\""))
+        .await
+        .unwrap();
+    let url = format!("{server}/{name}");
+    let migrate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_billable"))
+            .args(["migrate", "--json"])
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("run billable migrate")
+    };
+    let first = migrate();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(
+        report["applied"].as_array().unwrap().len(),
+        billable::migrate::MIGRATIONS.len()
+    );
+    let second = migrate();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(report["applied"], serde_json::json!([]));
+    assert_eq!(
+        report["already"].as_array().unwrap().len(),
+        billable::migrate::MIGRATIONS.len()
+    );
+
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_billable"))
+        .arg("migrate")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("DATABASE_URL"));
+    admin
+        .batch_execute(&format!("drop database \"{name}\" with (force)"))
+        .await
+        .unwrap();
+}

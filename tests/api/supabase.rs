@@ -1,0 +1,426 @@
+//! The Supabase store through postrust (PostgREST) with real signed JWTs: row-level
+//! security between two users over HTTP, tokens that must be refused, errors mapped
+//! to what they mean, and a scan of the demo mailbox that stores exactly what the
+//! SQLite store does.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use billable::analyze::rules::RulesAnalyzer;
+use billable::context::Context;
+use billable::domain::{Activity, EntryStatus, TimeEntry, UserId, WorkDate};
+use billable::mail::MailSource;
+use billable::mail::mbox::MboxSource;
+use billable::store::{Batch, EventState, Processed, ScanRecord, Store, StoreError};
+use billable::tools::{self, NoProgress};
+use postgrest::{Builder, Postgrest};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, demo_settings, fixture};
+use crate::services::{jwt_secret, now, postgrest_url, sign, signed_in_user, supabase_store};
+
+const TABLES: [&str; 5] = [
+    "time_entries",
+    "processed_messages",
+    "tracking_settings",
+    "calendar_events",
+    "scans",
+];
+
+fn rest() -> Postgrest {
+    Postgrest::new(postgrest_url()).insert_header("apikey", "test-anon-key")
+}
+
+fn as_user(builder: Builder, user: &UserId) -> Builder {
+    builder.auth(user.token().expect("a signed-in user"))
+}
+
+async fn send(builder: Builder) -> (u16, Value) {
+    let response = builder.execute().await.expect("postrust answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+fn entry(message_id: &str) -> TimeEntry {
+    TimeEntry {
+        id: uuid::Uuid::new_v4().to_string(),
+        message_id: message_id.to_owned(),
+        thread_id: None,
+        client: Some("Acme".to_owned()),
+        matter: None,
+        activity: Activity::EmailSent,
+        description: "Drafted the reply".to_owned(),
+        work_date: WorkDate::parse("2026-04-01").unwrap(),
+        duration_minutes: 10.0,
+        billed_minutes: 12,
+        hourly_rate: 300.0,
+        amount: 60.0,
+        currency: "USD".to_owned(),
+        billable: true,
+        confidence: 0.9,
+        status: EntryStatus::Suggested,
+        analyzer: "rules".to_owned(),
+        created_at: chrono::Utc::now(),
+        event_uid: None,
+    }
+}
+
+/// A user with one row in every table, written through the store.
+async fn user_with_data(store: &dyn Store) -> UserId {
+    let user = signed_in_user();
+    let batch = Batch {
+        entries: vec![entry("a-1")],
+        processed: vec![Processed {
+            message_id: "a-1".to_owned(),
+            content_hash: "h".to_owned(),
+            analyzer: "rules".to_owned(),
+            outcome: "entry".to_owned(),
+            reason: None,
+            processed_at: chrono::Utc::now(),
+        }],
+        events: vec![EventState {
+            uid: "uid-a".to_owned(),
+            sequence: 0,
+            cancelled: false,
+            message_id: Some("a-1".to_owned()),
+        }],
+        deleted_entries: vec![],
+    };
+    let saved = store.save_batch(&user, &batch).await.expect("save as A");
+    assert_eq!(saved.created, ["a-1"]);
+    store
+        .save_settings(&user, &billable::domain::Settings::default())
+        .await
+        .expect("settings as A");
+    store
+        .record_scan(
+            &user,
+            &ScanRecord {
+                id: "scan-a".to_owned(),
+                source: "mbox".to_owned(),
+                query: None,
+                started_at: chrono::Utc::now(),
+                finished_at: None,
+                status: "running".to_owned(),
+                examined: 0,
+                entries_created: 0,
+                errors: 0,
+                cursor: None,
+            },
+        )
+        .await
+        .expect("scan as A");
+    user
+}
+
+#[tokio::test]
+async fn user_b_reads_none_of_user_as_rows_and_changes_none_of_them() {
+    let store = supabase_store();
+    let a = user_with_data(&store).await;
+    let b = signed_in_user();
+
+    for table in TABLES {
+        let (status, body) = send(as_user(rest().from(table).select("*"), &a)).await;
+        assert_eq!(
+            (status, body.as_array().map(Vec::len)),
+            (200, Some(1)),
+            "A reads {table}: {body}"
+        );
+        let (status, body) = send(as_user(rest().from(table).select("*"), &b)).await;
+        assert_eq!((status, &body), (200, &json!([])), "B reads {table}");
+    }
+    let (status, body) = send(as_user(
+        rest()
+            .from("time_entries")
+            .eq("message_id", "a-1")
+            .update(r#"{"description":"B was here"}"#),
+        &b,
+    ))
+    .await;
+    assert_eq!(
+        (status, &body),
+        (200, &json!([])),
+        "B's update touched A's row"
+    );
+    let (status, body) = send(as_user(
+        rest().from("time_entries").eq("message_id", "a-1").delete(),
+        &b,
+    ))
+    .await;
+    assert_eq!(
+        (status, &body),
+        (200, &json!([])),
+        "B's delete touched A's row"
+    );
+    let (status, body) = send(as_user(rest().rpc("time_summary", "{}"), &b)).await;
+    assert_eq!((status, &body), (200, &json!([])), "B's summary");
+    let (status, body) = send(as_user(
+        rest().rpc("processed_message_ids", r#"{"p_ids":["a-1"]}"#),
+        &b,
+    ))
+    .await;
+    assert_eq!((status, &body), (200, &json!([])), "B's processed ids");
+
+    let stored = store.entry_by_message(&a, "a-1").await.unwrap().unwrap();
+    assert_eq!(stored.description, "Drafted the reply");
+    assert_eq!(
+        store.list_entries(&b, &Default::default()).await.unwrap().1,
+        0
+    );
+}
+
+#[tokio::test]
+async fn user_b_cannot_insert_rows_owned_by_user_a() {
+    let a = signed_in_user();
+    let b = signed_in_user();
+    let forged = json!([{
+        "user_id": a.as_str(), "message_id": "planted", "activity": "other",
+        "work_date": "2026-04-01", "duration_minutes": 1, "billed_minutes": 6,
+        "currency": "USD", "confidence": 1, "analyzer": "x"
+    }]);
+    let (status, body) = send(as_user(
+        rest().from("time_entries").insert(forged.to_string()),
+        &b,
+    ))
+    .await;
+    // PostgREST answers 403 to a signed-in user here; postrust answers 401. Both
+    // carry PostgreSQL's 42501 from the policy's WITH CHECK.
+    assert!(matches!(status, 401 | 403), "{status} {body}");
+    assert_eq!(body["code"], "42501", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("row-level security"),
+        "{body}"
+    );
+    let (_, rows) = send(as_user(rest().from("time_entries").select("*"), &a)).await;
+    assert_eq!(rows, json!([]));
+}
+
+#[tokio::test]
+async fn anonymous_requests_are_refused_everywhere() {
+    for table in TABLES {
+        let (status, body) = send(rest().from(table).select("*")).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (401, &json!("42501")),
+            "{table}: {body}"
+        );
+    }
+    let (status, body) = send(
+        rest()
+            .from("time_entries")
+            .insert(r#"[{"message_id":"x"}]"#),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = send(rest().rpc("time_summary", "{}")).await;
+    assert_eq!((status, &body["code"]), (401, &json!("42501")), "{body}");
+}
+
+#[tokio::test]
+async fn forged_expired_and_wrong_audience_tokens_get_401() {
+    let sub = uuid::Uuid::new_v4().to_string();
+    let claims =
+        |aud: &str, exp: i64| json!({"sub": sub, "role": "authenticated", "aud": aud, "exp": exp});
+    let tokens = [
+        (
+            "forged",
+            sign(
+                &claims("authenticated", now() + 3600),
+                "not-the-secret-of-this-run-0123456789",
+            ),
+        ),
+        (
+            "expired",
+            sign(&claims("authenticated", now() - 3600), &jwt_secret()),
+        ),
+        (
+            "wrong audience",
+            sign(&claims("another-app", now() + 3600), &jwt_secret()),
+        ),
+    ];
+    for (what, token) in &tokens {
+        let (status, body) = send(rest().from("time_entries").select("*").auth(token)).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(
+            body["code"].as_str().unwrap_or("").starts_with("PGRST3"),
+            "{what}: {body}"
+        );
+    }
+
+    // The store reports them as a sign-in problem, with PostgREST's reason.
+    let store = supabase_store();
+    let expired = UserId::new(sub.clone()).with_token(tokens[1].1.clone());
+    let err = store
+        .list_entries(&expired, &Default::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unauthorized(_)), "{err}");
+    assert!(err.to_string().contains("expired"), "{err}");
+    let err = store.settings(&UserId::new(sub)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unauthorized(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_duplicate_insert_is_a_409_conflict() {
+    let a = signed_in_user();
+    let row = json!([{"message_id": "dup", "content_hash": "h", "analyzer": "rules", "outcome": "entry"}]);
+    let (status, body) = send(as_user(
+        rest().from("processed_messages").insert(row.to_string()),
+        &a,
+    ))
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = send(as_user(
+        rest().from("processed_messages").insert(row.to_string()),
+        &a,
+    ))
+    .await;
+    assert_eq!((status, &body["code"]), (409, &json!("23505")), "{body}");
+    // An upsert of the same row is no conflict.
+    let store = supabase_store();
+    store
+        .save_batch(
+            &a,
+            &Batch {
+                processed: vec![Processed {
+                    message_id: "dup".to_owned(),
+                    content_hash: "h2".to_owned(),
+                    analyzer: "rules".to_owned(),
+                    outcome: "entry".to_owned(),
+                    reason: None,
+                    processed_at: chrono::Utc::now(),
+                }],
+                ..Batch::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+// ---------------------------------------------------------------- a scan, both stores
+
+fn demo_source() -> Option<Arc<dyn MailSource>> {
+    Some(Arc::new(
+        MboxSource::open(fixture("demo.mbox")).expect("demo mbox"),
+    ))
+}
+
+async fn call(ctx: &Context, user: &UserId, tool: &str, args: Value) -> Value {
+    tools::call(ctx, user, tool, args, &NoProgress)
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"))
+}
+
+type Row = (String, String, String, String, u64, String);
+
+fn rows(list: &Value) -> BTreeSet<Row> {
+    list["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["message_id"].as_str().unwrap().to_owned(),
+                e["client"].to_string(),
+                e["activity"].as_str().unwrap().to_owned(),
+                e["work_date"].as_str().unwrap().to_owned(),
+                e["billed_minutes"].as_u64().unwrap(),
+                format!("{:.2}", e["amount"].as_f64().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_scan_as_a_supabase_user_stores_what_the_sqlite_store_does_once() {
+    let app = TestApp::new();
+    let local = UserId::local();
+    let sqlite = app.context(demo_source());
+    let a = signed_in_user();
+    let supabase = Context::new(
+        demo_source(),
+        Arc::new(RulesAnalyzer),
+        Arc::new(supabase_store()),
+    );
+    let settings = json!({"settings": demo_settings()});
+    call(&sqlite, &local, "configure_time_tracking", settings.clone()).await;
+    call(&supabase, &a, "configure_time_tracking", settings).await;
+
+    let scanned_sqlite = call(&sqlite, &local, "scan_billable_time", json!({})).await;
+    let scanned = call(&supabase, &a, "scan_billable_time", json!({})).await;
+    assert!(
+        scanned["entries_created"].as_u64().unwrap() > 0,
+        "{scanned}"
+    );
+    for key in [
+        "examined",
+        "entries_created",
+        "skipped_automated",
+        "analyzed",
+    ] {
+        assert_eq!(scanned[key], scanned_sqlite[key], "{key}: {scanned}");
+    }
+
+    let list = json!({"limit": 500});
+    let in_sqlite = call(&sqlite, &local, "list_time_entries", list.clone()).await;
+    let in_postgres = call(&supabase, &a, "list_time_entries", list.clone()).await;
+    assert_eq!(rows(&in_postgres), rows(&in_sqlite));
+    assert_eq!(in_postgres["total"], in_sqlite["total"]);
+    // Newest first in both.
+    let order = |l: &Value| -> Vec<String> {
+        l["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["work_date"].to_string())
+            .collect()
+    };
+    assert_eq!(order(&in_postgres), order(&in_sqlite));
+
+    // Again: nothing new, nothing changed.
+    let again = call(&supabase, &a, "scan_billable_time", json!({})).await;
+    assert_eq!(again["entries_created"], 0, "{again}");
+    let after = call(&supabase, &a, "list_time_entries", list.clone()).await;
+    assert_eq!(after["entries"], in_postgres["entries"]);
+    let reanalyzed = call(
+        &supabase,
+        &a,
+        "scan_billable_time",
+        json!({"reanalyze": true}),
+    )
+    .await;
+    assert_eq!(reanalyzed["entries_created"], 0, "{reanalyzed}");
+    assert_eq!(
+        rows(&call(&supabase, &a, "list_time_entries", list).await),
+        rows(&in_sqlite)
+    );
+
+    for group_by in ["client", "matter", "day", "week", "month"] {
+        for billable_only in [false, true] {
+            let args = json!({"group_by": group_by, "billable_only": billable_only});
+            let want = call(&sqlite, &local, "get_time_tracking_summary", args.clone()).await;
+            let got = call(&supabase, &a, "get_time_tracking_summary", args).await;
+            assert_eq!(got["groups"], want["groups"], "{group_by} {billable_only}");
+            assert_eq!(got["total"], want["total"], "{group_by} {billable_only}");
+        }
+    }
+
+    // Another user scanning the same mailbox gets their own entries, and A's stay.
+    let b = signed_in_user();
+    call(
+        &supabase,
+        &b,
+        "configure_time_tracking",
+        json!({"settings": demo_settings()}),
+    )
+    .await;
+    let b_scan = call(&supabase, &b, "scan_billable_time", json!({})).await;
+    assert_eq!(b_scan["entries_created"], scanned["entries_created"]);
+    let a_total = call(&supabase, &a, "list_time_entries", json!({"limit": 1})).await;
+    assert_eq!(a_total["total"], in_sqlite["total"]);
+}
