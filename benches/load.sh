@@ -11,7 +11,7 @@
 # /healthz. Goal (issue 3): the summary call reaches at least half of /healthz's
 # throughput with p99 under 10 ms at 64 connections.
 #
-# Usage: benches/load.sh   (env: CONNECTIONS=64 DURATION=10s THREADS=2 PORT=18787)
+# Usage: benches/load.sh   (env: CONNECTIONS=64 DURATION=10s THREADS=2 PORT=18787 BILLABLE_BIN=)
 # Release builds go to CARGO_TARGET_DIR (default /work/target-bench if it exists, so
 # engineers share one release build of the dependencies; else target/).
 set -euo pipefail
@@ -34,8 +34,13 @@ if ! command -v wrk >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --release --locked --bin billable >&2
-BIN="$TARGET/release/billable"
+# BILLABLE_BIN=path skips the build and measures that binary.
+if [[ -n "${BILLABLE_BIN:-}" ]]; then
+  BIN="$BILLABLE_BIN"
+else
+  cargo build --release --locked --bin billable >&2
+  BIN="$TARGET/release/billable"
+fi
 
 WORK="$(mktemp -d)"
 SERVER_PID=""

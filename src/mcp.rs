@@ -135,6 +135,10 @@ impl ServerHandler for McpServer {
                 None,
             ));
         }
+        let label = tools::definitions()
+            .iter()
+            .find(|d| d.name == name)
+            .map_or("unknown", |d| d.name.as_str());
         let user = self.user(&context)?;
         let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
         let forwarder = context
@@ -146,7 +150,7 @@ impl ServerHandler for McpServer {
             None => &tools::NoProgress,
         };
         let result =
-            metrics::time_tool(&name, tools::call(&self.ctx, &user, &name, args, progress)).await;
+            metrics::time_tool(label, tools::call(&self.ctx, &user, &name, args, progress)).await;
         if let Some(f) = forwarder {
             f.finish().await;
         }

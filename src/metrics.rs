@@ -92,13 +92,15 @@ impl Histogram {
     }
 }
 
+/// Labels of the per-request series are `&'static str` (route patterns, methods, tool
+/// names), so counting a request allocates nothing.
 #[derive(Default)]
 struct Inner {
-    requests: BTreeMap<(String, String, u16), u64>,
-    request_latency: BTreeMap<String, Histogram>,
-    tool_calls: BTreeMap<(String, &'static str), u64>,
-    tool_latency: BTreeMap<String, Histogram>,
-    counters: BTreeMap<(Counter, String), u64>,
+    requests: BTreeMap<(&'static str, &'static str, u16), u64>,
+    request_latency: BTreeMap<&'static str, Histogram>,
+    tool_calls: BTreeMap<(&'static str, &'static str), u64>,
+    tool_latency: BTreeMap<&'static str, Histogram>,
+    counters: BTreeMap<Counter, BTreeMap<String, u64>>,
 }
 
 /// The registry. One per process ([`global`]); tests may build their own.
@@ -122,10 +124,11 @@ impl Metrics {
     /// Adds one to `counter` for `label`.
     pub fn inc(&self, counter: Counter, label: &str) {
         let mut inner = self.lock();
-        if let Some(n) = inner.counters.get_mut(&(counter, label.to_owned())) {
+        let series = inner.counters.entry(counter).or_default();
+        if let Some(n) = series.get_mut(label) {
             *n += 1;
         } else {
-            inner.counters.insert((counter, label.to_owned()), 1);
+            series.insert(label.to_owned(), 1);
         }
     }
 
@@ -133,36 +136,37 @@ impl Metrics {
     pub fn get(&self, counter: Counter, label: &str) -> u64 {
         self.lock()
             .counters
-            .get(&(counter, label.to_owned()))
+            .get(&counter)
+            .and_then(|series| series.get(label))
             .copied()
             .unwrap_or(0)
     }
 
     /// One HTTP request answered: `route` is the matched route pattern, never the raw path.
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    pub fn observe_request(
+        &self,
+        method: &'static str,
+        route: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         let mut inner = self.lock();
-        *inner
-            .requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
+        *inner.requests.entry((method, route, status)).or_default() += 1;
         inner
             .request_latency
-            .entry(route.to_owned())
+            .entry(route)
             .or_default()
             .observe(elapsed.as_secs_f64());
     }
 
     /// One tool call finished, from any transport.
-    pub fn observe_tool(&self, tool: &str, ok: bool, elapsed: Duration) {
+    pub fn observe_tool(&self, tool: &'static str, ok: bool, elapsed: Duration) {
         let mut inner = self.lock();
         let outcome = if ok { "ok" } else { "error" };
-        *inner
-            .tool_calls
-            .entry((tool.to_owned(), outcome))
-            .or_default() += 1;
+        *inner.tool_calls.entry((tool, outcome)).or_default() += 1;
         inner
             .tool_latency
-            .entry(tool.to_owned())
+            .entry(tool)
             .or_default()
             .observe(elapsed.as_secs_f64());
     }
@@ -205,10 +209,8 @@ impl Metrics {
         for counter in Counter::ALL {
             let (name, label, help) = counter.name();
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for ((c, value), n) in &inner.counters {
-                if *c == counter {
-                    let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(value));
-                }
+            for (value, n) in inner.counters.get(&counter).into_iter().flatten() {
+                let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(value));
             }
         }
         out
@@ -218,7 +220,7 @@ impl Metrics {
 /// Runs one tool call and records its latency and outcome. `tool` should be a known
 /// tool name (callers pass `unknown` otherwise, so labels stay bounded).
 pub async fn time_tool<T, E>(
-    tool: &str,
+    tool: &'static str,
     call: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
     let start = std::time::Instant::now();
@@ -232,7 +234,7 @@ fn histogram(
     name: &str,
     help: &str,
     label: &str,
-    series: &BTreeMap<String, Histogram>,
+    series: &BTreeMap<&'static str, Histogram>,
 ) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
     for (key, h) in series {

@@ -107,15 +107,27 @@ pub fn router(
 /// Times every request: `X-Response-Time` and the per-route metrics.
 async fn observe(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route = route_label(req.uri().path());
     let mut response = next.run(req).await;
     let elapsed = start.elapsed();
-    metrics::global().observe_request(method.as_str(), route, response.status().as_u16(), elapsed);
+    metrics::global().observe_request(method, route, response.status().as_u16(), elapsed);
     if let Ok(v) = HeaderValue::from_str(&format!("{:.3}ms", elapsed.as_secs_f64() * 1000.0)) {
         response.headers_mut().insert(RESPONSE_TIME, v);
     }
     response
+}
+
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// The route a path belongs to, so metrics never carry raw (user-chosen) paths.

@@ -98,8 +98,19 @@ async fn run(
     args: Value,
     progress: &dyn Progress,
 ) -> Result<Value, Error> {
-    let label = if known(name) { name } else { "unknown" };
-    metrics::time_tool(label, tools::call(ctx, user, name, args, progress)).await
+    metrics::time_tool(
+        tool_label(name),
+        tools::call(ctx, user, name, args, progress),
+    )
+    .await
+}
+
+/// The tool's own (static) name for metrics, or `unknown`.
+pub(crate) fn tool_label(name: &str) -> &'static str {
+    tools::definitions()
+        .iter()
+        .find(|d| d.name == name)
+        .map_or("unknown", |d| d.name.as_str())
 }
 
 fn known(name: &str) -> bool {
