@@ -273,7 +273,14 @@ async fn context(cli: &Cli, server: bool) -> Result<Context, Error> {
             Error::invalid("--settings", format!("{} is not JSON: {e}", path.display()))
         })?;
         let args = json!({ "settings": patch });
-        tools::call(&ctx, &local_user(), "configure_time_tracking", args, &NoProgress).await?;
+        tools::call(
+            &ctx,
+            &local_user(),
+            "configure_time_tracking",
+            args,
+            &NoProgress,
+        )
+        .await?;
     }
     Ok(ctx)
 }
@@ -319,7 +326,10 @@ async fn auth(provider: &AuthProvider) -> Result<(Outcome, ExitCode), Error> {
     let token_file = match token_file {
         Some(t) => t.clone(),
         None => crate::mail::gmail::auth::default_token_file().ok_or_else(|| {
-            Error::invalid("--token-file", "no config directory could be determined; give one")
+            Error::invalid(
+                "--token-file",
+                "no config directory could be determined; give one",
+            )
         })?,
     };
     crate::mail::gmail::auth::authorize(client_secret, &token_file, None).await?;
@@ -329,7 +339,7 @@ async fn auth(provider: &AuthProvider) -> Result<(Outcome, ExitCode), Error> {
         token_file.display()
     );
     Ok((None, ExitCode::SUCCESS))
-    }
+}
 
 /// The CLI's user. With Supabase it acts as the user whose JWT it was given
 /// (`SUPABASE_ACCESS_TOKEN`), and row-level security does the rest.

@@ -244,7 +244,10 @@ impl Config {
             let token_file = match var("GMAIL_TOKEN_FILE") {
                 Some(t) => PathBuf::from(t),
                 None => gmail::auth::default_token_file().ok_or_else(|| {
-                    Error::invalid("GMAIL_TOKEN_FILE", "no config directory could be determined; set it")
+                    Error::invalid(
+                        "GMAIL_TOKEN_FILE",
+                        "no config directory could be determined; set it",
+                    )
                 })?,
             };
             GmailAuth::Installed {
@@ -255,7 +258,9 @@ impl Config {
             return Ok(None);
         };
         let profile = match var("GMAIL_QUOTA_PROFILE") {
-            Some(p) => QuotaProfile::parse(&p).map_err(|m| Error::invalid("GMAIL_QUOTA_PROFILE", m))?,
+            Some(p) => {
+                QuotaProfile::parse(&p).map_err(|m| Error::invalid("GMAIL_QUOTA_PROFILE", m))?
+            }
             None => QuotaProfile::default(),
         };
         let mut costs = QuotaCosts::for_profile(profile);
@@ -266,7 +271,9 @@ impl Config {
                     .parse::<u32>()
                     .ok()
                     .filter(|n| *n > 0)
-                    .ok_or_else(|| Error::invalid(name, format!("must be a whole number above 0, got `{v}`")))?;
+                    .ok_or_else(|| {
+                        Error::invalid(name, format!("must be a whole number above 0, got `{v}`"))
+                    })?;
             }
             Ok(())
         };
@@ -431,8 +438,10 @@ mod tests {
     use super::*;
 
     fn gmail(vars: &[(&str, &str)]) -> Result<Option<GmailConfig>, Error> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::gmail_from(|k| map.get(k).cloned())
     }
 
@@ -449,9 +458,12 @@ mod tests {
         assert_eq!(c.auth, GmailAuth::AccessToken("ya29.x".into()));
         assert_eq!(c.base_url, "http://127.0.0.1:9/");
         assert!(!format!("{c:?}").contains("ya29"), "the token never prints");
-        let c = gmail(&[("GMAIL_CLIENT_SECRET_FILE", "/s.json"), ("GMAIL_TOKEN_FILE", "/t.json")])
-            .unwrap()
-            .unwrap();
+        let c = gmail(&[
+            ("GMAIL_CLIENT_SECRET_FILE", "/s.json"),
+            ("GMAIL_TOKEN_FILE", "/t.json"),
+        ])
+        .unwrap()
+        .unwrap();
         assert_eq!(
             c.auth,
             GmailAuth::Installed {
@@ -473,8 +485,15 @@ mod tests {
         ])
         .unwrap()
         .unwrap();
-        assert_eq!((c.costs.units_per_sec, c.costs.get, c.costs.list), (120, 5, 7));
-        let e = gmail(&[("GMAIL_ACCESS_TOKEN", "t"), ("GMAIL_QUOTA_UNITS_PER_SEC", "-1")]).unwrap_err();
+        assert_eq!(
+            (c.costs.units_per_sec, c.costs.get, c.costs.list),
+            (120, 5, 7)
+        );
+        let e = gmail(&[
+            ("GMAIL_ACCESS_TOKEN", "t"),
+            ("GMAIL_QUOTA_UNITS_PER_SEC", "-1"),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("GMAIL_QUOTA_UNITS_PER_SEC"), "{e}");
         let e = gmail(&[("GMAIL_ACCESS_TOKEN", "t"), ("GMAIL_QUOTA_PROFILE", "2020")]).unwrap_err();
         assert!(e.to_string().contains("legacy"), "{e}");

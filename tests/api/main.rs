@@ -3,12 +3,12 @@
 mod cli;
 mod corpus;
 mod fake_gmail;
-mod gmail;
 mod fake_openai;
+mod gmail;
 mod helpers;
-mod llm;
 mod http;
 mod jwks;
+mod llm;
 mod mcp;
 mod postgres;
 mod scan;

@@ -424,3 +424,97 @@ async fn a_scan_as_a_supabase_user_stores_what_the_sqlite_store_does_once() {
     let a_total = call(&supabase, &a, "list_time_entries", json!({"limit": 1})).await;
     assert_eq!(a_total["total"], in_sqlite["total"]);
 }
+
+/// Calls a tool through the real server's `/v1/tools/{name}` with a bearer token.
+async fn post_tool(base: &str, token: &str, tool: &str, args: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/v1/tools/{tool}"))
+        .bearer_auth(token)
+        .json(&args)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let body: Value = response.json().await.expect("JSON body");
+    assert!(status.is_success(), "{tool}: {status} {body}");
+    body
+}
+
+#[tokio::test]
+async fn a_scan_through_the_server_as_a_supabase_user_lands_in_postgres_as_in_sqlite() {
+    use billable::config::{Secret, ServerConfig};
+    use billable::http::{self, Auth};
+    use tokio_util::sync::CancellationToken;
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // The server verifies user JWTs with the same secret postrust does, and hands each
+    // request's own token to the Supabase store.
+    let config = ServerConfig {
+        supabase_jwt_secret: Some(Secret::new(jwt_secret())),
+        ..ServerConfig::default()
+    };
+    let ctx = Arc::new(Context::new(
+        demo_source(),
+        Arc::new(RulesAnalyzer),
+        Arc::new(supabase_store()),
+    ));
+    let (auth, _) = Auth::from_config(&config);
+    let shutdown = CancellationToken::new();
+    let router = http::router(ctx, &config, auth, shutdown.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(http::serve_on(
+        listener,
+        router,
+        shutdown.clone(),
+        std::time::Duration::from_secs(5),
+    ));
+
+    let a = signed_in_user();
+    let token = a.token().expect("token").to_owned();
+    let settings = json!({"settings": demo_settings()});
+    post_tool(&base, &token, "configure_time_tracking", settings.clone()).await;
+    let scanned = post_tool(&base, &token, "scan_billable_time", json!({})).await;
+    assert!(
+        scanned["entries_created"].as_u64().unwrap() > 0,
+        "{scanned}"
+    );
+
+    // The same mailbox through the embedded SQLite store, in process.
+    let app = TestApp::new();
+    let sqlite = app.context(demo_source());
+    let local = UserId::local();
+    call(&sqlite, &local, "configure_time_tracking", settings).await;
+    call(&sqlite, &local, "scan_billable_time", json!({})).await;
+
+    let list = json!({"limit": 500});
+    let over_http = post_tool(&base, &token, "list_time_entries", list.clone()).await;
+    let in_sqlite = call(&sqlite, &local, "list_time_entries", list.clone()).await;
+    assert_eq!(rows(&over_http), rows(&in_sqlite));
+
+    // The rows really are in Postgres, owned by A: read them back through postrust.
+    let (status, stored) = send(as_user(
+        rest().from("time_entries").select("message_id"),
+        &a,
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        stored.as_array().map(Vec::len),
+        in_sqlite["entries"].as_array().map(Vec::len)
+    );
+
+    let again = post_tool(&base, &token, "scan_billable_time", json!({})).await;
+    assert_eq!(again["entries_created"], 0, "{again}");
+    let after = post_tool(&base, &token, "list_time_entries", list).await;
+    assert_eq!(after["total"], over_http["total"]);
+
+    let args = json!({"group_by": "client"});
+    let summary = post_tool(&base, &token, "get_time_tracking_summary", args.clone()).await;
+    let want = call(&sqlite, &local, "get_time_tracking_summary", args).await;
+    assert_eq!(summary["groups"], want["groups"]);
+    assert_eq!(summary["total"], want["total"]);
+    shutdown.cancel();
+}
