@@ -16,8 +16,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use super::parse::raw_from_bytes;
-use super::query::HeaderInfo;
-use super::{Listed, MailError, MailQuery, MailSource, RawEmail, blocking_stream, io_error};
+use super::{Listed, MailError, MailQuery, MailSource, RawEmail, admit, blocking_stream, io_error};
 
 /// A Maildir directory on disk.
 #[derive(Debug, Clone)]
@@ -230,8 +229,6 @@ where
                 }
             }
         }
-        let unfiltered = self.query.is_unfiltered();
-        let needs_body = self.query.needs_body();
         for (path, labels) in self.files.by_ref() {
             let bytes = match read_message_file(&path) {
                 Ok(bytes) => bytes,
@@ -239,21 +236,10 @@ where
                 Err(e) => return Some(Err(e)),
             };
             let extra: Vec<&str> = labels.iter().map(String::as_str).collect();
-            let raw = raw_from_bytes(bytes, &extra);
-            if !self.seen.insert(raw.id.clone()) {
-                continue;
+            if let Some(listed) = admit(raw_from_bytes(bytes, &extra), &mut self.seen, &self.query)
+            {
+                return Some(Ok(listed));
             }
-            if !unfiltered {
-                let info = HeaderInfo::from_bytes(&raw.bytes, &raw.labels, needs_body);
-                if !self.query.matches(&info) {
-                    continue;
-                }
-            }
-            return Some(Ok(Listed {
-                id: raw.id.clone(),
-                thread_id: raw.thread_id.clone(),
-                raw: Some(raw),
-            }));
         }
         None
     }

@@ -20,8 +20,7 @@ use futures::stream::BoxStream;
 
 use super::maildir::run_blocking;
 use super::parse::raw_from_bytes;
-use super::query::HeaderInfo;
-use super::{Listed, MailError, MailQuery, MailSource, RawEmail, blocking_stream, io_error};
+use super::{Listed, MailError, MailQuery, MailSource, RawEmail, admit, blocking_stream, io_error};
 
 /// The largest single message read into memory (64 MiB). A bigger "message" is
 /// almost always a broken file; it is skipped and reported.
@@ -137,8 +136,6 @@ impl Iterator for ListIter {
             }
         }
         let reader = self.reader.as_mut()?;
-        let unfiltered = self.query.is_unfiltered();
-        let needs_body = self.query.needs_body();
         loop {
             let bytes = match reader.next_message()? {
                 Ok(bytes) => bytes,
@@ -161,22 +158,9 @@ impl Iterator for ListIter {
                     return Some(Err(io_error(&self.path, source)));
                 }
             };
-            let raw = raw_from_bytes(bytes, &[]);
-            // Takeout repeats a message that sits in several places; the first copy wins.
-            if !self.seen.insert(raw.id.clone()) {
-                continue;
+            if let Some(listed) = admit(raw_from_bytes(bytes, &[]), &mut self.seen, &self.query) {
+                return Some(Ok(listed));
             }
-            if !unfiltered {
-                let info = HeaderInfo::from_bytes(&raw.bytes, &raw.labels, needs_body);
-                if !self.query.matches(&info) {
-                    continue;
-                }
-            }
-            return Some(Ok(Listed {
-                id: raw.id.clone(),
-                thread_id: raw.thread_id.clone(),
-                raw: Some(raw),
-            }));
         }
     }
 }

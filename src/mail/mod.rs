@@ -57,6 +57,30 @@ pub enum MailError {
     Upstream(String),
 }
 
+/// What every local source does with a message it has read: the first copy of an id
+/// wins (Takeout repeats a message that sits in several places), then the query
+/// filters on headers. `None` means the message is not listed.
+pub(crate) fn admit(
+    raw: RawEmail,
+    seen: &mut std::collections::HashSet<String>,
+    query: &MailQuery,
+) -> Option<Listed> {
+    if !seen.insert(raw.id.clone()) {
+        return None;
+    }
+    if !query.is_unfiltered() {
+        let info = query::HeaderInfo::from_bytes(&raw.bytes, &raw.labels, query.needs_body());
+        if !query.matches(&info) {
+            return None;
+        }
+    }
+    Some(Listed {
+        id: raw.id.clone(),
+        thread_id: raw.thread_id.clone(),
+        raw: Some(raw),
+    })
+}
+
 /// An I/O error on a mail file or folder, naming the path.
 pub(crate) fn io_error(path: &std::path::Path, source: std::io::Error) -> MailError {
     MailError::Io {
