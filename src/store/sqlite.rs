@@ -122,10 +122,16 @@ const ENTRY_COLUMNS: &str = "id, message_id, thread_id, client, matter, activity
 /// Statuses a person decided on; a re-analysis never overwrites or deletes them.
 const REVIEWED: &str = "('approved', 'rejected')";
 
-/// The SQLite store. Cheap to clone: clones share one connection.
+/// The SQLite store. Cheap to clone: clones share its connections.
+///
+/// A file database has two connections: writes go through one, reads through the
+/// other, so a scan looks up its next chunk while the previous chunk is being saved
+/// (WAL lets a reader proceed beside the writer; it sees every committed write). An
+/// in-memory database is one connection used for both.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
     path: Option<PathBuf>,
 }
 
@@ -164,6 +170,16 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| open_err(e.to_string()))?;
         let mut store = SqliteStore::prepare(conn).map_err(|e| open_err(e.to_string()))?;
+        // Opened after the migrations, so it never sees an older schema.
+        let reader = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        reader
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_err(e.to_string()))?;
+        reader
+            .pragma_update(None, "query_only", true)
+            .map_err(|e| open_err(e.to_string()))?;
+        reader.set_prepared_statement_cache_capacity(64);
+        store.reader = Arc::new(Mutex::new(reader));
         store.path = Some(path.to_owned());
         Ok(store)
     }
@@ -195,19 +211,37 @@ impl SqliteStore {
     fn prepare(mut conn: Connection) -> Result<SqliteStore, StoreError> {
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn)?;
+        let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::clone(&conn),
+            reader: conn,
             path: None,
         })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` with the write connection on the blocking pool.
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
+        Self::on(Arc::clone(&self.writer), f).await
+    }
+
+    /// Runs `f` with the read connection (a committed snapshot) on the blocking pool.
+    async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Self::on(Arc::clone(&self.reader), f).await
+    }
+
+    async fn on<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| {
                 StoreError::Unavailable(
@@ -538,7 +572,7 @@ impl Store for SqliteStore {
     async fn settings(&self, user: &UserId) -> Result<Settings, StoreError> {
         let user = user.as_str().to_owned();
         let json: Option<String> = self
-            .with_conn(move |conn| {
+            .with_reader(move |conn| {
                 conn.prepare_cached("SELECT settings FROM tracking_settings WHERE user_id = ?1")
                     .and_then(|mut s| s.query_row([&user], |r| r.get(0)).optional())
                     .map_err(sqlite("read the tracking settings"))
@@ -589,7 +623,7 @@ impl Store for SqliteStore {
         }
         let user = user.as_str().to_owned();
         let ids = ids.to_vec();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let tx = conn.transaction().map_err(sqlite("begin reading processed messages"))?;
             let mut found = HashSet::new();
             for chunk in ids.chunks(IN_CHUNK) {
@@ -616,7 +650,7 @@ impl Store for SqliteStore {
     async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError> {
         let user = user.as_str().to_owned();
         let uid = uid.to_owned();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT uid, sequence, cancelled, message_id FROM calendar_events WHERE user_id = ?1 AND uid = ?2",
@@ -645,7 +679,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<TimeEntry>, StoreError> {
         let user = user.as_str().to_owned();
         let message_id = message_id.to_owned();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
                     "SELECT {ENTRY_COLUMNS} FROM time_entries WHERE user_id = ?1 AND message_id = ?2"
@@ -713,7 +747,7 @@ impl Store for SqliteStore {
             i64::from(filter.limit)
         };
         let offset = i64::from(filter.offset);
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let tx = conn
                 .transaction()
                 .map_err(sqlite("begin listing entries"))?;
@@ -777,7 +811,7 @@ impl Store for SqliteStore {
              GROUP BY currency ORDER BY currency"
         );
         let (groups, total) = self
-            .with_conn(move |conn| {
+            .with_reader(move |conn| {
                 // One read transaction so groups and totals see the same snapshot.
                 let tx = conn.transaction().map_err(sqlite("begin a summary"))?;
                 let read = |sql: &str| -> Result<Vec<SummaryGroup>, StoreError> {
@@ -848,7 +882,7 @@ impl Store for SqliteStore {
 
     async fn scans(&self, user: &UserId, limit: u32) -> Result<Vec<ScanRecord>, StoreError> {
         let user = user.as_str().to_owned();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT id, source, query, started_at, finished_at, status, examined, \
@@ -869,7 +903,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.with_conn(|conn| {
+        self.with_reader(|conn| {
             conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .map_err(sqlite("check the database"))?;
             Ok(())
@@ -946,6 +980,40 @@ mod tests {
                 }
             ),
             "{err}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_database_reads_while_a_batch_is_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap();
+        let (locked_tx, locked_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .with_conn(move |_| {
+                        let _ = locked_tx.send(());
+                        let _ = release_rx.recv();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        locked_rx.await.unwrap();
+        // The writer holds its connection until released: the read must not wait.
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            store.processed_ids(&UserId::local(), &["a".to_owned()]),
+        )
+        .await;
+        release_tx.send(()).unwrap();
+        writer.await.unwrap().unwrap();
+        assert!(
+            read.expect("the read waited for the writer")
+                .unwrap()
+                .is_empty()
         );
     }
 
