@@ -2,6 +2,7 @@
 //! analyze, and save each chunk as it completes (a crash loses at most one chunk).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -14,7 +15,7 @@ use crate::analyze::{AnalyzeError, rules, triage};
 use crate::context::Context;
 use crate::domain::{Email, Settings, TimeEntry, UserId, WorkDate};
 use crate::error::{Error, Result};
-use crate::mail::{Listed, MailError, MailQuery, parse};
+use crate::mail::{Listed, MailError, MailQuery, RawEmail, parse};
 use crate::store::{Batch, ScanRecord};
 
 /// Messages handled per chunk: one `processed_ids` lookup, one analyzer call and one
@@ -284,6 +285,72 @@ async fn sync_point(
     Ok((Some(cursor), since))
 }
 
+/// One fetched message after parsing and triage.
+enum Parsed {
+    Email(Email),
+    Automated(Email, String),
+    Malformed {
+        id: String,
+        hash: String,
+        reason: String,
+    },
+}
+
+fn parse_one(raw: &RawEmail, settings: &Settings) -> Parsed {
+    // parse_email is written not to panic on any input; should a bug make it, that
+    // message is reported, not the scan lost.
+    let parsed = std::panic::catch_unwind(|| parse::parse_email(raw))
+        .unwrap_or_else(|_| Err(MailError::Malformed("parsing failed unexpectedly".into())));
+    match parsed {
+        Ok(email) => match triage::automated(&email, settings) {
+            Some(reason) => Parsed::Automated(email, reason),
+            None => Parsed::Email(email),
+        },
+        Err(e) => Parsed::Malformed {
+            id: raw.id.clone(),
+            hash: parse::sha256_hex(&raw.bytes),
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Parses and triages a chunk in order. The work is CPU only, so it runs on the
+/// blocking pool (never stalling the server's async workers), split into one part per
+/// core.
+async fn parse_all(raws: Vec<RawEmail>, settings: &Settings) -> Vec<Parsed> {
+    /// Below this many messages per part, splitting costs more than it saves.
+    const MIN_PART: usize = 16;
+    if raws.is_empty() {
+        return Vec::new();
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let parts = cores.min(raws.len() / MIN_PART).max(1);
+    let per_part = raws.len().div_ceil(parts);
+    let settings = Arc::new(settings.clone());
+    let mut raws = raws.into_iter();
+    let tasks: Vec<_> = (0..parts)
+        .map(|_| {
+            let part: Vec<RawEmail> = raws.by_ref().take(per_part).collect();
+            let settings = Arc::clone(&settings);
+            tokio::task::spawn_blocking(move || {
+                part.iter()
+                    .map(|raw| parse_one(raw, &settings))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(parsed) => out.extend(parsed),
+            // Only a runtime shutting down cancels a blocking task; the scan is
+            // ending anyway and what was not recorded is scanned next time.
+            Err(e) => tracing::error!(error = %e, "parsing a part of a chunk failed"),
+        }
+    }
+    out
+}
+
 /// A failure that ends the scan early (source or analyzer unavailable, store error).
 struct Stop(String);
 
@@ -345,37 +412,35 @@ impl Scan<'_> {
             self.progress.skipped += skipped;
         }
 
-        // 3. Fetch, parse, triage.
+        // 3. Fetch, then parse and triage off the async runtime, on every core.
         let source = self.ctx.source(self.user)?;
-        let mut emails: Vec<Email> = Vec::with_capacity(listed.len());
         let ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
+        let mut raws = Vec::with_capacity(listed.len());
         for (id, fetched) in ids.into_iter().zip(source.fetch_many(listed).await) {
-            let raw = match fetched {
-                Ok(raw) => raw,
+            match fetched {
+                Ok(raw) => raws.push(raw),
                 Err(MailError::Malformed(reason)) | Err(MailError::NotFound(reason)) => {
                     self.error(&id, reason);
                     self.unfetched = true;
-                    continue;
                 }
                 Err(e) => {
                     fatal = Some(e.to_string());
                     break;
                 }
-            };
-            match parse::parse_email(&raw) {
-                Ok(email) => match triage::automated(&email, &self.settings) {
-                    Some(reason) => {
-                        self.out.skipped_automated += 1;
-                        self.progress.skipped += 1;
-                        self.recorder.automated(&email, &reason);
-                    }
-                    None => emails.push(email),
-                },
-                Err(e) => {
-                    let reason = e.to_string();
-                    let hash = parse::sha256_hex(&raw.bytes);
-                    self.recorder.malformed(&raw.id, &hash, &reason);
-                    self.error(&raw.id, reason);
+            }
+        }
+        let mut emails: Vec<Email> = Vec::with_capacity(raws.len());
+        for parsed in parse_all(raws, &self.settings).await {
+            match parsed {
+                Parsed::Email(email) => emails.push(email),
+                Parsed::Automated(email, reason) => {
+                    self.out.skipped_automated += 1;
+                    self.progress.skipped += 1;
+                    self.recorder.automated(&email, &reason);
+                }
+                Parsed::Malformed { id, hash, reason } => {
+                    self.recorder.malformed(&id, &hash, &reason);
+                    self.error(&id, reason);
                 }
             }
         }
