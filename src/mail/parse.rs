@@ -246,9 +246,25 @@ pub fn truncate_at_char_boundary(s: &str, max: usize) -> &str {
 
 /// Whitespace-separated tokens with at least one letter or digit.
 pub fn count_words(text: &str) -> usize {
-    text.split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .count()
+    if !text.is_ascii() {
+        return text
+            .split_whitespace()
+            .filter(|w| w.chars().any(char::is_alphanumeric))
+            .count();
+    }
+    // Most mail is ASCII: one pass over the bytes, same rules (Unicode white space
+    // within ASCII includes the vertical tab, which `is_ascii_whitespace` does not).
+    let mut words = 0;
+    let mut in_word_with_alnum = false;
+    for &b in text.as_bytes() {
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r') {
+            words += usize::from(in_word_with_alnum);
+            in_word_with_alnum = false;
+        } else if b.is_ascii_alphanumeric() {
+            in_word_with_alnum = true;
+        }
+    }
+    words + usize::from(in_word_with_alnum)
 }
 
 static ON_WROTE: LazyLock<Regex> = LazyLock::new(|| {
@@ -965,6 +981,28 @@ mod tests {
     #[test]
     fn words_need_a_letter_or_digit() {
         assert_eq!(count_words("a - b -- 3 ... ok!"), 4);
+    }
+
+    #[test]
+    fn the_ascii_word_count_agrees_with_the_unicode_one() {
+        let unicode = |t: &str| {
+            t.split_whitespace()
+                .filter(|w| w.chars().any(char::is_alphanumeric))
+                .count()
+        };
+        for text in [
+            "",
+            "   ",
+            "one",
+            " one two\tthree\r\nfour\x0bfive\x0csix ",
+            "-- ... --a b- !! ?x",
+            "trailing word",
+            "line one\n\nline two, ok.\n",
+        ] {
+            assert_eq!(count_words(text), unicode(text), "{text:?}");
+        }
+        // Non-ASCII text takes the general path.
+        assert_eq!(count_words("café crème — ok"), 3);
     }
 
     #[test]
