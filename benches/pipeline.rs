@@ -25,6 +25,10 @@ use billable::tools::{self, NoProgress};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
 
+// The allocator the `billable` binary ships with, for every benchmark here alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn messages() -> usize {
     std::env::var("BENCH_MESSAGES")
         .ok()

@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Parsing a mailbox allocates and frees many small strings on several threads;
+// mimalloc does that markedly faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = billable::cli::Cli::parse();
     // One TLS crypto provider for every HTTPS client (Gmail, the LLM, Supabase).

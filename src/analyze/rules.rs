@@ -527,7 +527,9 @@ fn entry(
         EntryStatus::Suggested
     };
     TimeEntry {
-        id: uuid::Uuid::new_v4().to_string(),
+        // Time-ordered ids: a scan's new rows land at the end of the primary-key
+        // index instead of at random pages.
+        id: uuid::Uuid::now_v7().to_string(),
         message_id: email.id.clone(),
         thread_id: email.thread_id.clone(),
         client: Some(m.client.name.clone()),
