@@ -220,8 +220,11 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 fn exit_code(e: &Error) -> ExitCode {
     ExitCode::from(match e.kind() {
-        ErrorKind::InvalidInput | ErrorKind::NotFound => 2,
-        ErrorKind::Unavailable => 3,
+        ErrorKind::InvalidInput
+        | ErrorKind::NotFound
+        | ErrorKind::Unauthorized
+        | ErrorKind::Forbidden => 2,
+        ErrorKind::Conflict | ErrorKind::Unavailable => 3,
         ErrorKind::Internal => 1,
     })
 }
@@ -836,6 +839,24 @@ mod tests {
     #[test]
     fn the_clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_refused_token_exits_2_and_a_conflicting_write_3() {
+        use crate::store::StoreError;
+        let code = |e: StoreError| exit_code(&Error::from(e));
+        assert_eq!(
+            code(StoreError::Unauthorized("JWT expired".into())),
+            ExitCode::from(2)
+        );
+        assert_eq!(code(StoreError::Forbidden("RLS".into())), ExitCode::from(2));
+        assert_eq!(
+            code(StoreError::Conflict {
+                what: "save entries",
+                message: "duplicate key".into()
+            }),
+            ExitCode::from(3)
+        );
     }
 
     #[test]

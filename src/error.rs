@@ -25,12 +25,24 @@ pub enum Error {
 }
 
 /// How an error should be presented, independent of transport.
+///
+/// Exit codes of the CLI: 2 when the caller can fix it (input, a missing item, signing
+/// in again, acting as the right account), 3 when retrying later may help, 1 for bugs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The caller's input is wrong; fixing it will help (HTTP 400/404/422, exit 2).
     InvalidInput,
     /// What was asked for does not exist (HTTP 404, exit 2).
     NotFound,
+    /// The store refused the caller's credentials (missing, expired or forged token);
+    /// signing in again will help (HTTP 401, exit 2).
+    Unauthorized,
+    /// The caller is signed in but may not do this (row-level security, a missing
+    /// grant) (HTTP 403, exit 2).
+    Forbidden,
+    /// A write collided with another one; retrying the request will help (HTTP 409,
+    /// exit 3).
+    Conflict,
     /// A dependency is down or not configured; retrying later may help (HTTP 503, exit 3).
     Unavailable,
     /// A bug or corrupt data (HTTP 500, exit 1).
@@ -60,11 +72,9 @@ impl Error {
             Error::Store(StoreError::Open { .. } | StoreError::Unavailable(_)) => {
                 ErrorKind::Unavailable
             }
-            Error::Store(
-                StoreError::Unauthorized(_)
-                | StoreError::Forbidden(_)
-                | StoreError::Conflict { .. },
-            ) => ErrorKind::InvalidInput,
+            Error::Store(StoreError::Unauthorized(_)) => ErrorKind::Unauthorized,
+            Error::Store(StoreError::Forbidden(_)) => ErrorKind::Forbidden,
+            Error::Store(StoreError::Conflict { .. }) => ErrorKind::Conflict,
             Error::Store(_) => ErrorKind::Internal,
         }
     }

@@ -166,7 +166,11 @@ impl ServerHandler for McpServer {
                         "an internal error occurred; it has been logged".to_owned()
                     }
                     ErrorKind::Unavailable => format!("{e}; try again later"),
-                    _ => e.to_string(),
+                    ErrorKind::InvalidInput
+                    | ErrorKind::NotFound
+                    | ErrorKind::Unauthorized
+                    | ErrorKind::Forbidden
+                    | ErrorKind::Conflict => e.to_string(),
                 };
                 Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
             }

@@ -92,15 +92,15 @@ impl Histogram {
     }
 }
 
-/// Labels of the per-request series are `&'static str` (route patterns, methods, tool
-/// names), so counting a request allocates nothing.
+/// Labels are `&'static str` (route patterns, methods, tool names, services, caches),
+/// so counting allocates nothing and no label can carry user data.
 #[derive(Default)]
 struct Inner {
     requests: BTreeMap<(&'static str, &'static str, u16), u64>,
     request_latency: BTreeMap<&'static str, Histogram>,
     tool_calls: BTreeMap<(&'static str, &'static str), u64>,
     tool_latency: BTreeMap<&'static str, Histogram>,
-    counters: BTreeMap<Counter, BTreeMap<String, u64>>,
+    counters: BTreeMap<Counter, BTreeMap<&'static str, u64>>,
 }
 
 /// The registry. One per process ([`global`]); tests may build their own.
@@ -122,14 +122,14 @@ impl Metrics {
     }
 
     /// Adds one to `counter` for `label`.
-    pub fn inc(&self, counter: Counter, label: &str) {
+    pub fn inc(&self, counter: Counter, label: &'static str) {
         let mut inner = self.lock();
-        let series = inner.counters.entry(counter).or_default();
-        if let Some(n) = series.get_mut(label) {
-            *n += 1;
-        } else {
-            series.insert(label.to_owned(), 1);
-        }
+        *inner
+            .counters
+            .entry(counter)
+            .or_default()
+            .entry(label)
+            .or_default() += 1;
     }
 
     /// The current value of `counter` for `label`.

@@ -55,6 +55,15 @@ impl From<Error> for ApiError {
             (ErrorKind::NotFound, _) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
+            (ErrorKind::Unauthorized, _) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+            }
+            (ErrorKind::Forbidden, _) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+            }
+            (ErrorKind::Conflict, _) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
             (ErrorKind::Unavailable, _) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -85,5 +94,98 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::ApiError;
+    use crate::analyze::AnalyzeError;
+    use crate::error::Error;
+    use crate::store::StoreError;
+
+    fn answer(e: impl Into<Error>) -> (StatusCode, &'static str, String) {
+        let api = ApiError::from(e.into());
+        (api.status, api.code, api.message)
+    }
+
+    #[test]
+    fn store_refusals_map_to_401_403_and_409_with_what_to_do() {
+        let (status, code, message) =
+            answer(StoreError::Unauthorized("JWT expired [PGRST301]".into()));
+        assert_eq!((status, code), (StatusCode::UNAUTHORIZED, "unauthorized"));
+        assert!(message.contains("JWT expired"), "{message}");
+        assert!(message.contains("Sign in again"), "{message}");
+
+        let (status, code, message) = answer(StoreError::Forbidden(
+            "could not list entries: permission denied [42501]".into(),
+        ));
+        assert_eq!((status, code), (StatusCode::FORBIDDEN, "forbidden"));
+        assert!(message.contains("permission denied"), "{message}");
+        assert!(message.contains("only read and write its own"), "{message}");
+
+        let (status, code, message) = answer(StoreError::Conflict {
+            what: "save entries",
+            message: "duplicate key value [23505]".into(),
+        });
+        assert_eq!((status, code), (StatusCode::CONFLICT, "conflict"));
+        assert!(message.contains("Retry the request"), "{message}");
+    }
+
+    #[test]
+    fn every_kind_has_its_status() {
+        let cases: Vec<(Error, StatusCode, &str)> = vec![
+            (
+                Error::invalid("from", "not a date"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+            ),
+            (
+                Error::UnknownTool {
+                    name: "nope".into(),
+                    available: "a, b".into(),
+                },
+                StatusCode::NOT_FOUND,
+                "unknown_tool",
+            ),
+            (
+                crate::mail::MailError::NotFound("<m1@x>".into()).into(),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                AnalyzeError::Unavailable("the model is down".into()).into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+            ),
+            (
+                StoreError::Corrupt {
+                    what: "entry",
+                    message: "bad minutes".into(),
+                }
+                .into(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let what = e.to_string();
+            let api = ApiError::from(e);
+            assert_eq!((api.status, api.code), (status, code), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_401_asks_for_a_bearer_token_and_other_statuses_do_not() {
+        use axum::response::IntoResponse;
+        let unauthorized =
+            ApiError::from(Error::from(StoreError::Unauthorized("JWT expired".into())))
+                .into_response();
+        assert_eq!(unauthorized.headers()["www-authenticate"], "Bearer");
+        let forbidden =
+            ApiError::from(Error::from(StoreError::Forbidden("no".into()))).into_response();
+        assert!(forbidden.headers().get("www-authenticate").is_none());
     }
 }

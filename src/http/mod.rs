@@ -25,7 +25,6 @@ use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::ServerConfig;
@@ -84,9 +83,9 @@ pub fn router(
         .with_state(state)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+        .layer(middleware::from_fn_with_state(
             Duration::from_secs(config.request_timeout_secs.max(1)),
+            time_limit,
         ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("the request failed unexpectedly").into_response()
@@ -102,6 +101,30 @@ pub fn router(
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Stops a request that runs longer than `limit` with 408 and the JSON error body
+/// (tower-http's `TimeoutLayer` answers with an empty body, which tells a client
+/// nothing). A scan cut short keeps the chunks it saved.
+async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "the request did not finish within this server's limit of {} s and was \
+                     stopped; a scan keeps what it saved, so call it again to continue (or \
+                     narrow it with `max_messages` or a date range), or ask the operator to \
+                     raise BILLABLE_REQUEST_TIMEOUT_SECS",
+                    limit.as_secs()
+                ),
+            )
+            .into_response()
+        }
+    }
 }
 
 /// Times every request: `X-Response-Time` and the per-route metrics.
@@ -153,7 +176,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                format!("the store is not reachable: {e}"),
+                format!(
+                    "the store is not reachable, so tool calls would fail: {e}. Check that \
+                     the database (or Supabase) is up; readiness recovers on its own once it \
+                     answers"
+                ),
             )
             .into_response()
         }

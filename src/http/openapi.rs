@@ -29,6 +29,7 @@ fn build() -> Value {
         "responses": {
             "200": {"description": "tool messages", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object", "properties": {"role": {"const": "tool"}, "tool_call_id": {"type": "string"}, "content": {"type": "string"}}}}}, "text/event-stream": {}}},
             "400": err("the body is not JSON"), "401": err("missing or invalid bearer token"),
+            "408": err("the request ran longer than BILLABLE_REQUEST_TIMEOUT_SECS"),
             "413": err("the body is too large"), "422": err("not a tool call"), "429": err("rate limited; see Retry-After")
         }
     }}));
@@ -39,8 +40,10 @@ fn build() -> Value {
             "requestBody": {"required": false, "content": {"application/json": {"schema": def.parameters()}}},
             "responses": {
                 "200": {"description": "the tool's result (or, with Accept: text/event-stream, progress events then `result`)", "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}}},
-                "400": err("the body is not JSON"), "401": err("missing or invalid bearer token"),
-                "404": err("not found"), "413": err("the body is too large"),
+                "400": err("the body is not JSON"), "401": err("missing, invalid or expired bearer token (also when the store refuses it); sign in again"),
+                "403": err("the store refused access to this data"),
+                "404": err("not found"), "408": err("the request ran longer than BILLABLE_REQUEST_TIMEOUT_SECS"),
+                "409": err("the write collided with another; retry"), "413": err("the body is too large"),
                 "422": err("invalid arguments; the message names the field"), "429": err("rate limited; see Retry-After"),
                 "503": err("a dependency is unavailable; retry later")
             }

@@ -103,7 +103,7 @@ pub async fn call(
     let out = match name {
         "scan_billable_time" => to_json(scan::run(ctx, user, parse_args(args)?, progress).await?),
         "analyze_time_entry" => to_json(analyze::run(ctx, user, parse_args(args)?).await?),
-        "get_time_tracking_summary" => to_json(summary::run(ctx, user, parse_args(args)?).await?),
+        "get_time_tracking_summary" => to_json(&*summary::run(ctx, user, parse_args(args)?).await?),
         "configure_time_tracking" => to_json(configure::run(ctx, user, parse_args(args)?).await?),
         "list_time_entries" => to_json(list::run(ctx, user, parse_args(args)?).await?),
         _ => {

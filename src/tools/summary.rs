@@ -24,7 +24,9 @@ pub struct Args {
     pub billable_only: Option<bool>,
 }
 
-pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Summary> {
+/// The summary, shared with the cache: a hit is serialized from the cached value
+/// without copying it.
+pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Arc<Summary>> {
     super::check_range(args.from, args.to)?;
     let query = SummaryQuery {
         from: args.from,
@@ -36,14 +38,11 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Summary> {
     let key = (user.clone(), generation, query.clone());
     if let Some(hit) = ctx.summaries.cache.get(&key).await {
         crate::metrics::global().inc(crate::metrics::Counter::CacheHits, "summary");
-        return Ok((*hit).clone());
+        return Ok(hit);
     }
     crate::metrics::global().inc(crate::metrics::Counter::CacheMisses, "summary");
-    let summary = ctx.store.summary(user, &query).await?;
-    ctx.summaries
-        .cache
-        .insert(key, Arc::new(summary.clone()))
-        .await;
+    let summary = Arc::new(ctx.store.summary(user, &query).await?);
+    ctx.summaries.cache.insert(key, summary.clone()).await;
     Ok(summary)
 }
 

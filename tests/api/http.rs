@@ -3,16 +3,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use billable::config::{Secret, ServerConfig};
+use billable::analyze::llm::LlmAnalyzer;
+use billable::analyze::rules::RulesAnalyzer;
+use billable::config::{LlmConfig, Secret, ServerConfig};
+use billable::context::Context;
 use billable::domain::UserId;
 use billable::http::{self, Auth};
 use billable::mail::mbox::MboxSource;
+use billable::store::sqlite::SqliteStore;
+use billable::store::supabase::SupabaseStore;
 use billable::tools::{self, NoProgress};
 use jsonwebtoken::{EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::fake_openai::{Behaviour, FakeOpenAi};
 use crate::helpers::{TestApp, demo_settings, fixture};
 
 #[path = "../../benches/support/mbox_gen.rs"]
@@ -73,8 +79,6 @@ pub async fn spawn_with(
     mbox: &std::path::Path,
     settings: Value,
 ) -> Server {
-    // As main does: one TLS provider for every client (reqwest here is built without one).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let source = MboxSource::open(mbox).expect("mbox");
     let ctx = Arc::new(app.context(Some(Arc::new(source))));
     let mut all = vec![UserId::local()];
@@ -90,6 +94,13 @@ pub async fn spawn_with(
         .await
         .expect("demo settings");
     }
+    spawn_context(config, app, ctx).await
+}
+
+/// Serves a context the test built (another analyzer or store) as it is.
+pub async fn spawn_context(config: ServerConfig, app: TestApp, ctx: Arc<Context>) -> Server {
+    // As main does: one TLS provider for every client (reqwest here is built without one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let (auth, _) = Auth::from_config(&config);
     let shutdown = CancellationToken::new();
     let router = http::router(ctx, &config, auth, shutdown.clone());
@@ -690,4 +701,81 @@ async fn shutdown_lets_a_running_scan_finish_and_save_then_stops_serving() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let after = s.client.get(s.url("/healthz")).send().await;
     assert!(after.is_err(), "no new requests after shutdown: {after:?}");
+}
+
+#[tokio::test]
+async fn a_request_slower_than_the_timeout_gets_408_with_a_json_error() {
+    // The model takes 5 s to answer; the server gives a request 1 s.
+    let fake = FakeOpenAi::start(Behaviour {
+        latency: Duration::from_secs(5),
+        ..Behaviour::default()
+    })
+    .await;
+    let llm = LlmConfig {
+        base_url: Some(fake.base_url.clone()),
+        model: "fake-model".to_owned(),
+        ..LlmConfig::default()
+    };
+    let app = TestApp::new();
+    let store = SqliteStore::open(&app.db).expect("store");
+    let analyzer = LlmAnalyzer::new(&llm).expect("llm analyzer");
+    let ctx = Arc::new(Context::new(None, Arc::new(analyzer), Arc::new(store)));
+    crate::helpers::call(
+        &ctx,
+        "configure_time_tracking",
+        json!({ "settings": demo_settings() }),
+    )
+    .await
+    .expect("demo settings");
+    let config = ServerConfig {
+        request_timeout_secs: 1,
+        ..local_config()
+    };
+    let s = spawn_context(config, app, ctx).await;
+
+    let raw = "From: Dana <dana@acme.com>\r\nTo: alex@morganlegal.com\r\nSubject: contract\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\nMessage-ID: <slow-1@acme.com>\r\n\r\nPlease review the liability cap in the attached draft before Friday.\r\n";
+    let started = std::time::Instant::now();
+    let (status, body) = s
+        .post(
+            "/v1/tools/analyze_time_entry",
+            TOKEN,
+            &json!({ "raw_email": raw }),
+        )
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+    assert_eq!(body["error"]["code"], "timeout", "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("1 s"), "{message}");
+    assert!(
+        message.contains("BILLABLE_REQUEST_TIMEOUT_SECS"),
+        "{message}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "answered when the limit passed, not when the model did: {elapsed:?}"
+    );
+    assert_eq!(fake.requests(), 1, "the call was waiting on the model");
+}
+
+#[tokio::test]
+async fn readiness_is_503_with_a_json_error_while_the_store_is_unreachable() {
+    // A port nothing listens on: the store's ping is refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store = SupabaseStore::new(&format!("http://127.0.0.1:{port}"), None).expect("store");
+    let ctx = Arc::new(Context::new(None, Arc::new(RulesAnalyzer), Arc::new(store)));
+    let s = spawn_context(supabase_config(), TestApp::new(), ctx).await;
+
+    let health = s.client.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "alive even while the store is down");
+    let ready = s.client.get(s.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.expect("JSON error body");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("not reachable"), "{message}");
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
 }

@@ -518,3 +518,50 @@ async fn a_scan_through_the_server_as_a_supabase_user_lands_in_postgres_as_in_sq
     assert_eq!(summary["total"], want["total"]);
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_token_that_expires_on_the_way_to_the_store_gets_401_asking_to_sign_in_again() {
+    use billable::config::{Secret, ServerConfig};
+
+    // The server accepts a token up to 60 s past `exp` (jsonwebtoken's default
+    // leeway for clock skew); postrust checks `exp` to the second. A token 20 s past
+    // it gets through the server and is refused by the store, as one that expires
+    // while a request is on its way would be.
+    let config = ServerConfig {
+        supabase_jwt_secret: Some(Secret::new(jwt_secret())),
+        ..ServerConfig::default()
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ctx = Arc::new(Context::new(
+        None,
+        Arc::new(RulesAnalyzer),
+        Arc::new(supabase_store()),
+    ));
+    let s = crate::http::spawn_context(config, TestApp::new(), ctx).await;
+    let sub = uuid::Uuid::new_v4().to_string();
+    let expired = sign(
+        &json!({
+            "sub": sub, "role": "authenticated", "aud": "authenticated",
+            "iat": now() - 3600, "exp": now() - 20,
+        }),
+        &jwt_secret(),
+    );
+
+    let response = s
+        .client
+        .post(s.url("/v1/tools/list_time_entries"))
+        .bearer_auth(&expired)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    let body: Value = response.json().await.expect("JSON error body");
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    // The store's refusal, not the server's own check of the token.
+    assert!(message.contains("not signed in to Supabase"), "{message}");
+    assert!(message.contains("JWT expired"), "{message}");
+    assert!(message.contains("Sign in again"), "{message}");
+}
