@@ -4,7 +4,7 @@
 pub mod sqlite;
 pub mod supabase;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -146,6 +146,22 @@ pub trait Store: Send + Sync {
     ) -> Result<HashSet<String>, StoreError>;
 
     async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError>;
+
+    /// The known state of several events, by uid (a scan asks once per chunk). The
+    /// default asks for each in turn.
+    async fn events(
+        &self,
+        user: &UserId,
+        uids: &[String],
+    ) -> Result<HashMap<String, EventState>, StoreError> {
+        let mut found = HashMap::new();
+        for uid in uids {
+            if let Some(state) = self.event(user, uid).await? {
+                found.insert(uid.clone(), state);
+            }
+        }
+        Ok(found)
+    }
 
     async fn entry_by_message(
         &self,

@@ -9,7 +9,7 @@
 //! time order, and lossless), floats REAL, booleans INTEGER 0/1. Table names match the
 //! Postgres schema in `sql/` so both stores read the same way.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -282,6 +282,16 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit().map_err(sqlite("commit a schema migration"))?;
     }
     Ok(())
+}
+
+/// A `calendar_events` row selected as `uid, sequence, cancelled, message_id`.
+fn event_from_row(row: &rusqlite::Row<'_>) -> Result<EventState, StoreError> {
+    Ok(EventState {
+        uid: col(row, 0, "calendar event uid")?,
+        sequence: col(row, 1, "calendar event sequence")?,
+        cancelled: col(row, 2, "calendar event cancelled")?,
+        message_id: col(row, 3, "calendar event message_id")?,
+    })
 }
 
 fn sqlite(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
@@ -662,12 +672,44 @@ impl Store for SqliteStore {
             let Some(row) = rows.next().map_err(sqlite("read a calendar event"))? else {
                 return Ok(None);
             };
-            Ok(Some(EventState {
-                uid: col(row, 0, "calendar event uid")?,
-                sequence: col(row, 1, "calendar event sequence")?,
-                cancelled: col(row, 2, "calendar event cancelled")?,
-                message_id: col(row, 3, "calendar event message_id")?,
-            }))
+            event_from_row(row).map(Some)
+        })
+        .await
+    }
+
+    async fn events(
+        &self,
+        user: &UserId,
+        uids: &[String],
+    ) -> Result<HashMap<String, EventState>, StoreError> {
+        if uids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let user = user.as_str().to_owned();
+        let uids = uids.to_vec();
+        self.with_reader(move |conn| {
+            let tx = conn
+                .transaction()
+                .map_err(sqlite("begin reading calendar events"))?;
+            let mut found = HashMap::new();
+            for chunk in uids.chunks(IN_CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let sql = format!(
+                    "SELECT uid, sequence, cancelled, message_id FROM calendar_events WHERE user_id = ? AND uid IN ({marks})"
+                );
+                let mut stmt = tx
+                    .prepare_cached(&sql)
+                    .map_err(sqlite("prepare the calendar events lookup"))?;
+                let args = std::iter::once(&user).chain(chunk.iter());
+                let mut rows = stmt
+                    .query(params_from_iter(args))
+                    .map_err(sqlite("look up calendar events"))?;
+                while let Some(row) = rows.next().map_err(sqlite("read calendar events"))? {
+                    let state = event_from_row(row)?;
+                    found.insert(state.uid.clone(), state);
+                }
+            }
+            Ok(found)
         })
         .await
     }

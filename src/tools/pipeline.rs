@@ -118,6 +118,35 @@ impl Recorder {
         Ok(state)
     }
 
+    /// Loads the stored state of the meetings in `analyses` that this recorder has not
+    /// seen yet, in one store call, so recording a chunk of invites asks once.
+    pub async fn prefetch_events<'a>(
+        &mut self,
+        ctx: &Context,
+        user: &UserId,
+        analyses: impl Iterator<Item = &'a Analysis>,
+    ) -> Result<()> {
+        let mut uids: Vec<String> = analyses
+            .filter_map(|a| match &a.outcome {
+                Outcome::Meeting { uid, .. } | Outcome::CancelMeeting { uid, .. } => Some(uid),
+                _ => None,
+            })
+            .filter(|uid| !self.events.contains_key(*uid))
+            .cloned()
+            .collect();
+        uids.sort_unstable();
+        uids.dedup();
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let mut found = ctx.store.events(user, &uids).await?;
+        for uid in uids {
+            let state = found.remove(&uid);
+            self.events.insert(uid, state);
+        }
+        Ok(())
+    }
+
     fn set_event(&mut self, state: EventState) {
         self.events.insert(state.uid.clone(), Some(state.clone()));
         self.batch.events.retain(|e| e.uid != state.uid);
