@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::{self, Disposition, Progress, Recorder, ScanProgress};
-use crate::analyze::{AnalyzeError, rules, triage};
+use crate::analyze::{Analysis, AnalyzeError, rules, triage};
 use crate::context::Context;
 use crate::domain::{Email, Settings, TimeEntry, UserId, WorkDate};
 use crate::error::{Error, Result};
@@ -92,10 +92,9 @@ pub struct Output {
 struct Scan<'a> {
     ctx: &'a Context,
     user: &'a UserId,
-    settings: Settings,
+    settings: Arc<Settings>,
     dry_run: bool,
     reanalyze: bool,
-    seen: HashSet<String>,
     recorder: Recorder,
     out: Output,
     progress: ScanProgress,
@@ -166,7 +165,6 @@ pub async fn run(
         user,
         dry_run,
         reanalyze: args.reanalyze.unwrap_or(false),
-        seen: HashSet::new(),
         recorder: Recorder::new(ctx.analyzer.name()),
         progress: ScanProgress::default(),
         unmatched: HashMap::new(),
@@ -197,7 +195,7 @@ pub async fn run(
             unmatched_domains: Vec::new(),
             elapsed_ms: 0,
         },
-        settings,
+        settings: Arc::new(settings),
     };
 
     let listing = match &since {
@@ -208,16 +206,47 @@ pub async fn run(
         .max_messages
         .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
     let mut chunks = listing.take(limit).chunks(CHUNK);
+    let prep = Prep {
+        ctx,
+        user,
+        settings: Arc::clone(&scan.settings),
+        reanalyze: scan.reanalyze,
+    };
+    let mut seen = HashSet::new();
+    // Two stages overlap: while chunk N is recorded and saved, chunk N+1 is read,
+    // looked up, parsed and analyzed (its CPU work on the blocking pool).
+    let mut current: Option<Prepared> = None;
     let mut stopped: Option<String> = None;
-    while let Some(chunk) = chunks.next().await {
-        match scan.chunk(chunk).await {
-            Ok(()) => {}
+    loop {
+        // After a chunk that stops the scan nothing more is read (nor sent to an LLM).
+        let last = current.as_ref().is_some_and(|p| p.fatal.is_some());
+        let (next, applied) = futures::join!(
+            async {
+                if last {
+                    return None;
+                }
+                let chunk = chunks.next().await?;
+                Some(prep.prepare(chunk, &mut seen).await)
+            },
+            async {
+                match current.take() {
+                    Some(prepared) => scan.apply(prepared).await.map(|()| true),
+                    None => Ok(false),
+                }
+            },
+        );
+        match applied {
+            Ok(true) => progress.report(&scan.progress),
+            Ok(false) => {}
             Err(Stop(reason)) => {
                 stopped = Some(reason);
                 break;
             }
         }
-        progress.report(&scan.progress);
+        match next {
+            Some(prepared) => current = Some(prepared),
+            None => break,
+        }
     }
     // Whatever the last chunk staged before a stop is still worth keeping.
     let flushed = scan.flush(true).await;
@@ -283,6 +312,131 @@ async fn sync_point(
         .find(|s| s.status == "completed" && s.source == describe && s.cursor.is_some())
         .and_then(|s| s.cursor);
     Ok((Some(cursor), since))
+}
+
+/// What preparing a chunk needs; shared, read-only, so it runs beside `Scan::apply`.
+struct Prep<'a> {
+    ctx: &'a Context,
+    user: &'a UserId,
+    settings: Arc<Settings>,
+    reanalyze: bool,
+}
+
+/// A chunk read, looked up, parsed and analyzed, waiting to be recorded.
+struct Prepared {
+    /// Listed messages, counting unreadable ones.
+    examined: u64,
+    /// Per-message errors: (message id, reason).
+    errors: Vec<(String, String)>,
+    skipped_processed: u64,
+    /// A listed message could not be fetched.
+    unfetched: bool,
+    /// Automated and malformed messages (and, as `Email`, nothing: those are below).
+    parsed: Vec<Parsed>,
+    emails: Vec<Email>,
+    results: Vec<Result<Analysis, AnalyzeError>>,
+    /// The source or analyzer failed: the scan stops after this chunk.
+    fatal: Option<String>,
+}
+
+impl Prep<'_> {
+    async fn prepare(
+        &self,
+        chunk: Vec<Result<Listed, MailError>>,
+        seen: &mut HashSet<String>,
+    ) -> Prepared {
+        let mut out = Prepared {
+            examined: 0,
+            errors: Vec::new(),
+            skipped_processed: 0,
+            unfetched: false,
+            parsed: Vec::new(),
+            emails: Vec::new(),
+            results: Vec::new(),
+            fatal: None,
+        };
+        // 1. Listing results: per-message errors are reported; others stop the scan.
+        let mut listed = Vec::with_capacity(chunk.len());
+        for item in chunk {
+            match item {
+                Ok(l) => {
+                    if seen.insert(l.id.clone()) {
+                        listed.push(l);
+                    }
+                }
+                Err(MailError::Malformed(reason)) => {
+                    out.examined += 1;
+                    out.errors.push(("(unreadable)".to_owned(), reason));
+                }
+                Err(e) => {
+                    out.fatal = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        out.examined += listed.len() as u64;
+
+        // 2. Drop what earlier scans processed before fetching any body.
+        if !self.reanalyze && !listed.is_empty() {
+            let ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
+            match self.ctx.store.processed_ids(self.user, &ids).await {
+                Ok(done) => {
+                    let before = listed.len();
+                    listed.retain(|l| !done.contains(&l.id));
+                    out.skipped_processed = (before - listed.len()) as u64;
+                }
+                Err(e) => {
+                    out.fatal = Some(Error::from(e).to_string());
+                    return out;
+                }
+            }
+        }
+
+        // 3. Fetch, then parse and triage off the async runtime, on every core.
+        let source = match self.ctx.source(self.user) {
+            Ok(source) => source,
+            Err(e) => {
+                out.fatal = Some(e.to_string());
+                return out;
+            }
+        };
+        let ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
+        let mut raws = Vec::with_capacity(listed.len());
+        for (id, fetched) in ids.into_iter().zip(source.fetch_many(listed).await) {
+            match fetched {
+                Ok(raw) => raws.push(raw),
+                Err(MailError::Malformed(reason)) | Err(MailError::NotFound(reason)) => {
+                    out.errors.push((id, reason));
+                    out.unfetched = true;
+                }
+                Err(e) => {
+                    out.fatal.get_or_insert(e.to_string());
+                    break;
+                }
+            }
+        }
+        for parsed in parse_all(raws, &self.settings).await {
+            match parsed {
+                Parsed::Email(email) => out.emails.push(email),
+                other => out.parsed.push(other),
+            }
+        }
+
+        // 4. Analyze what is left.
+        if !out.emails.is_empty() {
+            out.results = self
+                .ctx
+                .analyses
+                .analyze(
+                    self.ctx.analyzer.as_ref(),
+                    self.user,
+                    &out.emails,
+                    &self.settings,
+                )
+                .await;
+        }
+        out
+    }
 }
 
 /// One fetched message after parsing and triage.
@@ -372,67 +526,29 @@ impl Scan<'_> {
         }
     }
 
-    async fn chunk(&mut self, chunk: Vec<Result<Listed, MailError>>) -> Result<(), Stop> {
-        // 1. Listing results: per-message errors are reported; others stop the scan.
-        let mut listed = Vec::with_capacity(chunk.len());
-        let mut fatal = None;
-        for item in chunk {
-            match item {
-                Ok(l) => {
-                    if self.seen.insert(l.id.clone()) {
-                        listed.push(l);
-                    }
-                }
-                Err(MailError::Malformed(reason)) => {
-                    self.out.examined += 1;
-                    self.error("(unreadable)", reason);
-                }
-                Err(e) => {
-                    fatal = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        self.out.examined += listed.len() as u64;
+    /// Records a prepared chunk and hands it to the store.
+    async fn apply(&mut self, chunk: Prepared) -> Result<(), Stop> {
+        let Prepared {
+            examined,
+            errors,
+            skipped_processed,
+            unfetched,
+            parsed,
+            emails,
+            results,
+            mut fatal,
+        } = chunk;
+        self.out.examined += examined;
         self.progress.examined = self.out.examined;
-
-        // 2. Drop what earlier scans processed before fetching any body.
-        if !self.reanalyze && !listed.is_empty() {
-            let ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
-            let done = self
-                .ctx
-                .store
-                .processed_ids(self.user, &ids)
-                .await
-                .map_err(Error::from)?;
-            let before = listed.len();
-            listed.retain(|l| !done.contains(&l.id));
-            let skipped = (before - listed.len()) as u64;
-            self.out.skipped_already_processed += skipped;
-            self.progress.skipped += skipped;
+        self.out.skipped_already_processed += skipped_processed;
+        self.progress.skipped += skipped_processed;
+        self.unfetched |= unfetched;
+        for (id, reason) in errors {
+            self.error(&id, reason);
         }
-
-        // 3. Fetch, then parse and triage off the async runtime, on every core.
-        let source = self.ctx.source(self.user)?;
-        let ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
-        let mut raws = Vec::with_capacity(listed.len());
-        for (id, fetched) in ids.into_iter().zip(source.fetch_many(listed).await) {
-            match fetched {
-                Ok(raw) => raws.push(raw),
-                Err(MailError::Malformed(reason)) | Err(MailError::NotFound(reason)) => {
-                    self.error(&id, reason);
-                    self.unfetched = true;
-                }
-                Err(e) => {
-                    fatal = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        let mut emails: Vec<Email> = Vec::with_capacity(raws.len());
-        for parsed in parse_all(raws, &self.settings).await {
+        for parsed in parsed {
             match parsed {
-                Parsed::Email(email) => emails.push(email),
+                Parsed::Email(_) => {}
                 Parsed::Automated(email, reason) => {
                     self.out.skipped_automated += 1;
                     self.progress.skipped += 1;
@@ -445,43 +561,38 @@ impl Scan<'_> {
             }
         }
 
-        // 4. Analyze what is left.
-        if !emails.is_empty() {
-            let results = self
-                .ctx
-                .analyses
-                .analyze(
-                    self.ctx.analyzer.as_ref(),
-                    self.user,
-                    &emails,
-                    &self.settings,
-                )
-                .await;
-            for (email, result) in emails.iter().zip(results) {
-                match result {
-                    Ok(analysis) => {
-                        self.out.analyzed += 1;
-                        self.progress.analyzed += 1;
-                        let (what, _) = self
-                            .recorder
-                            .record(self.ctx, self.user, email, analysis)
-                            .await
-                            .map_err(Stop::from)?;
-                        if what == Disposition::NotBillable {
-                            self.out.not_billable += 1;
-                            self.count_unmatched(email);
-                        }
+        self.recorder
+            .prefetch_events(
+                self.ctx,
+                self.user,
+                results.iter().filter_map(|r| r.as_ref().ok()),
+            )
+            .await
+            .map_err(Stop::from)?;
+        for (email, result) in emails.iter().zip(results) {
+            match result {
+                Ok(analysis) => {
+                    self.out.analyzed += 1;
+                    self.progress.analyzed += 1;
+                    let (what, _) = self
+                        .recorder
+                        .record(self.ctx, self.user, email, analysis)
+                        .await
+                        .map_err(Stop::from)?;
+                    if what == Disposition::NotBillable {
+                        self.out.not_billable += 1;
+                        self.count_unmatched(email);
                     }
-                    Err(AnalyzeError::Message(reason)) => self.error(&email.id, reason),
-                    Err(e @ AnalyzeError::Unavailable(_)) => {
-                        fatal.get_or_insert(e.to_string());
-                        break;
-                    }
+                }
+                Err(AnalyzeError::Message(reason)) => self.error(&email.id, reason),
+                Err(e @ AnalyzeError::Unavailable(_)) => {
+                    fatal.get_or_insert(e.to_string());
+                    break;
                 }
             }
         }
 
-        // 5. Save the chunk, then stop if something upstream failed.
+        // Save the chunk, then stop if something upstream failed.
         self.flush(false).await.map_err(Stop::from)?;
         match fatal {
             Some(reason) => Err(Stop(reason)),
