@@ -62,11 +62,13 @@ async fn entries(ctx: &Context) -> Vec<Value> {
 }
 
 /// Wakes a test when the scan reports progress (after each saved chunk).
-struct ChunkSaved(tokio::sync::Notify);
+/// Counts progress reports (one per chunk recorded); a waiter sees every one, however
+/// close together they come.
+struct ChunkSaved(tokio::sync::watch::Sender<usize>);
 
 impl billable::tools::Progress for ChunkSaved {
     fn report(&self, _progress: &billable::tools::ScanProgress) {
-        self.0.notify_one();
+        self.0.send_modify(|n| *n += 1);
     }
 }
 
@@ -353,10 +355,10 @@ async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_un
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let chunk_saved = Arc::new(ChunkSaved(tokio::sync::Notify::new()));
+        let chunk_saved = Arc::new(ChunkSaved(tokio::sync::watch::Sender::new(0)));
         let scan_ctx = ctx.clone();
         let progress = chunk_saved.clone();
-        let task = tokio::spawn(async move {
+        let mut task = tokio::spawn(async move {
             billable::tools::call(
                 &scan_ctx,
                 &UserId::local(),
@@ -366,18 +368,31 @@ async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_un
             )
             .await
         });
+        // A scan may finish before its kill point (an incremental rescan reports once).
+        let mut finished = false;
         if attempt % 2 == 0 {
             // After the (attempt/2 + 1)-th chunk: later attempts get further.
-            for _ in 0..=attempt / 2 {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(60), chunk_saved.0.notified()).await;
+            let mut reports = chunk_saved.0.subscribe();
+            tokio::select! {
+                _ = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    reports.wait_for(|n| *n > attempt / 2),
+                ) => {}
+                _ = &mut task => finished = true,
             }
-            tokio::time::sleep(Duration::from_millis(seed % 40)).await;
+            if !finished {
+                tokio::time::sleep(Duration::from_millis(seed % 40)).await;
+            }
         } else {
-            tokio::time::sleep(Duration::from_millis(seed % 1500)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(seed % 1500)) => {}
+                _ = &mut task => finished = true,
+            }
         }
-        task.abort();
-        let _ = task.await;
+        if !finished {
+            task.abort();
+            let _ = task.await;
+        }
         partial.push(entries_all(&ctx).await.len());
     }
     eprintln!("entries after each kill: {partial:?} of {}", expected.len());
