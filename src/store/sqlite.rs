@@ -284,6 +284,33 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Runs `{select} IN (…)` over `keys`, `IN_CHUNK` at a time in one read transaction,
+/// with `user` as the first parameter, handing every row to `each`.
+fn select_in(
+    conn: &mut Connection,
+    select: &str,
+    user: &str,
+    keys: &[String],
+    context: &'static str,
+    mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(sqlite(context))?;
+    for chunk in keys.chunks(IN_CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut stmt = tx
+            .prepare_cached(&format!("{select} IN ({marks})"))
+            .map_err(sqlite(context))?;
+        let args = std::iter::once(user).chain(chunk.iter().map(String::as_str));
+        let mut rows = stmt
+            .query(params_from_iter(args))
+            .map_err(sqlite(context))?;
+        while let Some(row) = rows.next().map_err(sqlite(context))? {
+            each(row)?;
+        }
+    }
+    Ok(())
+}
+
 /// A `calendar_events` row selected as `uid, sequence, cancelled, message_id`.
 fn event_from_row(row: &rusqlite::Row<'_>) -> Result<EventState, StoreError> {
     Ok(EventState {
@@ -634,24 +661,18 @@ impl Store for SqliteStore {
         let user = user.as_str().to_owned();
         let ids = ids.to_vec();
         self.with_reader(move |conn| {
-            let tx = conn.transaction().map_err(sqlite("begin reading processed messages"))?;
             let mut found = HashSet::new();
-            for chunk in ids.chunks(IN_CHUNK) {
-                let marks = vec!["?"; chunk.len()].join(", ");
-                let sql = format!(
-                    "SELECT message_id FROM processed_messages WHERE user_id = ? AND message_id IN ({marks})"
-                );
-                let mut stmt = tx
-                    .prepare_cached(&sql)
-                    .map_err(sqlite("prepare the processed-message lookup"))?;
-                let args = std::iter::once(&user).chain(chunk.iter());
-                let mut rows = stmt
-                    .query(params_from_iter(args))
-                    .map_err(sqlite("look up processed messages"))?;
-                while let Some(row) = rows.next().map_err(sqlite("read processed messages"))? {
+            select_in(
+                conn,
+                "SELECT message_id FROM processed_messages WHERE user_id = ? AND message_id",
+                &user,
+                &ids,
+                "look up processed messages",
+                |row| {
                     found.insert(col::<String>(row, 0, "processed message id")?);
-                }
-            }
+                    Ok(())
+                },
+            )?;
             Ok(found)
         })
         .await
@@ -688,27 +709,19 @@ impl Store for SqliteStore {
         let user = user.as_str().to_owned();
         let uids = uids.to_vec();
         self.with_reader(move |conn| {
-            let tx = conn
-                .transaction()
-                .map_err(sqlite("begin reading calendar events"))?;
             let mut found = HashMap::new();
-            for chunk in uids.chunks(IN_CHUNK) {
-                let marks = vec!["?"; chunk.len()].join(", ");
-                let sql = format!(
-                    "SELECT uid, sequence, cancelled, message_id FROM calendar_events WHERE user_id = ? AND uid IN ({marks})"
-                );
-                let mut stmt = tx
-                    .prepare_cached(&sql)
-                    .map_err(sqlite("prepare the calendar events lookup"))?;
-                let args = std::iter::once(&user).chain(chunk.iter());
-                let mut rows = stmt
-                    .query(params_from_iter(args))
-                    .map_err(sqlite("look up calendar events"))?;
-                while let Some(row) = rows.next().map_err(sqlite("read calendar events"))? {
+            select_in(
+                conn,
+                "SELECT uid, sequence, cancelled, message_id FROM calendar_events WHERE user_id = ? AND uid",
+                &user,
+                &uids,
+                "look up calendar events",
+                |row| {
                     let state = event_from_row(row)?;
                     found.insert(state.uid.clone(), state);
-                }
-            }
+                    Ok(())
+                },
+            )?;
             Ok(found)
         })
         .await
