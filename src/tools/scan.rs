@@ -16,7 +16,7 @@ use crate::context::Context;
 use crate::domain::{Email, Settings, TimeEntry, UserId, WorkDate};
 use crate::error::{Error, Result};
 use crate::mail::{Listed, MailError, MailQuery, RawEmail, parse};
-use crate::store::{Batch, ScanRecord};
+use crate::store::{Batch, ScanRecord, Store};
 
 /// Messages handled per chunk: one `processed_ids` lookup, one analyzer call and one
 /// saved batch each.
@@ -159,6 +159,11 @@ pub async fn run(
     if !dry_run {
         ctx.store.record_scan(user, &record).await?;
     }
+    let mut unfinished = (!dry_run).then(|| Unfinished {
+        store: Arc::clone(&ctx.store),
+        user: user.clone(),
+        record: Some(record.clone()),
+    });
 
     let mut scan = Scan {
         ctx,
@@ -236,7 +241,12 @@ pub async fn run(
             },
         );
         match applied {
-            Ok(true) => progress.report(&scan.progress),
+            Ok(true) => {
+                progress.report(&scan.progress);
+                if let Some(u) = &mut unfinished {
+                    u.progress(&scan.out);
+                }
+            }
             Ok(false) => {}
             Err(Stop(reason)) => {
                 stopped = Some(reason);
@@ -250,6 +260,10 @@ pub async fn run(
     }
     // Whatever the last chunk staged before a stop is still worth keeping.
     let flushed = scan.flush(true).await;
+    // From here the scan's end is recorded below, whatever it is.
+    if let Some(u) = &mut unfinished {
+        u.record = None;
+    }
     if let Err(e) = flushed {
         record.status = "failed".to_owned();
         record.finished_at = Some(Utc::now());
@@ -280,6 +294,45 @@ pub async fn run(
         ctx.store.record_scan(user, &record).await?;
     }
     Ok(out)
+}
+
+/// Records the scan as `interrupted`, with the counts reached, when `run` is dropped
+/// before its end is recorded: a request timeout, a client that went away, a task
+/// killed. Without it the scan would stay `running` in the history for ever.
+struct Unfinished {
+    store: Arc<dyn Store>,
+    user: UserId,
+    record: Option<ScanRecord>,
+}
+
+impl Unfinished {
+    fn progress(&mut self, out: &Output) {
+        if let Some(record) = &mut self.record {
+            record.examined = out.examined;
+            record.entries_created = out.entries_created;
+            record.errors = out.errors_total;
+        }
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        // Outside a runtime (it is shutting down) there is nothing left to write with.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        record.status = "interrupted".to_owned();
+        record.finished_at = Some(Utc::now());
+        let (store, user) = (Arc::clone(&self.store), self.user.clone());
+        runtime.spawn(async move {
+            if let Err(e) = store.record_scan(&user, &record).await {
+                tracing::warn!(scan = %record.id, error = %e, "could not record a cut-off scan as interrupted");
+            }
+        });
+    }
 }
 
 /// Incremental sync: the source's cursor now (kept with the scan when it completes

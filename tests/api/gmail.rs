@@ -406,6 +406,19 @@ async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_un
     let got = keyed(&entries_all(&ctx).await, Some(&fake.message_ids()));
     assert_eq!(got.len(), expected.len());
     assert_eq!(got, expected);
+
+    // A killed scan is recorded as interrupted (from a task spawned when it is
+    // dropped), never left `running` in the history.
+    let mut scans = Vec::new();
+    for _ in 0..50 {
+        scans = ctx.store.scans(&UserId::local(), 50).await.expect("scans");
+        if scans.iter().all(|s| s.status != "running") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert!(scans.iter().all(|s| s.status != "running"), "{scans:?}");
+    assert!(scans.iter().any(|s| s.status == "interrupted"), "{scans:?}");
 }
 
 #[tokio::test]
