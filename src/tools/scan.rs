@@ -384,7 +384,7 @@ struct Prepared {
     skipped_processed: u64,
     /// A listed message could not be fetched.
     unfetched: bool,
-    /// Automated and malformed messages (and, as `Email`, nothing: those are below).
+    /// Automated and malformed messages; the ones to analyze are in `emails`.
     parsed: Vec<Parsed>,
     emails: Vec<Email>,
     results: Vec<Result<Analysis, AnalyzeError>>,
@@ -524,7 +524,7 @@ fn parse_one(raw: &RawEmail, settings: &Settings) -> Parsed {
 /// Parses and triages a chunk in order. The work is CPU only, so it runs on the
 /// blocking pool (never stalling the server's async workers), split into one part per
 /// core.
-async fn parse_all(raws: Vec<RawEmail>, settings: &Settings) -> Vec<Parsed> {
+async fn parse_all(raws: Vec<RawEmail>, settings: &Arc<Settings>) -> Vec<Parsed> {
     /// Below this many messages per part, splitting costs more than it saves.
     const MIN_PART: usize = 16;
     if raws.is_empty() {
@@ -533,12 +533,11 @@ async fn parse_all(raws: Vec<RawEmail>, settings: &Settings) -> Vec<Parsed> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let parts = cores.min(raws.len() / MIN_PART).max(1);
     let per_part = raws.len().div_ceil(parts);
-    let settings = Arc::new(settings.clone());
     let mut raws = raws.into_iter();
     let tasks: Vec<_> = (0..parts)
         .map(|_| {
             let part: Vec<RawEmail> = raws.by_ref().take(per_part).collect();
-            let settings = Arc::clone(&settings);
+            let settings = Arc::clone(settings);
             tokio::task::spawn_blocking(move || {
                 part.iter()
                     .map(|raw| parse_one(raw, &settings))
