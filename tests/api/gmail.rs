@@ -669,17 +669,7 @@ async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_a
     use std::os::unix::fs::PermissionsExt;
     let (token_url, forms) = token_server(3600, true).await;
     let app = TestApp::new();
-    let secret = app.write(
-        "client_secret.json",
-        &json!({"installed": {
-            "client_id": "billable-test.apps.googleusercontent.com",
-            "client_secret": "not-so-secret",
-            "auth_uri": format!("{token_url}/auth"),
-            "token_uri": format!("{token_url}/token"),
-            "redirect_uris": ["http://localhost"],
-        }})
-        .to_string(),
-    );
+    let secret = client_secret(&app, &token_url);
     let token_file = app.dir.path().join("config/billable/gmail-token.json");
     let seen_url = Arc::new(std::sync::Mutex::new(String::new()));
     billable::mail::gmail::auth::authorize(
@@ -1019,8 +1009,9 @@ async fn bodies_are_fetched_several_at_a_time_but_never_more_than_the_bound() {
     );
 }
 
-async fn authorised(app: &TestApp, token_url: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let secret = app.write(
+/// A Google "installed app" client secret file whose endpoints are the fake's.
+fn client_secret(app: &TestApp, token_url: &str) -> std::path::PathBuf {
+    app.write(
         "client_secret.json",
         &json!({"installed": {
             "client_id": "billable-test.apps.googleusercontent.com",
@@ -1030,7 +1021,11 @@ async fn authorised(app: &TestApp, token_url: &str) -> (std::path::PathBuf, std:
             "redirect_uris": ["http://localhost"],
         }})
         .to_string(),
-    );
+    )
+}
+
+async fn authorised(app: &TestApp, token_url: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let secret = client_secret(app, token_url);
     let token_file = app.dir.path().join("gmail-token.json");
     let browser = Browser {
         seen_url: Arc::new(std::sync::Mutex::new(String::new())),
