@@ -6,7 +6,7 @@ use std::sync::Arc;
 use billable::mail::eml_dir::EmlDirSource;
 use serde_json::json;
 
-use crate::helpers::{TestApp, call, fixture};
+use crate::helpers::{TestApp, call, fixture, scan};
 
 fn count_files(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
@@ -35,9 +35,7 @@ async fn every_corpus_message_is_analyzed_or_reported() {
     ]}}))
     .await
     .expect("configure");
-    let scan = call(&ctx, "scan_billable_time", json!({}))
-        .await
-        .expect("scan");
+    let scan = scan(&ctx).await;
     let n = |k: &str| scan[k].as_u64().unwrap_or(0);
     assert_eq!(scan["status"], "completed", "{scan}");
     // Files sharing a Message-ID are one message; every other file is examined.

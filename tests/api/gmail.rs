@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 mod mbox_gen;
 
 use crate::fake_gmail::{Bucket, FakeGmail, Faults, TOKEN};
-use crate::helpers::{TestApp, call, demo_settings, fixture};
+use crate::helpers::{TestApp, call, demo_settings, fixture, scan};
 
 /// A client with generous quota (the fake enforces none unless told) and short
 /// backoffs, so fault tests stay quick.
@@ -46,12 +46,6 @@ async fn gmail_context(app: &TestApp, config: GmailConfig) -> Context {
     .await
     .expect("configure");
     ctx
-}
-
-async fn scan(ctx: &Context) -> Value {
-    call(ctx, "scan_billable_time", json!({}))
-        .await
-        .expect("scan")
 }
 
 async fn entries(ctx: &Context) -> Vec<Value> {

@@ -110,6 +110,13 @@ impl Run {
 }
 
 /// Calls a tool in process as the local user.
+/// A whole scan with default arguments, which must not fail.
+pub async fn scan(ctx: &Context) -> Value {
+    call(ctx, "scan_billable_time", serde_json::json!({}))
+        .await
+        .expect("scan")
+}
+
 pub async fn call(ctx: &Context, name: &str, args: Value) -> billable::Result<Value> {
     tools::call(ctx, &UserId::local(), name, args, &NoProgress).await
 }

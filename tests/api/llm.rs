@@ -13,7 +13,7 @@ use billable::store::sqlite::SqliteStore;
 use serde_json::{Value, json};
 
 use crate::fake_openai::{Behaviour, FakeOpenAi, Mode};
-use crate::helpers::{TestApp, call, demo_settings, fixture};
+use crate::helpers::{TestApp, call, demo_settings, fixture, scan};
 
 const MODEL: &str = "fake-model";
 
@@ -100,9 +100,7 @@ async fn a_scan_never_has_more_requests_in_flight_than_the_bound() {
     let app = TestApp::new();
     let mbox = app.write("m.mbox", &client_mail(30));
     let (ctx, analyzer) = llm_app(&app, &mbox, config(&fake)).await;
-    let out = call(&ctx, "scan_billable_time", json!({}))
-        .await
-        .expect("scan");
+    let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
     assert_eq!(out["analyzed"], 30);
     assert_eq!(out["entries_created"], 30);
@@ -130,9 +128,7 @@ async fn rate_limited_requests_wait_for_retry_after_and_nothing_is_lost_or_doubl
     let app = TestApp::new();
     let mbox = app.write("m.mbox", &client_mail(24));
     let (ctx, _) = llm_app(&app, &mbox, config(&fake)).await;
-    let out = call(&ctx, "scan_billable_time", json!({}))
-        .await
-        .expect("scan");
+    let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
     assert_eq!(out["analyzed"], 24);
     assert_eq!(out["entries_created"], 24);
@@ -165,9 +161,7 @@ async fn a_rescan_makes_no_llm_requests() {
     let app = TestApp::new();
     let mbox = app.write("m.mbox", &client_mail(6));
     let (ctx, _) = llm_app(&app, &mbox, config(&fake)).await;
-    call(&ctx, "scan_billable_time", json!({}))
-        .await
-        .expect("scan");
+    scan(&ctx).await;
     let first = fake.requests();
     assert!(first > 0);
     let again = call(&ctx, "scan_billable_time", json!({}))
@@ -242,9 +236,7 @@ async fn automated_mail_causes_no_llm_requests() {
     );
     let path = app.write("auto.mbox", &mbox);
     let (ctx, _) = llm_app(&app, &path, config(&fake)).await;
-    let out = call(&ctx, "scan_billable_time", json!({}))
-        .await
-        .expect("scan");
+    let out = scan(&ctx).await;
     assert_eq!(out["skipped_automated"], 4, "{out}");
     assert_eq!(fake.requests(), 0);
 }
@@ -384,9 +376,7 @@ async fn scan_with(behaviour: Behaviour) -> (Value, FakeOpenAi) {
     let app = TestApp::new();
     let mbox = app.write("m.mbox", &client_mail(4));
     let (ctx, _) = llm_app(&app, &mbox, config(&fake)).await;
-    let out = call(&ctx, "scan_billable_time", json!({}))
-        .await
-        .expect("scan");
+    let out = scan(&ctx).await;
     (out, fake)
 }
 
@@ -488,9 +478,7 @@ async fn refused_credentials_stop_the_scan_without_retrying_and_it_resumes_later
             },
         )
         .await;
-        let out = call(&ctx, "scan_billable_time", json!({}))
-            .await
-            .expect("scan");
+        let out = scan(&ctx).await;
         assert_eq!(out["status"], "interrupted", "{status}: {out}");
         assert_eq!(fake.requests(), 1, "{status} was retried");
         assert_eq!(out["entries_created"], 0);
@@ -623,9 +611,7 @@ async fn tokens_per_message_for_the_demo_mailbox_stay_compact() {
             },
         )
         .await;
-        call(&ctx, "scan_billable_time", json!({}))
-            .await
-            .expect("scan");
+        scan(&ctx).await;
         let (messages, prompt, completion) = fake.tokens();
         assert!(messages > 0);
         let u = analyzer.usage();
@@ -689,9 +675,7 @@ async fn requests_per_minute_are_enforced() {
     };
     let (ctx, _) = llm_app(&app, &mbox, limited).await;
     let started = std::time::Instant::now();
-    let out = call(&ctx, "scan_billable_time", json!({}))
-        .await
-        .expect("scan");
+    let out = scan(&ctx).await;
     assert_eq!(out["entries_created"], 6);
     assert_eq!(fake.requests(), 6);
     let elapsed = started.elapsed();

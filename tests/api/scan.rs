@@ -9,7 +9,7 @@ use billable::mail::maildir::MaildirSource;
 use billable::mail::mbox::MboxSource;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, call, demo_settings, fixture};
+use crate::helpers::{TestApp, call, demo_settings, fixture, scan};
 
 fn demo_source() -> Option<Arc<dyn MailSource>> {
     Some(Arc::new(
@@ -47,9 +47,7 @@ fn by_message<'a>(entries: &'a [Value], id: &str) -> &'a Value {
 async fn the_demo_mailbox_yields_the_expected_entries() {
     let app = TestApp::new();
     let ctx = configured(&app, demo_source()).await;
-    let scan = call(&ctx, "scan_billable_time", json!({}))
-        .await
-        .expect("scan");
+    let scan = scan(&ctx).await;
     assert_eq!(
         scan["examined"], 16,
         "17 messages, one a duplicate Message-ID: {scan}"
@@ -159,9 +157,7 @@ async fn a_dry_run_reports_entries_and_writes_nothing() {
         .expect("dry run");
     assert!(dry["entries_created"].as_u64().unwrap() >= 8, "{dry}");
     assert!(all_entries(&ctx).await.is_empty());
-    let real = call(&ctx, "scan_billable_time", json!({}))
-        .await
-        .expect("scan");
+    let real = scan(&ctx).await;
     assert_eq!(
         real["entries_created"], dry["entries_created"],
         "the dry run predicted the real one"
@@ -172,9 +168,7 @@ async fn a_dry_run_reports_entries_and_writes_nothing() {
 async fn reanalyzing_updates_entries_in_place_without_duplicates() {
     let app = TestApp::new();
     let ctx = configured(&app, demo_source()).await;
-    call(&ctx, "scan_billable_time", json!({}))
-        .await
-        .expect("scan");
+    scan(&ctx).await;
     let before = all_entries(&ctx).await;
     call(
         &ctx,
@@ -447,9 +441,7 @@ async fn maildir_and_eml_folders_give_the_same_entries_as_the_mbox() {
     let reference = {
         let app = TestApp::new();
         let ctx = configured(&app, demo_source()).await;
-        call(&ctx, "scan_billable_time", json!({}))
-            .await
-            .expect("scan");
+        scan(&ctx).await;
         let mut keys: Vec<_> = all_entries(&ctx).await.iter().map(key).collect();
         keys.sort();
         keys
@@ -466,9 +458,7 @@ async fn maildir_and_eml_folders_give_the_same_entries_as_the_mbox() {
     for (name, source) in sources {
         let app = TestApp::new();
         let ctx = configured(&app, Some(source)).await;
-        call(&ctx, "scan_billable_time", json!({}))
-            .await
-            .expect("scan");
+        scan(&ctx).await;
         let mut keys: Vec<_> = all_entries(&ctx).await.iter().map(key).collect();
         keys.sort();
         assert_eq!(keys, reference, "{name} differs from the mbox");
