@@ -164,7 +164,8 @@ impl Checkpointer {
             .name("sqlite-checkpoint".to_owned())
             .spawn(move || {
                 let checkpoint = || {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
                         tracing::debug!(error = %e, "WAL checkpoint failed; the next one retries");
                     }
                 };
@@ -542,7 +543,11 @@ impl EntryText {
 /// `?1`–`?18` of the entry insert and update: the user, then the entry's columns, bound
 /// by reference (a scan binds thousands of rows; copying each value first was a
 /// measurable part of saving).
-fn entry_params<'a>(user: &'a &'a str, e: &'a TimeEntry, text: &'a EntryText) -> [&'a dyn ToSql; 18] {
+fn entry_params<'a>(
+    user: &'a &'a str,
+    e: &'a TimeEntry,
+    text: &'a EntryText,
+) -> [&'a dyn ToSql; 18] {
     [
         user,
         &e.message_id,
@@ -609,16 +614,20 @@ fn write_batch(
         let columns = entry_params(&user, entry, &text);
         let created = ts(&entry.created_at);
         let inserted = insert
-            .execute(params_from_iter(
-                columns.iter().copied().chain([&entry.id as &dyn ToSql, &created, &stamp]),
-            ))
+            .execute(params_from_iter(columns.iter().copied().chain([
+                &entry.id as &dyn ToSql,
+                &created,
+                &stamp,
+            ])))
             .map_err(sqlite("insert a time entry"))?;
         if inserted == 1 {
             saved.created.push(entry.message_id.clone());
             continue;
         }
         saved.updated += update
-            .execute(params_from_iter(columns.iter().copied().chain([&stamp as &dyn ToSql])))
+            .execute(params_from_iter(
+                columns.iter().copied().chain([&stamp as &dyn ToSql]),
+            ))
             .map_err(sqlite("update a time entry"))?;
     }
 
@@ -1161,6 +1170,49 @@ mod tests {
             read.expect("the read waited for the writer")
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn saved_rows_reach_the_database_file_once_writes_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        let processed = (0..500)
+            .map(|i| crate::store::Processed {
+                message_id: format!("m{i}"),
+                content_hash: "h".to_owned(),
+                analyzer: "rules".to_owned(),
+                outcome: "not_billable".to_owned(),
+                reason: None,
+                processed_at: chrono::Utc::now(),
+            })
+            .collect();
+        let batch = Batch {
+            processed,
+            ..Batch::default()
+        };
+        store.save_batch(&UserId::local(), &batch).await.unwrap();
+        // The writer never checkpoints itself; the checkpoint thread must copy the WAL
+        // into the file. A copy of the file alone (no -wal) then holds the rows.
+        let copy = dir.path().join("copy.sqlite3");
+        let mut rows = 0;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::fs::copy(&path, &copy).unwrap();
+            let _ = std::fs::remove_file(dir.path().join("copy.sqlite3-wal"));
+            rows = Connection::open(&copy)
+                .and_then(|c| {
+                    c.query_row("SELECT count(*) FROM processed_messages", [], |r| r.get(0))
+                })
+                .unwrap_or(0);
+            if rows == 500 {
+                break;
+            }
+        }
+        assert_eq!(
+            rows, 500,
+            "the WAL was not checkpointed into the database file"
         );
     }
 
