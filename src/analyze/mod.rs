@@ -61,6 +61,13 @@ pub trait Analyzer: Send + Sync {
         None
     }
 
+    /// Analyzes one message right away on the calling thread, for an analyzer that is
+    /// pure computation (`rules`): a scan then runs it beside parsing, on every core.
+    /// `None` (the default): call `analyze`, which may wait on a service.
+    fn analyze_now(&self, _email: &Email, _settings: &Settings) -> Option<Analysis> {
+        None
+    }
+
     /// One result per email, in the same order.
     async fn analyze(
         &self,

@@ -230,6 +230,10 @@ impl Analyzer for RulesAnalyzer {
         ANALYZER_NAME.to_owned()
     }
 
+    fn analyze_now(&self, email: &Email, settings: &Settings) -> Option<Analysis> {
+        Some(analyze(email, settings))
+    }
+
     async fn analyze(
         &self,
         emails: &[Email],

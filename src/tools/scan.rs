@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::{self, Disposition, Progress, Recorder, ScanProgress};
-use crate::analyze::{Analysis, AnalyzeError, rules, triage};
+use crate::analyze::{Analysis, AnalyzeError, Analyzer, rules, triage};
 use crate::context::Context;
 use crate::domain::{Email, Settings, TimeEntry, UserId, WorkDate};
 use crate::error::{Error, Result};
@@ -468,15 +468,21 @@ impl Prep<'_> {
                 }
             }
         }
-        for parsed in parse_all(raws, &self.settings).await {
+        let mut ready = Vec::new();
+        for parsed in parse_all(raws, &self.ctx.analyzer, &self.settings).await {
             match parsed {
-                Parsed::Email(email) => out.emails.push(email),
+                Parsed::Email(email, analysis) => {
+                    out.emails.push(email);
+                    ready.push(analysis);
+                }
                 other => out.parsed.push(other),
             }
         }
 
-        // 4. Analyze what is left.
-        if !out.emails.is_empty() {
+        // 4. Analyze what is left (an analyzer that answers at once already has).
+        if let Some(done) = ready.into_iter().collect::<Option<Vec<Analysis>>>() {
+            out.results = done.into_iter().map(Ok).collect();
+        } else {
             out.results = self
                 .ctx
                 .analyses
@@ -494,7 +500,8 @@ impl Prep<'_> {
 
 /// One fetched message after parsing and triage.
 enum Parsed {
-    Email(Email),
+    /// To analyze; with the analysis when the analyzer answers at once.
+    Email(Email, Option<Analysis>),
     Automated(Email, String),
     Malformed {
         id: String,
@@ -503,7 +510,7 @@ enum Parsed {
     },
 }
 
-fn parse_one(raw: &RawEmail, settings: &Settings) -> Parsed {
+fn parse_one(raw: &RawEmail, analyzer: &dyn Analyzer, settings: &Settings) -> Parsed {
     // parse_email is written not to panic on any input; should a bug make it, that
     // message is reported, not the scan lost.
     let parsed = std::panic::catch_unwind(|| parse::parse_email(raw))
@@ -511,7 +518,10 @@ fn parse_one(raw: &RawEmail, settings: &Settings) -> Parsed {
     match parsed {
         Ok(email) => match triage::automated(&email, settings) {
             Some(reason) => Parsed::Automated(email, reason),
-            None => Parsed::Email(email),
+            None => {
+                let analysis = analyzer.analyze_now(&email, settings);
+                Parsed::Email(email, analysis)
+            }
         },
         Err(e) => Parsed::Malformed {
             id: raw.id.clone(),
@@ -521,10 +531,14 @@ fn parse_one(raw: &RawEmail, settings: &Settings) -> Parsed {
     }
 }
 
-/// Parses and triages a chunk in order. The work is CPU only, so it runs on the
-/// blocking pool (never stalling the server's async workers), split into one part per
-/// core.
-async fn parse_all(raws: Vec<RawEmail>, settings: &Arc<Settings>) -> Vec<Parsed> {
+/// Parses, triages and (when the analyzer answers at once) analyzes a chunk, in order.
+/// The work is CPU only, so it runs on the blocking pool (never stalling the server's
+/// async workers), split into one part per core.
+async fn parse_all(
+    raws: Vec<RawEmail>,
+    analyzer: &Arc<dyn Analyzer>,
+    settings: &Arc<Settings>,
+) -> Vec<Parsed> {
     /// Below this many messages per part, splitting costs more than it saves.
     const MIN_PART: usize = 16;
     if raws.is_empty() {
@@ -538,9 +552,10 @@ async fn parse_all(raws: Vec<RawEmail>, settings: &Arc<Settings>) -> Vec<Parsed>
         .map(|_| {
             let part: Vec<RawEmail> = raws.by_ref().take(per_part).collect();
             let settings = Arc::clone(settings);
+            let analyzer = Arc::clone(analyzer);
             tokio::task::spawn_blocking(move || {
                 part.iter()
-                    .map(|raw| parse_one(raw, &settings))
+                    .map(|raw| parse_one(raw, analyzer.as_ref(), &settings))
                     .collect::<Vec<_>>()
             })
         })
@@ -600,7 +615,7 @@ impl Scan<'_> {
         }
         for parsed in parsed {
             match parsed {
-                Parsed::Email(_) => {}
+                Parsed::Email(..) => {}
                 Parsed::Automated(email, reason) => {
                     self.out.skipped_automated += 1;
                     self.progress.skipped += 1;
