@@ -167,7 +167,7 @@ impl Iterator for ListIter {
 
 /// Why a message could not be read.
 #[derive(Debug)]
-enum ReadError {
+pub(crate) enum ReadError {
     /// Message number `index` (1-based) exceeded `MAX_MESSAGE_BYTES`; the reader has
     /// skipped to the next message.
     TooLarge { index: usize },
@@ -207,7 +207,7 @@ impl<R: BufRead> MboxReader<R> {
 
     /// The next message's bytes (separator removed, `>From ` unescaped), `None` at
     /// the end of the file.
-    fn next_message(&mut self) -> Option<Result<Vec<u8>, ReadError>> {
+    pub(crate) fn next_message(&mut self) -> Option<Result<Vec<u8>, ReadError>> {
         if self.finished {
             return None;
         }

@@ -96,20 +96,13 @@ pub fn local_id(bytes: &[u8]) -> String {
 
 /// Builds the `RawEmail` a local source yields: id from `local_id`, labels from
 /// `X-Gmail-Labels` (Google Takeout) plus `extra_labels` (e.g. a Maildir `Sent`
-/// folder), thread id from `X-GM-THRID`. One header-only parse.
+/// folder), thread id from `X-GM-THRID`. Plain headers are read directly
+/// ([`plain_headers`]); anything else gets one header-only parse by mail-parser.
 pub fn raw_from_bytes(bytes: Vec<u8>, extra_labels: &[&str]) -> RawEmail {
-    let headers = MessageParser::default().parse_headers(&bytes);
-    let (id, mut labels, thread_id) = match &headers {
-        Some(msg) => (
-            msg.message_id().map(clean_message_id).unwrap_or_default(),
-            header_text(msg, &bytes, "X-Gmail-Labels")
-                .map(|v| split_labels(&v))
-                .unwrap_or_default(),
-            header_text(msg, &bytes, "X-GM-THRID").filter(|t| !t.is_empty()),
-        ),
-        None => (String::new(), Vec::new(), None),
+    let (id, mut labels, thread_id) = match plain_headers(&bytes) {
+        Some(plain) => plain,
+        None => parsed_headers(&bytes),
     };
-    drop(headers);
     for extra in extra_labels {
         if !labels.iter().any(|l| l.eq_ignore_ascii_case(extra)) {
             labels.push((*extra).to_owned());
@@ -122,6 +115,94 @@ pub fn raw_from_bytes(bytes: Vec<u8>, extra_labels: &[&str]) -> RawEmail {
         labels,
         bytes,
     }
+}
+
+/// What a listing reads from the headers: Message-ID (without brackets; empty when
+/// missing), labels, thread id.
+type ListingHeaders = (String, Vec<String>, Option<String>);
+
+fn parsed_headers(bytes: &[u8]) -> ListingHeaders {
+    match MessageParser::default().parse_headers(bytes) {
+        Some(msg) => (
+            msg.message_id().map(clean_message_id).unwrap_or_default(),
+            header_text(&msg, bytes, "X-Gmail-Labels")
+                .map(|v| split_labels(&v))
+                .unwrap_or_default(),
+            header_text(&msg, bytes, "X-GM-THRID").filter(|t| !t.is_empty()),
+        ),
+        None => (String::new(), Vec::new(), None),
+    }
+}
+
+/// [`parsed_headers`] without mail-parser, for the header blocks nearly all mail has:
+/// every line `Name: value` (a name of letters, digits, `-` and `_`) or a folded
+/// continuation, up to a blank line, with a Message-ID that is one `<id>` on one line.
+/// Anything else returns `None` and goes to mail-parser, so ids never depend on which
+/// path read them (a test checks both agree on every corpus message). Listing a large
+/// mbox spent more time in a full header parse than in reading the file.
+fn plain_headers(bytes: &[u8]) -> Option<ListingHeaders> {
+    // Value ranges (after the colon, to the end of the last folded line).
+    let (mut message_id, mut labels, mut thread) = (None, None, None);
+    let mut current: Option<(&[u8], usize)> = None;
+    let mut finish = |name: &[u8], value: std::ops::Range<usize>| {
+        if name.eq_ignore_ascii_case(b"message-id") {
+            message_id = Some(value); // mail-parser reads the last one
+        } else if name.eq_ignore_ascii_case(b"x-gmail-labels") {
+            labels.get_or_insert(value); // header_text reads the first one
+        } else if name.eq_ignore_ascii_case(b"x-gm-thrid") {
+            thread.get_or_insert(value);
+        }
+    };
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let end = memchr::memchr(b'\n', bytes.get(pos..)?).map_or(bytes.len(), |i| pos + i + 1);
+        let line = bytes.get(pos..end)?;
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        match content.first() {
+            None => break,
+            // A folded line continues the current header.
+            Some(b' ' | b'\t') if current.is_some() => {}
+            Some(b' ' | b'\t') => return None,
+            Some(_) => {
+                if let Some((name, start)) = current.take() {
+                    finish(name, start..pos);
+                }
+                let colon = memchr::memchr(b':', content)?;
+                let name = content.get(..colon)?;
+                let plain = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_');
+                if name.is_empty() || !name.iter().all(plain) {
+                    return None;
+                }
+                current = Some((name, pos + colon + 1));
+            }
+        }
+        pos = end;
+    }
+    if let Some((name, start)) = current.take() {
+        finish(name, start..pos);
+    }
+    let id = bytes.get(message_id?)?.trim_ascii();
+    let inner = id.strip_prefix(b"<")?.strip_suffix(b">")?;
+    let id_char = |b: &u8| b.is_ascii_graphic() && !matches!(b, b'<' | b'>');
+    if inner.is_empty() || !inner.iter().all(id_char) {
+        return None;
+    }
+    let text = |value: &[u8]| {
+        let text = String::from_utf8_lossy(value);
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    Some((
+        String::from_utf8_lossy(inner).into_owned(),
+        labels
+            .and_then(|v| bytes.get(v))
+            .map(|v| split_labels(&text(v)))
+            .unwrap_or_default(),
+        thread
+            .and_then(|v| bytes.get(v))
+            .map(text)
+            .filter(|t| !t.is_empty()),
+    ))
 }
 
 /// Hex SHA-256 of the bytes.
@@ -1256,12 +1337,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_corpus_file_parses_or_is_reported_malformed() {
+    /// Every `.eml` file of the mail-parser corpus, with its path.
+    fn corpus() -> Vec<(std::path::PathBuf, Vec<u8>)> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus");
         let mut pending = vec![root];
-        let mut files = 0;
-        let mut ok = 0;
+        let mut out = Vec::new();
         while let Some(dir) = pending.pop() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 panic!("cannot read {}", dir.display());
@@ -1270,14 +1350,78 @@ mod tests {
                 let path = entry.path();
                 if path.is_dir() {
                     pending.push(path);
-                    continue;
+                } else if path.extension().is_some_and(|e| e == "eml") {
+                    let Ok(bytes) = std::fs::read(&path) else {
+                        panic!("cannot read {}", path.display());
+                    };
+                    out.push((path, bytes));
                 }
-                if path.extension().is_none_or(|e| e != "eml") {
-                    continue;
-                }
-                let Ok(bytes) = std::fs::read(&path) else {
-                    panic!("cannot read {}", path.display());
-                };
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn plain_header_reading_agrees_with_mail_parser() {
+        let demo = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/demo.mbox"),
+        )
+        .expect("demo.mbox");
+        let mut messages: Vec<Vec<u8>> = corpus().into_iter().map(|(_, b)| b).collect();
+        let mut reader = crate::mail::mbox::MboxReader::new(demo.as_slice());
+        while let Some(Ok(m)) = reader.next_message() {
+            messages.push(m);
+        }
+        let edge_cases: [&[u8]; 12] = [
+            b"Message-ID: <a@b>\r\nX-GM-THRID: 42\r\n\r\nbody",
+            b"Message-ID:\n <folded@b>\nSubject: x\n\nbody",
+            b"Message-ID: <first@b>\nMessage-ID: <second@b>\n\n",
+            b"message-id: <lower@b>\nX-Gmail-Labels: Inbox,\"Clients, Acme\",Sent\n\n",
+            b"X-Gmail-Labels: A\nX-Gmail-Labels: B\nMessage-ID: <l@b>\n\n",
+            b"Message-ID: <a b@c>\n\n",
+            b"Message-ID: a@b\n\n",
+            b"Message-ID: <>\n\n",
+            b"Subject: no id\n\nbody",
+            b" leading: fold\nMessage-ID: <x@y>\n\n",
+            b"Bad Name: x\nMessage-ID: <x@y>\n\n",
+            b"Message-ID: <x@y>\nX-GM-THRID:\n\t 77\n  88\n\nbody\nMessage-ID: <body@y>\n",
+        ];
+        messages.extend(edge_cases.iter().map(|m| m.to_vec()));
+        let mut plain = 0;
+        for bytes in &messages {
+            if let Some(fast) = plain_headers(bytes) {
+                plain += 1;
+                assert_eq!(
+                    fast,
+                    parsed_headers(bytes),
+                    "{:?}",
+                    String::from_utf8_lossy(bytes.get(..300).unwrap_or(bytes))
+                );
+            }
+        }
+        // The common shapes take the fast path; the odd ones fall back.
+        assert!(
+            plain * 2 > messages.len(),
+            "only {plain} of {} read plainly",
+            messages.len()
+        );
+        assert!(plain_headers(edge_cases[0]).is_some() && plain_headers(edge_cases[1]).is_some());
+        for odd in &edge_cases[5..11] {
+            assert_eq!(
+                plain_headers(odd),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(odd)
+            );
+        }
+    }
+
+    #[test]
+    fn every_corpus_file_parses_or_is_reported_malformed() {
+        let mut files = 0;
+        let mut ok = 0;
+        for (path, bytes) in corpus() {
+            {
                 let r = RawEmail {
                     id: local_id(&bytes),
                     bytes,
