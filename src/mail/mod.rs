@@ -181,9 +181,9 @@ where
     // Messages cross the channel in batches: one wake-up per message costs more than
     // parsing a small one. A batch closes at BATCH_MESSAGES or BATCH_BYTES, so memory
     // stays bounded however large the messages are.
-    const CHANNEL_CAPACITY: usize = 2;
+    const CHANNEL_CAPACITY: usize = 8;
     const BATCH_MESSAGES: usize = 64;
-    const BATCH_BYTES: usize = 8 * 1024 * 1024;
+    const BATCH_BYTES: usize = 2 * 1024 * 1024;
 
     futures::stream::unfold(State::<F, I>::Start(make), |state| async move {
         let mut state = state;
