@@ -5,6 +5,9 @@
 //!   so their ratio is fair on a noisy machine: mail-parser parsing every message
 //!   (the parse-only ceiling), our mbox source + `parse_email`, and a whole
 //!   `scan_billable_time` into a fresh SQLite file.
+//! - `mbox_20k/store_only`: only the SQLite writes such a scan makes (its entries and
+//!   processed marks, in the scan's 256-message batches), on the same run's clock: a
+//!   scan cannot go faster than its one writer.
 //!
 //! `BENCH_MESSAGES` overrides the mailbox size.
 
@@ -15,12 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use billable::analyze::rules::RulesAnalyzer;
-use billable::analyze::{Analyzer, triage};
+use billable::analyze::{Analyzer, Outcome, triage};
 use billable::context::Context;
 use billable::domain::{Settings, UserId};
 use billable::mail::mbox::MboxSource;
 use billable::mail::{MailQuery, MailSource, RawEmail, parse};
 use billable::store::sqlite::SqliteStore;
+use billable::store::{Batch, Processed, Store};
 use billable::tools::{self, NoProgress};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
@@ -147,6 +151,28 @@ fn mbox_20k(c: &mut Criterion) {
         })
     });
 
+    group.bench_function("store_only", |b| {
+        let batches = scan_batches(&bytes);
+        b.iter_batched(
+            || {
+                let db = tempfile::tempdir().expect("tempdir");
+                let store = SqliteStore::open(&db.path().join("b.sqlite3")).expect("store");
+                (db, store)
+            },
+            |(_db, store)| {
+                rt.block_on(async {
+                    for batch in &batches {
+                        store
+                            .save_batch(&UserId::local(), batch)
+                            .await
+                            .expect("save");
+                    }
+                })
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
     group.bench_function("scan_into_sqlite", |b| {
         b.iter_batched(
             || {
@@ -173,6 +199,52 @@ fn mbox_20k(c: &mut Criterion) {
         )
     });
     group.finish();
+}
+
+/// The batches a scan of `mbox` saves: per 256 messages, an entry for each billable
+/// one and a processed mark for every one.
+fn scan_batches(mbox: &[u8]) -> Vec<Batch> {
+    let settings = settings();
+    split(mbox)
+        .chunks(tools::scan::CHUNK)
+        .map(|chunk| {
+            let mut batch = Batch::default();
+            for bytes in chunk {
+                let raw = RawEmail {
+                    id: parse::local_id(bytes),
+                    thread_id: None,
+                    labels: vec![],
+                    bytes: bytes.to_vec(),
+                };
+                let Ok(email) = parse::parse_email(&raw) else {
+                    continue;
+                };
+                let (outcome, reason) = match triage::automated(&email, &settings) {
+                    Some(reason) => ("automated".to_owned(), Some(reason)),
+                    None => {
+                        let analysis = billable::analyze::rules::analyze(&email, &settings);
+                        let reason = analysis.reasons.first().cloned();
+                        match analysis.outcome {
+                            Outcome::Entry(entry) | Outcome::Meeting { entry, .. } => {
+                                batch.entries.push(entry);
+                                ("entry".to_owned(), reason)
+                            }
+                            _ => ("not_billable".to_owned(), reason),
+                        }
+                    }
+                };
+                batch.processed.push(Processed {
+                    message_id: email.id.clone(),
+                    content_hash: email.content_hash.clone(),
+                    analyzer: "rules".to_owned(),
+                    outcome,
+                    reason,
+                    processed_at: chrono::Utc::now(),
+                });
+            }
+            batch
+        })
+        .collect()
 }
 
 criterion_group!(benches, per_message, mbox_20k);
