@@ -521,8 +521,6 @@ fn group_from_row(row: &Row<'_>) -> Result<SummaryGroup, StoreError> {
     })
 }
 
-/// The entry's columns as SQL values, in the order the insert and update bind them
-/// (?2 …): everything but id, user_id and created_at.
 /// An entry's columns stored as text that `TimeEntry` keeps typed.
 struct EntryText {
     work_date: String,
@@ -1200,7 +1198,9 @@ mod tests {
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_millis(50)).await;
             std::fs::copy(&path, &copy).unwrap();
-            let _ = std::fs::remove_file(dir.path().join("copy.sqlite3-wal"));
+            for stale in ["copy.sqlite3-wal", "copy.sqlite3-shm"] {
+                let _ = std::fs::remove_file(dir.path().join(stale));
+            }
             rows = Connection::open(&copy)
                 .and_then(|c| {
                     c.query_row("SELECT count(*) FROM processed_messages", [], |r| r.get(0))
