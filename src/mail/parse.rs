@@ -335,14 +335,15 @@ pub fn count_words(text: &str) -> usize {
     }
     // Most mail is ASCII: one pass over the bytes, same rules (Unicode white space
     // within ASCII includes the vertical tab, which `is_ascii_whitespace` does not).
-    // Branch-free: a word is counted where white space ends a run that had a letter
-    // or digit, which keeps a mailbox of prose from stalling on mispredictions.
     let mut words = 0;
     let mut in_word_with_alnum = false;
     for &b in text.as_bytes() {
-        let space = matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r');
-        words += usize::from(space & in_word_with_alnum);
-        in_word_with_alnum = (in_word_with_alnum | b.is_ascii_alphanumeric()) & !space;
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r') {
+            words += usize::from(in_word_with_alnum);
+            in_word_with_alnum = false;
+        } else if b.is_ascii_alphanumeric() {
+            in_word_with_alnum = true;
+        }
     }
     words + usize::from(in_word_with_alnum)
 }
