@@ -519,8 +519,19 @@ fn parse_one(raw: &RawEmail, analyzer: &dyn Analyzer, settings: &Settings) -> Pa
         Ok(email) => match triage::automated(&email, settings) {
             Some(reason) => Parsed::Automated(email, reason),
             None => {
-                let analysis = analyzer.analyze_now(&email, settings);
-                Parsed::Email(email, analysis)
+                // Like parsing: a bug in the analyzer costs this message, not the part.
+                // Nothing of the analyzer's is used after a panic but this report.
+                let now = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    analyzer.analyze_now(&email, settings)
+                }));
+                match now {
+                    Ok(analysis) => Parsed::Email(email, analysis),
+                    Err(_) => Parsed::Malformed {
+                        id: raw.id.clone(),
+                        hash: email.content_hash,
+                        reason: "analyzing failed unexpectedly".into(),
+                    },
+                }
             }
         },
         Err(e) => Parsed::Malformed {

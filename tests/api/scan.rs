@@ -464,3 +464,74 @@ async fn maildir_and_eml_folders_give_the_same_entries_as_the_mbox() {
         assert_eq!(keys, reference, "{name} differs from the mbox");
     }
 }
+
+/// The rules analyzer, except that it panics on a message with "boom" in its subject.
+struct PanicsOnBoom;
+
+#[async_trait::async_trait]
+impl billable::analyze::Analyzer for PanicsOnBoom {
+    fn name(&self) -> String {
+        "rules".to_owned()
+    }
+
+    fn analyze_now(
+        &self,
+        email: &billable::domain::Email,
+        settings: &billable::domain::Settings,
+    ) -> Option<billable::analyze::Analysis> {
+        assert!(!email.subject.contains("boom"), "simulated analyzer bug");
+        Some(billable::analyze::rules::analyze(email, settings))
+    }
+
+    async fn analyze(
+        &self,
+        emails: &[billable::domain::Email],
+        settings: &billable::domain::Settings,
+    ) -> Vec<Result<billable::analyze::Analysis, billable::analyze::AnalyzeError>> {
+        emails
+            .iter()
+            .map(|e| Ok(billable::analyze::rules::analyze(e, settings)))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn an_analyzer_that_panics_costs_that_message_not_the_scan() {
+    let app = TestApp::new();
+    let message = |id: &str, subject: &str| {
+        format!(
+            "From alex@morganlegal.com Mon Nov 23 09:00:00 2026\nFrom: Alex Morgan <alex@morganlegal.com>\nTo: Jane Cooper <jane.cooper@acme.com>\nSubject: {subject}\nDate: Mon, 23 Nov 2026 09:00:00 -0500\nMessage-ID: <{id}>\n\nI reviewed the indemnity clause and marked two changes for the renewal.\n\n"
+        )
+    };
+    let mbox = app.write(
+        "boom.mbox",
+        &(message("ok-1@x", "MSA renewal")
+            + &message("bad@x", "boom")
+            + &message("ok-2@x", "MSA markup")),
+    );
+    let store = billable::store::sqlite::SqliteStore::open(&app.db).expect("store");
+    let ctx = billable::Context::new(
+        Some(Arc::new(MboxSource::open(&mbox).expect("mbox"))),
+        Arc::new(PanicsOnBoom),
+        Arc::new(store),
+    );
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": demo_settings()}),
+    )
+    .await
+    .expect("configure");
+    let out = scan(&ctx).await;
+    assert_eq!(out["examined"], 3, "{out}");
+    assert_eq!(out["entries_created"], 2, "{out}");
+    assert_eq!(out["errors_total"], 1, "{out}");
+    assert_eq!(out["errors"][0]["message_id"], "bad@x", "{out}");
+    assert_eq!(
+        out["errors"][0]["reason"], "analyzing failed unexpectedly",
+        "{out}"
+    );
+    // Recorded, so a rescan does not trip on it again.
+    let again = scan(&ctx).await;
+    assert_eq!(again["skipped_already_processed"], 3, "{again}");
+}
