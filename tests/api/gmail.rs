@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 mod mbox_gen;
 
 use crate::fake_gmail::{Bucket, FakeGmail, Faults, TOKEN};
-use crate::helpers::{TestApp, call, demo_settings, fixture, scan};
+use crate::helpers::{TestApp, call, configure_demo, demo_settings, fixture, scan};
 
 /// A client with generous quota (the fake enforces none unless told) and short
 /// backoffs, so fault tests stay quick.
@@ -38,13 +38,7 @@ async fn gmail_context(app: &TestApp, config: GmailConfig) -> Context {
     let ctx = app
         .context(None)
         .with_gmail(Arc::new(GmailHub::new(config)));
-    call(
-        &ctx,
-        "configure_time_tracking",
-        json!({"settings": demo_settings()}),
-    )
-    .await
-    .expect("configure");
+    configure_demo(&ctx).await;
     ctx
 }
 
@@ -119,13 +113,7 @@ async fn mbox_entries() -> BTreeMap<String, (Value, Value, Value, Value)> {
     let source: Arc<dyn MailSource> =
         Arc::new(MboxSource::open(fixture("demo.mbox")).expect("mbox"));
     let ctx = app.context(Some(source));
-    call(
-        &ctx,
-        "configure_time_tracking",
-        json!({"settings": demo_settings()}),
-    )
-    .await
-    .expect("configure");
+    configure_demo(&ctx).await;
     scan(&ctx).await;
     keyed(&entries(&ctx).await, None)
 }

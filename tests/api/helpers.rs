@@ -109,6 +109,17 @@ impl Run {
     }
 }
 
+/// Applies the demo settings (`tests/fixtures/demo-settings.json`), which must succeed.
+pub async fn configure_demo(ctx: &Context) {
+    call(
+        ctx,
+        "configure_time_tracking",
+        serde_json::json!({"settings": demo_settings()}),
+    )
+    .await
+    .expect("configure the demo settings");
+}
+
 /// Calls a tool in process as the local user.
 /// A whole scan with default arguments, which must not fail.
 pub async fn scan(ctx: &Context) -> Value {

@@ -720,13 +720,7 @@ async fn a_request_slower_than_the_timeout_gets_408_with_a_json_error() {
     let store = SqliteStore::open(&app.db).expect("store");
     let analyzer = LlmAnalyzer::new(&llm).expect("llm analyzer");
     let ctx = Arc::new(Context::new(None, Arc::new(analyzer), Arc::new(store)));
-    crate::helpers::call(
-        &ctx,
-        "configure_time_tracking",
-        json!({ "settings": demo_settings() }),
-    )
-    .await
-    .expect("demo settings");
+    crate::helpers::configure_demo(&ctx).await;
     let config = ServerConfig {
         request_timeout_secs: 1,
         ..local_config()

@@ -13,7 +13,7 @@ use billable::store::sqlite::SqliteStore;
 use serde_json::{Value, json};
 
 use crate::fake_openai::{Behaviour, FakeOpenAi, Mode};
-use crate::helpers::{TestApp, call, demo_settings, fixture, scan};
+use crate::helpers::{TestApp, call, configure_demo, fixture, scan};
 
 const MODEL: &str = "fake-model";
 
@@ -38,13 +38,7 @@ async fn llm_app(
     let store = SqliteStore::open(&app.db).expect("store");
     let source = MboxSource::open(mbox).expect("mbox");
     let ctx = Context::new(Some(Arc::new(source)), analyzer.clone(), Arc::new(store));
-    call(
-        &ctx,
-        "configure_time_tracking",
-        json!({"settings": demo_settings()}),
-    )
-    .await
-    .expect("settings");
+    configure_demo(&ctx).await;
     (ctx, analyzer)
 }
 
@@ -254,13 +248,7 @@ fn injected(to_client_domain: &str) -> String {
 async fn rules_entry(raw: &str) -> Value {
     let app = TestApp::new();
     let ctx = app.context(None);
-    call(
-        &ctx,
-        "configure_time_tracking",
-        json!({"settings": demo_settings()}),
-    )
-    .await
-    .expect("settings");
+    configure_demo(&ctx).await;
     let out = call(&ctx, "analyze_time_entry", json!({"raw_email": raw}))
         .await
         .expect("rules analyze");

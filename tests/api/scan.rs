@@ -9,7 +9,7 @@ use billable::mail::maildir::MaildirSource;
 use billable::mail::mbox::MboxSource;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, call, demo_settings, fixture, scan};
+use crate::helpers::{TestApp, call, configure_demo, fixture, scan};
 
 fn demo_source() -> Option<Arc<dyn MailSource>> {
     Some(Arc::new(
@@ -19,13 +19,7 @@ fn demo_source() -> Option<Arc<dyn MailSource>> {
 
 async fn configured(app: &TestApp, source: Option<Arc<dyn MailSource>>) -> billable::Context {
     let ctx = app.context(source);
-    call(
-        &ctx,
-        "configure_time_tracking",
-        json!({"settings": demo_settings()}),
-    )
-    .await
-    .expect("configure");
+    configure_demo(&ctx).await;
     ctx
 }
 
@@ -515,13 +509,7 @@ async fn an_analyzer_that_panics_costs_that_message_not_the_scan() {
         Arc::new(PanicsOnBoom),
         Arc::new(store),
     );
-    call(
-        &ctx,
-        "configure_time_tracking",
-        json!({"settings": demo_settings()}),
-    )
-    .await
-    .expect("configure");
+    configure_demo(&ctx).await;
     let out = scan(&ctx).await;
     assert_eq!(out["examined"], 3, "{out}");
     assert_eq!(out["entries_created"], 2, "{out}");
