@@ -188,19 +188,15 @@ fn plain_headers(bytes: &[u8]) -> Option<ListingHeaders> {
     if inner.is_empty() || !inner.iter().all(id_char) {
         return None;
     }
-    let text = |value: &[u8]| {
-        let text = String::from_utf8_lossy(value);
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
-    };
     Some((
         String::from_utf8_lossy(inner).into_owned(),
         labels
             .and_then(|v| bytes.get(v))
-            .map(|v| split_labels(&text(v)))
+            .map(|v| split_labels(&one_line(v)))
             .unwrap_or_default(),
         thread
             .and_then(|v| bytes.get(v))
-            .map(text)
+            .map(one_line)
             .filter(|t| !t.is_empty()),
     ))
 }
@@ -257,9 +253,13 @@ pub(crate) fn header_text(msg: &Message<'_>, bytes: &[u8], name: &str) -> Option
         .find(|h| h.name().eq_ignore_ascii_case(name))?;
     let start = header.offset_start() as usize;
     let end = header.offset_end() as usize;
-    let raw = bytes.get(start..end)?;
+    Some(one_line(bytes.get(start..end)?))
+}
+
+/// A raw header value as one line: folds and runs of white space become one space.
+fn one_line(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
-    Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn to_address(addr: &mail_parser::Addr<'_>) -> Option<Address> {
