@@ -220,9 +220,14 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| open_err(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| open_err(e.to_string()))?;
+        // Every connection waits `BUSY_TIMEOUT` for another process's lock.
+        let connect = || {
+            let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+            conn.busy_timeout(BUSY_TIMEOUT)
+                .map_err(|e| open_err(e.to_string()))?;
+            Ok::<_, StoreError>(conn)
+        };
+        let conn = connect()?;
         // WAL lets readers proceed while a scan writes; NORMAL is durable across
         // application crashes and only risks the last commits on power loss, which a
         // rescan restores (saving is idempotent).
@@ -239,20 +244,13 @@ impl SqliteStore {
             .map_err(|e| open_err(e.to_string()))?;
         let mut store = SqliteStore::prepare(conn).map_err(|e| open_err(e.to_string()))?;
         // Opened after the migrations, so it never sees an older schema.
-        let reader = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
-        reader
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| open_err(e.to_string()))?;
+        let reader = connect()?;
         reader
             .pragma_update(None, "query_only", true)
             .map_err(|e| open_err(e.to_string()))?;
         reader.set_prepared_statement_cache_capacity(64);
         store.reader = Arc::new(Mutex::new(reader));
-        let checkpoints = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
-        checkpoints
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| open_err(e.to_string()))?;
-        let checkpoints = Checkpointer::start(checkpoints)
+        let checkpoints = Checkpointer::start(connect()?)
             .map_err(|e| open_err(format!("cannot start the checkpoint thread: {e}")))?;
         store.checkpoints = Some(Arc::new(checkpoints));
         store.path = Some(path.to_owned());
