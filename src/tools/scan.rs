@@ -385,7 +385,7 @@ struct Prepared {
     /// A listed message could not be fetched.
     unfetched: bool,
     /// Automated and malformed messages; the ones to analyze are in `emails`.
-    parsed: Vec<Parsed>,
+    skipped: Vec<Skipped>,
     emails: Vec<Email>,
     results: Vec<Result<Analysis, AnalyzeError>>,
     /// The source or analyzer failed: the scan stops after this chunk.
@@ -403,7 +403,7 @@ impl Prep<'_> {
             errors: Vec::new(),
             skipped_processed: 0,
             unfetched: false,
-            parsed: Vec::new(),
+            skipped: Vec::new(),
             emails: Vec::new(),
             results: Vec::new(),
             fatal: None,
@@ -430,13 +430,15 @@ impl Prep<'_> {
         out.examined += listed.len() as u64;
 
         // 2. Drop what earlier scans processed before fetching any body.
+        let mut ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
         if !self.reanalyze && !listed.is_empty() {
-            let ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
             match self.ctx.store.processed_ids(self.user, &ids).await {
                 Ok(done) => {
-                    let before = listed.len();
+                    // Ids are unique here (`seen`), so both lists stay aligned.
                     listed.retain(|l| !done.contains(&l.id));
-                    out.skipped_processed = (before - listed.len()) as u64;
+                    let before = ids.len();
+                    ids.retain(|id| !done.contains(id));
+                    out.skipped_processed = (before - ids.len()) as u64;
                 }
                 Err(e) => {
                     out.fatal = Some(Error::from(e).to_string());
@@ -453,7 +455,6 @@ impl Prep<'_> {
                 return out;
             }
         };
-        let ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
         let mut raws = Vec::with_capacity(listed.len());
         for (id, fetched) in ids.into_iter().zip(source.fetch_many(listed).await) {
             match fetched {
@@ -475,7 +476,7 @@ impl Prep<'_> {
                     out.emails.push(email);
                     ready.push(analysis);
                 }
-                other => out.parsed.push(other),
+                Parsed::Skipped(skipped) => out.skipped.push(skipped),
             }
         }
 
@@ -502,6 +503,11 @@ impl Prep<'_> {
 enum Parsed {
     /// To analyze; with the analysis when the analyzer answers at once.
     Email(Email, Option<Analysis>),
+    Skipped(Skipped),
+}
+
+/// A message recorded without analysis.
+enum Skipped {
     Automated(Email, String),
     Malformed {
         id: String,
@@ -517,7 +523,7 @@ fn parse_one(raw: &RawEmail, analyzer: &dyn Analyzer, settings: &Settings) -> Pa
         .unwrap_or_else(|_| Err(MailError::Malformed("parsing failed unexpectedly".into())));
     match parsed {
         Ok(email) => match triage::automated(&email, settings) {
-            Some(reason) => Parsed::Automated(email, reason),
+            Some(reason) => Parsed::Skipped(Skipped::Automated(email, reason)),
             None => {
                 // Like parsing: a bug in the analyzer costs this message, not the part.
                 // Nothing of the analyzer's is used after a panic but this report.
@@ -526,19 +532,19 @@ fn parse_one(raw: &RawEmail, analyzer: &dyn Analyzer, settings: &Settings) -> Pa
                 }));
                 match now {
                     Ok(analysis) => Parsed::Email(email, analysis),
-                    Err(_) => Parsed::Malformed {
+                    Err(_) => Parsed::Skipped(Skipped::Malformed {
                         id: raw.id.clone(),
                         hash: email.content_hash,
                         reason: "analyzing failed unexpectedly".into(),
-                    },
+                    }),
                 }
             }
         },
-        Err(e) => Parsed::Malformed {
+        Err(e) => Parsed::Skipped(Skipped::Malformed {
             id: raw.id.clone(),
             hash: parse::sha256_hex(&raw.bytes),
             reason: e.to_string(),
-        },
+        }),
     }
 }
 
@@ -611,7 +617,7 @@ impl Scan<'_> {
             errors,
             skipped_processed,
             unfetched,
-            parsed,
+            skipped,
             emails,
             results,
             mut fatal,
@@ -624,15 +630,14 @@ impl Scan<'_> {
         for (id, reason) in errors {
             self.error(&id, reason);
         }
-        for parsed in parsed {
-            match parsed {
-                Parsed::Email(..) => {}
-                Parsed::Automated(email, reason) => {
+        for skipped in skipped {
+            match skipped {
+                Skipped::Automated(email, reason) => {
                     self.out.skipped_automated += 1;
                     self.progress.skipped += 1;
                     self.recorder.automated(&email, &reason);
                 }
-                Parsed::Malformed { id, hash, reason } => {
+                Skipped::Malformed { id, hash, reason } => {
                     self.recorder.malformed(&id, &hash, &reason);
                     self.error(&id, reason);
                 }
