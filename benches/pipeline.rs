@@ -210,12 +210,8 @@ fn scan_batches(mbox: &[u8]) -> Vec<Batch> {
         .map(|chunk| {
             let mut batch = Batch::default();
             for bytes in chunk {
-                let raw = RawEmail {
-                    id: parse::local_id(bytes),
-                    thread_id: None,
-                    labels: vec![],
-                    bytes: bytes.to_vec(),
-                };
+                // As the mbox source yields it (labels and thread from the headers).
+                let raw = parse::raw_from_bytes(bytes.to_vec(), &[]);
                 let Ok(email) = parse::parse_email(&raw) else {
                     continue;
                 };
