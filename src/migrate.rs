@@ -44,6 +44,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_summary",
         sql: include_str!("../sql/0003_summary.sql"),
     },
+    Migration {
+        name: "0004_calendar_event_states",
+        sql: include_str!("../sql/0004_calendar_event_states.sql"),
+    },
 ];
 
 /// Whether to apply the compat migration.

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{EntryStatus, Settings, Summary, SummaryQuery, TimeEntry, UserId, WorkDate};
 
@@ -25,7 +25,7 @@ pub struct Processed {
 }
 
 /// What the store knows of a calendar event (by UID).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventState {
     pub uid: String,
     pub sequence: i64,

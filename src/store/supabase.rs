@@ -13,7 +13,7 @@
 //! chunk changes nothing. Summaries aggregate in the database through the
 //! `time_summary` function (`security invoker`, so RLS applies inside it).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -511,27 +511,28 @@ impl Store for SupabaseStore {
         Ok(found)
     }
 
+    /// Through the same call as [`Self::events`]: a UID is free text, and a body
+    /// carries any character a URL filter might not.
     async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError> {
-        #[derive(Deserialize)]
-        struct Row {
-            uid: String,
-            sequence: i64,
-            cancelled: bool,
-            message_id: Option<String>,
+        Ok(self.events(user, &[uid.to_owned()]).await?.remove(uid))
+    }
+
+    /// One call per `IDS_PER_CALL` uids, not one per event: a chunk of mail can hold
+    /// dozens of invites.
+    async fn events(
+        &self,
+        user: &UserId,
+        uids: &[String],
+    ) -> Result<HashMap<String, EventState>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in uids.chunks(IDS_PER_CALL) {
+            let request = self.rpc(user, "calendar_event_states", &json!({ "p_uids": chunk }))?;
+            let rows: Vec<EventState> = self
+                .fetch(request, "look up calendar events", "calendar events")
+                .await?;
+            found.extend(rows.into_iter().map(|e| (e.uid.clone(), e)));
         }
-        let request = self
-            .from(user, "calendar_events")?
-            .select("uid,sequence,cancelled,message_id")
-            .eq("uid", uid);
-        let rows: Vec<Row> = self
-            .fetch(request, "look up a calendar event", "calendar event")
-            .await?;
-        Ok(rows.into_iter().next().map(|r| EventState {
-            uid: r.uid,
-            sequence: r.sequence,
-            cancelled: r.cancelled,
-            message_id: r.message_id,
-        }))
+        Ok(found)
     }
 
     async fn entry_by_message(

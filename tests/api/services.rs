@@ -114,6 +114,13 @@ impl Store for SignedIn {
     async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError> {
         self.0.event(&self.user(user), uid).await
     }
+    async fn events(
+        &self,
+        user: &UserId,
+        uids: &[String],
+    ) -> Result<std::collections::HashMap<String, EventState>, StoreError> {
+        self.0.events(&self.user(user), uids).await
+    }
     async fn entry_by_message(
         &self,
         user: &UserId,

@@ -5,7 +5,7 @@
 //! wrappers at the bottom run them against a fresh SQLite file. Every behaviour uses
 //! fresh random user ids, so the functions also work against a shared database.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use billable::domain::{
     Activity, EntryStatus, GroupBy, Settings, SettingsPatch, SummaryGroup, SummaryQuery, TimeEntry,
@@ -779,6 +779,45 @@ pub async fn calendar_events_are_upserted_and_found_by_uid(store: &dyn Store) {
     assert_eq!(store.event(&user, "uid-2@cal").await.unwrap(), None);
 }
 
+pub async fn events_are_looked_up_together_by_any_uid(store: &dyn Store) {
+    let (user, other) = (fresh_user(), fresh_user());
+    // Calendar UIDs are free text: nothing in them may break the lookup's request.
+    let uids = [
+        "040000008200E00074C5B7101A82E008@outlook",
+        "a,b.(c)\"d\" e@cal",
+        "in.(x,y)",
+        "ünïcödé 🗓",
+        "with space@cal",
+    ];
+    let states: Vec<EventState> = uids
+        .iter()
+        .enumerate()
+        .map(|(i, uid)| EventState {
+            uid: (*uid).to_owned(),
+            sequence: i as i64,
+            cancelled: i % 2 == 0,
+            message_id: (i % 2 == 1).then(|| format!("invite-{i}")),
+        })
+        .collect();
+    let batch = Batch {
+        events: states.clone(),
+        ..Batch::default()
+    };
+    store.save_batch(&user, &batch).await.unwrap();
+
+    let mut asked: Vec<String> = uids.iter().map(|u| (*u).to_owned()).collect();
+    asked.push("never-seen@cal".to_owned());
+    let found = store.events(&user, &asked).await.unwrap();
+    let expected: HashMap<String, EventState> =
+        states.into_iter().map(|e| (e.uid.clone(), e)).collect();
+    assert_eq!(found, expected);
+    for (uid, state) in &expected {
+        assert_eq!(store.event(&user, uid).await.unwrap().as_ref(), Some(state));
+    }
+    assert!(store.events(&other, &asked).await.unwrap().is_empty());
+    assert!(store.events(&user, &[]).await.unwrap().is_empty());
+}
+
 pub async fn scans_are_recorded_updated_and_listed_newest_first(store: &dyn Store) {
     let user = fresh_user();
     let first = scan("scan-1", "2026-04-01T09:00:00Z");
@@ -840,6 +879,7 @@ on_sqlite!(
     billable_only_summaries_leave_out_non_billable_entries,
     rejected_entries_are_listed_but_left_out_of_summaries,
     calendar_events_are_upserted_and_found_by_uid,
+    events_are_looked_up_together_by_any_uid,
     scans_are_recorded_updated_and_listed_newest_first,
 );
 
@@ -876,6 +916,7 @@ on_supabase!(
     billable_only_summaries_leave_out_non_billable_entries,
     rejected_entries_are_listed_but_left_out_of_summaries,
     calendar_events_are_upserted_and_found_by_uid,
+    events_are_looked_up_together_by_any_uid,
     scans_are_recorded_updated_and_listed_newest_first,
 );
 
