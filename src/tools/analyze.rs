@@ -108,8 +108,10 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
         Outcome::Entry(e) | Outcome::Meeting { entry: e, .. } => Some(e.clone()),
         _ => None,
     };
-    let (outcome, entry) = recorder.record(ctx, user, &email, analysis).await?;
-    let mut entry = entry.or(if outcome == Disposition::NotBillable {
+    let outcome = recorder.record(ctx, user, &email, analysis).await?;
+    // The recorder holds this one message's writes, so its last entry is this one's.
+    let staged = recorder.batch.entries.last().cloned();
+    let mut entry = staged.or(if outcome == Disposition::NotBillable {
         None
     } else {
         preview

@@ -160,14 +160,15 @@ impl Recorder {
         self.batch.entries.push(entry);
     }
 
-    /// Stages what an analysis means. Returns the disposition and the entry, if any.
+    /// Stages what an analysis means and returns its disposition; the entry it
+    /// staged, if any, is the batch's last.
     pub async fn record(
         &mut self,
         ctx: &Context,
         user: &UserId,
         email: &Email,
         analysis: Analysis,
-    ) -> Result<(Disposition, Option<TimeEntry>)> {
+    ) -> Result<Disposition> {
         let mut reason = analysis.reasons.first().cloned();
         let (what, entry) = match analysis.outcome {
             Outcome::Entry(entry) => (Disposition::Entry, Some(entry)),
@@ -237,10 +238,10 @@ impl Recorder {
             }
         };
         self.processed(&email.id, &email.content_hash, what, reason);
-        if let Some(e) = &entry {
-            self.stage_entry(e.clone());
+        if let Some(e) = entry {
+            self.stage_entry(e);
         }
-        Ok((what, entry))
+        Ok(what)
     }
 
     /// Hands over the staged writes, leaving the event cache for the next chunk.

@@ -657,7 +657,7 @@ impl Scan<'_> {
                 Ok(analysis) => {
                     self.out.analyzed += 1;
                     self.progress.analyzed += 1;
-                    let (what, _) = self
+                    let what = self
                         .recorder
                         .record(self.ctx, self.user, email, analysis)
                         .await
