@@ -123,6 +123,12 @@ pub enum StoreError {
     /// A write conflicted with an existing row (409).
     #[error("conflicting write to {what}: {message}. Retry the request")]
     Conflict { what: &'static str, message: String },
+    /// The database lacks a function or table this billable calls (PGRST202/205):
+    /// its schema is older than the code.
+    #[error(
+        "the Supabase schema is older than this billable: {0}. Apply the pending files in sql/ (`billable migrate`, or as README.md's \"Deploying on Supabase\" says)"
+    )]
+    Outdated(String),
     /// Any other error PostgREST reported.
     #[error("Supabase could not {context}: {message}")]
     Rest {

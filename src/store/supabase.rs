@@ -303,6 +303,10 @@ fn rest_error(status: u16, body: &str, context: &'static str) -> StoreError {
             what: context,
             message,
         },
+        // Not found in the schema cache, or undefined in Postgres: a migration is missing.
+        (_, "PGRST202" | "PGRST205" | "42883" | "42P01") => {
+            StoreError::Outdated(format!("could not {context}: {message}"))
+        }
         (502..=504, _) | (_, "PGRST000" | "PGRST001" | "PGRST002") => StoreError::Unavailable(
             format!("Supabase is unavailable ({status}) while trying to {context}: {message}"),
         ),
@@ -849,6 +853,14 @@ mod tests {
             rest_error(409, dup, "x"),
             StoreError::Conflict { .. }
         ));
+        // As PostgREST and postrust answer a call to a function the schema lacks.
+        let missing = r#"{"code":"PGRST202","details":null,"hint":null,"message":"Could not find the function public.calendar_event_states(p_uids) in the schema cache"}"#;
+        let err = rest_error(404, missing, "look up calendar events");
+        assert!(matches!(err, StoreError::Outdated(_)), "{err}");
+        assert!(
+            err.to_string().contains("calendar_event_states") && err.to_string().contains("sql/"),
+            "{err}"
+        );
         assert!(matches!(
             rest_error(503, "upstream down", "x"),
             StoreError::Unavailable(_)
