@@ -151,23 +151,18 @@ pub trait Store: Send + Sync {
         ids: &[String],
     ) -> Result<HashSet<String>, StoreError>;
 
-    async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError>;
+    /// The known state of one event.
+    async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError> {
+        Ok(self.events(user, &[uid.to_owned()]).await?.remove(uid))
+    }
 
-    /// The known state of several events, by uid (a scan asks once per chunk). The
-    /// default asks for each in turn.
+    /// The known state of several events, by uid, in one query or request (a scan
+    /// asks once per chunk).
     async fn events(
         &self,
         user: &UserId,
         uids: &[String],
-    ) -> Result<HashMap<String, EventState>, StoreError> {
-        let mut found = HashMap::new();
-        for uid in uids {
-            if let Some(state) = self.event(user, uid).await? {
-                found.insert(uid.clone(), state);
-            }
-        }
-        Ok(found)
-    }
+    ) -> Result<HashMap<String, EventState>, StoreError>;
 
     async fn entry_by_message(
         &self,

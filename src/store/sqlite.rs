@@ -775,26 +775,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError> {
-        let user = user.as_str().to_owned();
-        let uid = uid.to_owned();
-        self.with_reader(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT uid, sequence, cancelled, message_id FROM calendar_events WHERE user_id = ?1 AND uid = ?2",
-                )
-                .map_err(sqlite("prepare the calendar event lookup"))?;
-            let mut rows = stmt
-                .query(params![user, uid])
-                .map_err(sqlite("look up a calendar event"))?;
-            let Some(row) = rows.next().map_err(sqlite("read a calendar event"))? else {
-                return Ok(None);
-            };
-            event_from_row(row).map(Some)
-        })
-        .await
-    }
-
     async fn events(
         &self,
         user: &UserId,

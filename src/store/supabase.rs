@@ -515,14 +515,9 @@ impl Store for SupabaseStore {
         Ok(found)
     }
 
-    /// Through the same call as [`Self::events`]: a UID is free text, and a body
-    /// carries any character a URL filter might not.
-    async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError> {
-        Ok(self.events(user, &[uid.to_owned()]).await?.remove(uid))
-    }
-
     /// One call per `IDS_PER_CALL` uids, not one per event: a chunk of mail can hold
-    /// dozens of invites.
+    /// dozens of invites. A body, not a URL filter: a UID is free text, and postrust
+    /// reads a `+` in a query string as a plus, not a space.
     async fn events(
         &self,
         user: &UserId,

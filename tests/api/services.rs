@@ -111,9 +111,6 @@ impl Store for SignedIn {
     ) -> Result<std::collections::HashSet<String>, StoreError> {
         self.0.processed_ids(&self.user(user), ids).await
     }
-    async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError> {
-        self.0.event(&self.user(user), uid).await
-    }
     async fn events(
         &self,
         user: &UserId,
