@@ -1,7 +1,7 @@
 //! Pipeline throughput.
 //!
 //! - `per_message/*`: parse, triage and the rules analyzer on one message at a time.
-//! - `mbox_20k/*`: the same generated 20,000-message mbox read three ways in one run,
+//! - `mbox_20k/*`: the same generated 20,000-message mbox read four ways in one run,
 //!   so their ratio is fair on a noisy machine: mail-parser parsing every message
 //!   (the parse-only ceiling: split in memory, and read from the file with
 //!   mail-parser's own mbox reader), our mbox source + `parse_email`, and a whole
