@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::{self, Disposition, Recorder};
-use crate::analyze::{Analysis, AnalyzeError, Outcome, triage};
+use crate::analyze::{Analysis, AnalyzeError, triage};
 use crate::context::Context;
 use crate::domain::{TimeEntry, UserId};
 use crate::error::{Error, Result};
@@ -104,18 +104,10 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
             ))
         })?;
     let reasons = analysis.reasons.clone();
-    let preview = match &analysis.outcome {
-        Outcome::Entry(e) | Outcome::Meeting { entry: e, .. } => Some(e.clone()),
-        _ => None,
-    };
     let outcome = recorder.record(ctx, user, &email, analysis).await?;
-    // The recorder holds this one message's writes, so its last entry is this one's.
-    let staged = recorder.batch.entries.last().cloned();
-    let mut entry = staged.or(if outcome == Disposition::NotBillable {
-        None
-    } else {
-        preview
-    });
+    // The recorder holds this one message's writes, so its last entry is this one's:
+    // every entry or meeting is staged unless it was found not billable.
+    let mut entry = recorder.batch.entries.last().cloned();
     if save {
         let batch = recorder.take_batch();
         pipeline::save(ctx, user, &batch).await?;
