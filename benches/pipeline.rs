@@ -61,11 +61,9 @@ fn split(bytes: &[u8]) -> Vec<&[u8]> {
         .windows(2)
         .map(|w| {
             let m = &bytes[w[0]..w[1]];
-            let body = m
-                .iter()
+            m.iter()
                 .position(|b| *b == b'\n')
-                .map_or(m, |p| &m[p + 1..]);
-            body
+                .map_or(m, |p| &m[p + 1..])
         })
         .collect()
 }

@@ -76,7 +76,7 @@ pub fn write_mbox(w: &mut impl Write, n: usize) -> std::io::Result<()> {
         let id = format!("Message-ID: <gen-{i}@bench.example>");
         match i % 10 {
             // The owner writes to a client, with quoted history and a signature.
-            0 | 1 | 2 => {
+            0..=2 => {
                 writeln!(
                     w,
                     "X-Gmail-Labels: Sent\nFrom: Owner <owner@firm.example>\nTo: Client <c{}@{domain}>\nSubject: Re: matter {}\n{date}\n{id}\n",
@@ -92,7 +92,7 @@ pub fn write_mbox(w: &mut impl Write, n: usize) -> std::io::Result<()> {
                 )?;
             }
             // A client writes, sometimes with an attachment.
-            3 | 4 | 5 => {
+            3..=5 => {
                 writeln!(
                     w,
                     "X-Gmail-Labels: Inbox\nFrom: Client <c{}@{domain}>\nTo: owner@firm.example\nSubject: matter {}\n{date}\n{id}",

@@ -499,7 +499,9 @@ impl Prep<'_> {
     }
 }
 
-/// One fetched message after parsing and triage.
+/// One fetched message after parsing and triage. Each is moved once, into the chunk's
+/// lists; boxing the large variants would cost an allocation per message instead.
+#[allow(clippy::large_enum_variant)]
 enum Parsed {
     /// To analyze; with the analysis when the analyzer answers at once.
     Email(Email, Option<Analysis>),
@@ -507,6 +509,7 @@ enum Parsed {
 }
 
 /// A message recorded without analysis.
+#[allow(clippy::large_enum_variant)]
 enum Skipped {
     Automated(Email, String),
     Malformed {

@@ -196,7 +196,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn query_params(uri: &Uri) -> Vec<(String, String)> {
-    uri.query().map(|q| url_pairs(q)).unwrap_or_default()
+    uri.query().map(url_pairs).unwrap_or_default()
 }
 
 fn url_pairs(q: &str) -> Vec<(String, String)> {
@@ -559,18 +559,21 @@ async fn handle(
     }
 }
 
+/// One page of a listing and the token of the next, if any.
+type Page<T> = (Vec<T>, Option<String>);
+
 fn page_of<T: Clone>(
     items: &[T],
     token: Option<String>,
     max: Option<String>,
-) -> Result<(Vec<T>, Option<String>), Response<Body>> {
+) -> Result<Page<T>, Box<Response<Body>>> {
     let start = match token.filter(|t| !t.is_empty()) {
         Some(t) => t.parse::<usize>().map_err(|_| {
-            gmail_error(
+            Box::new(gmail_error(
                 StatusCode::BAD_REQUEST,
                 "invalidArgument",
                 "Invalid pageToken",
-            )
+            ))
         })?,
         None => 0,
     };
@@ -642,7 +645,7 @@ fn list(g: &Inner, param: &dyn Fn(&str) -> Option<String>) -> Response<Body> {
             }
             ok(body)
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -835,6 +838,6 @@ fn history(g: &Inner, param: &dyn Fn(&str) -> Option<String>) -> Response<Body> 
             }
             ok(body)
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }

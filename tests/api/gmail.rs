@@ -14,12 +14,9 @@ use billable::mail::{MailSource, RawEmail};
 use billable::tools::NoProgress;
 use serde_json::{Value, json};
 
-#[path = "../../benches/support/mbox_gen.rs"]
-#[allow(dead_code)]
-mod mbox_gen;
-
 use crate::fake_gmail::{Bucket, FakeGmail, Faults, TOKEN};
 use crate::helpers::{TestApp, call, configure_demo, demo_settings, fixture, scan};
+use crate::mbox_gen;
 
 /// A client with generous quota (the fake enforces none unless told) and short
 /// backoffs, so fault tests stay quick.
@@ -560,7 +557,7 @@ async fn the_fake_serves_full_and_metadata_formats_and_attachments_like_gmail() 
         .await
         .expect("q");
     let n = acme.messages.unwrap_or_default().len();
-    assert!(n >= 1 && n < 16, "{n}");
+    assert!((1..16).contains(&n), "{n}");
 }
 
 /// Plays the browser's part of the consent: follows the redirect with a code.

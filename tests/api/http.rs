@@ -20,9 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fake_openai::{Behaviour, FakeOpenAi};
 use crate::helpers::{TestApp, demo_settings, fixture};
-
-#[path = "../../benches/support/mbox_gen.rs"]
-mod mbox_gen;
+use crate::mbox_gen;
 
 pub const TOKEN: &str = "test-token-123";
 pub const JWT_SECRET: &str = "super-secret-jwt-signing-key-for-tests-only";

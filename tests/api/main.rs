@@ -9,6 +9,8 @@ mod helpers;
 mod http;
 mod jwks;
 mod llm;
+#[path = "../../benches/support/mbox_gen.rs"]
+mod mbox_gen;
 mod mcp;
 mod postgres;
 mod scan;

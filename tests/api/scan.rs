@@ -218,6 +218,7 @@ async fn max_messages_and_the_date_range_limit_what_is_examined() {
     assert!(err.to_string().contains("before"), "{err}");
 }
 
+#[allow(clippy::too_many_arguments)]
 fn invite(
     method: &str,
     uid: &str,
