@@ -193,6 +193,27 @@ impl SupabaseStore {
         reply.json(what)
     }
 
+    /// Calls `function` with `ids` as its one array parameter `param`, `IDS_PER_CALL`
+    /// at a time, and gathers every call's rows. The ids travel in the body: they are
+    /// free text, and postrust reads a `+` in a query string as a plus, not a space.
+    async fn rpc_by_ids<T: DeserializeOwned>(
+        &self,
+        user: &UserId,
+        function: &str,
+        param: &str,
+        ids: &[String],
+        context: &'static str,
+        what: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in ids.chunks(IDS_PER_CALL) {
+            let request = self.rpc(user, function, &json!({ param: chunk }))?;
+            let page: Vec<T> = self.fetch(request, context, what).await?;
+            rows.extend(page);
+        }
+        Ok(rows)
+    }
+
     /// Upserts `rows` into `table` in chunks, returning the rows PostgREST reports
     /// as written (selected by `select`).
     async fn upsert<T: DeserializeOwned>(
@@ -489,49 +510,46 @@ impl Store for SupabaseStore {
         user: &UserId,
         ids: &[String],
     ) -> Result<HashSet<String>, StoreError> {
-        let mut found = HashSet::new();
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let request = self.rpc(user, "processed_message_ids", &json!({ "p_ids": chunk }))?;
-            let items: Vec<IdItem> = self
-                .fetch(
-                    request,
-                    "look up processed messages",
-                    "processed message ids",
-                )
-                .await?;
-            for item in items {
-                match item {
-                    IdItem::Bare(id) => {
-                        found.insert(id);
-                    }
-                    IdItem::Object(map) => {
-                        if let Some(Value::String(id)) = map.into_iter().next().map(|(_, v)| v) {
-                            found.insert(id);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(found)
+        let items: Vec<IdItem> = self
+            .rpc_by_ids(
+                user,
+                "processed_message_ids",
+                "p_ids",
+                ids,
+                "look up processed messages",
+                "processed message ids",
+            )
+            .await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|item| match item {
+                IdItem::Bare(id) => Some(id),
+                IdItem::Object(map) => match map.into_iter().next() {
+                    Some((_, Value::String(id))) => Some(id),
+                    _ => None,
+                },
+            })
+            .collect())
     }
 
     /// One call per `IDS_PER_CALL` uids, not one per event: a chunk of mail can hold
-    /// dozens of invites. A body, not a URL filter: a UID is free text, and postrust
-    /// reads a `+` in a query string as a plus, not a space.
+    /// dozens of invites.
     async fn events(
         &self,
         user: &UserId,
         uids: &[String],
     ) -> Result<HashMap<String, EventState>, StoreError> {
-        let mut found = HashMap::new();
-        for chunk in uids.chunks(IDS_PER_CALL) {
-            let request = self.rpc(user, "calendar_event_states", &json!({ "p_uids": chunk }))?;
-            let rows: Vec<EventState> = self
-                .fetch(request, "look up calendar events", "calendar events")
-                .await?;
-            found.extend(rows.into_iter().map(|e| (e.uid.clone(), e)));
-        }
-        Ok(found)
+        let rows: Vec<EventState> = self
+            .rpc_by_ids(
+                user,
+                "calendar_event_states",
+                "p_uids",
+                uids,
+                "look up calendar events",
+                "calendar events",
+            )
+            .await?;
+        Ok(rows.into_iter().map(|e| (e.uid.clone(), e)).collect())
     }
 
     async fn entry_by_message(
