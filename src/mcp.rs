@@ -19,14 +19,13 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, Peer, ServerHandler, ServiceExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 use crate::domain::UserId;
 use crate::error::{Error, ErrorKind};
-use crate::metrics;
 use crate::tools::{self, Progress, ScanProgress};
 
 /// The MCP server: one per session. `user` is fixed for stdio (the local user); over
@@ -121,24 +120,12 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
-        if self.get_tool(&name).is_none() {
+        if tools::find(&name).is_none() {
             return Err(ErrorData::invalid_params(
-                format!(
-                    "unknown tool `{}`; available tools: {}",
-                    name.chars().take(100).collect::<String>(),
-                    TOOLS
-                        .iter()
-                        .map(|t| t.name.as_ref())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                tools::unknown_tool(&name).to_string(),
                 None,
             ));
         }
-        let label = tools::definitions()
-            .iter()
-            .find(|d| d.name == name)
-            .map_or("unknown", |d| d.name.as_str());
         let user = self.user(&context)?;
         let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
         let forwarder = context
@@ -149,8 +136,7 @@ impl ServerHandler for McpServer {
             Some(f) => f,
             None => &tools::NoProgress,
         };
-        let result =
-            metrics::time_tool(label, tools::call(&self.ctx, &user, &name, args, progress)).await;
+        let result = tools::call(&self.ctx, &user, &name, args, progress).await;
         if let Some(f) = forwarder {
             f.finish().await;
         }
@@ -222,15 +208,23 @@ impl Progress for Forwarder {
     }
 }
 
+/// The table as MCP tools: input schemas as in tools/*.json, output schemas from the
+/// `Output` types, annotations from the tools' hints.
 static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(|| {
-    tools::definitions()
+    tools::TOOLS
         .iter()
-        .map(|def| {
-            let input = object(def.parameters().clone());
-            let (annotations, output) = describe(&def.name);
-            Tool::new(def.name.clone(), def.description.clone(), input)
+        .map(|spec| {
+            let h = spec.hints;
+            let mut annotations = ToolAnnotations::new()
+                .read_only(h.read_only)
+                .idempotent(h.idempotent)
+                .open_world(h.open_world);
+            if !h.read_only {
+                annotations = annotations.destructive(h.destructive);
+            }
+            Tool::new(spec.name, spec.description, object(spec.parameters()))
                 .with_annotations(annotations)
-                .with_raw_output_schema(Arc::new(object(output)))
+                .with_raw_output_schema(Arc::new(object(spec.output_schema())))
         })
         .collect()
 });
@@ -242,131 +236,13 @@ fn object(v: Value) -> JsonObject {
     }
 }
 
-/// Annotations and the output schema (what the structured content holds) per tool.
-fn describe(name: &str) -> (ToolAnnotations, Value) {
-    let entry = json!({
-        "type": "object",
-        "required": ["id", "message_id", "client", "activity", "work_date", "duration_minutes", "billed_minutes", "amount", "currency", "billable", "status"],
-        "properties": {
-            "id": {"type": "string"}, "message_id": {"type": "string"}, "thread_id": {"type": ["string", "null"]},
-            "client": {"type": ["string", "null"]}, "matter": {"type": ["string", "null"]},
-            "activity": {"type": "string", "enum": ["email_sent", "email_received", "meeting", "call", "other"]},
-            "description": {"type": "string"}, "work_date": {"type": "string", "format": "date"},
-            "duration_minutes": {"type": "number"}, "billed_minutes": {"type": "integer"},
-            "hourly_rate": {"type": ["number", "null"]}, "amount": {"type": "number"}, "currency": {"type": "string"},
-            "billable": {"type": "boolean"}, "confidence": {"type": "number"},
-            "status": {"type": "string", "enum": ["suggested", "needs_review", "approved", "rejected"]},
-            "analyzer": {"type": "string"}, "created_at": {"type": "string"}
-        }
-    });
-    let group = json!({
-        "type": "object",
-        "required": ["key", "currency", "entries", "raw_minutes", "billed_minutes", "billed_hours", "amount"],
-        "properties": {
-            "key": {"type": "string"}, "currency": {"type": "string"}, "entries": {"type": "integer"},
-            "raw_minutes": {"type": "number"}, "billed_minutes": {"type": "integer"},
-            "billed_hours": {"type": "number"}, "amount": {"type": "number"}
-        }
-    });
-    let a = ToolAnnotations::new();
-    match name {
-        "scan_billable_time" => (
-            a.read_only(false)
-                .destructive(false)
-                .idempotent(false)
-                .open_world(true),
-            json!({
-                "type": "object",
-                "required": ["scan_id", "status", "examined", "skipped_already_processed", "skipped_automated", "analyzed", "entries_created", "errors", "billable_minutes", "billed_minutes", "entries", "elapsed_ms"],
-                "properties": {
-                    "scan_id": {"type": "string"},
-                    "status": {"type": "string", "enum": ["completed", "interrupted"]},
-                    "stopped_reason": {"type": ["string", "null"]},
-                    "examined": {"type": "integer"}, "skipped_already_processed": {"type": "integer"},
-                    "skipped_automated": {"type": "integer"}, "analyzed": {"type": "integer"},
-                    "entries_created": {"type": "integer"},
-                    "errors": {"type": "array", "items": {"type": "object", "properties": {"message_id": {"type": "string"}, "reason": {"type": "string"}}}},
-                    "billable_minutes": {"type": "number"}, "billed_minutes": {"type": "integer"},
-                    "amount": {"type": "number"}, "currency": {"type": "string"},
-                    "entries": {"type": "array", "items": entry},
-                    "unmatched_domains": {"type": "array", "items": {"type": "object", "properties": {"domain": {"type": "string"}, "messages": {"type": "integer"}}}},
-                    "elapsed_ms": {"type": "integer"}
-                }
-            }),
-        ),
-        "analyze_time_entry" => (
-            a.read_only(false)
-                .destructive(false)
-                .idempotent(false)
-                .open_world(true),
-            json!({
-                "type": "object",
-                "required": ["message_id", "outcome", "entry", "reasons", "analyzer", "saved"],
-                "properties": {
-                    "message_id": {"type": "string"},
-                    "outcome": {"type": "string", "enum": ["entry", "meeting", "meeting_updated", "cancelled", "not_billable", "automated", "malformed"]},
-                    "entry": {"anyOf": [entry, {"type": "null"}]},
-                    "reasons": {"type": "array", "items": {"type": "string"}},
-                    "analyzer": {"type": "string"}, "saved": {"type": "boolean"}
-                }
-            }),
-        ),
-        "get_time_tracking_summary" => (
-            a.read_only(true).idempotent(true).open_world(false),
-            json!({
-                "type": "object",
-                "required": ["group_by", "groups", "total"],
-                "properties": {
-                    "group_by": {"type": "string", "enum": ["client", "matter", "day", "week", "month"]},
-                    "from": {"type": ["string", "null"]}, "to": {"type": ["string", "null"]},
-                    "billable_only": {"type": "boolean"},
-                    "groups": {"type": "array", "items": group},
-                    "total": {"type": "array", "items": group}
-                }
-            }),
-        ),
-        "configure_time_tracking" => (
-            a.read_only(false)
-                .destructive(true)
-                .idempotent(true)
-                .open_world(false),
-            json!({
-                "type": "object",
-                "required": ["timezone", "my_addresses", "billing_increment_minutes", "rounding", "currency", "clients"],
-                "properties": {
-                    "timezone": {"type": "string"}, "my_addresses": {"type": "array", "items": {"type": "string"}},
-                    "billing_increment_minutes": {"type": "integer"}, "minimum_entry_minutes": {"type": "integer"},
-                    "rounding": {"type": "string", "enum": ["up", "nearest", "down"]},
-                    "default_hourly_rate": {"type": "number"}, "currency": {"type": "string"},
-                    "clients": {"type": "array", "items": {"type": "object"}},
-                    "ignore_senders": {"type": "array", "items": {"type": "string"}},
-                    "default_query": {"type": ["string", "null"]}, "min_confidence": {"type": "number"},
-                    "max_entry_minutes": {"type": "integer"}
-                }
-            }),
-        ),
-        "list_time_entries" => (
-            a.read_only(true).idempotent(true).open_world(false),
-            json!({
-                "type": "object",
-                "required": ["entries", "total", "limit", "offset"],
-                "properties": {
-                    "entries": {"type": "array", "items": entry},
-                    "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"}
-                }
-            }),
-        ),
-        _ => (a, json!({"type": "object"})),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::TOOLS;
 
     #[test]
     fn every_tool_is_listed_with_its_schemas_and_hints() {
-        assert_eq!(TOOLS.len(), crate::tools::definitions().len());
+        assert_eq!(TOOLS.len(), crate::tools::TOOLS.len());
         for tool in TOOLS.iter() {
             assert_eq!(
                 tool.input_schema.get("type").and_then(|v| v.as_str()),

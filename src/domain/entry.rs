@@ -109,7 +109,7 @@ impl JsonSchema for WorkDate {
 }
 
 /// One suggested (or reviewed) entry. Field names are the public contract (SPEC §3).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TimeEntry {
     pub id: String,
     pub message_id: String,

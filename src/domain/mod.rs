@@ -94,3 +94,50 @@ mod tests {
         assert!(!format!("{a:?} {a}").contains("secret-jwt"));
     }
 }
+
+#[cfg(test)]
+mod spelling_tests {
+    //! Every enum has one spelling: its `as_str` is what serde writes and reads.
+
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use super::*;
+
+    pub(crate) fn same<T>(values: &[T], as_str: impl Fn(&T) -> &'static str)
+    where
+        T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        for v in values {
+            let json = serde_json::to_value(v).expect("serialize");
+            assert_eq!(json, serde_json::json!(as_str(v)), "{v:?}");
+            let back: T = serde_json::from_value(json).expect("deserialize");
+            assert_eq!(&back, v);
+        }
+    }
+
+    #[test]
+    fn as_str_is_the_serde_spelling() {
+        use Activity::*;
+        same(&[EmailSent, EmailReceived, Meeting, Call, Other], |a| {
+            a.as_str()
+        });
+        use EntryStatus::*;
+        same(&[Suggested, NeedsReview, Approved, Rejected], |s| {
+            s.as_str()
+        });
+        same(
+            &[
+                GroupBy::Client,
+                GroupBy::Matter,
+                GroupBy::Day,
+                GroupBy::Week,
+                GroupBy::Month,
+            ],
+            |g| g.as_str(),
+        );
+        same(&[Rounding::Up, Rounding::Nearest, Rounding::Down], |r| {
+            r.as_str()
+        });
+    }
+}

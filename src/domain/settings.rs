@@ -14,30 +14,45 @@ pub enum Rounding {
     Down,
 }
 
+impl Rounding {
+    /// The one spelling, as in JSON and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rounding::Up => "up",
+            Rounding::Nearest => "nearest",
+            Rounding::Down => "down",
+        }
+    }
+}
+
 /// A client and how to recognise its mail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRule {
+    /// Client name as it should appear on entries.
     pub name: String,
-    /// Domains whose addresses (and subdomains) belong to this client.
+    /// Email domains of the client; subdomains match too.
     #[serde(default)]
     pub domains: Vec<String>,
-    /// Individual addresses that belong to this client (e.g. a gmail.com contact).
+    /// Individual addresses of the client's people.
     #[serde(default)]
     pub addresses: Vec<String>,
-    /// Whole words that, in a Subject, suggest this client when no address matches.
+    /// Whole words that identify the client in a Subject when no address matches.
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// Matter or project to record on the client's entries.
     #[serde(default)]
     pub matter: Option<String>,
-    /// Overrides the default hourly rate for this client.
+    /// Hourly rate for this client; null uses default_hourly_rate.
     #[serde(default)]
     pub hourly_rate: Option<f64>,
 }
 
 /// Every setting, valid by construction. Serialized whole by `configure_time_tracking`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Settings {
+    /// IANA time zone name.
+    #[schemars(with = "String")]
     pub timezone: Tz,
     pub my_addresses: Vec<String>,
     pub billing_increment_minutes: u32,
@@ -83,35 +98,49 @@ impl Default for Settings {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
-    /// IANA time zone, e.g. "America/New_York".
+    /// IANA time zone used for work dates, e.g. America/New_York.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// The user's own email addresses.
     #[serde(default)]
     pub my_addresses: Option<Vec<String>>,
+    /// Billing increment in minutes, 1 to 60 (6 = tenths of an hour).
     #[serde(default)]
     pub billing_increment_minutes: Option<i64>,
+    /// Smallest billed entry in minutes.
     #[serde(default)]
     pub minimum_entry_minutes: Option<i64>,
+    /// How raw time is rounded to the increment.
     #[serde(default)]
     pub rounding: Option<Rounding>,
+    /// Hourly rate when the client has none; not negative.
     #[serde(default)]
     pub default_hourly_rate: Option<f64>,
+    /// ISO 4217 currency code, e.g. USD.
     #[serde(default)]
     pub currency: Option<String>,
+    /// The full client list (replaces the current one).
     #[serde(default)]
     pub clients: Option<Vec<ClientRule>>,
+    /// Senders never billed: name@domain or *@domain.
     #[serde(default)]
     pub ignore_senders: Option<Vec<String>>,
+    /// Gmail query used when a scan gives none; empty string clears it.
     #[serde(default)]
     pub default_query: Option<String>,
+    /// Entries below this confidence (0 to 1) are marked needs_review.
     #[serde(default)]
     pub min_confidence: Option<f64>,
+    /// Largest billed entry in minutes.
     #[serde(default)]
     pub max_entry_minutes: Option<i64>,
+    /// Writing speed used to estimate sent mail.
     #[serde(default)]
     pub drafting_words_per_minute: Option<i64>,
+    /// Reading speed used to estimate received mail.
     #[serde(default)]
     pub reading_words_per_minute: Option<i64>,
+    /// Minutes added per attachment of received mail.
     #[serde(default)]
     pub attachment_review_minutes: Option<i64>,
 }

@@ -15,6 +15,19 @@ pub enum GroupBy {
     Month,
 }
 
+impl GroupBy {
+    /// The one spelling, as in JSON and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Client => "client",
+            GroupBy::Matter => "matter",
+            GroupBy::Day => "day",
+            GroupBy::Week => "week",
+            GroupBy::Month => "month",
+        }
+    }
+}
+
 /// What to total. `from`/`to` are inclusive work dates.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SummaryQuery {
@@ -26,7 +39,7 @@ pub struct SummaryQuery {
 
 /// One group's totals. `key` is the client or matter name ("(none)" when unset), the
 /// day (YYYY-MM-DD), the Monday that starts the week, or the month (YYYY-MM).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SummaryGroup {
     pub key: String,
     pub currency: String,
@@ -37,7 +50,7 @@ pub struct SummaryGroup {
     pub amount: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     pub group_by: GroupBy,
     pub from: Option<WorkDate>,

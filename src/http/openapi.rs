@@ -33,13 +33,13 @@ fn build() -> Value {
             "413": err("the body is too large"), "422": err("not a tool call"), "429": err("rate limited; see Retry-After")
         }
     }}));
-    for def in tools::definitions() {
-        paths.insert(format!("/v1/tools/{}", def.name), json!({"post": {
-            "operationId": def.name,
-            "summary": def.description,
-            "requestBody": {"required": false, "content": {"application/json": {"schema": def.parameters()}}},
+    for tool in tools::TOOLS {
+        paths.insert(format!("/v1/tools/{}", tool.name), json!({"post": {
+            "operationId": tool.name,
+            "summary": tool.description,
+            "requestBody": {"required": false, "content": {"application/json": {"schema": tool.parameters()}}},
             "responses": {
-                "200": {"description": "the tool's result (or, with Accept: text/event-stream, progress events then `result`)", "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}}},
+                "200": {"description": "the tool's result (or, with Accept: text/event-stream, progress events then `result`)", "content": {"application/json": {"schema": tool.output_schema()}, "text/event-stream": {}}},
                 "400": err("the body is not JSON"), "401": err("missing, invalid or expired bearer token (also when the store refuses it); sign in again"),
                 "403": err("the store refused access to this data"),
                 "404": err("not found"), "408": err("the request ran longer than BILLABLE_REQUEST_TIMEOUT_SECS"),
@@ -71,12 +71,14 @@ fn build() -> Value {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn every_tool_has_a_path_with_its_parameter_schema() {
+    fn every_tool_has_a_path_with_its_parameter_and_result_schemas() {
         let doc = super::build();
-        for def in crate::tools::definitions() {
-            let schema = &doc["paths"][format!("/v1/tools/{}", def.name)]["post"]["requestBody"]["content"]
-                ["application/json"]["schema"];
-            assert_eq!(schema, def.parameters());
+        for tool in crate::tools::TOOLS {
+            let op = &doc["paths"][format!("/v1/tools/{}", tool.name)]["post"];
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            assert_eq!(schema, &tool.parameters());
+            let output = &op["responses"]["200"]["content"]["application/json"]["schema"];
+            assert_eq!(output, &tool.output_schema());
         }
     }
 }

@@ -20,14 +20,13 @@ use super::{ApiError, AppState};
 use crate::context::Context;
 use crate::domain::UserId;
 use crate::error::Error;
-use crate::metrics;
 use crate::tools::{self, NoProgress, Progress, ScanProgress};
 
 /// Most tool calls one request may carry.
 const MAX_CALLS: usize = 32;
 
 pub async fn list() -> Json<Value> {
-    Json(tools::openai_tools())
+    Json(tools::openai_tools().clone())
 }
 
 /// `POST /v1/tools/{name}`: the body is the arguments, the answer the result.
@@ -38,8 +37,8 @@ pub async fn call_one(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !known(&name) {
-        return ApiError::from(unknown_tool(&name)).into_response();
+    if tools::find(&name).is_none() {
+        return ApiError::from(tools::unknown_tool(&name)).into_response();
     }
     let args = match parse_body(&body) {
         Ok(v) => v,
@@ -98,34 +97,7 @@ async fn run(
     args: Value,
     progress: &dyn Progress,
 ) -> Result<Value, Error> {
-    metrics::time_tool(
-        tool_label(name),
-        tools::call(ctx, user, name, args, progress),
-    )
-    .await
-}
-
-/// The tool's own (static) name for metrics, or `unknown`.
-pub(crate) fn tool_label(name: &str) -> &'static str {
-    tools::definitions()
-        .iter()
-        .find(|d| d.name == name)
-        .map_or("unknown", |d| d.name.as_str())
-}
-
-fn known(name: &str) -> bool {
-    tools::definitions().iter().any(|d| d.name == name)
-}
-
-fn unknown_tool(name: &str) -> Error {
-    Error::UnknownTool {
-        name: name.chars().take(100).collect(),
-        available: tools::definitions()
-            .iter()
-            .map(|d| d.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    }
+    tools::call(ctx, user, name, args, progress).await
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {

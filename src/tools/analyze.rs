@@ -3,7 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::pipeline::{self, Disposition, Recorder};
+use super::pipeline::{self, Disposition, Progress, Recorder};
+use super::{Hints, Tool};
 use crate::analyze::{Analysis, AnalyzeError, triage};
 use crate::context::Context;
 use crate::domain::{TimeEntry, UserId};
@@ -13,15 +14,18 @@ use crate::mail::{RawEmail, parse};
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
+    /// Id of a message in the mailbox (Gmail id or Message-ID).
     #[serde(default)]
     pub message_id: Option<String>,
+    /// A whole RFC 5322 message, headers and body.
     #[serde(default)]
     pub raw_email: Option<String>,
+    /// Save the proposed entry (default false).
     #[serde(default)]
     pub save: Option<bool>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Output {
     pub message_id: String,
     /// `entry`, `meeting`, `meeting_updated`, `cancelled`, `not_billable` or `automated`.
@@ -31,6 +35,31 @@ pub struct Output {
     pub reasons: Vec<String>,
     pub analyzer: String,
     pub saved: bool,
+}
+
+/// `analyze_time_entry` in the tool table.
+pub struct AnalyzeTimeEntry;
+
+impl Tool for AnalyzeTimeEntry {
+    const NAME: &'static str = "analyze_time_entry";
+    const DESCRIPTION: &'static str = "Analyze one email and return the proposed time entry with the reasons. Give either message_id (from the mailbox) or raw_email (an RFC 5322 message). Saves only when save is true.";
+    const HINTS: Hints = Hints {
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        open_world: true,
+    };
+    type Args = Args;
+    type Output = Output;
+
+    fn run<'a>(
+        ctx: &'a Context,
+        user: &'a UserId,
+        args: Args,
+        _: &'a dyn Progress,
+    ) -> impl Future<Output = Result<Output>> + Send + 'a {
+        run(ctx, user, args)
+    }
 }
 
 pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {

@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::{Hints, Progress, Tool};
 use crate::context::Context;
 use crate::domain::{Settings, SettingsPatch, UserId};
 use crate::error::Result;
@@ -10,8 +11,34 @@ use crate::error::Result;
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
+    /// Settings to change; null (or a null field) leaves them as they are. Returns all settings.
     #[serde(default)]
     pub settings: Option<SettingsPatch>,
+}
+
+/// `configure_time_tracking` in the tool table.
+pub struct ConfigureTimeTracking;
+
+impl Tool for ConfigureTimeTracking {
+    const NAME: &'static str = "configure_time_tracking";
+    const DESCRIPTION: &'static str = "Read the user's time tracking settings (settings null) or change some of them; returns all settings.";
+    const HINTS: Hints = Hints {
+        read_only: false,
+        destructive: true,
+        idempotent: true,
+        open_world: false,
+    };
+    type Args = Args;
+    type Output = Settings;
+
+    fn run<'a>(
+        ctx: &'a Context,
+        user: &'a UserId,
+        args: Args,
+        _: &'a dyn Progress,
+    ) -> impl Future<Output = Result<Settings>> + Send + 'a {
+        run(ctx, user, args)
+    }
 }
 
 pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Settings> {

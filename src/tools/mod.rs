@@ -1,8 +1,12 @@
 //! The tools: the public contract and the only place the business flow lives.
 //!
-//! Each tool is defined once in `tools/NAME.json` (an OpenAI strict-mode function
-//! definition, embedded at build time) and implemented in one file here with its
-//! `Args`, its output and `run`. Every transport calls [`call`]; none of them knows
+//! Each tool is one module with its typed `Args` and `Output` (serde + schemars) and
+//! an implementation of [`Tool`]. [`TOOLS`] is the one table of them: the registry, the
+//! `/v1` endpoints, the MCP handler, the CLI's `tool`/`tools` commands and
+//! `/openapi.json` are all derived from it, and so are `tools/*.json` (the OpenAI
+//! strict-mode definitions kept in the repository as the public contract; `billable
+//! tools --write` regenerates them and a test fails when they differ from the types).
+//! Every transport calls [`call`] (or [`run`], typed, from the CLI); none of them knows
 //! what a tool does.
 
 pub mod analyze;
@@ -10,89 +14,160 @@ pub mod configure;
 pub mod list;
 mod pipeline;
 pub mod scan;
+pub mod schema;
 pub mod summary;
 
+use std::future::Future;
+use std::path::Path;
 use std::sync::LazyLock;
 
+use futures::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::domain::{UserId, WorkDate};
 use crate::error::{Error, Result};
 
-pub use pipeline::{NoProgress, Progress, ScanProgress};
+pub use pipeline::{Disposition, NoProgress, Progress, ScanProgress};
 
-/// A tool as the model sees it: the parsed contents of `tools/NAME.json`.
-#[derive(Debug, Clone)]
-pub struct ToolDef {
-    pub name: String,
-    pub description: String,
-    /// The whole OpenAI tool object (`{"type":"function","function":{…}}`).
-    pub definition: Value,
+/// What a tool does to the world, for MCP's annotations and for callers deciding
+/// whether a call may be repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hints {
+    /// Changes nothing.
+    pub read_only: bool,
+    /// May overwrite or remove what the user had (only meaningful when not read-only).
+    pub destructive: bool,
+    /// Calling it twice with the same arguments has the effect of calling it once.
+    pub idempotent: bool,
+    /// Reaches beyond billable's own data (the mailbox, a model).
+    pub open_world: bool,
 }
 
-impl ToolDef {
-    /// The JSON schema of the arguments.
-    pub fn parameters(&self) -> &Value {
-        &self.definition["function"]["parameters"]
+impl Hints {
+    /// Reads billable's own data only.
+    pub const READ: Hints = Hints {
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
+}
+
+/// One tool: its name, what the model is told, its typed arguments and result, and
+/// what it does. Implemented by a unit struct in the tool's module.
+pub trait Tool: Send + Sync + 'static {
+    const NAME: &'static str;
+    /// The description the model sees.
+    const DESCRIPTION: &'static str;
+    const HINTS: Hints;
+    type Args: DeserializeOwned + JsonSchema + Send;
+    type Output: Serialize + JsonSchema + Send;
+
+    fn run<'a>(
+        ctx: &'a Context,
+        user: &'a UserId,
+        args: Self::Args,
+        progress: &'a dyn Progress,
+    ) -> impl Future<Output = Result<Self::Output>> + Send + 'a;
+}
+
+type Erased =
+    for<'a> fn(&'a Context, &'a UserId, Value, &'a dyn Progress) -> BoxFuture<'a, Result<Value>>;
+
+/// A tool as the transports see it: everything they need, derived from its types.
+pub struct ToolSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub hints: Hints,
+    parameters: fn() -> Value,
+    output: fn() -> Value,
+    call: Erased,
+}
+
+impl ToolSpec {
+    pub const fn of<T: Tool>() -> Self {
+        ToolSpec {
+            name: T::NAME,
+            description: T::DESCRIPTION,
+            hints: T::HINTS,
+            parameters: schema::parameters::<T::Args>,
+            output: schema::output::<T::Output>,
+            call: erased::<T>,
+        }
+    }
+
+    /// The JSON schema of the arguments (OpenAI strict mode).
+    pub fn parameters(&self) -> Value {
+        (self.parameters)()
+    }
+
+    /// The JSON schema of the result.
+    pub fn output_schema(&self) -> Value {
+        (self.output)()
+    }
+
+    /// The whole OpenAI tool object (`{"type":"function","function":{…}}`), as in
+    /// `tools/NAME.json`.
+    pub fn definition(&self) -> Value {
+        json!({
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "strict": true,
+                "parameters": self.parameters(),
+            }
+        })
     }
 }
 
-const DEFINITIONS: [(&str, &str); 5] = [
-    (
-        "scan_billable_time",
-        include_str!("../../tools/scan_billable_time.json"),
-    ),
-    (
-        "analyze_time_entry",
-        include_str!("../../tools/analyze_time_entry.json"),
-    ),
-    (
-        "get_time_tracking_summary",
-        include_str!("../../tools/get_time_tracking_summary.json"),
-    ),
-    (
-        "configure_time_tracking",
-        include_str!("../../tools/configure_time_tracking.json"),
-    ),
-    (
-        "list_time_entries",
-        include_str!("../../tools/list_time_entries.json"),
-    ),
+fn erased<'a, T: Tool>(
+    ctx: &'a Context,
+    user: &'a UserId,
+    args: Value,
+    progress: &'a dyn Progress,
+) -> BoxFuture<'a, Result<Value>> {
+    Box::pin(async move {
+        let args = parse_args::<T::Args>(args)?;
+        Ok(to_json(T::run(ctx, user, args, progress).await?))
+    })
+}
+
+/// Every tool, in a stable order: the one list the transports are derived from.
+pub static TOOLS: &[ToolSpec] = &[
+    ToolSpec::of::<scan::ScanBillableTime>(),
+    ToolSpec::of::<analyze::AnalyzeTimeEntry>(),
+    ToolSpec::of::<summary::GetTimeTrackingSummary>(),
+    ToolSpec::of::<configure::ConfigureTimeTracking>(),
+    ToolSpec::of::<list::ListTimeEntries>(),
 ];
 
-static TOOLS: LazyLock<Vec<ToolDef>> = LazyLock::new(|| {
-    DEFINITIONS
-        .iter()
-        .map(|(file, text)| {
-            // The files are part of the build; a broken one is a bug the tests catch.
-            let definition: Value = serde_json::from_str(text)
-                .unwrap_or_else(|e| panic!("tools/{file}.json is not valid JSON: {e}"));
-            let function = &definition["function"];
-            ToolDef {
-                name: function["name"].as_str().unwrap_or(file).to_owned(),
-                description: function["description"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                definition,
-            }
-        })
-        .collect()
-});
-
-/// Every tool, in a stable order.
-pub fn definitions() -> &'static [ToolDef] {
-    &TOOLS
+/// The tool called `name`.
+pub fn find(name: &str) -> Option<&'static ToolSpec> {
+    TOOLS.iter().find(|t| t.name == name)
 }
 
-/// The OpenAI `tools` array.
-pub fn openai_tools() -> Value {
-    Value::Array(TOOLS.iter().map(|t| t.definition.clone()).collect())
+/// The OpenAI `tools` array (computed once: the schemas never change in a process).
+pub fn openai_tools() -> &'static Value {
+    static ALL: LazyLock<Value> =
+        LazyLock::new(|| Value::Array(TOOLS.iter().map(ToolSpec::definition).collect()));
+    &ALL
 }
 
-/// Runs one tool by name with JSON arguments. `null` arguments mean `{}`.
+/// The error for a name that is not in the table, listing those that are.
+pub fn unknown_tool(name: &str) -> Error {
+    Error::UnknownTool {
+        name: name.chars().take(100).collect(),
+        available: TOOLS.iter().map(|t| t.name).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// Runs one tool by name with JSON arguments (`null` means `{}`), timed in the
+/// metrics. HTTP and MCP come through here.
 pub async fn call(
     ctx: &Context,
     user: &UserId,
@@ -100,24 +175,44 @@ pub async fn call(
     args: Value,
     progress: &dyn Progress,
 ) -> Result<Value> {
-    let out = match name {
-        "scan_billable_time" => to_json(scan::run(ctx, user, parse_args(args)?, progress).await?),
-        "analyze_time_entry" => to_json(analyze::run(ctx, user, parse_args(args)?).await?),
-        "get_time_tracking_summary" => to_json(&*summary::run(ctx, user, parse_args(args)?).await?),
-        "configure_time_tracking" => to_json(configure::run(ctx, user, parse_args(args)?).await?),
-        "list_time_entries" => to_json(list::run(ctx, user, parse_args(args)?).await?),
-        _ => {
-            return Err(Error::UnknownTool {
-                name: name.to_owned(),
-                available: TOOLS
-                    .iter()
-                    .map(|t| t.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
+    let tool = find(name).ok_or_else(|| unknown_tool(name))?;
+    crate::metrics::time_tool(tool.name, (tool.call)(ctx, user, args, progress)).await
+}
+
+/// Runs one tool with typed arguments and result (the CLI), timed like [`call`].
+pub async fn run<T: Tool>(
+    ctx: &Context,
+    user: &UserId,
+    args: T::Args,
+    progress: &dyn Progress,
+) -> Result<T::Output> {
+    crate::metrics::time_tool(T::NAME, T::run(ctx, user, args, progress)).await
+}
+
+/// The text of `tools/NAME.json` for each tool, as generated from the types.
+pub fn files() -> Vec<(String, String)> {
+    TOOLS
+        .iter()
+        .map(|t| {
+            let text = serde_json::to_string_pretty(&t.definition()).unwrap_or_default();
+            (format!("{}.json", t.name), text + "\n")
+        })
+        .collect()
+}
+
+/// Writes `tools/*.json` into `dir` (`billable tools --write`); returns the files that
+/// changed.
+pub fn write_files(dir: &Path) -> std::io::Result<Vec<String>> {
+    std::fs::create_dir_all(dir)?;
+    let mut changed = Vec::new();
+    for (name, text) in files() {
+        let path = dir.join(&name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&path, text)?;
+            changed.push(name);
         }
-    };
-    Ok(out)
+    }
+    Ok(changed)
 }
 
 /// Checks an inclusive work-date range: `to` may not come before `from`.

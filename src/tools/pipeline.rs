@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::analyze::{Analysis, Outcome};
@@ -35,12 +36,14 @@ impl Progress for NoProgress {
 }
 
 /// What became of one message, for the caller's counters and replies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
     Entry,
     Meeting,
     MeetingUpdated,
+    /// The meeting was cancelled or declined; its entry is removed.
+    #[serde(rename = "cancelled")]
     MeetingCancelled,
     NotBillable,
     Automated,
@@ -48,7 +51,8 @@ pub enum Disposition {
 }
 
 impl Disposition {
-    fn as_str(self) -> &'static str {
+    /// The one spelling, as in the tools' answers and the processed records.
+    pub fn as_str(self) -> &'static str {
         match self {
             Disposition::Entry => "entry",
             Disposition::Meeting => "meeting",
@@ -286,4 +290,25 @@ pub async fn save(ctx: &Context, user: &UserId, batch: &Batch) -> Result<Saved> 
     let saved = ctx.store.save_batch(user, batch).await;
     ctx.summaries.invalidate(user);
     Ok(saved?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Disposition::{self, *};
+
+    #[test]
+    fn a_disposition_is_spelled_as_its_as_str() {
+        let all: [Disposition; 7] = [
+            Entry,
+            Meeting,
+            MeetingUpdated,
+            MeetingCancelled,
+            NotBillable,
+            Automated,
+            Malformed,
+        ];
+        for d in all {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str(), "{d:?}");
+        }
+    }
 }

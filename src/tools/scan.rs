@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::{self, Disposition, Progress, Recorder, ScanProgress};
+use super::{Hints, Tool};
 use crate::analyze::{Analysis, AnalyzeError, Analyzer, rules, triage};
 use crate::context::Context;
 use crate::domain::{Email, Settings, TimeEntry, UserId, WorkDate};
@@ -29,34 +30,40 @@ const ERRORS_SHOWN: usize = 200;
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
+    /// Gmail search query, e.g. 'from:acme.com'; null uses the default query.
     #[serde(default)]
     pub query: Option<String>,
+    /// Only messages dated on or after this day (YYYY-MM-DD), or null.
     #[serde(default)]
     pub after: Option<WorkDate>,
+    /// Only messages dated before this day (YYYY-MM-DD), or null.
     #[serde(default)]
     pub before: Option<WorkDate>,
+    /// Stop after examining this many messages.
     #[serde(default)]
     pub max_messages: Option<u64>,
+    /// Analyze and report without saving anything.
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// Analyze messages again even if already processed; reviewed entries are kept.
     #[serde(default)]
     pub reanalyze: Option<bool>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MessageError {
     pub message_id: String,
     pub reason: String,
 }
 
 /// A counterpart domain that matched no client, with how many messages it had.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DomainCount {
     pub domain: String,
     pub messages: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Output {
     pub scan_id: String,
     /// `completed`, or `interrupted` when the source or analyzer failed part-way
@@ -103,6 +110,31 @@ struct Scan<'a> {
     /// A listed message could not be fetched: the mailbox was not fully covered, so
     /// the scan's cursor is not recorded (the next scan lists everything again).
     unfetched: bool,
+}
+
+/// `scan_billable_time` in the tool table.
+pub struct ScanBillableTime;
+
+impl Tool for ScanBillableTime {
+    const NAME: &'static str = "scan_billable_time";
+    const DESCRIPTION: &'static str = "Scan the user's mailbox for billable client work and save suggested time entries. Messages already processed are skipped unless reanalyze is true; automated mail is skipped. Returns counts, totals and the new entries.";
+    const HINTS: Hints = Hints {
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        open_world: true,
+    };
+    type Args = Args;
+    type Output = Output;
+
+    fn run<'a>(
+        ctx: &'a Context,
+        user: &'a UserId,
+        args: Args,
+        progress: &'a dyn Progress,
+    ) -> impl Future<Output = Result<Output>> + Send + 'a {
+        run(ctx, user, args, progress)
+    }
 }
 
 pub async fn run(

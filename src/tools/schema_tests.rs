@@ -1,99 +1,110 @@
-//! The tool files are the single source of truth for what the model sees; these tests
-//! keep them strict-mode valid and in step with the Rust argument types.
+//! `tools/*.json` is the public contract kept in the repository; it is generated from
+//! the Rust types (`billable tools --write`). These tests keep the files equal to the
+//! types, naming the tool and the field that differ, and keep the generated schemas
+//! strict-mode valid.
 
-use std::collections::BTreeMap;
+use std::path::Path;
 
-use schemars::JsonSchema;
 use serde_json::Value;
 
-use super::definitions;
+use super::{TOOLS, files};
 
-/// A schema reduced to what both sides must agree on.
-#[derive(Debug, Clone, PartialEq)]
-enum Shape {
-    String(Option<Vec<String>>),
-    Integer,
-    Number,
-    Boolean,
-    Array(Box<Shape>),
-    Object(BTreeMap<String, Shape>),
-    Nullable(Box<Shape>),
-}
-
-fn resolve<'a>(schema: &'a Value, root: &'a Value) -> &'a Value {
-    match schema.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let name = r.rsplit('/').next().unwrap_or_default();
-            &root["$defs"][name]
+/// Where two JSON values first differ, as a path (`parameters.properties.limit.type`).
+fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in x {
+                let here = format!("{path}.{k}");
+                match y.get(k) {
+                    None => return Some(format!("{here} (only in the types)")),
+                    Some(w) => {
+                        if let Some(d) = first_difference(v, w, &here) {
+                            return Some(d);
+                        }
+                    }
+                }
+            }
+            y.keys()
+                .find(|k| !x.contains_key(*k))
+                .map(|k| format!("{path}.{k} (only in the file)"))
         }
-        None => schema,
-    }
-}
-
-fn shape(schema: &Value, root: &Value) -> Shape {
-    let schema = resolve(schema, root);
-    if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
-        let non_null: Vec<&Value> = any.iter().filter(|s| s["type"] != "null").collect();
-        assert_eq!(non_null.len(), 1, "unsupported anyOf: {schema}");
-        return Shape::Nullable(Box::new(shape(non_null[0], root)));
-    }
-    let (ty, nullable) = match &schema["type"] {
-        Value::String(t) => (t.clone(), false),
-        Value::Array(ts) => {
-            let ts: Vec<&str> = ts.iter().filter_map(Value::as_str).collect();
-            let non_null: Vec<&str> = ts.iter().copied().filter(|t| *t != "null").collect();
-            assert_eq!(non_null.len(), 1, "unsupported type list: {schema}");
-            (non_null[0].to_owned(), ts.contains(&"null"))
+        (Value::Array(x), Value::Array(y)) => {
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                if let Some(d) = first_difference(v, w, &format!("{path}[{i}]")) {
+                    return Some(d);
+                }
+            }
+            (x.len() != y.len()).then(|| format!("{path} (lengths {} and {})", x.len(), y.len()))
         }
-        other => panic!("schema without a type: {other} in {schema}"),
-    };
-    let base = match ty.as_str() {
-        "string" => Shape::String(schema.get("enum").and_then(Value::as_array).map(|values| {
-            let mut v: Vec<String> = values
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect();
-            v.sort();
-            v
-        })),
-        "integer" => Shape::Integer,
-        "number" => Shape::Number,
-        "boolean" => Shape::Boolean,
-        "array" => Shape::Array(Box::new(shape(&schema["items"], root))),
-        "object" => Shape::Object(
-            schema["properties"]
-                .as_object()
-                .map(|props| {
-                    props
-                        .iter()
-                        .map(|(k, v)| (k.clone(), shape(v, root)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        ),
-        other => panic!("unsupported type {other}"),
-    };
-    if nullable {
-        Shape::Nullable(Box::new(base))
-    } else {
-        base
+        _ => (a != b).then(|| format!("{path}: the types say {a}, the file says {b}")),
     }
 }
 
-/// Rust side: `Option<Vec<T>>` with `#[serde(default)]` and a required JSON field are the
-/// same thing to a caller, and a non-null `Vec` field that serde defaults is what strict
-/// mode calls a required array.
-fn rust_shape<T: JsonSchema>() -> Shape {
-    let schema = serde_json::to_value(schemars::schema_for!(T)).expect("schema");
-    shape(&schema, &schema)
+fn tools_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tools"))
 }
 
-fn file_shape(tool: &str) -> Shape {
-    let def = definitions()
-        .iter()
-        .find(|d| d.name == tool)
-        .expect("tool file");
-    shape(def.parameters(), def.parameters())
+/// Compares each generated definition with the file; `None` when all are equal.
+fn differences(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, text) in files() {
+        let path = dir.join(&name);
+        let Ok(on_disk) = std::fs::read_to_string(&path) else {
+            out.push(format!("tools/{name} is missing"));
+            continue;
+        };
+        if on_disk == text {
+            continue;
+        }
+        let generated: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let file: Value = serde_json::from_str(&on_disk).unwrap_or(Value::Null);
+        let tool = name.trim_end_matches(".json");
+        match first_difference(&generated["function"], &file["function"], "") {
+            Some(d) => out.push(format!("{tool}: {}", d.trim_start_matches('.'))),
+            None => out.push(format!("{tool}: same schema, different layout")),
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".json") && !TOOLS.iter().any(|t| format!("{}.json", t.name) == name)
+            {
+                out.push(format!("tools/{name} is not a tool in the table"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_tool_files_are_what_the_types_generate() {
+    let diffs = differences(tools_dir());
+    assert!(
+        diffs.is_empty(),
+        "tools/*.json differ from the Rust types; run `cargo run -- tools --write` \
+         and review the change:\n  {}",
+        diffs.join("\n  ")
+    );
+}
+
+#[test]
+fn a_changed_type_is_named_with_its_field() {
+    // Guard for the test above: a changed file must be reported with tool and field.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in files() {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    assert!(differences(dir.path()).is_empty());
+    let path = dir.path().join("list_time_entries.json");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let broken = text.replacen("\"integer\"", "\"string\"", 1);
+    std::fs::write(&path, broken).expect("write");
+    let diffs = differences(dir.path());
+    assert_eq!(diffs.len(), 1, "{diffs:?}");
+    assert!(
+        diffs[0].starts_with("list_time_entries: parameters.properties.limit.type"),
+        "{diffs:?}"
+    );
 }
 
 /// Walks a schema and checks OpenAI strict-mode rules on every object in it.
@@ -129,6 +140,7 @@ fn assert_strict(schema: &Value, path: &str) {
             }
             for banned in [
                 "default", "format", "minimum", "maximum", "pattern", "oneOf", "allOf", "$ref",
+                "$defs",
             ] {
                 assert!(
                     !map.contains_key(banned),
@@ -158,67 +170,45 @@ fn assert_strict(schema: &Value, path: &str) {
 }
 
 #[test]
-fn there_are_five_tools_named_as_their_files() {
-    let names: Vec<&str> = definitions().iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "scan_billable_time",
-            "analyze_time_entry",
-            "get_time_tracking_summary",
-            "configure_time_tracking",
-            "list_time_entries"
-        ]
-    );
-    for d in definitions() {
-        assert_eq!(d.definition["type"], "function");
-        assert_eq!(d.definition["function"]["strict"], true, "{}", d.name);
+fn every_tool_is_strict_mode_valid_and_described() {
+    for t in TOOLS {
+        let def = t.definition();
+        assert_eq!(def["type"], "function");
+        assert_eq!(def["function"]["strict"], true, "{}", t.name);
         assert!(
-            d.description.len() > 40,
+            t.description.len() > 40,
             "{} needs a real description",
-            d.name
+            t.name
         );
-    }
-}
-
-#[test]
-fn every_tool_file_is_strict_mode_valid() {
-    for d in definitions() {
-        assert_eq!(d.parameters()["type"], "object", "{}", d.name);
-        assert_strict(d.parameters(), &d.name);
+        let params = t.parameters();
+        assert_eq!(params["type"], "object", "{}", t.name);
+        assert_strict(&params, t.name);
         // No tool may take the user from its arguments.
         assert!(
-            !d.definition.to_string().contains("user_id"),
+            !def.to_string().contains("user_id"),
             "{} mentions user_id",
-            d.name
+            t.name
         );
+        // Every argument tells the model what it is.
+        for (field, schema) in params["properties"].as_object().into_iter().flatten() {
+            assert!(
+                schema["description"].as_str().is_some_and(|d| d.len() > 10),
+                "{}.{field} has no description",
+                t.name
+            );
+        }
     }
 }
 
-fn assert_same_shape(tool: &str, rust: Shape) {
-    let file = file_shape(tool);
-    assert_eq!(file, rust, "tools/{tool}.json does not match its Rust Args");
-}
-
 #[test]
-fn tool_files_match_the_rust_argument_types() {
-    assert_same_shape("scan_billable_time", rust_shape::<super::scan::Args>());
-    assert_same_shape("analyze_time_entry", rust_shape::<super::analyze::Args>());
-    assert_same_shape(
-        "get_time_tracking_summary",
-        rust_shape::<super::summary::Args>(),
-    );
-    assert_same_shape(
-        "configure_time_tracking",
-        rust_shape::<super::configure::Args>(),
-    );
-    assert_same_shape("list_time_entries", rust_shape::<super::list::Args>());
-}
-
-#[test]
-fn the_shape_check_notices_a_difference() {
-    // Guard for the test above: a changed type must not compare equal.
-    let mut def = definitions()[0].parameters().clone();
-    def["properties"]["max_messages"]["type"] = serde_json::json!(["string", "null"]);
-    assert_ne!(shape(&def, &def), rust_shape::<super::scan::Args>());
+fn tool_names_are_unique_and_output_schemas_are_objects() {
+    let mut names: Vec<&str> = TOOLS.iter().map(|t| t.name).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), TOOLS.len());
+    for t in TOOLS {
+        let out = t.output_schema();
+        assert_eq!(out["type"], "object", "{}", t.name);
+        assert!(!out.to_string().contains("$ref"), "{}: {out}", t.name);
+    }
 }

@@ -44,7 +44,7 @@ fn tools_prints_the_openai_tools_array() {
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 5);
+    assert_eq!(names.len(), billable::tools::TOOLS.len());
     assert!(names.contains(&"scan_billable_time"));
 }
 

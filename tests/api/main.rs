@@ -1,6 +1,7 @@
 //! Integration tests, one binary (CONVENTIONS §7). Each test gets its own database.
 
 mod cli;
+mod contract;
 mod corpus;
 mod fake_gmail;
 mod fake_openai;

@@ -42,7 +42,7 @@ async fn exercise(client: &RunningService<RoleClient, Client>, progress: &Client
     );
 
     let tools = client.list_all_tools().await.expect("tools/list");
-    assert_eq!(tools.len(), 5);
+    assert_eq!(tools.len(), billable::tools::TOOLS.len());
     for tool in &tools {
         assert_eq!(tool.input_schema["type"], "object", "{}", tool.name);
         assert!(tool.output_schema.is_some(), "{}", tool.name);

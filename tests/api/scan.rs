@@ -219,7 +219,7 @@ async fn max_messages_and_the_date_range_limit_what_is_examined() {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn invite(
+pub(crate) fn invite(
     method: &str,
     uid: &str,
     seq: u32,

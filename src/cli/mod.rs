@@ -1,0 +1,695 @@
+//! The command line: clap definitions that build each tool's typed `Args`, and its
+//! typed `Output` printed as tables (`render`) or JSON with `--json`. Exit codes:
+//! 0 success, 2 bad input, 3 a dependency unavailable or a scan interrupted, 1 anything
+//! else.
+
+mod render;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Map, Value, json};
+
+use crate::config::{AnalyzerChoice, Config, LlmConfig, Secret, SourceConfig};
+use crate::context::Context;
+use crate::domain::{EntryStatus, GroupBy, UserId, WorkDate};
+use crate::error::{Error, ErrorKind};
+use crate::tools::{
+    self, NoProgress, Progress, ScanProgress, analyze, configure, list, scan, summary,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "billable",
+    version,
+    about = "Finds the billable work hidden in a mailbox."
+)]
+pub struct Cli {
+    /// SQLite file for entries and settings [default: billable.sqlite3 in your data directory]
+    #[arg(long, global = true, env = "BILLABLE_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Read mail from an mbox file (e.g. a Google Takeout export)
+    #[arg(long, global = true, env = "BILLABLE_MBOX", value_name = "FILE", conflicts_with_all = ["maildir", "eml_dir"])]
+    pub mbox: Option<PathBuf>,
+    /// Read mail from a Maildir folder
+    #[arg(
+        long,
+        global = true,
+        env = "BILLABLE_MAILDIR",
+        value_name = "DIR",
+        conflicts_with = "eml_dir"
+    )]
+    pub maildir: Option<PathBuf>,
+    /// Read mail from a folder of .eml files
+    #[arg(long, global = true, env = "BILLABLE_EML_DIR", value_name = "DIR")]
+    pub eml_dir: Option<PathBuf>,
+    /// Read mail from Gmail (credentials from GMAIL_* variables; see `billable auth gmail`)
+    #[arg(long, global = true, conflicts_with_all = ["mbox", "maildir", "eml_dir"])]
+    pub gmail: bool,
+    /// Apply these settings (a JSON object, as for `configure`) before the command
+    #[arg(long, global = true, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
+    /// Print JSON instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Which analyzer runs [default: llm when OPENAI_API_KEY or OPENAI_BASE_URL is set, else rules]
+    #[arg(long, global = true, value_enum)]
+    pub analyzer: Option<AnalyzerArg>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AnalyzerArg {
+    /// The offline rules
+    Rules,
+    /// An OpenAI-compatible model (OPENAI_* variables)
+    Llm,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GroupByArg {
+    Client,
+    Matter,
+    Day,
+    Week,
+    Month,
+}
+
+impl From<GroupByArg> for GroupBy {
+    fn from(g: GroupByArg) -> GroupBy {
+        match g {
+            GroupByArg::Client => GroupBy::Client,
+            GroupByArg::Matter => GroupBy::Matter,
+            GroupByArg::Day => GroupBy::Day,
+            GroupByArg::Week => GroupBy::Week,
+            GroupByArg::Month => GroupBy::Month,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatusArg {
+    Suggested,
+    NeedsReview,
+    Approved,
+    Rejected,
+}
+
+impl From<StatusArg> for EntryStatus {
+    fn from(s: StatusArg) -> EntryStatus {
+        match s {
+            StatusArg::Suggested => EntryStatus::Suggested,
+            StatusArg::NeedsReview => EntryStatus::NeedsReview,
+            StatusArg::Approved => EntryStatus::Approved,
+            StatusArg::Rejected => EntryStatus::Rejected,
+        }
+    }
+}
+
+/// A `YYYY-MM-DD` flag value.
+fn date(s: &str) -> Result<WorkDate, String> {
+    WorkDate::parse(s)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan the mailbox and save suggested time entries
+    Scan {
+        /// Gmail-style query, e.g. 'from:acme.com subject:contract'
+        #[arg(long)]
+        query: Option<String>,
+        /// Only messages dated on or after this day (YYYY-MM-DD)
+        #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+        after: Option<WorkDate>,
+        /// Only messages dated before this day (YYYY-MM-DD)
+        #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+        before: Option<WorkDate>,
+        /// Stop after examining this many messages
+        #[arg(long = "max")]
+        max_messages: Option<u64>,
+        /// Analyze and report without saving
+        #[arg(long)]
+        dry_run: bool,
+        /// Analyze messages again even if already processed
+        #[arg(long)]
+        reanalyze: bool,
+    },
+    /// Analyze one message (an .eml file, or --id from the mail source)
+    Analyze {
+        /// An RFC 5322 message file; `-` reads standard input
+        file: Option<PathBuf>,
+        /// A message id from the mail source instead of a file
+        #[arg(long, conflicts_with = "file")]
+        id: Option<String>,
+        /// Save the proposed entry
+        #[arg(long)]
+        save: bool,
+    },
+    /// Totals for a period
+    Summary {
+        /// First work date included (YYYY-MM-DD)
+        #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+        from: Option<WorkDate>,
+        /// Last work date included (YYYY-MM-DD)
+        #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+        to: Option<WorkDate>,
+        #[arg(long, value_enum, default_value = "client")]
+        group_by: GroupByArg,
+        #[arg(long)]
+        billable_only: bool,
+    },
+    /// List time entries, newest first
+    Entries {
+        /// First work date included (YYYY-MM-DD)
+        #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+        from: Option<WorkDate>,
+        /// Last work date included (YYYY-MM-DD)
+        #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+        to: Option<WorkDate>,
+        #[arg(long)]
+        client: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        offset: Option<u32>,
+    },
+    /// Show settings, or change them with --set KEY=VALUE (VALUE is JSON or a plain string)
+    Configure {
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Run any tool with JSON arguments and print its JSON result
+    Tool {
+        name: String,
+        /// Arguments as a JSON object; `-` reads standard input [default: {}]
+        args: Option<String>,
+    },
+    /// Print the OpenAI `tools` array, or with --write regenerate tools/*.json from the types
+    Tools {
+        /// Write one OpenAI strict-mode definition per tool into DIR (default: tools)
+        #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "tools")]
+        write: Option<PathBuf>,
+    },
+    /// Serve the tools over HTTP (OpenAI function calling at /v1, MCP at /mcp)
+    Serve {
+        /// Address to listen on [env: BILLABLE_BIND; default: 127.0.0.1:8787]
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+    },
+    /// Serve the tools over MCP on stdin/stdout (for Claude Desktop, IDEs, agents)
+    Mcp,
+    /// Apply the Postgres migrations in sql/ to DATABASE_URL (plain Postgres or Supabase)
+    Migrate {
+        /// Never apply the plain-Postgres stand-in for Supabase's roles and auth schema
+        /// (it is skipped anyway when the database has an `auth` schema)
+        #[arg(long)]
+        no_compat: bool,
+    },
+    /// Authorise access to a mail account
+    Auth {
+        #[command(subcommand)]
+        provider: AuthProvider,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthProvider {
+    /// Let billable read your Gmail (scope gmail.readonly only): opens Google's consent
+    /// page and stores the tokens, readable only by you, in your config directory
+    Gmail {
+        /// The OAuth client secret (Desktop app) downloaded from Google Cloud
+        #[arg(long, env = "GMAIL_CLIENT_SECRET_FILE", value_name = "FILE")]
+        client_secret: PathBuf,
+        /// Where to store the tokens [default: gmail-token.json in your config directory]
+        #[arg(long, env = "GMAIL_TOKEN_FILE", value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
+}
+
+/// Runs the parsed command line to completion.
+pub async fn run(cli: Cli) -> ExitCode {
+    if matches!(cli.command, Command::Serve { .. } | Command::Mcp) {
+        return serve(cli).await;
+    }
+    let json_out = cli.json || matches!(cli.command, Command::Tool { .. } | Command::Tools { .. });
+    match execute(cli).await {
+        Ok(answer) => {
+            if let Some(printed) = answer.printed {
+                if json_out {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&printed.json).unwrap_or_default()
+                    );
+                } else {
+                    print!("{}", printed.text);
+                }
+            }
+            answer.code
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit_code(&e)
+        }
+    }
+}
+
+fn exit_code(e: &Error) -> ExitCode {
+    ExitCode::from(match e.kind() {
+        ErrorKind::InvalidInput
+        | ErrorKind::NotFound
+        | ErrorKind::Unauthorized
+        | ErrorKind::Forbidden => 2,
+        ErrorKind::Conflict | ErrorKind::Unavailable => 3,
+        ErrorKind::Internal => 1,
+    })
+}
+
+/// What a command prints: its typed result as JSON (`--json`) or as text.
+struct Printed {
+    json: Value,
+    text: String,
+}
+
+/// A command's result and exit code.
+struct Answer {
+    printed: Option<Printed>,
+    code: ExitCode,
+}
+
+impl Answer {
+    fn new<T: serde::Serialize>(output: &T, text: String) -> Self {
+        Answer {
+            printed: Some(Printed {
+                json: serde_json::to_value(output).unwrap_or(Value::Null),
+                text,
+            }),
+            code: ExitCode::SUCCESS,
+        }
+    }
+
+    fn silent() -> Self {
+        Answer {
+            printed: None,
+            code: ExitCode::SUCCESS,
+        }
+    }
+}
+
+/// The context the global flags describe, with `--settings` applied for the local user.
+/// The CLI reads Gmail only with `--gmail`; a server also reads it whenever Gmail
+/// credentials are configured. A local source flag always wins.
+async fn context(cli: &Cli, server: bool) -> Result<Context, Error> {
+    let source = match (&cli.mbox, &cli.maildir, &cli.eml_dir) {
+        (Some(p), _, _) => SourceConfig::Mbox(p.clone()),
+        (_, Some(p), _) => SourceConfig::Maildir(p.clone()),
+        (_, _, Some(p)) => SourceConfig::EmlDir(p.clone()),
+        _ => SourceConfig::None,
+    };
+    let gmail = if cli.gmail {
+        Some(Config::gmail_from_env()?.ok_or_else(|| {
+            Error::invalid(
+                "--gmail",
+                "Gmail is not configured: run `billable auth gmail --client-secret FILE` and set \
+                 GMAIL_CLIENT_SECRET_FILE, or set GMAIL_ACCESS_TOKEN or GMAIL_SERVICE_ACCOUNT_FILE",
+            )
+        })?)
+    } else if server && source == SourceConfig::None {
+        Config::gmail_from_env()?
+    } else {
+        None
+    };
+    let config = Config {
+        db: cli.db.clone(),
+        source,
+        gmail,
+        analyzer: cli.analyzer.map(|a| match a {
+            AnalyzerArg::Rules => AnalyzerChoice::Rules,
+            AnalyzerArg::Llm => AnalyzerChoice::Llm,
+        }),
+        llm: LlmConfig::from_env()?,
+        supabase_url: env_var("SUPABASE_URL"),
+        supabase_rest_url: env_var("SUPABASE_REST_URL"),
+        supabase_anon_key: env_var("SUPABASE_ANON_KEY").map(Secret::new),
+        supabase_access_token: env_var("SUPABASE_ACCESS_TOKEN").map(Secret::new),
+        database_url: env_var("DATABASE_URL").map(Secret::new),
+    };
+    let ctx = Context::from_config(&config)?;
+    if let Some(path) = &cli.settings {
+        let text = read_text(path, "settings")?;
+        let patch: Value = serde_json::from_str(&text).map_err(|e| {
+            Error::invalid("--settings", format!("{} is not JSON: {e}", path.display()))
+        })?;
+        let args = json!({ "settings": patch });
+        tools::call(
+            &ctx,
+            &local_user(),
+            "configure_time_tracking",
+            args,
+            &NoProgress,
+        )
+        .await?;
+    }
+    Ok(ctx)
+}
+
+async fn execute(cli: Cli) -> Result<Answer, Error> {
+    match &cli.command {
+        Command::Tools { write: None } => {
+            let all = tools::openai_tools();
+            return Ok(Answer::new(all, format!("{all:#}\n")));
+        }
+        Command::Tools { write: Some(dir) } => {
+            let changed = tools::write_files(dir).map_err(|e| {
+                Error::invalid("--write", format!("could not write {}: {e}", dir.display()))
+            })?;
+            eprintln!(
+                "{} tool files in {}; changed: {}",
+                tools::TOOLS.len(),
+                dir.display(),
+                if changed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    changed.join(", ")
+                }
+            );
+            return Ok(Answer::silent());
+        }
+        Command::Auth { provider } => return auth(provider).await,
+        Command::Migrate { no_compat } => return migrate(*no_compat).await,
+        Command::Serve { .. } | Command::Mcp => {
+            return Err(Error::invalid(
+                "command",
+                "serve and mcp are not tool calls",
+            ));
+        }
+        _ => {}
+    }
+    let ctx = context(&cli, false).await?;
+    let user = local_user();
+    let answer = match cli.command {
+        Command::Scan {
+            query,
+            after,
+            before,
+            max_messages,
+            dry_run,
+            reanalyze,
+        } => {
+            let args = scan::Args {
+                query,
+                after,
+                before,
+                max_messages,
+                dry_run: dry_run.then_some(true),
+                reanalyze: reanalyze.then_some(true),
+            };
+            let bar = std::io::stderr().is_terminal().then(Bar::new);
+            let progress: &dyn Progress = match &bar {
+                Some(b) => b,
+                None => &NoProgress,
+            };
+            let result = tools::run::<scan::ScanBillableTime>(&ctx, &user, args, progress).await;
+            if let Some(b) = bar {
+                b.0.finish_and_clear();
+            }
+            let out = result?;
+            let mut answer = Answer::new(&out, render::scan(&out));
+            if out.status == "interrupted" {
+                answer.code = ExitCode::from(3);
+            }
+            answer
+        }
+        Command::Analyze { file, id, save } => {
+            let (message_id, raw_email) = match (file, id) {
+                (Some(path), _) => (None, Some(read_text(&path, "file")?)),
+                (None, Some(id)) => (Some(id), None),
+                (None, None) => {
+                    return Err(Error::invalid(
+                        "file",
+                        "give an .eml file (or - for standard input) or --id",
+                    ));
+                }
+            };
+            let args = analyze::Args {
+                message_id,
+                raw_email,
+                save: save.then_some(true),
+            };
+            let out =
+                tools::run::<analyze::AnalyzeTimeEntry>(&ctx, &user, args, &NoProgress).await?;
+            Answer::new(&out, render::analyze(&out))
+        }
+        Command::Summary {
+            from,
+            to,
+            group_by,
+            billable_only,
+        } => {
+            let args = summary::Args {
+                from,
+                to,
+                group_by: Some(group_by.into()),
+                billable_only: billable_only.then_some(true),
+            };
+            let out = tools::run::<summary::GetTimeTrackingSummary>(&ctx, &user, args, &NoProgress)
+                .await?;
+            Answer::new(&out, render::summary(&out))
+        }
+        Command::Entries {
+            from,
+            to,
+            client,
+            status,
+            limit,
+            offset,
+        } => {
+            let args = list::Args {
+                from,
+                to,
+                client,
+                status: status.map(Into::into),
+                limit,
+                offset,
+            };
+            let out = tools::run::<list::ListTimeEntries>(&ctx, &user, args, &NoProgress).await?;
+            Answer::new(&out, render::entries(&out))
+        }
+        Command::Configure { set } => {
+            let args = configure_args(&set)?;
+            let out =
+                tools::run::<configure::ConfigureTimeTracking>(&ctx, &user, args, &NoProgress)
+                    .await?;
+            Answer::new(&out, render::settings(&out))
+        }
+        Command::Tool { name, args } => {
+            let args = match args.as_deref() {
+                None => Value::Object(Map::new()),
+                Some(text) => {
+                    let text = if text == "-" {
+                        read_text(&PathBuf::from("-"), "arguments")?
+                    } else {
+                        text.to_owned()
+                    };
+                    serde_json::from_str(&text)
+                        .map_err(|e| Error::invalid("arguments", format!("not valid JSON: {e}")))?
+                }
+            };
+            let out = tools::call(&ctx, &user, &name, args, &NoProgress).await?;
+            let text = format!("{out:#}\n");
+            let mut answer = Answer::new(&out, text);
+            if out.get("status").and_then(Value::as_str) == Some("interrupted") {
+                answer.code = ExitCode::from(3);
+            }
+            answer
+        }
+        Command::Tools { .. }
+        | Command::Auth { .. }
+        | Command::Migrate { .. }
+        | Command::Serve { .. }
+        | Command::Mcp => Answer::silent(),
+    };
+    Ok(answer)
+}
+
+/// `configure --set KEY=VALUE …` as the tool's arguments. A VALUE is JSON when it
+/// parses (numbers, lists, objects), else a plain string.
+fn configure_args(set: &[String]) -> Result<configure::Args, Error> {
+    if set.is_empty() {
+        return Ok(configure::Args { settings: None });
+    }
+    let mut settings = Map::new();
+    for kv in set {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(Error::invalid("--set", format!("`{kv}` is not KEY=VALUE")));
+        };
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+        settings.insert(k.trim().to_owned(), value);
+    }
+    tools::parse_args(json!({ "settings": settings }))
+}
+
+/// `billable auth gmail`: the installed-app flow, tokens stored 0600.
+async fn auth(provider: &AuthProvider) -> Result<Answer, Error> {
+    let AuthProvider::Gmail {
+        client_secret,
+        token_file,
+    } = provider;
+    let token_file = match token_file {
+        Some(t) => t.clone(),
+        None => crate::mail::gmail::auth::default_token_file().ok_or_else(|| {
+            Error::invalid(
+                "--token-file",
+                "no config directory could be determined; give one",
+            )
+        })?,
+    };
+    crate::mail::gmail::auth::authorize(client_secret, &token_file, None).await?;
+    eprintln!(
+        "Gmail authorised (read-only). Tokens stored in {} (readable only by you). \
+         Scan with `billable --gmail scan` and GMAIL_CLIENT_SECRET_FILE set.",
+        token_file.display()
+    );
+    Ok(Answer::silent())
+}
+
+/// The CLI's user. With Supabase it acts as the user whose JWT it was given
+/// (`SUPABASE_ACCESS_TOKEN`), and row-level security does the rest.
+fn local_user() -> UserId {
+    match env_var("SUPABASE_ACCESS_TOKEN") {
+        Some(token) => UserId::local().with_token(token),
+        None => UserId::local(),
+    }
+}
+
+/// A non-empty environment variable.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `billable migrate`: applies sql/ to DATABASE_URL and prints what it did.
+async fn migrate(no_compat: bool) -> Result<Answer, Error> {
+    let url = env_var("DATABASE_URL").ok_or_else(|| {
+        Error::invalid(
+            "DATABASE_URL",
+            "set DATABASE_URL to the Postgres to migrate, e.g. postgres://postgres@localhost:5432/billable",
+        )
+    })?;
+    let compat = if no_compat {
+        crate::migrate::Compat::Skip
+    } else {
+        crate::migrate::Compat::Auto
+    };
+    let report = crate::migrate::migrate(&url, compat).await?;
+    Ok(Answer::new(&report, render::migrate(&report)))
+}
+
+fn read_text(path: &PathBuf, what: &str) -> Result<String, Error> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    text.map_err(|e| Error::invalid(what, format!("could not read {}: {e}", path.display())))
+}
+
+/// `serve` and `mcp`: long-running servers over the same context and tools.
+async fn serve(cli: Cli) -> ExitCode {
+    let result: anyhow::Result<()> = async {
+        let mut server = crate::config::ServerConfig::from_env()?;
+        let ctx = std::sync::Arc::new(context(&cli, true).await?);
+        match cli.command {
+            Command::Serve { bind } => {
+                if let Some(bind) = bind {
+                    server.bind = bind;
+                }
+                crate::http::serve(ctx, &server).await
+            }
+            _ => crate::mcp::serve_stdio(ctx).await,
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            match e.downcast_ref::<Error>() {
+                Some(e) => exit_code(e),
+                None => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// A spinner with counts on stderr; only shown on a terminal.
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Bar(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn report(&self, p: &ScanProgress) {
+        self.0.set_message(format!(
+            "{} examined, {} skipped, {} analyzed, {} new entries, {} errors",
+            p.examined, p.skipped, p.analyzed, p.entries, p.errors
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_refused_token_exits_2_and_a_conflicting_write_3() {
+        use crate::store::StoreError;
+        let code = |e: StoreError| exit_code(&Error::from(e));
+        assert_eq!(
+            code(StoreError::Unauthorized("JWT expired".into())),
+            ExitCode::from(2)
+        );
+        assert_eq!(code(StoreError::Forbidden("RLS".into())), ExitCode::from(2));
+        assert_eq!(
+            code(StoreError::Conflict {
+                what: "save entries",
+                message: "duplicate key".into()
+            }),
+            ExitCode::from(3)
+        );
+    }
+
+    #[test]
+    fn configure_set_values_are_json_or_strings() {
+        let args = configure_args(&[
+            "timezone=Europe/Paris".into(),
+            "billing_increment_minutes=15".into(),
+            "my_addresses=[\"a@b.com\"]".into(),
+        ])
+        .unwrap();
+        let patch = args.settings.expect("a patch");
+        assert_eq!(patch.timezone.as_deref(), Some("Europe/Paris"));
+        assert_eq!(patch.billing_increment_minutes, Some(15));
+        assert_eq!(patch.my_addresses, Some(vec!["a@b.com".to_owned()]));
+        let e = configure_args(&["timezon=UTC".into()]).unwrap_err();
+        assert!(e.to_string().contains("timezon"), "{e}");
+    }
+}

@@ -1,0 +1,257 @@
+//! Human output: each tool's typed `Output` as plain-text tables.
+
+use std::collections::BTreeMap;
+
+use crate::domain::{Settings, Summary, SummaryGroup, TimeEntry};
+use crate::migrate::Report;
+use crate::tools::{analyze, list, scan};
+
+fn or_dash(v: Option<&str>) -> String {
+    v.map_or_else(|| "-".to_owned(), str::to_owned)
+}
+
+fn money(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+fn hours(minutes: u64) -> String {
+    format!("{:.1}h", minutes as f64 / 60.0)
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(max - 1).collect::<String>())
+    }
+}
+
+/// A plain text table; numeric-looking columns are right-aligned.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let numeric: Vec<bool> = (0..headers.len())
+        .map(|i| {
+            !rows.is_empty()
+                && rows
+                    .iter()
+                    .all(|r| r[i].trim_end_matches('h').parse::<f64>().is_ok())
+        })
+        .collect();
+    let line = |cells: Vec<&str>| -> String {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if numeric[i] {
+                    format!("{c:>w$}", w = widths[i])
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        format!("{}\n", parts.join("  ").trim_end())
+    };
+    let mut out = line(headers.to_vec());
+    let rules: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    out.push_str(&line(rules.iter().map(String::as_str).collect()));
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+const ENTRY_HEADERS: [&str; 7] = [
+    "date",
+    "client",
+    "activity",
+    "min",
+    "amount",
+    "status",
+    "description",
+];
+
+fn entry_rows(entries: &[TimeEntry]) -> Vec<Vec<String>> {
+    entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.work_date.to_string(),
+                or_dash(e.client.as_deref()),
+                e.activity.as_str().to_owned(),
+                e.billed_minutes.to_string(),
+                money(e.amount),
+                e.status.as_str().to_owned(),
+                clip(&e.description, 60),
+            ]
+        })
+        .collect()
+}
+
+pub fn entries(out: &list::Output) -> String {
+    if out.entries.is_empty() {
+        return format!("No entries (total {}).\n", out.total);
+    }
+    format!(
+        "{}\nShowing {}–{} of {}.\n",
+        table(&ENTRY_HEADERS, &entry_rows(&out.entries)),
+        u64::from(out.offset) + 1,
+        u64::from(out.offset) + out.entries.len() as u64,
+        out.total
+    )
+}
+
+pub fn summary(s: &Summary) -> String {
+    let rows = |groups: &[SummaryGroup]| -> Vec<Vec<String>> {
+        groups
+            .iter()
+            .map(|g| {
+                vec![
+                    g.key.clone(),
+                    g.entries.to_string(),
+                    format!("{:.1}", g.raw_minutes),
+                    format!("{:.2}", g.billed_hours),
+                    money(g.amount),
+                    g.currency.clone(),
+                ]
+            })
+            .collect()
+    };
+    let mut all = rows(&s.groups);
+    if all.is_empty() {
+        return "No entries in this period.\n".to_owned();
+    }
+    all.extend(rows(&s.total));
+    let by = s.group_by.as_str();
+    table(
+        &[by, "entries", "raw min", "billed h", "amount", "cur"],
+        &all,
+    )
+}
+
+pub fn analyze(out: &analyze::Output) -> String {
+    let mut text = format!("message {}: {}\n", out.message_id, out.outcome.as_str());
+    if let Some(entry) = &out.entry {
+        text.push_str(&table(
+            &ENTRY_HEADERS,
+            &entry_rows(std::slice::from_ref(entry)),
+        ));
+    }
+    for r in &out.reasons {
+        text.push_str(&format!("  - {r}\n"));
+    }
+    if out.saved {
+        text.push_str("saved\n");
+    }
+    text
+}
+
+pub fn settings(s: &Settings) -> String {
+    format!("{}\n", serde_json::to_string_pretty(s).unwrap_or_default())
+}
+
+pub fn migrate(r: &Report) -> String {
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    format!(
+        "applied: {}\nskipped: {}\nalready applied: {}\n",
+        list(&r.applied),
+        list(&r.skipped),
+        list(&r.already)
+    )
+}
+
+pub fn scan(v: &scan::Output) -> String {
+    let mut out = String::new();
+    if v.entries.is_empty() {
+        out.push_str("No new entries.");
+        if v.skipped_already_processed > 0 {
+            out.push_str(" Messages already processed were skipped; `billable entries` lists what was found before.");
+        }
+        out.push('\n');
+    } else {
+        out.push_str(&table(&ENTRY_HEADERS, &entry_rows(&v.entries)));
+        if v.entries_created > v.entries.len() as u64 {
+            out.push_str(&format!(
+                "… and {} more (`billable entries`).\n",
+                v.entries_created - v.entries.len() as u64
+            ));
+        }
+        // Per-client totals of the entries shown.
+        let mut totals: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
+        for e in &v.entries {
+            let t = totals.entry(or_dash(e.client.as_deref())).or_default();
+            t.0 += 1;
+            t.1 += u64::from(e.billed_minutes);
+            t.2 += e.amount;
+        }
+        let mut rows: Vec<Vec<String>> = totals
+            .iter()
+            .map(|(c, (k, m, a))| vec![c.clone(), k.to_string(), hours(*m), money(*a)])
+            .collect();
+        rows.push(vec![
+            "total".into(),
+            v.entries_created.to_string(),
+            hours(v.billed_minutes),
+            money(v.amount),
+        ]);
+        out.push('\n');
+        out.push_str(&table(&["client", "entries", "billed", "amount"], &rows));
+    }
+    out.push_str(&format!(
+        "\n{} examined · {} already processed · {} automated · {} analyzed · {} new entries · {} not billable · {} errors · {} ms{}\n",
+        v.examined,
+        v.skipped_already_processed,
+        v.skipped_automated,
+        v.analyzed,
+        v.entries_created,
+        v.not_billable,
+        v.errors_total,
+        v.elapsed_ms,
+        if v.dry_run { " · dry run, nothing saved" } else { "" },
+    ));
+    for e in v.errors.iter().take(10) {
+        out.push_str(&format!("  error {}: {}\n", e.message_id, e.reason));
+    }
+    let domains: Vec<String> = v
+        .unmatched_domains
+        .iter()
+        .take(5)
+        .map(|d| format!("{} ({})", d.domain, d.messages))
+        .collect();
+    if !domains.is_empty() {
+        out.push_str(&format!(
+            "Mail with no client: {}. Add clients with `billable configure --set clients='[{{\"name\":\"…\",\"domains\":[\"…\"]}}]'`.\n",
+            domains.join(", ")
+        ));
+    }
+    if let Some(reason) = &v.stopped_reason {
+        out.push_str(&format!(
+            "Scan interrupted: {reason}. What was done is saved; run the scan again to resume.\n"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_numbers_right() {
+        let t = table(
+            &["name", "n"],
+            &[vec!["a".into(), "5".into()], vec!["bb".into(), "10".into()]],
+        );
+        assert_eq!(t, "name   n\n----  --\na      5\nbb    10\n");
+    }
+}
