@@ -67,8 +67,7 @@ pub fn strip_quoted(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut kept: Vec<&str> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('>') {
+        if is_quoted(line) {
             continue;
         }
         if is_cut_line(&lines, i) {
@@ -76,6 +75,21 @@ pub fn strip_quoted(text: &str) -> String {
         }
         kept.push(line.trim_end());
     }
+    drop_trailing_footers(&mut kept);
+    let start = kept
+        .iter()
+        .position(|l| !l.trim().is_empty())
+        .unwrap_or(kept.len());
+    kept.get(start..).unwrap_or_default().join("\n")
+}
+
+/// A `>` line: left out wherever it stands, so the answers between quotes stay.
+fn is_quoted(line: &str) -> bool {
+    line.trim().starts_with('>')
+}
+
+/// Blank lines and mobile footers ("Sent from my iPhone") at the end are not text.
+fn drop_trailing_footers(kept: &mut Vec<&str>) {
     while let Some(last) = kept.last() {
         let t = last.trim();
         if t.is_empty() || MOBILE_FOOTER.is_match(t) {
@@ -84,61 +98,91 @@ pub fn strip_quoted(text: &str) -> String {
             break;
         }
     }
-    let start = kept
-        .iter()
-        .position(|l| !l.trim().is_empty())
-        .unwrap_or(kept.len());
-    kept.get(start..).unwrap_or_default().join("\n")
 }
 
-/// Whether line `i` starts the history or signature that ends the new text.
+/// A line of the body as the cut rules see it.
+struct Line<'a> {
+    /// As written: the signature delimiter is told by its trailing space.
+    raw: &'a str,
+    /// Without surrounding white space.
+    trimmed: &'a str,
+    /// The lines after it.
+    after: &'a [&'a str],
+}
+
+/// Whether line `i` starts the history or signature that ends the new text: one
+/// rule per kind of cut, cheapest first. A rule with a regex checks a leading word or
+/// character first; that keeps the regexes (and the joined-line copy) off ordinary
+/// lines, which is most of the cost of parsing a mailbox.
 fn is_cut_line(lines: &[&str], i: usize) -> bool {
-    let Some(line) = lines.get(i) else {
+    let Some(raw) = lines.get(i) else {
         return false;
     };
-    let trimmed = line.trim();
-    // The signature delimiter is `-- ` (RFC 3676); many clients drop the space.
-    if line.trim_end_matches(['\r', '\n']) == "-- " || trimmed == "--" {
+    let line = Line {
+        raw,
+        trimmed: raw.trim(),
+        after: lines.get(i + 1..).unwrap_or_default(),
+    };
+    is_signature_delimiter(&line)
+        || is_underscore_separator(&line)
+        || is_original_message_banner(&line)
+        || is_attribution(&line)
+        || is_outlook_header_block(&line)
+}
+
+/// The signature delimiter `-- ` (RFC 3676); many clients drop the space.
+fn is_signature_delimiter(line: &Line<'_>) -> bool {
+    line.raw.trim_end_matches(['\r', '\n']) == "-- " || line.trimmed == "--"
+}
+
+/// A line of ten or more `_`, which Outlook puts above the quoted message.
+fn is_underscore_separator(line: &Line<'_>) -> bool {
+    line.trimmed.len() >= 10 && line.trimmed.chars().all(|c| c == '_')
+}
+
+/// `-----Original Message-----`, `---------- Forwarded message ---------` and their
+/// German and French forms.
+fn is_original_message_banner(line: &Line<'_>) -> bool {
+    line.trimmed.starts_with("--") && ORIGINAL_MESSAGE.is_match(line.trimmed)
+}
+
+/// `On … wrote:` (or its German, French, Spanish or Dutch form) on one line, glued to
+/// the quoted text, or wrapped onto the next line by the client.
+fn is_attribution(line: &Line<'_>) -> bool {
+    let trimmed = line.trimmed;
+    if !starts_with_attribution_word(trimmed) {
+        return false;
+    }
+    if ON_WROTE.is_match(trimmed) || ON_WROTE_GLUED.is_match(trimmed) {
         return true;
     }
-    if trimmed.len() >= 10 && trimmed.chars().all(|c| c == '_') {
-        return true;
+    // `On Mon, 3 Jun 2024 at 10:00, Someone <a@b.c>` / `wrote:` wrapped by the client.
+    let next = line.after.first().map(|l| l.trim()).unwrap_or("");
+    if trimmed.len() < 300 && !next.is_empty() && next.len() < 300 {
+        let joined = format!("{trimmed} {next}");
+        return ON_WROTE.is_match(&joined) && !ON_WROTE.is_match(next);
     }
-    // Every pattern below starts with one of a few words or characters; checking that
-    // first keeps the regexes (and the joined-line copy) off ordinary lines, which is
-    // most of the cost of parsing a mailbox.
-    if trimmed.starts_with("--") && ORIGINAL_MESSAGE.is_match(trimmed) {
-        return true;
-    }
-    if starts_with_attribution_word(trimmed) {
-        if ON_WROTE.is_match(trimmed) || ON_WROTE_GLUED.is_match(trimmed) {
-            return true;
-        }
-        // `On Mon, 3 Jun 2024 at 10:00, Someone <a@b.c>` / `wrote:` wrapped by the client.
-        let next = lines.get(i + 1).map(|l| l.trim()).unwrap_or("");
-        if trimmed.len() < 300 && !next.is_empty() && next.len() < 300 {
-            let joined = format!("{trimmed} {next}");
-            if ON_WROTE.is_match(&joined) && !ON_WROTE.is_match(next) {
-                return true;
-            }
-        }
-    }
+    false
+}
+
+/// Outlook's `From:` header line with a `Sent:` (or `Date:`) line among the next
+/// three. A `From:` line alone is kept: it may be a sentence.
+fn is_outlook_header_block(line: &Line<'_>) -> bool {
+    let trimmed = line.trimmed;
     let outlook_start = trimmed
         .bytes()
         .next()
         .is_some_and(|b| matches!(b.to_ascii_lowercase(), b'*' | b'f' | b'v' | b'd'));
-    if outlook_start && OUTLOOK_FROM.is_match(trimmed) {
-        // Squashed into one line by an HTML-to-text conversion.
-        if trimmed.contains(" Sent: ") {
-            return true;
-        }
-        return lines
-            .iter()
-            .skip(i + 1)
-            .take(3)
-            .any(|l| OUTLOOK_SENT.is_match(l.trim()));
+    if !(outlook_start && OUTLOOK_FROM.is_match(trimmed)) {
+        return false;
     }
-    false
+    // Squashed into one line by an HTML-to-text conversion.
+    trimmed.contains(" Sent: ")
+        || line
+            .after
+            .iter()
+            .take(3)
+            .any(|l| OUTLOOK_SENT.is_match(l.trim()))
 }
 
 /// Whether a line starts with a word an `On … wrote:` attribution can start with
