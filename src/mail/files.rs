@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use super::parse::raw_from_bytes;
+use super::query::{CompiledQuery, HeaderInfo};
 use super::{Listed, MailError, MailQuery, MailSource, RawEmail, io_error};
 
 /// The largest single message read into memory (64 MiB). A bigger "message" is
@@ -118,8 +119,8 @@ fn find_in_files(files: Vec<(PathBuf, Vec<String>)>, id: &str) -> Result<RawEmai
     Err(MailError::NotFound(id.to_owned()))
 }
 
-/// The listing of a local source: the query is checked, `open` starts reading, and
-/// every message read is deduplicated and filtered (`admit`). Errors of single
+/// The listing of a local source: the query is compiled, once, `open` starts reading,
+/// and every message read is deduplicated and filtered (`admit`). Errors of single
 /// messages pass through; a query or `open` error is the listing's only item. It all
 /// runs on a blocking thread (`blocking_stream`).
 pub(super) fn local_listing<O, I>(
@@ -131,8 +132,9 @@ where
     I: Iterator<Item = Result<RawEmail, MailError>> + Send + 'static,
 {
     blocking_stream(move || {
-        let messages = match query.validate().and_then(|()| open()) {
-            Ok(messages) => messages,
+        let started = query.compile().and_then(|query| Ok((query, open()?)));
+        let (query, messages) = match started {
+            Ok(started) => started,
             Err(e) => {
                 return Box::new(std::iter::once(Err(e))) as Box<dyn Iterator<Item = _> + Send>;
             }
@@ -148,13 +150,12 @@ where
 /// What every local source does with a message it has read: the first copy of an id
 /// wins (Takeout repeats a message that sits in several places), then the query
 /// filters on headers. `None` means the message is not listed.
-fn admit(raw: RawEmail, seen: &mut HashSet<String>, query: &MailQuery) -> Option<Listed> {
+fn admit(raw: RawEmail, seen: &mut HashSet<String>, query: &CompiledQuery) -> Option<Listed> {
     if !seen.insert(raw.id.clone()) {
         return None;
     }
     if !query.is_unfiltered() {
-        let info =
-            super::query::HeaderInfo::from_bytes(&raw.bytes, &raw.labels, query.needs_body());
+        let info = HeaderInfo::from_bytes(&raw.bytes, &raw.labels, query.needs_body());
         if !query.matches(&info) {
             return None;
         }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use futures::stream::BoxStream;
 
-pub use query::MailQuery;
+pub use query::{CompiledQuery, MailQuery};
 
 /// One message's raw RFC 5322 bytes and what the source knows about it.
 #[derive(Debug, Clone, Default)]
