@@ -5,32 +5,25 @@
 
 use std::path::{Path, PathBuf};
 
-use async_trait::async_trait;
-use futures::stream::BoxStream;
-
-use super::io_error;
-use super::maildir::{FilesIter, find_in_files, read_message_file, run_blocking};
+use super::files::{FilesSource, Layout, read_message_file};
 use super::parse::raw_from_bytes;
-use super::{Listed, MailError, MailQuery, MailSource, RawEmail, blocking_stream};
+use super::{MailError, RawEmail, io_error};
 
-/// A directory tree of `.eml` files.
-#[derive(Debug, Clone)]
-pub struct EmlDirSource {
-    dir: PathBuf,
-}
+/// A directory tree of `.eml` files. `EmlDirSource::open` fails when it is not a
+/// readable directory.
+pub type EmlDirSource = FilesSource<EmlDir>;
 
-impl EmlDirSource {
-    /// Opens a directory; fails when it is not a readable directory.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, MailError> {
-        let dir = dir.into();
-        std::fs::read_dir(&dir).map_err(|source| io_error(&dir, source))?;
-        Ok(EmlDirSource { dir })
-    }
+/// The layout of an `.eml` folder: every `*.eml` file below it, at any depth.
+#[derive(Debug, Clone, Copy)]
+pub struct EmlDir;
+
+impl Layout for EmlDir {
+    const KIND: &'static str = "eml-dir";
 
     /// Every `*.eml` file below the directory, sorted by path.
-    fn files(&self) -> Result<Vec<(PathBuf, Vec<String>)>, MailError> {
+    fn files(dir: &Path) -> Result<Vec<(PathBuf, Vec<String>)>, MailError> {
         let mut files = Vec::new();
-        let mut pending = vec![self.dir.clone()];
+        let mut pending = vec![dir.to_path_buf()];
         while let Some(dir) = pending.pop() {
             let entries = std::fs::read_dir(&dir).map_err(|source| io_error(&dir, source))?;
             for entry in entries {
@@ -65,28 +58,10 @@ pub fn read_eml_file(path: impl AsRef<Path>) -> Result<RawEmail, MailError> {
     Ok(raw_from_bytes(bytes, &[]))
 }
 
-#[async_trait]
-impl MailSource for EmlDirSource {
-    fn describe(&self) -> String {
-        format!("eml-dir {}", self.dir.display())
-    }
-
-    fn list<'a>(&'a self, query: &'a MailQuery) -> BoxStream<'a, Result<Listed, MailError>> {
-        let source = self.clone();
-        let query = query.clone();
-        blocking_stream(move || FilesIter::new(move || source.files(), query))
-    }
-
-    async fn get(&self, id: &str) -> Result<RawEmail, MailError> {
-        let source = self.clone();
-        let id = id.to_owned();
-        run_blocking(move || find_in_files(source.files()?, &id)).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::{MailQuery, MailSource};
     use futures::StreamExt;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,27 +9,25 @@
 //! roughly oldest first), then path, for a deterministic order. Only the sorted list
 //! of paths is held in memory; contents are read one file at a time.
 
-use std::collections::HashSet;
+use std::fs::ReadDir;
 use std::path::{Path, PathBuf};
 
-use async_trait::async_trait;
-use futures::stream::BoxStream;
+use super::files::{FilesSource, Layout};
+use super::{MailError, io_error};
 
-use super::parse::raw_from_bytes;
-use super::{Listed, MailError, MailQuery, MailSource, RawEmail, admit, blocking_stream, io_error};
+/// A Maildir directory on disk. `MaildirSource::open` fails when the directory
+/// cannot be read or has no `cur/`, `new/` or Maildir++ `.Folder/`.
+pub type MaildirSource = FilesSource<Maildir>;
 
-/// A Maildir directory on disk.
-#[derive(Debug, Clone)]
-pub struct MaildirSource {
-    dir: PathBuf,
-}
+/// The Maildir layout: `cur/` and `new/` of the root and of `.Folder`s.
+#[derive(Debug, Clone, Copy)]
+pub struct Maildir;
 
-impl MaildirSource {
-    /// Opens a Maildir; fails when the directory cannot be read or has no `cur/`,
-    /// `new/` or Maildir++ `.Folder/`.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, MailError> {
-        let dir = dir.into();
-        let entries = std::fs::read_dir(&dir).map_err(|source| io_error(&dir, source))?;
+impl Layout for Maildir {
+    const KIND: &'static str = "maildir";
+
+    /// A Maildir has `cur/`, `new/` or a Maildir++ `.Folder/` inside.
+    fn check(dir: &Path, entries: ReadDir) -> Result<(), MailError> {
         let mut looks_like_maildir = false;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -43,22 +41,22 @@ impl MaildirSource {
         }
         if !looks_like_maildir {
             return Err(io_error(
-                &dir,
+                dir,
                 std::io::Error::other(
                     "not a Maildir (no cur/ or new/ inside); use --eml-dir for a folder of .eml files",
                 ),
             ));
         }
-        Ok(MaildirSource { dir })
+        Ok(())
     }
 
     /// Every message file with the labels its folder gives it, sorted.
-    fn files(&self) -> Result<Vec<(PathBuf, Vec<String>)>, MailError> {
+    fn files(dir: &Path) -> Result<Vec<(PathBuf, Vec<String>)>, MailError> {
         let mut files = Vec::new();
-        collect_folder(&self.dir, &["Inbox".to_owned()], &mut files)?;
-        let entries = std::fs::read_dir(&self.dir).map_err(|source| io_error(&self.dir, source))?;
+        collect_folder(dir, &["Inbox".to_owned()], &mut files)?;
+        let entries = std::fs::read_dir(dir).map_err(|source| io_error(dir, source))?;
         for entry in entries {
-            let entry = entry.map_err(|source| io_error(&self.dir, source))?;
+            let entry = entry.map_err(|source| io_error(dir, source))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(folder) = name.strip_prefix('.') else {
                 continue;
@@ -115,139 +113,10 @@ fn collect_folder(
     Ok(())
 }
 
-/// Reads one message file, refusing files over `mbox::MAX_MESSAGE_BYTES` so a stray
-/// huge file cannot take the memory.
-pub(crate) fn read_message_file(path: &Path) -> Result<Vec<u8>, MailError> {
-    let len = std::fs::metadata(path)
-        .map_err(|source| io_error(path, source))?
-        .len();
-    if len > super::mbox::MAX_MESSAGE_BYTES as u64 {
-        return Err(MailError::Malformed(format!(
-            "{} is larger than {} MiB and was skipped",
-            path.display(),
-            super::mbox::MAX_MESSAGE_BYTES / (1024 * 1024)
-        )));
-    }
-    std::fs::read(path).map_err(|source| io_error(path, source))
-}
-
-#[async_trait]
-impl MailSource for MaildirSource {
-    fn describe(&self) -> String {
-        format!("maildir {}", self.dir.display())
-    }
-
-    fn list<'a>(&'a self, query: &'a MailQuery) -> BoxStream<'a, Result<Listed, MailError>> {
-        let source = self.clone();
-        let query = query.clone();
-        blocking_stream(move || FilesIter::new(move || source.files(), query))
-    }
-
-    async fn get(&self, id: &str) -> Result<RawEmail, MailError> {
-        let source = self.clone();
-        let id = id.to_owned();
-        run_blocking(move || find_in_files(source.files()?, &id)).await
-    }
-}
-
-/// Runs blocking file work off the async threads when inside tokio.
-pub(crate) async fn run_blocking<T, F>(f: F) -> Result<T, MailError>
-where
-    F: FnOnce() -> Result<T, MailError> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::runtime::Handle::try_current() {
-        Ok(_) => tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| MailError::Upstream(format!("mail reader task failed: {e}")))?,
-        Err(_) => f(),
-    }
-}
-
-/// The first file whose message id is `id`.
-pub(crate) fn find_in_files(
-    files: Vec<(PathBuf, Vec<String>)>,
-    id: &str,
-) -> Result<RawEmail, MailError> {
-    for (path, labels) in files {
-        let Ok(bytes) = read_message_file(&path) else {
-            continue;
-        };
-        let extra: Vec<&str> = labels.iter().map(String::as_str).collect();
-        let raw = raw_from_bytes(bytes, &extra);
-        if raw.id == id {
-            return Ok(raw);
-        }
-    }
-    Err(MailError::NotFound(id.to_owned()))
-}
-
-/// Lists message files one at a time: read, dedupe by id, filter by the query.
-pub(crate) struct FilesIter<L> {
-    list_files: Option<L>,
-    files: std::vec::IntoIter<(PathBuf, Vec<String>)>,
-    query: MailQuery,
-    seen: HashSet<String>,
-    done: bool,
-}
-
-impl<L> FilesIter<L>
-where
-    L: FnOnce() -> Result<Vec<(PathBuf, Vec<String>)>, MailError>,
-{
-    pub(crate) fn new(list_files: L, query: MailQuery) -> Self {
-        FilesIter {
-            list_files: Some(list_files),
-            files: Vec::new().into_iter(),
-            query,
-            seen: HashSet::new(),
-            done: false,
-        }
-    }
-}
-
-impl<L> Iterator for FilesIter<L>
-where
-    L: FnOnce() -> Result<Vec<(PathBuf, Vec<String>)>, MailError>,
-{
-    type Item = Result<Listed, MailError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        if let Some(list_files) = self.list_files.take() {
-            if let Err(e) = self.query.validate() {
-                self.done = true;
-                return Some(Err(e));
-            }
-            match list_files() {
-                Ok(files) => self.files = files.into_iter(),
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            }
-        }
-        for (path, labels) in self.files.by_ref() {
-            let bytes = match read_message_file(&path) {
-                Ok(bytes) => bytes,
-                // One unreadable file is reported; the listing goes on.
-                Err(e) => return Some(Err(e)),
-            };
-            let extra: Vec<&str> = labels.iter().map(String::as_str).collect();
-            if let Some(listed) = admit(raw_from_bytes(bytes, &extra), &mut self.seen, &self.query)
-            {
-                return Some(Ok(listed));
-            }
-        }
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::{Listed, MailQuery, MailSource, RawEmail};
     use futures::StreamExt;
 
     fn message(id: &str, subject: &str) -> String {

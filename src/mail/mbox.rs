@@ -10,7 +10,6 @@
 //! the listing yields one `Malformed` error, so a wrong file is reported, not
 //! silently scanned as nothing.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,13 +17,10 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use super::maildir::run_blocking;
+pub use super::files::MAX_MESSAGE_BYTES;
+use super::files::{local_listing, run_blocking};
 use super::parse::raw_from_bytes;
-use super::{Listed, MailError, MailQuery, MailSource, RawEmail, admit, blocking_stream, io_error};
-
-/// The largest single message read into memory (64 MiB). A bigger "message" is
-/// almost always a broken file; it is skipped and reported.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+use super::{Listed, MailError, MailQuery, MailSource, RawEmail, io_error};
 
 /// An mbox file on disk.
 #[derive(Debug, Clone)]
@@ -61,8 +57,13 @@ impl MailSource for MboxSource {
 
     fn list<'a>(&'a self, query: &'a MailQuery) -> BoxStream<'a, Result<Listed, MailError>> {
         let path = self.path.clone();
-        let query = query.clone();
-        blocking_stream(move || ListIter::new(path, query))
+        local_listing(query.clone(), move || {
+            let file = File::open(&path).map_err(|source| io_error(&path, source))?;
+            Ok(Messages {
+                reader: MboxReader::new(BufReader::new(file)),
+                path,
+            })
+        })
     }
 
     async fn get(&self, id: &str) -> Result<RawEmail, MailError> {
@@ -91,77 +92,31 @@ fn find_by_id(path: &Path, id: &str) -> Result<RawEmail, MailError> {
     Err(MailError::NotFound(id.to_owned()))
 }
 
-/// The listing as a blocking iterator: read, dedupe, filter.
-struct ListIter {
+/// The file's messages as a blocking iterator; `local_listing` dedupes and filters.
+struct Messages {
     path: PathBuf,
-    query: MailQuery,
-    reader: Option<MboxReader<BufReader<File>>>,
-    seen: HashSet<String>,
-    started: bool,
-    done: bool,
+    reader: MboxReader<BufReader<File>>,
 }
 
-impl ListIter {
-    fn new(path: PathBuf, query: MailQuery) -> Self {
-        ListIter {
-            path,
-            query,
-            reader: None,
-            seen: HashSet::new(),
-            started: false,
-            done: false,
-        }
-    }
-}
+impl Iterator for Messages {
+    type Item = Result<RawEmail, MailError>;
 
-impl Iterator for ListIter {
-    type Item = Result<Listed, MailError>;
-
+    /// After a `NotMbox` or I/O error the reader is finished, so the listing ends.
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        if !self.started {
-            self.started = true;
-            if let Err(e) = self.query.validate() {
-                self.done = true;
-                return Some(Err(e));
-            }
-            match File::open(&self.path) {
-                Ok(file) => self.reader = Some(MboxReader::new(BufReader::new(file))),
-                Err(source) => {
-                    self.done = true;
-                    return Some(Err(io_error(&self.path, source)));
-                }
-            }
-        }
-        let reader = self.reader.as_mut()?;
-        loop {
-            let bytes = match reader.next_message()? {
-                Ok(bytes) => bytes,
-                Err(ReadError::TooLarge { index }) => {
-                    return Some(Err(MailError::Malformed(format!(
-                        "message {index} of {} is larger than {} MiB and was skipped",
-                        self.path.display(),
-                        MAX_MESSAGE_BYTES / (1024 * 1024)
-                    ))));
-                }
-                Err(ReadError::NotMbox) => {
-                    self.done = true;
-                    return Some(Err(MailError::Malformed(format!(
-                        "{} is not an mbox file: it does not start with a `From ` line",
-                        self.path.display()
-                    ))));
-                }
-                Err(ReadError::Io(source)) => {
-                    self.done = true;
-                    return Some(Err(io_error(&self.path, source)));
-                }
-            };
-            if let Some(listed) = admit(raw_from_bytes(bytes, &[]), &mut self.seen, &self.query) {
-                return Some(Ok(listed));
-            }
-        }
+        let item = match self.reader.next_message()? {
+            Ok(bytes) => Ok(raw_from_bytes(bytes, &[])),
+            Err(ReadError::TooLarge { index }) => Err(MailError::Malformed(format!(
+                "message {index} of {} is larger than {} MiB and was skipped",
+                self.path.display(),
+                MAX_MESSAGE_BYTES / (1024 * 1024)
+            ))),
+            Err(ReadError::NotMbox) => Err(MailError::Malformed(format!(
+                "{} is not an mbox file: it does not start with a `From ` line",
+                self.path.display()
+            ))),
+            Err(ReadError::Io(source)) => Err(io_error(&self.path, source)),
+        };
+        Some(item)
     }
 }
 

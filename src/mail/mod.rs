@@ -2,6 +2,7 @@
 //! implements `MailSource`; the scan pipeline knows nothing else about them.
 
 pub mod eml_dir;
+pub mod files;
 pub mod gmail;
 pub mod maildir;
 pub mod mbox;
@@ -12,7 +13,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use futures::stream::BoxStream;
 
-pub use query::MailQuery;
+pub use query::{CompiledQuery, MailQuery};
 
 /// One message's raw RFC 5322 bytes and what the source knows about it.
 #[derive(Debug, Clone, Default)]
@@ -55,30 +56,6 @@ pub enum MailError {
     /// An upstream service (Gmail) failed in a way retrying will not fix now.
     #[error("{0}")]
     Upstream(String),
-}
-
-/// What every local source does with a message it has read: the first copy of an id
-/// wins (Takeout repeats a message that sits in several places), then the query
-/// filters on headers. `None` means the message is not listed.
-pub(crate) fn admit(
-    raw: RawEmail,
-    seen: &mut std::collections::HashSet<String>,
-    query: &MailQuery,
-) -> Option<Listed> {
-    if !seen.insert(raw.id.clone()) {
-        return None;
-    }
-    if !query.is_unfiltered() {
-        let info = query::HeaderInfo::from_bytes(&raw.bytes, &raw.labels, query.needs_body());
-        if !query.matches(&info) {
-            return None;
-        }
-    }
-    Some(Listed {
-        id: raw.id.clone(),
-        thread_id: raw.thread_id.clone(),
-        raw: Some(raw),
-    })
 }
 
 /// An I/O error on a mail file or folder, naming the path.
@@ -156,85 +133,4 @@ pub fn in_range(
         Some(d) => after.is_none_or(|a| d >= a) && before.is_none_or(|b| d < b),
         None => after.is_none() && before.is_none(),
     }
-}
-
-/// Turns a blocking iterator (file reads) into a stream without blocking the async
-/// runtime: inside tokio it runs on a blocking thread and feeds a small bounded
-/// channel, so at most a few messages are in memory and reading stops when the
-/// consumer drops the stream. Outside a tokio runtime it reads inline.
-pub(crate) fn blocking_stream<I, F>(make: F) -> BoxStream<'static, Result<Listed, MailError>>
-where
-    F: FnOnce() -> I + Send + 'static,
-    I: Iterator<Item = Result<Listed, MailError>> + Send + 'static,
-{
-    use futures::StreamExt;
-
-    enum State<F, I> {
-        Start(F),
-        Channel(
-            tokio::sync::mpsc::Receiver<Vec<Result<Listed, MailError>>>,
-            std::vec::IntoIter<Result<Listed, MailError>>,
-        ),
-        Inline(I),
-    }
-
-    // Messages cross the channel in batches: one wake-up per message costs more than
-    // parsing a small one. A batch closes at BATCH_MESSAGES or BATCH_BYTES, so memory
-    // stays bounded however large the messages are.
-    const CHANNEL_CAPACITY: usize = 8;
-    const BATCH_MESSAGES: usize = 64;
-    const BATCH_BYTES: usize = 2 * 1024 * 1024;
-
-    futures::stream::unfold(State::<F, I>::Start(make), |state| async move {
-        let mut state = state;
-        loop {
-            match state {
-                State::Start(make) => {
-                    if tokio::runtime::Handle::try_current().is_ok() {
-                        let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CAPACITY);
-                        tokio::task::spawn_blocking(move || {
-                            let mut batch = Vec::with_capacity(BATCH_MESSAGES);
-                            let mut bytes = 0;
-                            for item in make() {
-                                bytes += match &item {
-                                    Ok(Listed { raw: Some(raw), .. }) => raw.bytes.len(),
-                                    _ => 0,
-                                };
-                                batch.push(item);
-                                if batch.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES {
-                                    let full = std::mem::replace(
-                                        &mut batch,
-                                        Vec::with_capacity(BATCH_MESSAGES),
-                                    );
-                                    bytes = 0;
-                                    if tx.blocking_send(full).is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                            if !batch.is_empty() {
-                                let _ = tx.blocking_send(batch);
-                            }
-                        });
-                        state = State::Channel(rx, Vec::new().into_iter());
-                    } else {
-                        state = State::Inline(make());
-                    }
-                }
-                State::Channel(mut rx, mut pending) => {
-                    if let Some(item) = pending.next() {
-                        return Some((item, State::Channel(rx, pending)));
-                    }
-                    match rx.recv().await {
-                        Some(batch) => state = State::Channel(rx, batch.into_iter()),
-                        None => return None,
-                    }
-                }
-                State::Inline(mut iter) => {
-                    return iter.next().map(|item| (item, State::Inline(iter)));
-                }
-            }
-        }
-    })
-    .boxed()
 }

@@ -8,6 +8,9 @@
 //! (`YYYY/MM/DD` or `YYYY-MM-DD`, days in `timezone`), `has:attachment`, and `-` to
 //! negate any term. `AND` is accepted and ignored; `OR`, braces and parentheses are
 //! not supported and are reported, as are unknown operators.
+//!
+//! A listing parses the text once (`MailQuery::compile`) and evaluates the
+//! `CompiledQuery` on each message.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -148,18 +151,33 @@ enum Term {
     HasAttachment,
 }
 
+/// A query ready to evaluate: the text parsed into terms once, by
+/// `MailQuery::compile`, then applied to every message of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledQuery {
+    /// (negated, term) pairs, all of which must hold.
+    terms: Vec<(bool, Term)>,
+    after: Option<NaiveDate>,
+    before: Option<NaiveDate>,
+    timezone: Tz,
+}
+
 impl MailQuery {
-    /// Checks the query once, before a scan, so a typo is reported instead of
-    /// silently matching nothing. Errors name the offending operator or value.
-    pub fn validate(&self) -> Result<(), MailError> {
-        self.terms().map(|_| ())
+    /// Parses the query into the form that is evaluated. Errors name the offending
+    /// operator or value.
+    pub fn compile(&self) -> Result<CompiledQuery, MailError> {
+        Ok(CompiledQuery {
+            terms: self.terms()?,
+            after: self.after,
+            before: self.before,
+            timezone: self.timezone,
+        })
     }
 
-    /// Whether the query needs a full parse (`has:attachment`); header-only otherwise.
-    pub fn needs_body(&self) -> bool {
-        self.terms()
-            .map(|terms| terms.iter().any(|(_, t)| *t == Term::HasAttachment))
-            .unwrap_or(false)
+    /// Checks the query once, before a scan, so a typo is reported instead of
+    /// silently matching nothing.
+    pub fn validate(&self) -> Result<(), MailError> {
+        self.compile().map(|_| ())
     }
 
     /// Whether the query can match anything besides everything: lets a source skip
@@ -168,28 +186,6 @@ impl MailQuery {
         self.after.is_none()
             && self.before.is_none()
             && self.query.as_deref().is_none_or(|q| q.trim().is_empty())
-    }
-
-    /// Whether a message matches. An invalid query matches nothing (call `validate`
-    /// first to report it).
-    pub fn matches(&self, info: &HeaderInfo) -> bool {
-        let Ok(terms) = self.terms() else {
-            return false;
-        };
-        let day = info
-            .date
-            .map(|d| d.with_timezone(&self.timezone).date_naive());
-        if !in_range(day, self.after, self.before) {
-            return false;
-        }
-        terms
-            .iter()
-            .all(|(negated, term)| term_matches(term, info, day) != *negated)
-    }
-
-    /// `matches` for a parsed message (e.g. `analyze FILE.eml`).
-    pub fn matches_email(&self, email: &Email) -> bool {
-        self.matches(&HeaderInfo::from_email(email))
     }
 
     /// Parses the query into (negated, term) pairs.
@@ -202,6 +198,36 @@ impl MailQuery {
             .filter(|(negated, token)| !(!negated && token.quoted.is_none() && token.text == "AND"))
             .map(|(negated, token)| Ok((negated, parse_term(token)?)))
             .collect()
+    }
+}
+
+impl CompiledQuery {
+    /// Whether every message matches, so a source need not read any headers.
+    pub fn is_unfiltered(&self) -> bool {
+        self.terms.is_empty() && self.after.is_none() && self.before.is_none()
+    }
+
+    /// Whether the query needs a full parse (`has:attachment`); header-only otherwise.
+    pub fn needs_body(&self) -> bool {
+        self.terms.iter().any(|(_, t)| *t == Term::HasAttachment)
+    }
+
+    /// Whether a message matches.
+    pub fn matches(&self, info: &HeaderInfo) -> bool {
+        let day = info
+            .date
+            .map(|d| d.with_timezone(&self.timezone).date_naive());
+        if !in_range(day, self.after, self.before) {
+            return false;
+        }
+        self.terms
+            .iter()
+            .all(|(negated, term)| term_matches(term, info, day) != *negated)
+    }
+
+    /// `matches` for a parsed message (e.g. `analyze FILE.eml`).
+    pub fn matches_email(&self, email: &Email) -> bool {
+        self.matches(&HeaderInfo::from_email(email))
     }
 }
 
@@ -401,16 +427,22 @@ mod tests {
         }
     }
 
+    fn compiled(mq: &MailQuery) -> CompiledQuery {
+        match mq.compile() {
+            Ok(compiled) => compiled,
+            Err(e) => panic!("{:?} should be valid: {e}", mq.query),
+        }
+    }
+
     fn matches(query: &str) -> bool {
-        let mq = q(query);
-        assert!(mq.validate().is_ok(), "{query} should be valid");
-        mq.matches(&info())
+        compiled(&q(query)).matches(&info())
     }
 
     #[test]
     fn no_query_matches_everything() {
-        assert!(MailQuery::default().matches(&info()));
+        assert!(compiled(&MailQuery::default()).matches(&info()));
         assert!(MailQuery::default().is_unfiltered());
+        assert!(compiled(&MailQuery::default()).is_unfiltered());
         assert!(matches("   "));
     }
 
@@ -465,12 +497,12 @@ mod tests {
             timezone: chrono_tz::Europe::Berlin,
             ..MailQuery::default()
         };
-        assert!(berlin.matches(&info()));
+        assert!(compiled(&berlin).matches(&info()));
         let new_york = MailQuery {
             timezone: chrono_tz::America::New_York,
             ..berlin.clone()
         };
-        assert!(!new_york.matches(&info()));
+        assert!(!compiled(&new_york).matches(&info()));
         assert!(matches("after:2024-06-04 before:2024-06-05"));
         assert!(!matches("before:2024/6/4"));
     }
@@ -479,23 +511,23 @@ mod tests {
     fn range_fields_and_query_dates_must_all_hold() {
         let mut mq = q("after:2024/06/01");
         mq.before = NaiveDate::from_ymd_opt(2024, 6, 4);
-        assert!(!mq.matches(&info()));
+        assert!(!compiled(&mq).matches(&info()));
         mq.before = NaiveDate::from_ymd_opt(2024, 6, 5);
-        assert!(mq.matches(&info()));
+        assert!(compiled(&mq).matches(&info()));
         mq.after = NaiveDate::from_ymd_opt(2024, 6, 5);
-        assert!(!mq.matches(&info()));
+        assert!(!compiled(&mq).matches(&info()));
     }
 
     #[test]
     fn a_message_without_a_date_fails_any_date_filter() {
         let undated = HeaderInfo::default();
-        assert!(!q("after:2024/01/01").matches(&undated));
-        assert!(q("-after:2024/01/01").matches(&undated));
+        assert!(!compiled(&q("after:2024/01/01")).matches(&undated));
+        assert!(compiled(&q("-after:2024/01/01")).matches(&undated));
     }
 
     #[test]
     fn has_attachment_needs_a_full_parse() {
-        let mq = q("has:attachment");
+        let mq = compiled(&q("has:attachment"));
         assert!(mq.needs_body());
         assert!(!mq.matches(&info()));
         let with = HeaderInfo {
@@ -503,7 +535,7 @@ mod tests {
             ..info()
         };
         assert!(mq.matches(&with));
-        assert!(!q("from:x").needs_body());
+        assert!(!compiled(&q("from:x")).needs_body());
     }
 
     #[test]
@@ -522,13 +554,27 @@ mod tests {
                 other => panic!("{query}: expected a query error, got {other:?}"),
             }
             assert!(
-                !q(query).matches(&info()),
-                "an invalid query matches nothing"
+                q(query).compile().is_err(),
+                "an invalid query has no compiled form, so nothing is evaluated"
             );
         }
         assert!(
             q("https://acme.com/x").validate().is_ok(),
             "a URL is a word"
         );
+    }
+
+    #[test]
+    fn the_text_is_parsed_once_and_the_compiled_form_is_evaluated_alone() {
+        let mut mq = q("from:acme.com -label:inbox");
+        let once = compiled(&mq);
+        // Evaluating never reads the text again: with it gone or broken, the compiled
+        // query answers for every message as before.
+        mq.query = Some("(broken".into());
+        assert!(mq.validate().is_err());
+        let messages = [info(), info(), HeaderInfo::default()];
+        let matched: Vec<bool> = messages.iter().map(|m| once.matches(m)).collect();
+        assert_eq!(matched, [true, true, false]);
+        assert_eq!(once, compiled(&q("from:acme.com -label:inbox")));
     }
 }

@@ -607,13 +607,16 @@ fn list(g: &Inner, param: &dyn Fn(&str) -> Option<String>) -> Response<Body> {
         query: (!rest.is_empty()).then(|| rest.join(" ")),
         ..MailQuery::default()
     };
-    if let Err(e) = query.validate() {
-        return gmail_error(
-            StatusCode::BAD_REQUEST,
-            "invalidArgument",
-            &format!("Invalid query: {e}"),
-        );
-    }
+    let query = match query.compile() {
+        Ok(query) => query,
+        Err(e) => {
+            return gmail_error(
+                StatusCode::BAD_REQUEST,
+                "invalidArgument",
+                &format!("Invalid query: {e}"),
+            );
+        }
+    };
     let spam_trash = param("includeSpamTrash").as_deref() == Some("true");
     let label_filter: Vec<String> = param("labelIds").into_iter().collect();
     let with_body = query.needs_body();
