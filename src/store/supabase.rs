@@ -23,7 +23,9 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
-use super::{Batch, EntryFilter, EventState, Processed, Saved, ScanRecord, Store, StoreError};
+use super::{
+    Batch, EntryFilter, EventState, Processed, Saved, ScanRecord, ScanStatus, Store, StoreError,
+};
 use crate::domain::{GroupBy, Settings, Summary, SummaryGroup, SummaryQuery, TimeEntry, UserId};
 
 /// Columns of `time_entries` a `TimeEntry` is read from.
@@ -368,7 +370,7 @@ fn processed_row(p: &Processed) -> Value {
         "message_id": p.message_id,
         "content_hash": p.content_hash,
         "analyzer": p.analyzer,
-        "outcome": p.outcome,
+        "outcome": p.outcome.as_str(),
         "reason": p.reason,
         "processed_at": p.processed_at,
     })
@@ -411,7 +413,7 @@ struct ScanRow {
     query: Option<String>,
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
-    status: String,
+    status: ScanStatus,
     examined: i64,
     entries_created: i64,
     errors: i64,
@@ -756,7 +758,7 @@ impl Store for SupabaseStore {
             "query": scan.query,
             "started_at": scan.started_at,
             "finished_at": scan.finished_at,
-            "status": scan.status,
+            "status": scan.status.as_str(),
             "examined": scan.examined,
             "entries_created": scan.entries_created,
             "errors": scan.errors,

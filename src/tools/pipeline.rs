@@ -10,7 +10,7 @@ use crate::analyze::{Analysis, Outcome};
 use crate::context::Context;
 use crate::domain::{Email, TimeEntry, UserId};
 use crate::error::Result;
-use crate::store::{Batch, EventState, Processed, Saved};
+use crate::store::{Batch, EventState, Processed, ProcessedOutcome, Saved};
 
 /// How far a scan has got; sent to the transport's progress sink.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -48,15 +48,16 @@ pub enum Disposition {
 }
 
 impl Disposition {
-    fn as_str(self) -> &'static str {
+    /// What the store records of a message with this disposition.
+    pub fn stored(self) -> ProcessedOutcome {
         match self {
-            Disposition::Entry => "entry",
-            Disposition::Meeting => "meeting",
-            Disposition::MeetingUpdated => "meeting_updated",
-            Disposition::MeetingCancelled => "cancelled",
-            Disposition::NotBillable => "not_billable",
-            Disposition::Automated => "automated",
-            Disposition::Malformed => "malformed",
+            Disposition::Entry => ProcessedOutcome::Entry,
+            Disposition::Meeting => ProcessedOutcome::Meeting,
+            Disposition::MeetingUpdated => ProcessedOutcome::MeetingUpdated,
+            Disposition::MeetingCancelled => ProcessedOutcome::Cancelled,
+            Disposition::NotBillable => ProcessedOutcome::NotBillable,
+            Disposition::Automated => ProcessedOutcome::Automated,
+            Disposition::Malformed => ProcessedOutcome::Malformed,
         }
     }
 }
@@ -83,7 +84,7 @@ impl Recorder {
             message_id: id.to_owned(),
             content_hash: hash.to_owned(),
             analyzer: self.analyzer.clone(),
-            outcome: what.as_str().to_owned(),
+            outcome: what.stored(),
             reason,
             processed_at: Utc::now(),
         });

@@ -11,6 +11,7 @@ use billable::domain::UserId;
 use billable::mail::gmail::{GmailAuth, GmailConfig, GmailHub, QuotaCosts, QuotaProfile};
 use billable::mail::mbox::MboxSource;
 use billable::mail::{MailSource, RawEmail};
+use billable::store::ScanStatus;
 use billable::tools::NoProgress;
 use serde_json::{Value, json};
 
@@ -391,13 +392,19 @@ async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_un
     let mut scans = Vec::new();
     for _ in 0..50 {
         scans = ctx.store.scans(&UserId::local(), 50).await.expect("scans");
-        if scans.iter().all(|s| s.status != "running") {
+        if scans.iter().all(|s| s.status != ScanStatus::Running) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
-    assert!(scans.iter().all(|s| s.status != "running"), "{scans:?}");
-    assert!(scans.iter().any(|s| s.status == "interrupted"), "{scans:?}");
+    assert!(
+        scans.iter().all(|s| s.status != ScanStatus::Running),
+        "{scans:?}"
+    );
+    assert!(
+        scans.iter().any(|s| s.status == ScanStatus::Interrupted),
+        "{scans:?}"
+    );
 }
 
 #[tokio::test]

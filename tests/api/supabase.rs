@@ -11,7 +11,9 @@ use billable::context::Context;
 use billable::domain::{Activity, EntryStatus, TimeEntry, UserId, WorkDate};
 use billable::mail::MailSource;
 use billable::mail::mbox::MboxSource;
-use billable::store::{Batch, EventState, Processed, ScanRecord, Store, StoreError};
+use billable::store::{
+    Batch, EventState, Processed, ProcessedOutcome, ScanRecord, ScanStatus, Store, StoreError,
+};
 use billable::tools::{self, NoProgress};
 use postgrest::{Builder, Postgrest};
 use serde_json::{Value, json};
@@ -76,7 +78,7 @@ async fn user_with_data(store: &dyn Store) -> UserId {
             message_id: "a-1".to_owned(),
             content_hash: "h".to_owned(),
             analyzer: "rules".to_owned(),
-            outcome: "entry".to_owned(),
+            outcome: ProcessedOutcome::Entry,
             reason: None,
             processed_at: chrono::Utc::now(),
         }],
@@ -103,7 +105,7 @@ async fn user_with_data(store: &dyn Store) -> UserId {
                 query: None,
                 started_at: chrono::Utc::now(),
                 finished_at: None,
-                status: "running".to_owned(),
+                status: ScanStatus::Running,
                 examined: 0,
                 entries_created: 0,
                 errors: 0,
@@ -291,7 +293,7 @@ async fn a_duplicate_insert_is_a_409_conflict() {
                     message_id: "dup".to_owned(),
                     content_hash: "h2".to_owned(),
                     analyzer: "rules".to_owned(),
-                    outcome: "entry".to_owned(),
+                    outcome: ProcessedOutcome::Entry,
                     reason: None,
                     processed_at: chrono::Utc::now(),
                 }],
