@@ -1,10 +1,13 @@
-//! Where entries live. `Store` is implemented by the embedded SQLite file and (later)
-//! Supabase through PostgREST; both pass the same store test suite.
+//! Where entries live. `Store` is implemented by the embedded SQLite file and by
+//! Supabase through PostgREST; both pass the same store test suite. `CachedStore`
+//! wraps either with the per-user summary cache and its invalidation.
 
+pub mod cached;
 pub mod sqlite;
 pub mod supabase;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -266,8 +269,13 @@ pub trait Store: Send + Sync {
         filter: &EntryFilter,
     ) -> Result<(Vec<TimeEntry>, u64), StoreError>;
 
-    /// Totals aggregated by the store itself.
-    async fn summary(&self, user: &UserId, query: &SummaryQuery) -> Result<Summary, StoreError>;
+    /// Totals aggregated by the store itself; shared, so a cached summary is served
+    /// without a copy.
+    async fn summary(
+        &self,
+        user: &UserId,
+        query: &SummaryQuery,
+    ) -> Result<Arc<Summary>, StoreError>;
 
     /// Inserts or updates a scan record by id.
     async fn record_scan(&self, user: &UserId, scan: &ScanRecord) -> Result<(), StoreError>;

@@ -918,7 +918,11 @@ impl Store for SqliteStore {
     /// Rejected entries are left out: a rejected suggestion is not work to bill.
     /// Time groups come in key order; client and matter groups by billed minutes,
     /// most first, then by key; ties in both by currency.
-    async fn summary(&self, user: &UserId, query: &SummaryQuery) -> Result<Summary, StoreError> {
+    async fn summary(
+        &self,
+        user: &UserId,
+        query: &SummaryQuery,
+    ) -> Result<Arc<Summary>, StoreError> {
         let mut conditions = vec!["user_id = ?".to_owned(), "status <> 'rejected'".to_owned()];
         let mut args: Vec<Value> = vec![Value::Text(user.as_str().to_owned())];
         if let Some(from) = query.from {
@@ -968,14 +972,14 @@ impl Store for SqliteStore {
                 Ok((groups, total))
             })
             .await?;
-        Ok(Summary {
+        Ok(Arc::new(Summary {
             group_by: query.group_by,
             from: query.from,
             to: query.to,
             billable_only: query.billable_only,
             groups,
             total,
-        })
+        }))
     }
 
     async fn record_scan(&self, user: &UserId, scan: &ScanRecord) -> Result<(), StoreError> {

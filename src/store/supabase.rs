@@ -14,6 +14,7 @@
 //! `time_summary` function (`security invoker`, so RLS applies inside it).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -704,7 +705,11 @@ impl Store for SupabaseStore {
 
     /// Rejected entries are left out. Time groups come in key order; client and
     /// matter groups by billed minutes, most first, then by key; ties by currency.
-    async fn summary(&self, user: &UserId, query: &SummaryQuery) -> Result<Summary, StoreError> {
+    async fn summary(
+        &self,
+        user: &UserId,
+        query: &SummaryQuery,
+    ) -> Result<Arc<Summary>, StoreError> {
         // Null arguments are left out (their defaults are null): not every PostgREST
         // implementation passes a JSON null through to a date parameter.
         let mut params = serde_json::Map::new();
@@ -741,14 +746,14 @@ impl Store for SupabaseStore {
             }
         }
         total.sort_by(|a, b| a.currency.cmp(&b.currency));
-        Ok(Summary {
+        Ok(Arc::new(Summary {
             group_by: query.group_by,
             from: query.from,
             to: query.to,
             billable_only: query.billable_only,
             groups,
             total,
-        })
+        }))
     }
 
     async fn record_scan(&self, user: &UserId, scan: &ScanRecord) -> Result<(), StoreError> {

@@ -256,17 +256,15 @@ impl Recorder {
 pub type PendingSave = tokio::task::JoinHandle<(Batch, Result<Saved>)>;
 
 /// Starts saving a batch on its own task (the SQLite work runs on another core while
-/// the next chunk is parsed). Like [`save`], it drops the user's cached summaries.
+/// the next chunk is parsed).
 pub fn spawn_save(ctx: &Context, user: &UserId, batch: Batch) -> PendingSave {
     let store = ctx.store.clone();
-    let summaries = ctx.summaries.clone();
     let user = user.clone();
     tokio::spawn(async move {
         if batch.is_empty() {
             return (batch, Ok(Saved::default()));
         }
         let saved = store.save_batch(&user, &batch).await;
-        summaries.invalidate(&user);
         (batch, saved.map_err(Into::into))
     })
 }
@@ -279,12 +277,11 @@ pub async fn settle(pending: PendingSave) -> (Batch, Result<Saved>) {
     })
 }
 
-/// Saves a batch and drops the user's cached summaries: the only write path for entries.
+/// Saves a batch: the only write path for entries. (The context's store drops the
+/// user's cached summaries itself.)
 pub async fn save(ctx: &Context, user: &UserId, batch: &Batch) -> Result<Saved> {
     if batch.is_empty() {
         return Ok(Saved::default());
     }
-    let saved = ctx.store.save_batch(user, batch).await;
-    ctx.summaries.invalidate(user);
-    Ok(saved?)
+    Ok(ctx.store.save_batch(user, batch).await?)
 }

@@ -135,7 +135,11 @@ impl Store for SignedIn {
     ) -> Result<(Vec<TimeEntry>, u64), StoreError> {
         self.0.list_entries(&self.user(user), filter).await
     }
-    async fn summary(&self, user: &UserId, query: &SummaryQuery) -> Result<Summary, StoreError> {
+    async fn summary(
+        &self,
+        user: &UserId,
+        query: &SummaryQuery,
+    ) -> Result<Arc<Summary>, StoreError> {
         self.0.summary(&self.user(user), query).await
     }
     async fn record_scan(&self, user: &UserId, scan: &ScanRecord) -> Result<(), StoreError> {
