@@ -268,6 +268,7 @@ async fn context(cli: &Cli, server: bool) -> Result<Context, Error> {
         supabase_anon_key: env_var("SUPABASE_ANON_KEY").map(Secret::new),
         supabase_access_token: env_var("SUPABASE_ACCESS_TOKEN").map(Secret::new),
         database_url: env_var("DATABASE_URL").map(Secret::new),
+        ..Config::default()
     };
     let ctx = Context::from_config(&config)?;
     if let Some(path) = &cli.settings {
