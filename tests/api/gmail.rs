@@ -726,28 +726,20 @@ async fn the_cli_scans_gmail_with_the_gmail_flag_and_environment_credentials() {
     let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
     let app = TestApp::new();
     let settings = app.write("settings.json", &demo_settings().to_string());
-    let db = app.db.clone();
+    let (home, db) = (app.dir.path().to_owned(), app.db.clone());
     let url = fake.url.clone();
     let run = move |extra: &'static [(&'static str, &'static str)]| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_billable"));
-        command
+        crate::helpers::billable(&home)
             .arg("--db")
             .arg(&db)
             .args(["--gmail", "--json", "--settings"])
             .arg(&settings)
             .arg("scan")
-            .env_remove("BILLABLE_MBOX")
-            .env_remove("BILLABLE_MAILDIR")
-            .env_remove("BILLABLE_EML_DIR")
-            .env_remove("GMAIL_ACCESS_TOKEN")
-            .env_remove("GMAIL_SERVICE_ACCOUNT_FILE")
-            .env_remove("GMAIL_CLIENT_SECRET_FILE")
             .env("GMAIL_API_BASE_URL", &url)
-            .env("GMAIL_QUOTA_PROFILE", "legacy");
-        for (k, v) in extra {
-            command.env(k, v);
-        }
-        command.output().expect("run billable")
+            .env("GMAIL_QUOTA_PROFILE", "legacy")
+            .envs(extra.iter().copied())
+            .output()
+            .expect("run billable")
     };
     let run = Arc::new(run);
     let first = run.clone();

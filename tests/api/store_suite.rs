@@ -895,6 +895,9 @@ macro_rules! on_supabase {
             $(
                 #[tokio::test]
                 async fn $name() {
+                    if crate::services::STORE_SUITE.skipped() {
+                        return;
+                    }
                     let store = crate::services::suite_store();
                     super::$name(&*store).await;
                 }
