@@ -8,12 +8,12 @@
 #   2. POST /v1/tools/get_time_tracking_summary      (authenticated, cached summary)
 #   3. POST /v1/tools/call with that summary call    (the OpenAI tool-call envelope)
 # and prints requests/s, p50 and p99 latency and each route's throughput relative to
-# /healthz. Goal (issue 3): the summary call reaches at least half of /healthz's
-# throughput with p99 under 10 ms at 64 connections.
+# /healthz. The product's goal: the summary call reaches at least half of
+# /healthz's throughput with p99 under 10 ms at 64 connections.
 #
 # Usage: benches/load.sh   (env: CONNECTIONS=64 DURATION=10s THREADS=2 PORT=18787 BILLABLE_BIN=)
-# Release builds go to CARGO_TARGET_DIR (default /work/target-bench if it exists, so
-# engineers share one release build of the dependencies; else target/).
+# The release build goes to the project's own target directory, as cargo reports it
+# (CARGO_TARGET_DIR or the build.target-dir setting when set, else target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,10 +22,9 @@ DURATION="${DURATION:-10s}"
 THREADS="${THREADS:-2}"
 PORT="${PORT:-18787}"
 TOKEN="load-test-token"
-if [[ -z "${CARGO_TARGET_DIR:-}" && -d /work/target-bench ]]; then
-  export CARGO_TARGET_DIR=/work/target-bench
-fi
-TARGET="${CARGO_TARGET_DIR:-target}"
+TARGET="$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p' || true)"
+TARGET="${TARGET:-${CARGO_TARGET_DIR:-target}}"
 
 if ! command -v wrk >/dev/null 2>&1; then
   echo "installing wrk (Debian package) ..." >&2

@@ -25,7 +25,7 @@ use billable::domain::{Settings, UserId};
 use billable::mail::mbox::MboxSource;
 use billable::mail::{MailQuery, MailSource, RawEmail, parse};
 use billable::store::sqlite::SqliteStore;
-use billable::store::{Batch, Processed, Store};
+use billable::store::{Batch, Processed, ProcessedOutcome, Store};
 use billable::tools::{self, NoProgress};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
@@ -229,16 +229,16 @@ fn scan_batches(mbox: &[u8]) -> Vec<Batch> {
                     continue;
                 };
                 let (outcome, reason) = match triage::automated(&email, &settings) {
-                    Some(reason) => ("automated".to_owned(), Some(reason)),
+                    Some(reason) => (ProcessedOutcome::Automated, Some(reason)),
                     None => {
                         let analysis = billable::analyze::rules::analyze(&email, &settings);
                         let reason = analysis.reasons.first().cloned();
                         match analysis.outcome {
                             Outcome::Entry(entry) | Outcome::Meeting { entry, .. } => {
                                 batch.entries.push(entry);
-                                ("entry".to_owned(), reason)
+                                (ProcessedOutcome::Entry, reason)
                             }
-                            _ => ("not_billable".to_owned(), reason),
+                            _ => (ProcessedOutcome::NotBillable, reason),
                         }
                     }
                 };

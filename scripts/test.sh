@@ -14,6 +14,9 @@ fi
 export BENCH_MESSAGES="${BENCH_MESSAGES:-1000}"
 
 # Postgres and postrust for the Supabase store tests (stopped and dropped on exit).
+# With BILLABLE_TEST_SERVICES=1 a test that finds them missing fails instead of
+# skipping, so this script (and CI, which runs it) never skips a store.
+export BILLABLE_TEST_SERVICES=1
 source scripts/test-services.sh
 
 cargo test --locked --all-targets "$@"

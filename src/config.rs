@@ -1,13 +1,87 @@
 //! Every setting of a run that is not a user setting: where mail comes from, where
-//! entries go, which analyzer runs. Flags come from the CLI; each has an environment
-//! variable, listed in .env.example.
+//! entries go, which analyzer runs, how the server listens. This is the one reader of
+//! environment variables: [`Config::from_env`] reads them all (each field's doc names
+//! its variable, and .env.example lists every one); flags of the CLI win over them.
+//! `RUST_LOG` is read by the logger itself.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
-use crate::error::Error;
 use crate::mail::gmail::{self, GmailAuth, GmailConfig, QuotaCosts, QuotaProfile};
 use crate::store::StoreError;
 use crate::store::sqlite::SqliteStore;
+
+/// A variable whose value cannot be used. The message names the variable and says
+/// what it expects.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, message: impl Into<String>) -> Self {
+        ConfigError {
+            var,
+            message: message.into(),
+        }
+    }
+}
+
+/// The variables, read through one lookup: values are trimmed, and an empty value
+/// counts as unset.
+struct Vars<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn get(&self, var: &'static str) -> Option<String> {
+        (self.0)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn secret(&self, var: &'static str) -> Option<Secret> {
+        self.get(var).map(Secret::new)
+    }
+
+    fn path(&self, var: &'static str) -> Option<PathBuf> {
+        self.get(var).map(PathBuf::from)
+    }
+
+    /// The one number parser: unset is `None`, anything but a whole number an error.
+    fn number<T: FromStr>(&self, var: &'static str) -> Result<Option<T>, ConfigError> {
+        self.get(var)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ConfigError::new(var, format!("expected a whole number, got `{v}`"))
+                })
+            })
+            .transpose()
+    }
+
+    /// A number that must be at least 1.
+    fn positive(&self, var: &'static str) -> Result<Option<u32>, ConfigError> {
+        match self.number::<u32>(var)? {
+            Some(0) => Err(ConfigError::new(var, "must be at least 1, got `0`")),
+            n => Ok(n),
+        }
+    }
+
+    /// A comma-separated list; empty items are dropped.
+    fn list(&self, var: &'static str) -> Option<Vec<String>> {
+        self.get(var).map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+    }
+}
+
+/// The process environment; a value that is not UTF-8 counts as unset.
+fn env(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
 
 /// Where mail is read from.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,23 +96,53 @@ pub enum SourceConfig {
     EmlDir(PathBuf),
 }
 
+impl SourceConfig {
+    /// At most one of `BILLABLE_MBOX`, `BILLABLE_MAILDIR` and `BILLABLE_EML_DIR`.
+    fn read<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
+        let source =
+            |var, kind: fn(PathBuf) -> SourceConfig| vars.path(var).map(|p| (var, kind(p)));
+        let mut set: Vec<(&'static str, SourceConfig)> = [
+            source("BILLABLE_MBOX", SourceConfig::Mbox),
+            source("BILLABLE_MAILDIR", SourceConfig::Maildir),
+            source("BILLABLE_EML_DIR", SourceConfig::EmlDir),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if set.len() > 1 {
+            let names: Vec<&str> = set.iter().map(|(var, _)| *var).collect();
+            return Err(ConfigError::new(
+                set[0].0,
+                format!(
+                    "only one mail source may be set, but {} are; unset all but one",
+                    names.join(" and ")
+                ),
+            ));
+        }
+        Ok(set.pop().map_or(SourceConfig::None, |(_, source)| source))
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     /// `--db PATH` / `BILLABLE_DB`: the SQLite file. Default: `billable.sqlite3` in the
     /// user's data directory (e.g. ~/.local/share/billable on Linux).
     pub db: Option<PathBuf>,
+    /// `--mbox` / `BILLABLE_MBOX`, `--maildir` / `BILLABLE_MAILDIR` or `--eml-dir` /
+    /// `BILLABLE_EML_DIR`: the local mail source, if any.
     pub source: SourceConfig,
-    /// Gmail, when selected (`--gmail`) or configured for the server; see
-    /// `Config::gmail_from_env` for its variables.
+    /// The `GMAIL_*` variables (see [`Config::gmail_from_env`]): set whenever Gmail
+    /// credentials are. The CLI reads Gmail only with `--gmail`, a server whenever
+    /// it has no local source.
     pub gmail: Option<GmailConfig>,
-    /// `--analyzer rules|llm`: which analyzer runs. Default: `llm` when `OPENAI_API_KEY`
-    /// or `OPENAI_BASE_URL` is set, else `rules`.
+    /// `--analyzer rules|llm` (a flag only): which analyzer runs. Default: `llm` when
+    /// `OPENAI_API_KEY` or `OPENAI_BASE_URL` is set, else `rules`.
     pub analyzer: Option<AnalyzerChoice>,
     /// The LLM analyzer's settings (the `OPENAI_*` and `LLM_*` variables).
     pub llm: LlmConfig,
-    /// `SUPABASE_URL`: the Supabase project URL (https://PROJECT.supabase.co). When
-    /// set, entries live in Supabase (through PostgREST, as the signed-in user)
-    /// instead of the SQLite file.
+    /// `SUPABASE_URL`: the Supabase project URL (https://PROJECT.supabase.co), without
+    /// a trailing slash. When set, entries live in Supabase (through PostgREST, as the
+    /// signed-in user) instead of the SQLite file.
     pub supabase_url: Option<String>,
     /// `SUPABASE_REST_URL`: the PostgREST root, when it is not `SUPABASE_URL` +
     /// `/rest/v1` (a self-hosted PostgREST or postrust serves at its root).
@@ -51,6 +155,36 @@ pub struct Config {
     pub supabase_access_token: Option<Secret>,
     /// `DATABASE_URL`: the Postgres that `billable migrate` applies sql/ to.
     pub database_url: Option<Secret>,
+    /// The tool server's settings (the `BILLABLE_*` server variables and
+    /// `SUPABASE_JWT_SECRET`).
+    pub server: ServerConfig,
+}
+
+impl Config {
+    /// Every variable billable reads; unset or empty variables keep the defaults, and
+    /// a value that cannot be used is an error naming its variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(env)
+    }
+
+    /// As [`Config::from_env`], reading variables through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(get);
+        let server = ServerConfig::read(&vars)?;
+        Ok(Config {
+            db: vars.path("BILLABLE_DB"),
+            source: SourceConfig::read(&vars)?,
+            gmail: Self::gmail_read(&vars)?,
+            analyzer: None,
+            llm: LlmConfig::read(&vars)?,
+            supabase_url: server.supabase_url.clone(),
+            supabase_rest_url: vars.get("SUPABASE_REST_URL"),
+            supabase_anon_key: vars.secret("SUPABASE_ANON_KEY"),
+            supabase_access_token: vars.secret("SUPABASE_ACCESS_TOKEN"),
+            database_url: vars.secret("DATABASE_URL"),
+            server,
+        })
+    }
 }
 
 /// The analyzer a run uses.
@@ -127,46 +261,28 @@ impl Default for LlmConfig {
 
 impl LlmConfig {
     /// Reads the `OPENAI_*` and `LLM_*` variables; empty values count as unset.
-    pub fn from_env() -> Result<Self, crate::Error> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(env)
     }
 
     /// Like [`LlmConfig::from_env`] over any lookup (tests pass a map).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, crate::Error> {
-        let var = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let number = |k: &str| -> Result<Option<u32>, crate::Error> {
-            var(k)
-                .map(|v| {
-                    v.parse::<u32>().map_err(|_| {
-                        crate::Error::invalid(k, format!("must be a whole number, got `{v}`"))
-                    })
-                })
-                .transpose()
-        };
-        let mut c = LlmConfig {
-            api_key: var("OPENAI_API_KEY").map(Secret::new),
-            base_url: var("OPENAI_BASE_URL"),
-            ..LlmConfig::default()
-        };
-        if let Some(m) = var("OPENAI_MODEL") {
-            c.model = m;
-        }
-        if let Some(n) = number("LLM_CONCURRENCY")? {
-            if n == 0 {
-                return Err(crate::Error::invalid(
-                    "LLM_CONCURRENCY",
-                    "must be at least 1",
-                ));
-            }
-            c.concurrency = n as usize;
-        }
-        c.rpm = number("LLM_RPM")?.filter(|n| *n > 0);
-        c.tpm = number("LLM_TPM")?.filter(|n| *n > 0);
-        Ok(c)
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::read(&Vars(get))
+    }
+
+    fn read<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
+        let d = LlmConfig::default();
+        Ok(LlmConfig {
+            api_key: vars.secret("OPENAI_API_KEY"),
+            base_url: vars.get("OPENAI_BASE_URL"),
+            model: vars.get("OPENAI_MODEL").unwrap_or(d.model),
+            concurrency: vars
+                .positive("LLM_CONCURRENCY")?
+                .map_or(d.concurrency, |n| n as usize),
+            rpm: vars.number("LLM_RPM")?.filter(|n| *n > 0),
+            tpm: vars.number("LLM_TPM")?.filter(|n| *n > 0),
+            ..d
+        })
     }
 
     /// Whether an LLM is configured at all (a key or a server).
@@ -211,9 +327,7 @@ impl Config {
             }),
         }
     }
-}
 
-impl Config {
     /// Gmail's configuration from the environment, `None` when no credentials are
     /// set. Variables (all in .env.example):
     /// - `GMAIL_API_BASE_URL`: API root (default https://gmail.googleapis.com/).
@@ -227,78 +341,71 @@ impl Config {
     ///   (250 units/s, get 5); `GMAIL_QUOTA_UNITS_PER_SEC`, `GMAIL_QUOTA_COST_GET`,
     ///   `GMAIL_QUOTA_COST_LIST`, `GMAIL_QUOTA_COST_HISTORY` override it.
     /// - `GMAIL_CONCURRENCY`: message bodies fetched at once (8).
-    pub fn gmail_from_env() -> Result<Option<GmailConfig>, Error> {
-        Self::gmail_from(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+    pub fn gmail_from_env() -> Result<Option<GmailConfig>, ConfigError> {
+        Self::gmail_from(env)
     }
 
     /// `gmail_from_env` over any variable lookup (tests pass a map).
-    pub fn gmail_from(var: impl Fn(&str) -> Option<String>) -> Result<Option<GmailConfig>, Error> {
-        let auth = if let Some(token) = var("GMAIL_ACCESS_TOKEN") {
-            GmailAuth::AccessToken(token.trim().into())
-        } else if let Some(key) = var("GMAIL_SERVICE_ACCOUNT_FILE") {
+    pub fn gmail_from(
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<GmailConfig>, ConfigError> {
+        Self::gmail_read(&Vars(get))
+    }
+
+    fn gmail_read<F: Fn(&str) -> Option<String>>(
+        vars: &Vars<F>,
+    ) -> Result<Option<GmailConfig>, ConfigError> {
+        let auth = if let Some(token) = vars.get("GMAIL_ACCESS_TOKEN") {
+            GmailAuth::AccessToken(token.into())
+        } else if let Some(key) = vars.path("GMAIL_SERVICE_ACCOUNT_FILE") {
             GmailAuth::ServiceAccount {
-                key_file: key.into(),
-                subject: var("GMAIL_SERVICE_ACCOUNT_SUBJECT"),
+                key_file: key,
+                subject: vars.get("GMAIL_SERVICE_ACCOUNT_SUBJECT"),
             }
-        } else if let Some(secret) = var("GMAIL_CLIENT_SECRET_FILE") {
-            let token_file = match var("GMAIL_TOKEN_FILE") {
-                Some(t) => PathBuf::from(t),
+        } else if let Some(secret_file) = vars.path("GMAIL_CLIENT_SECRET_FILE") {
+            let token_file = match vars.path("GMAIL_TOKEN_FILE") {
+                Some(t) => t,
                 None => gmail::auth::default_token_file().ok_or_else(|| {
-                    Error::invalid(
+                    ConfigError::new(
                         "GMAIL_TOKEN_FILE",
                         "no config directory could be determined; set it",
                     )
                 })?,
             };
             GmailAuth::Installed {
-                secret_file: secret.into(),
+                secret_file,
                 token_file,
             }
         } else {
             return Ok(None);
         };
-        let profile = match var("GMAIL_QUOTA_PROFILE") {
+        let profile = match vars.get("GMAIL_QUOTA_PROFILE") {
             Some(p) => {
-                QuotaProfile::parse(&p).map_err(|m| Error::invalid("GMAIL_QUOTA_PROFILE", m))?
+                QuotaProfile::parse(&p).map_err(|m| ConfigError::new("GMAIL_QUOTA_PROFILE", m))?
             }
             None => QuotaProfile::default(),
         };
         let mut costs = QuotaCosts::for_profile(profile);
-        let number = |name: &str, slot: &mut u32| -> Result<(), Error> {
-            if let Some(v) = var(name) {
-                *slot = v
-                    .trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        Error::invalid(name, format!("must be a whole number above 0, got `{v}`"))
-                    })?;
+        for (var, slot) in [
+            ("GMAIL_QUOTA_UNITS_PER_SEC", &mut costs.units_per_sec),
+            ("GMAIL_QUOTA_COST_GET", &mut costs.get),
+            ("GMAIL_QUOTA_COST_LIST", &mut costs.list),
+            ("GMAIL_QUOTA_COST_HISTORY", &mut costs.history),
+        ] {
+            if let Some(n) = vars.positive(var)? {
+                *slot = n;
             }
-            Ok(())
-        };
-        number("GMAIL_QUOTA_UNITS_PER_SEC", &mut costs.units_per_sec)?;
-        number("GMAIL_QUOTA_COST_GET", &mut costs.get)?;
-        number("GMAIL_QUOTA_COST_LIST", &mut costs.list)?;
-        number("GMAIL_QUOTA_COST_HISTORY", &mut costs.history)?;
+        }
         let mut config = GmailConfig::new(auth);
         config.costs = costs;
-        let mut concurrency = 8;
-        number("GMAIL_CONCURRENCY", &mut concurrency)?;
-        config.concurrency = concurrency as usize;
-        if let Some(url) = var("GMAIL_API_BASE_URL") {
-            config = config.with_base_url(url.trim());
+        config.concurrency = vars
+            .positive("GMAIL_CONCURRENCY")?
+            .map_or(8, |n| n as usize);
+        if let Some(url) = vars.get("GMAIL_API_BASE_URL") {
+            config = config.with_base_url(url);
         }
         Ok(Some(config))
     }
-}
-
-/// A server setting that could not be used; names the variable.
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {message}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub message: String,
 }
 
 /// The tool server (`billable serve`, `billable mcp`). Read by [`ServerConfig::from_env`].
@@ -356,72 +463,48 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// The settings the environment gives; unset or empty variables keep the defaults.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(env)
     }
 
     /// As `from_env`, reading variables through `get` (tests pass a map).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        fn number<T: std::str::FromStr>(
-            var: &'static str,
-            v: Option<String>,
-            default: T,
-        ) -> Result<T, ConfigError> {
-            match v {
-                None => Ok(default),
-                Some(v) => v.parse().map_err(|_| ConfigError {
-                    var,
-                    message: format!("expected a whole number, got `{v}`"),
-                }),
-            }
-        }
-        let list = |v: Option<String>, default: Vec<String>| match v {
-            None => default,
-            Some(v) => v
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
-        };
+        Self::read(&Vars(get))
+    }
+
+    fn read<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
         let d = ServerConfig::default();
-        let supabase_url = get("SUPABASE_URL").map(|u| u.trim_end_matches('/').to_owned());
+        let supabase_url = vars
+            .get("SUPABASE_URL")
+            .map(|u| u.trim_end_matches('/').to_owned());
         if let Some(url) = &supabase_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(ConfigError {
-                var: "SUPABASE_URL",
-                message: format!(
-                    "expected an http(s) URL such as https://abc.supabase.co, got `{url}`"
-                ),
-            });
+            return Err(ConfigError::new(
+                "SUPABASE_URL",
+                format!("expected an http(s) URL such as https://abc.supabase.co, got `{url}`"),
+            ));
         }
         Ok(ServerConfig {
-            bind: get("BILLABLE_BIND").unwrap_or(d.bind),
-            api_token: get("BILLABLE_API_TOKEN").map(Secret::new),
-            max_body_bytes: number(
-                "BILLABLE_MAX_BODY_BYTES",
-                get("BILLABLE_MAX_BODY_BYTES"),
-                d.max_body_bytes,
-            )?,
-            user_rps: number("BILLABLE_USER_RPS", get("BILLABLE_USER_RPS"), d.user_rps)?,
-            request_timeout_secs: number(
-                "BILLABLE_REQUEST_TIMEOUT_SECS",
-                get("BILLABLE_REQUEST_TIMEOUT_SECS"),
-                d.request_timeout_secs,
-            )?,
-            shutdown_grace_secs: number(
-                "BILLABLE_SHUTDOWN_GRACE_SECS",
-                get("BILLABLE_SHUTDOWN_GRACE_SECS"),
-                d.shutdown_grace_secs,
-            )?,
-            allowed_origins: list(get("BILLABLE_ALLOWED_ORIGINS"), d.allowed_origins),
-            allowed_hosts: list(get("BILLABLE_ALLOWED_HOSTS"), d.allowed_hosts),
+            bind: vars.get("BILLABLE_BIND").unwrap_or(d.bind),
+            api_token: vars.secret("BILLABLE_API_TOKEN"),
+            max_body_bytes: vars
+                .number("BILLABLE_MAX_BODY_BYTES")?
+                .unwrap_or(d.max_body_bytes),
+            user_rps: vars.number("BILLABLE_USER_RPS")?.unwrap_or(d.user_rps),
+            request_timeout_secs: vars
+                .number("BILLABLE_REQUEST_TIMEOUT_SECS")?
+                .unwrap_or(d.request_timeout_secs),
+            shutdown_grace_secs: vars
+                .number("BILLABLE_SHUTDOWN_GRACE_SECS")?
+                .unwrap_or(d.shutdown_grace_secs),
+            allowed_origins: vars
+                .list("BILLABLE_ALLOWED_ORIGINS")
+                .unwrap_or(d.allowed_origins),
+            allowed_hosts: vars
+                .list("BILLABLE_ALLOWED_HOSTS")
+                .unwrap_or(d.allowed_hosts),
             supabase_url,
-            supabase_jwt_secret: get("SUPABASE_JWT_SECRET").map(Secret::new),
+            supabase_jwt_secret: vars.secret("SUPABASE_JWT_SECRET"),
         })
     }
 
@@ -437,7 +520,7 @@ mod tests {
 
     use super::*;
 
-    fn gmail(vars: &[(&str, &str)]) -> Result<Option<GmailConfig>, Error> {
+    fn gmail(vars: &[(&str, &str)]) -> Result<Option<GmailConfig>, ConfigError> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -497,6 +580,133 @@ mod tests {
         assert!(e.to_string().contains("GMAIL_QUOTA_UNITS_PER_SEC"), "{e}");
         let e = gmail(&[("GMAIL_ACCESS_TOKEN", "t"), ("GMAIL_QUOTA_PROFILE", "2020")]).unwrap_err();
         assert!(e.to_string().contains("legacy"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod from_env_tests {
+    use std::cell::RefCell;
+    use std::collections::{BTreeSet, HashMap};
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<&str, &str> = vars.iter().copied().collect();
+        Config::from_lookup(|k| map.get(k).map(|v| (*v).to_owned()))
+    }
+
+    #[test]
+    fn nothing_set_is_the_embedded_defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.analyzer_choice(), AnalyzerChoice::Rules);
+        assert_eq!(c.supabase_rest_url(), None);
+    }
+
+    #[test]
+    fn every_part_is_read_from_one_lookup_and_empty_counts_as_unset() {
+        let c = config(&[
+            ("BILLABLE_DB", "/data/b.sqlite3"),
+            ("BILLABLE_MAILDIR", " /mail "),
+            ("BILLABLE_MBOX", "  "),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
+            ("LLM_TPM", "0"),
+            ("GMAIL_ACCESS_TOKEN", "ya29.x"),
+            ("GMAIL_CONCURRENCY", "3"),
+            ("SUPABASE_URL", "https://abc.supabase.co/"),
+            ("SUPABASE_ANON_KEY", "the-anon-key"),
+            ("SUPABASE_ACCESS_TOKEN", "the-user-jwt"),
+            ("DATABASE_URL", "postgres://u:pw@db/billable"),
+            ("BILLABLE_USER_RPS", "0"),
+            ("SUPABASE_JWT_SECRET", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(c.db, Some(PathBuf::from("/data/b.sqlite3")));
+        assert_eq!(c.source, SourceConfig::Maildir("/mail".into()));
+        assert_eq!(c.analyzer_choice(), AnalyzerChoice::Llm);
+        assert_eq!(c.llm.tpm, None, "0 is no limit");
+        assert_eq!(c.gmail.as_ref().map(|g| g.concurrency), Some(3));
+        assert_eq!(
+            c.supabase_rest_url().as_deref(),
+            Some("https://abc.supabase.co/rest/v1")
+        );
+        assert_eq!(
+            c.supabase_anon_key.as_ref().map(Secret::expose),
+            Some("the-anon-key")
+        );
+        assert_eq!(
+            c.supabase_access_token.as_ref().map(Secret::expose),
+            Some("the-user-jwt")
+        );
+        assert!(c.database_url.is_some());
+        assert_eq!(c.server.user_rps, 0);
+        assert!(c.server.supabase_mode());
+        let printed = format!("{c:?}");
+        for secret in ["ya29", "the-anon-key", "the-user-jwt", "pw@", "s3cret"] {
+            assert!(!printed.contains(secret), "{secret} printed: {printed}");
+        }
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_used_is_an_error_naming_its_variable() {
+        for (var, value) in [
+            ("LLM_CONCURRENCY", "0"),
+            ("LLM_RPM", "many"),
+            ("BILLABLE_MAX_BODY_BYTES", "10MiB"),
+            ("BILLABLE_SHUTDOWN_GRACE_SECS", "-1"),
+            ("SUPABASE_URL", "abc.supabase.co"),
+        ] {
+            let e = config(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var, var);
+            let message = crate::Error::from(e).to_string();
+            assert!(
+                message.contains(var) && message.contains(value),
+                "{message}"
+            );
+        }
+        let e = config(&[("GMAIL_ACCESS_TOKEN", "t"), ("GMAIL_QUOTA_COST_GET", "0")]).unwrap_err();
+        assert_eq!(e.var, "GMAIL_QUOTA_COST_GET");
+        let e = crate::Error::from(config(&[("LLM_TPM", "x")]).unwrap_err());
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn two_mail_sources_are_an_error_naming_both() {
+        let e = config(&[("BILLABLE_MBOX", "/m.mbox"), ("BILLABLE_EML_DIR", "/eml")]).unwrap_err();
+        let message = e.to_string();
+        assert!(
+            message.contains("BILLABLE_MBOX") && message.contains("BILLABLE_EML_DIR"),
+            "{message}"
+        );
+    }
+
+    /// Every variable `from_env` asks for, over the branches that ask different ones.
+    fn variables_read() -> BTreeSet<String> {
+        let asked = RefCell::new(BTreeSet::new());
+        for credential in [
+            None,
+            Some("GMAIL_ACCESS_TOKEN"),
+            Some("GMAIL_SERVICE_ACCOUNT_FILE"),
+            Some("GMAIL_CLIENT_SECRET_FILE"),
+        ] {
+            Config::from_lookup(|k| {
+                asked.borrow_mut().insert(k.to_owned());
+                (Some(k) == credential).then(|| "/x".to_owned())
+            })
+            .unwrap();
+        }
+        asked.into_inner()
+    }
+
+    #[test]
+    fn env_example_lists_exactly_the_variables_billable_reads() {
+        let listed: BTreeSet<String> = include_str!("../.env.example")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_owned()))
+            .filter(|k| k != "RUST_LOG")
+            .collect();
+        assert_eq!(listed, variables_read());
     }
 }
 

@@ -1,5 +1,6 @@
-//! The context every tool runs with: the mail source, the analyzer, the store and the
-//! caches in front of it. Built once per process (or per test) from a `Config`.
+//! The context every tool runs with: the mail source, the analyzer, the store (with
+//! its summary cache) and the analysis cache. Built once per process (or per test)
+//! from a `Config`.
 
 use std::sync::Arc;
 
@@ -16,24 +17,25 @@ use crate::mail::maildir::MaildirSource;
 use crate::mail::mbox::MboxSource;
 use crate::mail::{MailError, MailSource};
 use crate::store::Store;
+use crate::store::cached::CachedStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::supabase::SupabaseStore;
-use crate::tools::summary::SummaryCache;
 
 pub struct Context {
     source: Option<Arc<dyn MailSource>>,
     /// Gmail, when configured: one source per user (their credentials and quota).
     gmail: Option<Arc<GmailHub>>,
     pub analyzer: Arc<dyn Analyzer>,
+    /// The store behind its summary cache (a [`CachedStore`]), so every write drops
+    /// the writer's cached summaries.
     pub store: Arc<dyn Store>,
-    /// Summaries per user, dropped whenever that user writes.
-    pub summaries: Arc<SummaryCache>,
     /// Analyses per user and message content, in front of the analyzer.
     pub analyses: AnalysisCache,
 }
 
 impl Context {
-    /// A context from explicit parts; tests use this to swap in fakes.
+    /// A context from explicit parts; tests use this to swap in fakes. The store is
+    /// wrapped in the summary cache.
     pub fn new(
         source: Option<Arc<dyn MailSource>>,
         analyzer: Arc<dyn Analyzer>,
@@ -43,8 +45,7 @@ impl Context {
             source,
             gmail: None,
             analyzer,
-            store,
-            summaries: Arc::new(SummaryCache::new()),
+            store: Arc::new(CachedStore::new(store)),
             analyses: AnalysisCache::new(),
         }
     }

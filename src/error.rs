@@ -3,6 +3,7 @@
 //! code. `anyhow` is used only in `main` and at start-up.
 
 use crate::analyze::AnalyzeError;
+use crate::config::ConfigError;
 use crate::domain::settings::SettingsError;
 use crate::mail::MailError;
 use crate::store::StoreError;
@@ -14,6 +15,9 @@ pub enum Error {
     /// Arguments that do not fit the tool's schema; `field` names the culprit.
     #[error("invalid argument `{field}`: {message}")]
     InvalidArgument { field: String, message: String },
+    /// An environment variable whose value cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Settings(#[from] SettingsError),
     #[error(transparent)]
@@ -59,9 +63,10 @@ impl Error {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::UnknownTool { .. } | Error::InvalidArgument { .. } | Error::Settings(_) => {
-                ErrorKind::InvalidInput
-            }
+            Error::UnknownTool { .. }
+            | Error::InvalidArgument { .. }
+            | Error::Config(_)
+            | Error::Settings(_) => ErrorKind::InvalidInput,
             Error::Mail(MailError::NotFound(_)) => ErrorKind::NotFound,
             Error::Mail(MailError::Malformed(_) | MailError::Query(_) | MailError::NoSource) => {
                 ErrorKind::InvalidInput

@@ -12,10 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use crate::config::{AnalyzerChoice, Config, LlmConfig, Secret, SourceConfig};
+use crate::config::{AnalyzerChoice, Config, SourceConfig};
 use crate::context::Context;
 use crate::domain::{EntryStatus, GroupBy, UserId, WorkDate};
 use crate::error::{Error, ErrorKind};
+use crate::store::ScanStatus;
 use crate::tools::{
     self, NoProgress, Progress, ScanProgress, analyze, configure, list, scan, summary,
 };
@@ -27,23 +28,17 @@ use crate::tools::{
     about = "Finds the billable work hidden in a mailbox."
 )]
 pub struct Cli {
-    /// SQLite file for entries and settings [default: billable.sqlite3 in your data directory]
-    #[arg(long, global = true, env = "BILLABLE_DB", value_name = "PATH")]
+    /// SQLite file for entries and settings [env: BILLABLE_DB; default: billable.sqlite3 in your data directory]
+    #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Read mail from an mbox file (e.g. a Google Takeout export)
-    #[arg(long, global = true, env = "BILLABLE_MBOX", value_name = "FILE", conflicts_with_all = ["maildir", "eml_dir"])]
+    /// Read mail from an mbox file, e.g. a Google Takeout export [env: BILLABLE_MBOX]
+    #[arg(long, global = true, value_name = "FILE", conflicts_with_all = ["maildir", "eml_dir"])]
     pub mbox: Option<PathBuf>,
-    /// Read mail from a Maildir folder
-    #[arg(
-        long,
-        global = true,
-        env = "BILLABLE_MAILDIR",
-        value_name = "DIR",
-        conflicts_with = "eml_dir"
-    )]
+    /// Read mail from a Maildir folder [env: BILLABLE_MAILDIR]
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "eml_dir")]
     pub maildir: Option<PathBuf>,
-    /// Read mail from a folder of .eml files
-    #[arg(long, global = true, env = "BILLABLE_EML_DIR", value_name = "DIR")]
+    /// Read mail from a folder of .eml files [env: BILLABLE_EML_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
     pub eml_dir: Option<PathBuf>,
     /// Read mail from Gmail (credentials from GMAIL_* variables; see `billable auth gmail`)
     #[arg(long, global = true, conflicts_with_all = ["mbox", "maildir", "eml_dir"])]
@@ -300,55 +295,53 @@ impl Answer {
     }
 }
 
-/// The context the global flags describe, with `--settings` applied for the local user.
-/// The CLI reads Gmail only with `--gmail`; a server also reads it whenever Gmail
-/// credentials are configured. A local source flag always wins.
-async fn context(cli: &Cli, server: bool) -> Result<Context, Error> {
-    let source = match (&cli.mbox, &cli.maildir, &cli.eml_dir) {
-        (Some(p), _, _) => SourceConfig::Mbox(p.clone()),
-        (_, Some(p), _) => SourceConfig::Maildir(p.clone()),
-        (_, _, Some(p)) => SourceConfig::EmlDir(p.clone()),
-        _ => SourceConfig::None,
-    };
-    let gmail = if cli.gmail {
-        Some(Config::gmail_from_env()?.ok_or_else(|| {
+/// The configuration the environment (`Config::from_env`) and the global flags
+/// describe; a flag wins over its variable. The CLI reads Gmail only with `--gmail`; a
+/// server also reads it whenever Gmail credentials are set and no local source is.
+fn config(cli: &Cli, server: bool) -> Result<Config, Error> {
+    let mut config = Config::from_env()?;
+    if let Some(db) = &cli.db {
+        config.db = Some(db.clone());
+    }
+    match (&cli.mbox, &cli.maildir, &cli.eml_dir) {
+        (Some(p), _, _) => config.source = SourceConfig::Mbox(p.clone()),
+        (_, Some(p), _) => config.source = SourceConfig::Maildir(p.clone()),
+        (_, _, Some(p)) => config.source = SourceConfig::EmlDir(p.clone()),
+        _ => {}
+    }
+    let gmail = config.gmail.take();
+    config.gmail = if cli.gmail {
+        Some(gmail.ok_or_else(|| {
             Error::invalid(
                 "--gmail",
                 "Gmail is not configured: run `billable auth gmail --client-secret FILE` and set \
                  GMAIL_CLIENT_SECRET_FILE, or set GMAIL_ACCESS_TOKEN or GMAIL_SERVICE_ACCOUNT_FILE",
             )
         })?)
-    } else if server && source == SourceConfig::None {
-        Config::gmail_from_env()?
+    } else if server && config.source == SourceConfig::None {
+        gmail
     } else {
         None
     };
-    let config = Config {
-        db: cli.db.clone(),
-        source,
-        gmail,
-        analyzer: cli.analyzer.map(|a| match a {
-            AnalyzerArg::Rules => AnalyzerChoice::Rules,
-            AnalyzerArg::Llm => AnalyzerChoice::Llm,
-        }),
-        llm: LlmConfig::from_env()?,
-        supabase_url: env_var("SUPABASE_URL"),
-        supabase_rest_url: env_var("SUPABASE_REST_URL"),
-        supabase_anon_key: env_var("SUPABASE_ANON_KEY").map(Secret::new),
-        supabase_access_token: env_var("SUPABASE_ACCESS_TOKEN").map(Secret::new),
-        database_url: env_var("DATABASE_URL").map(Secret::new),
-    };
-    let ctx = Context::from_config(&config)?;
+    config.analyzer = cli.analyzer.map(|a| match a {
+        AnalyzerArg::Rules => AnalyzerChoice::Rules,
+        AnalyzerArg::Llm => AnalyzerChoice::Llm,
+    });
+    Ok(config)
+}
+
+/// The context a configuration describes, with `--settings` applied for the local user.
+async fn context(cli: &Cli, config: &Config) -> Result<Context, Error> {
+    let ctx = Context::from_config(config)?;
     if let Some(path) = &cli.settings {
         let text = read_text(path, "settings")?;
         let patch: Value = serde_json::from_str(&text).map_err(|e| {
             Error::invalid("--settings", format!("{} is not JSON: {e}", path.display()))
         })?;
-        let args = json!({ "settings": patch });
-        tools::call(
+        let args = tools::parse_args(json!({ "settings": patch }))?;
+        tools::run::<configure::ConfigureTimeTracking>(
             &ctx,
-            &local_user(),
-            "configure_time_tracking",
+            &local_user(config),
             args,
             &NoProgress,
         )
@@ -380,7 +373,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             return Ok(Answer::silent());
         }
         Command::Auth { provider } => return auth(provider).await,
-        Command::Migrate { no_compat } => return migrate(*no_compat).await,
+        Command::Migrate { no_compat } => return migrate(&config(&cli, false)?, *no_compat).await,
         Command::Serve { .. } | Command::Mcp => {
             return Err(Error::invalid(
                 "command",
@@ -389,8 +382,9 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
         }
         _ => {}
     }
-    let ctx = context(&cli, false).await?;
-    let user = local_user();
+    let config = config(&cli, false)?;
+    let ctx = context(&cli, &config).await?;
+    let user = local_user(&config);
     let answer = match cli.command {
         Command::Scan {
             query,
@@ -419,7 +413,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             }
             let out = result?;
             let mut answer = Answer::new(&out, render::scan(&out));
-            if out.status == "interrupted" {
+            if out.status == ScanStatus::Interrupted {
                 answer.code = ExitCode::from(3);
             }
             answer
@@ -559,21 +553,16 @@ async fn auth(provider: &AuthProvider) -> Result<Answer, Error> {
 
 /// The CLI's user. With Supabase it acts as the user whose JWT it was given
 /// (`SUPABASE_ACCESS_TOKEN`), and row-level security does the rest.
-fn local_user() -> UserId {
-    match env_var("SUPABASE_ACCESS_TOKEN") {
-        Some(token) => UserId::local().with_token(token),
+fn local_user(config: &Config) -> UserId {
+    match &config.supabase_access_token {
+        Some(token) => UserId::local().with_token(token.expose()),
         None => UserId::local(),
     }
 }
 
-/// A non-empty environment variable.
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 /// `billable migrate`: applies sql/ to DATABASE_URL and prints what it did.
-async fn migrate(no_compat: bool) -> Result<Answer, Error> {
-    let url = env_var("DATABASE_URL").ok_or_else(|| {
+async fn migrate(config: &Config, no_compat: bool) -> Result<Answer, Error> {
+    let url = config.database_url.as_ref().ok_or_else(|| {
         Error::invalid(
             "DATABASE_URL",
             "set DATABASE_URL to the Postgres to migrate, e.g. postgres://postgres@localhost:5432/billable",
@@ -584,7 +573,7 @@ async fn migrate(no_compat: bool) -> Result<Answer, Error> {
     } else {
         crate::migrate::Compat::Auto
     };
-    let report = crate::migrate::migrate(&url, compat).await?;
+    let report = crate::migrate::migrate(url.expose(), compat).await?;
     Ok(Answer::new(&report, render::migrate(&report)))
 }
 
@@ -600,8 +589,9 @@ fn read_text(path: &PathBuf, what: &str) -> Result<String, Error> {
 /// `serve` and `mcp`: long-running servers over the same context and tools.
 async fn serve(cli: Cli) -> ExitCode {
     let result: anyhow::Result<()> = async {
-        let mut server = crate::config::ServerConfig::from_env()?;
-        let ctx = std::sync::Arc::new(context(&cli, true).await?);
+        let config = config(&cli, true)?;
+        let mut server = config.server.clone();
+        let ctx = std::sync::Arc::new(context(&cli, &config).await?);
         match cli.command {
             Command::Serve { bind } => {
                 if let Some(bind) = bind {

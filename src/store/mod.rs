@@ -1,10 +1,13 @@
-//! Where entries live. `Store` is implemented by the embedded SQLite file and (later)
-//! Supabase through PostgREST; both pass the same store test suite.
+//! Where entries live. `Store` is implemented by the embedded SQLite file and by
+//! Supabase through PostgREST; both pass the same store test suite. `CachedStore`
+//! wraps either with the per-user summary cache and its invalidation.
 
+pub mod cached;
 pub mod sqlite;
 pub mod supabase;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,10 +21,97 @@ pub struct Processed {
     pub message_id: String,
     pub content_hash: String,
     pub analyzer: String,
-    /// `entry`, `meeting`, `cancelled`, `automated`, `not_billable` or `malformed`.
-    pub outcome: String,
+    pub outcome: ProcessedOutcome,
     pub reason: Option<String>,
     pub processed_at: DateTime<Utc>,
+}
+
+/// What became of a processed message, as stored in `processed_messages.outcome` and
+/// reported by the tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessedOutcome {
+    /// It became a time entry.
+    Entry,
+    /// A calendar invitation that became a meeting entry.
+    Meeting,
+    /// A later version of a meeting already recorded, which updated its entry.
+    MeetingUpdated,
+    /// A cancellation or decline that removed a meeting.
+    Cancelled,
+    /// Read and judged not billable.
+    NotBillable,
+    /// Automated mail, skipped before any analyzer.
+    Automated,
+    /// Mail that could not be read.
+    Malformed,
+}
+
+impl ProcessedOutcome {
+    pub const ALL: [ProcessedOutcome; 7] = [
+        ProcessedOutcome::Entry,
+        ProcessedOutcome::Meeting,
+        ProcessedOutcome::MeetingUpdated,
+        ProcessedOutcome::Cancelled,
+        ProcessedOutcome::NotBillable,
+        ProcessedOutcome::Automated,
+        ProcessedOutcome::Malformed,
+    ];
+
+    /// The stored spelling, the same as serde's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessedOutcome::Entry => "entry",
+            ProcessedOutcome::Meeting => "meeting",
+            ProcessedOutcome::MeetingUpdated => "meeting_updated",
+            ProcessedOutcome::Cancelled => "cancelled",
+            ProcessedOutcome::NotBillable => "not_billable",
+            ProcessedOutcome::Automated => "automated",
+            ProcessedOutcome::Malformed => "malformed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ProcessedOutcome> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// Where a scan got to, as stored in `scans.status` and reported by the scan tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanStatus {
+    /// Under way (or its process died before it could say otherwise).
+    Running,
+    /// Everything listed was examined.
+    Completed,
+    /// The store failed while saving; what was saved before stays.
+    Failed,
+    /// Stopped part-way by an outage, a timeout or a caller gone; scanning again
+    /// resumes.
+    Interrupted,
+}
+
+impl ScanStatus {
+    pub const ALL: [ScanStatus; 4] = [
+        ScanStatus::Running,
+        ScanStatus::Completed,
+        ScanStatus::Failed,
+        ScanStatus::Interrupted,
+    ];
+
+    /// The stored spelling, the same as serde's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Running => "running",
+            ScanStatus::Completed => "completed",
+            ScanStatus::Failed => "failed",
+            ScanStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ScanStatus> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
 }
 
 /// What the store knows of a calendar event (by UID).
@@ -86,8 +176,7 @@ pub struct ScanRecord {
     pub query: Option<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// `running`, `completed`, `failed` or `interrupted`.
-    pub status: String,
+    pub status: ScanStatus,
     pub examined: u64,
     pub entries_created: u64,
     pub errors: u64,
@@ -181,8 +270,13 @@ pub trait Store: Send + Sync {
         filter: &EntryFilter,
     ) -> Result<(Vec<TimeEntry>, u64), StoreError>;
 
-    /// Totals aggregated by the store itself.
-    async fn summary(&self, user: &UserId, query: &SummaryQuery) -> Result<Summary, StoreError>;
+    /// Totals aggregated by the store itself; shared, so a cached summary is served
+    /// without a copy.
+    async fn summary(
+        &self,
+        user: &UserId,
+        query: &SummaryQuery,
+    ) -> Result<Arc<Summary>, StoreError>;
 
     /// Inserts or updates a scan record by id.
     async fn record_scan(&self, user: &UserId, scan: &ScanRecord) -> Result<(), StoreError>;
@@ -192,4 +286,44 @@ pub trait Store: Send + Sync {
 
     /// Cheap reachability check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One spelling: what SQLite and Supabase store is what serde writes and reads.
+    #[test]
+    fn stored_spellings_are_the_serde_spellings_and_parse_back() {
+        for o in ProcessedOutcome::ALL {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+            assert_eq!(ProcessedOutcome::parse(o.as_str()), Some(o));
+        }
+        for s in ScanStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+            assert_eq!(ScanStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(ProcessedOutcome::parse("meeting_cancelled"), None);
+        assert_eq!(ScanStatus::parse("done"), None);
+    }
+
+    /// Rows written before these were enums keep reading the same.
+    #[test]
+    fn the_stored_spellings_are_the_ones_rows_already_hold() {
+        let outcomes: Vec<_> = ProcessedOutcome::ALL.map(ProcessedOutcome::as_str).into();
+        assert_eq!(
+            outcomes,
+            [
+                "entry",
+                "meeting",
+                "meeting_updated",
+                "cancelled",
+                "not_billable",
+                "automated",
+                "malformed"
+            ]
+        );
+        let statuses: Vec<_> = ScanStatus::ALL.map(ScanStatus::as_str).into();
+        assert_eq!(statuses, ["running", "completed", "failed", "interrupted"]);
+    }
 }

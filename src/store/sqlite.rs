@@ -20,7 +20,7 @@ use rusqlite::ToSql;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
-use super::{Batch, EntryFilter, EventState, Saved, ScanRecord, Store, StoreError};
+use super::{Batch, EntryFilter, EventState, Saved, ScanRecord, ScanStatus, Store, StoreError};
 use crate::domain::{
     Activity, EntryStatus, GroupBy, Settings, Summary, SummaryGroup, SummaryQuery, TimeEntry,
     UserId, WorkDate,
@@ -488,6 +488,7 @@ fn entry_from_row(row: &Row<'_>) -> Result<TimeEntry, StoreError> {
 fn scan_from_row(row: &Row<'_>) -> Result<ScanRecord, StoreError> {
     let started_at: String = col(row, 3, "scan started_at")?;
     let finished_at: Option<String> = col(row, 4, "scan finished_at")?;
+    let status: String = col(row, 5, "scan status")?;
     Ok(ScanRecord {
         id: col(row, 0, "scan id")?,
         source: col(row, 1, "scan source")?,
@@ -496,7 +497,10 @@ fn scan_from_row(row: &Row<'_>) -> Result<ScanRecord, StoreError> {
         finished_at: finished_at
             .map(|s| parse_ts(&s, "scan finished_at"))
             .transpose()?,
-        status: col(row, 5, "scan status")?,
+        status: ScanStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+            what: "scan status",
+            message: format!("`{status}` is not a scan status"),
+        })?,
         examined: parse_u64(col(row, 6, "scan examined")?, "scan examined")?,
         entries_created: parse_u64(col(row, 7, "scan entries_created")?, "scan entries_created")?,
         errors: parse_u64(col(row, 8, "scan errors")?, "scan errors")?,
@@ -653,7 +657,7 @@ fn write_batch(
             p.message_id,
             p.content_hash,
             p.analyzer,
-            p.outcome,
+            p.outcome.as_str(),
             p.reason,
             ts(&p.processed_at)
         ])
@@ -914,7 +918,11 @@ impl Store for SqliteStore {
     /// Rejected entries are left out: a rejected suggestion is not work to bill.
     /// Time groups come in key order; client and matter groups by billed minutes,
     /// most first, then by key; ties in both by currency.
-    async fn summary(&self, user: &UserId, query: &SummaryQuery) -> Result<Summary, StoreError> {
+    async fn summary(
+        &self,
+        user: &UserId,
+        query: &SummaryQuery,
+    ) -> Result<Arc<Summary>, StoreError> {
         let mut conditions = vec!["user_id = ?".to_owned(), "status <> 'rejected'".to_owned()];
         let mut args: Vec<Value> = vec![Value::Text(user.as_str().to_owned())];
         if let Some(from) = query.from {
@@ -964,14 +972,14 @@ impl Store for SqliteStore {
                 Ok((groups, total))
             })
             .await?;
-        Ok(Summary {
+        Ok(Arc::new(Summary {
             group_by: query.group_by,
             from: query.from,
             to: query.to,
             billable_only: query.billable_only,
             groups,
             total,
-        })
+        }))
     }
 
     async fn record_scan(&self, user: &UserId, scan: &ScanRecord) -> Result<(), StoreError> {
@@ -998,7 +1006,7 @@ impl Store for SqliteStore {
                     scan.query,
                     ts(&scan.started_at),
                     scan.finished_at.as_ref().map(ts),
-                    scan.status,
+                    scan.status.as_str(),
                     to_i64(scan.examined),
                     to_i64(scan.entries_created),
                     to_i64(scan.errors),
@@ -1159,7 +1167,7 @@ mod tests {
                 message_id: format!("m{i}"),
                 content_hash: "h".to_owned(),
                 analyzer: "rules".to_owned(),
-                outcome: "not_billable".to_owned(),
+                outcome: crate::store::ProcessedOutcome::NotBillable,
                 reason: None,
                 processed_at: chrono::Utc::now(),
             })

@@ -14,6 +14,7 @@
 //! `time_summary` function (`security invoker`, so RLS applies inside it).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,7 +24,9 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
-use super::{Batch, EntryFilter, EventState, Processed, Saved, ScanRecord, Store, StoreError};
+use super::{
+    Batch, EntryFilter, EventState, Processed, Saved, ScanRecord, ScanStatus, Store, StoreError,
+};
 use crate::domain::{GroupBy, Settings, Summary, SummaryGroup, SummaryQuery, TimeEntry, UserId};
 
 /// Columns of `time_entries` a `TimeEntry` is read from.
@@ -368,7 +371,7 @@ fn processed_row(p: &Processed) -> Value {
         "message_id": p.message_id,
         "content_hash": p.content_hash,
         "analyzer": p.analyzer,
-        "outcome": p.outcome,
+        "outcome": p.outcome.as_str(),
         "reason": p.reason,
         "processed_at": p.processed_at,
     })
@@ -411,7 +414,7 @@ struct ScanRow {
     query: Option<String>,
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
-    status: String,
+    status: ScanStatus,
     examined: i64,
     entries_created: i64,
     errors: i64,
@@ -702,7 +705,11 @@ impl Store for SupabaseStore {
 
     /// Rejected entries are left out. Time groups come in key order; client and
     /// matter groups by billed minutes, most first, then by key; ties by currency.
-    async fn summary(&self, user: &UserId, query: &SummaryQuery) -> Result<Summary, StoreError> {
+    async fn summary(
+        &self,
+        user: &UserId,
+        query: &SummaryQuery,
+    ) -> Result<Arc<Summary>, StoreError> {
         // Null arguments are left out (their defaults are null): not every PostgREST
         // implementation passes a JSON null through to a date parameter.
         let mut params = serde_json::Map::new();
@@ -739,14 +746,14 @@ impl Store for SupabaseStore {
             }
         }
         total.sort_by(|a, b| a.currency.cmp(&b.currency));
-        Ok(Summary {
+        Ok(Arc::new(Summary {
             group_by: query.group_by,
             from: query.from,
             to: query.to,
             billable_only: query.billable_only,
             groups,
             total,
-        })
+        }))
     }
 
     async fn record_scan(&self, user: &UserId, scan: &ScanRecord) -> Result<(), StoreError> {
@@ -756,7 +763,7 @@ impl Store for SupabaseStore {
             "query": scan.query,
             "started_at": scan.started_at,
             "finished_at": scan.finished_at,
-            "status": scan.status,
+            "status": scan.status.as_str(),
             "examined": scan.examined,
             "entries_created": scan.entries_created,
             "errors": scan.errors,

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::analyze::{Analysis, Outcome};
@@ -35,35 +34,9 @@ impl Progress for NoProgress {
     fn report(&self, _: &ScanProgress) {}
 }
 
-/// What became of one message, for the caller's counters and replies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Disposition {
-    Entry,
-    Meeting,
-    MeetingUpdated,
-    /// The meeting was cancelled or declined; its entry is removed.
-    #[serde(rename = "cancelled")]
-    MeetingCancelled,
-    NotBillable,
-    Automated,
-    Malformed,
-}
-
-impl Disposition {
-    /// The one spelling, as in the tools' answers and the processed records.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Disposition::Entry => "entry",
-            Disposition::Meeting => "meeting",
-            Disposition::MeetingUpdated => "meeting_updated",
-            Disposition::MeetingCancelled => "cancelled",
-            Disposition::NotBillable => "not_billable",
-            Disposition::Automated => "automated",
-            Disposition::Malformed => "malformed",
-        }
-    }
-}
+/// What became of one message, for the caller's counters and replies: the same enum
+/// (and spelling) as the processed record the store keeps.
+pub use crate::store::ProcessedOutcome as Disposition;
 
 /// Accumulates a chunk's writes. Calendar state read from the store is cached here so
 /// a REQUEST and its CANCEL in the same chunk see each other.
@@ -87,7 +60,7 @@ impl Recorder {
             message_id: id.to_owned(),
             content_hash: hash.to_owned(),
             analyzer: self.analyzer.clone(),
-            outcome: what.as_str().to_owned(),
+            outcome: what,
             reason,
             processed_at: Utc::now(),
         });
@@ -238,7 +211,7 @@ impl Recorder {
                         });
                     }
                 }
-                (Disposition::MeetingCancelled, None)
+                (Disposition::Cancelled, None)
             }
         };
         self.processed(&email.id, &email.content_hash, what, reason);
@@ -259,17 +232,15 @@ impl Recorder {
 pub type PendingSave = tokio::task::JoinHandle<(Batch, Result<Saved>)>;
 
 /// Starts saving a batch on its own task (the SQLite work runs on another core while
-/// the next chunk is parsed). Like [`save`], it drops the user's cached summaries.
+/// the next chunk is parsed).
 pub fn spawn_save(ctx: &Context, user: &UserId, batch: Batch) -> PendingSave {
     let store = ctx.store.clone();
-    let summaries = ctx.summaries.clone();
     let user = user.clone();
     tokio::spawn(async move {
         if batch.is_empty() {
             return (batch, Ok(Saved::default()));
         }
         let saved = store.save_batch(&user, &batch).await;
-        summaries.invalidate(&user);
         (batch, saved.map_err(Into::into))
     })
 }
@@ -282,33 +253,11 @@ pub async fn settle(pending: PendingSave) -> (Batch, Result<Saved>) {
     })
 }
 
-/// Saves a batch and drops the user's cached summaries: the only write path for entries.
+/// Saves a batch: the only write path for entries. (The context's store drops the
+/// user's cached summaries itself.)
 pub async fn save(ctx: &Context, user: &UserId, batch: &Batch) -> Result<Saved> {
     if batch.is_empty() {
         return Ok(Saved::default());
     }
-    let saved = ctx.store.save_batch(user, batch).await;
-    ctx.summaries.invalidate(user);
-    Ok(saved?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Disposition::{self, *};
-
-    #[test]
-    fn a_disposition_is_spelled_as_its_as_str() {
-        let all: [Disposition; 7] = [
-            Entry,
-            Meeting,
-            MeetingUpdated,
-            MeetingCancelled,
-            NotBillable,
-            Automated,
-            Malformed,
-        ];
-        for d in all {
-            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str(), "{d:?}");
-        }
-    }
+    Ok(ctx.store.save_batch(user, batch).await?)
 }

@@ -17,7 +17,7 @@ use crate::context::Context;
 use crate::domain::{Email, Settings, TimeEntry, UserId, WorkDate};
 use crate::error::{Error, Result};
 use crate::mail::{Listed, MailError, MailQuery, RawEmail, parse};
-use crate::store::{Batch, ScanRecord, Store};
+use crate::store::{Batch, ScanRecord, ScanStatus, Store};
 
 /// Messages handled per chunk: one `processed_ids` lookup, one analyzer call and one
 /// saved batch each.
@@ -68,7 +68,7 @@ pub struct Output {
     pub scan_id: String,
     /// `completed`, or `interrupted` when the source or analyzer failed part-way
     /// (what was done is saved; scanning again resumes).
-    pub status: String,
+    pub status: ScanStatus,
     pub stopped_reason: Option<String>,
     pub source: String,
     pub query: Option<String>,
@@ -182,7 +182,7 @@ pub async fn run(
         query: query.query.clone(),
         started_at: Utc::now(),
         finished_at: None,
-        status: "running".to_owned(),
+        status: ScanStatus::Running,
         examined: 0,
         entries_created: 0,
         errors: 0,
@@ -209,7 +209,7 @@ pub async fn run(
         unfetched: false,
         out: Output {
             scan_id: record.id.clone(),
-            status: "completed".to_owned(),
+            status: ScanStatus::Completed,
             stopped_reason: None,
             source: record.source.clone(),
             query: query.query.clone(),
@@ -297,7 +297,7 @@ pub async fn run(
         u.record = None;
     }
     if let Err(e) = flushed {
-        record.status = "failed".to_owned();
+        record.status = ScanStatus::Failed;
         record.finished_at = Some(Utc::now());
         if !dry_run {
             // Best effort: the store just failed, so this may fail too.
@@ -309,17 +309,20 @@ pub async fn run(
 
     let covered = !scan.unfetched;
     let mut out = scan.finish();
-    if let Some(reason) = stopped {
-        out.status = "interrupted".to_owned();
-        out.stopped_reason = Some(reason);
-    }
+    record.status = match stopped {
+        Some(reason) => {
+            out.stopped_reason = Some(reason);
+            ScanStatus::Interrupted
+        }
+        None => ScanStatus::Completed,
+    };
+    out.status = record.status;
     out.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    record.status = out.status.clone();
     record.finished_at = Some(Utc::now());
     record.examined = out.examined;
     record.entries_created = out.entries_created;
     record.errors = out.errors_total;
-    if out.status == "completed" && covered {
+    if record.status == ScanStatus::Completed && covered {
         record.cursor = cursor;
     }
     if !dry_run {
@@ -356,7 +359,7 @@ impl Drop for Unfinished {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        record.status = "interrupted".to_owned();
+        record.status = ScanStatus::Interrupted;
         record.finished_at = Some(Utc::now());
         let (store, user) = (Arc::clone(&self.store), self.user.clone());
         runtime.spawn(async move {
@@ -394,7 +397,7 @@ async fn sync_point(
         .scans(user, 20)
         .await?
         .into_iter()
-        .find(|s| s.status == "completed" && s.source == describe && s.cursor.is_some())
+        .find(|s| s.status == ScanStatus::Completed && s.source == describe && s.cursor.is_some())
         .and_then(|s| s.cursor);
     Ok((Some(cursor), since))
 }

@@ -1,8 +1,7 @@
-//! `get_time_tracking_summary`: totals aggregated by the store, cached per user.
+//! `get_time_tracking_summary`: totals aggregated by the store, cached per user by
+//! the context's store (`store::cached`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -59,52 +58,5 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Arc<Summary
         group_by: args.group_by.unwrap_or(GroupBy::Client),
         billable_only: args.billable_only.unwrap_or(false),
     };
-    let generation = ctx.summaries.generation(user);
-    let key = (user.clone(), generation, query.clone());
-    if let Some(hit) = ctx.summaries.cache.get(&key).await {
-        crate::metrics::global().inc(crate::metrics::Counter::CacheHits, "summary");
-        return Ok(hit);
-    }
-    crate::metrics::global().inc(crate::metrics::Counter::CacheMisses, "summary");
-    let summary = Arc::new(ctx.store.summary(user, &query).await?);
-    ctx.summaries.cache.insert(key, summary.clone()).await;
-    Ok(summary)
-}
-
-type Key = (UserId, u64, SummaryQuery);
-
-/// Summaries keyed by user, the user's write generation and the query. A write bumps
-/// the generation, so a summary computed while the write ran can never be served after.
-pub struct SummaryCache {
-    cache: moka::future::Cache<Key, Arc<Summary>>,
-    generations: Mutex<HashMap<UserId, u64>>,
-}
-
-impl Default for SummaryCache {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl SummaryCache {
-    pub fn new() -> Self {
-        SummaryCache {
-            cache: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(300))
-                .build(),
-            generations: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn generation(&self, user: &UserId) -> u64 {
-        let map = self.generations.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(user).copied().unwrap_or(0)
-    }
-
-    /// Called on every write by `user`.
-    pub fn invalidate(&self, user: &UserId) {
-        let mut map = self.generations.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry(user.clone()).or_default() += 1;
-    }
+    Ok(ctx.store.summary(user, &query).await?)
 }

@@ -11,6 +11,7 @@ use billable::domain::UserId;
 use billable::mail::gmail::{GmailAuth, GmailConfig, GmailHub, QuotaCosts, QuotaProfile};
 use billable::mail::mbox::MboxSource;
 use billable::mail::{MailSource, RawEmail};
+use billable::store::ScanStatus;
 use billable::tools::NoProgress;
 use serde_json::{Value, json};
 
@@ -391,13 +392,19 @@ async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_un
     let mut scans = Vec::new();
     for _ in 0..50 {
         scans = ctx.store.scans(&UserId::local(), 50).await.expect("scans");
-        if scans.iter().all(|s| s.status != "running") {
+        if scans.iter().all(|s| s.status != ScanStatus::Running) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
-    assert!(scans.iter().all(|s| s.status != "running"), "{scans:?}");
-    assert!(scans.iter().any(|s| s.status == "interrupted"), "{scans:?}");
+    assert!(
+        scans.iter().all(|s| s.status != ScanStatus::Running),
+        "{scans:?}"
+    );
+    assert!(
+        scans.iter().any(|s| s.status == ScanStatus::Interrupted),
+        "{scans:?}"
+    );
 }
 
 #[tokio::test]
@@ -719,28 +726,20 @@ async fn the_cli_scans_gmail_with_the_gmail_flag_and_environment_credentials() {
     let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
     let app = TestApp::new();
     let settings = app.write("settings.json", &demo_settings().to_string());
-    let db = app.db.clone();
+    let (home, db) = (app.dir.path().to_owned(), app.db.clone());
     let url = fake.url.clone();
     let run = move |extra: &'static [(&'static str, &'static str)]| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_billable"));
-        command
+        crate::helpers::billable(&home)
             .arg("--db")
             .arg(&db)
             .args(["--gmail", "--json", "--settings"])
             .arg(&settings)
             .arg("scan")
-            .env_remove("BILLABLE_MBOX")
-            .env_remove("BILLABLE_MAILDIR")
-            .env_remove("BILLABLE_EML_DIR")
-            .env_remove("GMAIL_ACCESS_TOKEN")
-            .env_remove("GMAIL_SERVICE_ACCOUNT_FILE")
-            .env_remove("GMAIL_CLIENT_SECRET_FILE")
             .env("GMAIL_API_BASE_URL", &url)
-            .env("GMAIL_QUOTA_PROFILE", "legacy");
-        for (k, v) in extra {
-            command.env(k, v);
-        }
-        command.output().expect("run billable")
+            .env("GMAIL_QUOTA_PROFILE", "legacy")
+            .envs(extra.iter().copied())
+            .output()
+            .expect("run billable")
     };
     let run = Arc::new(run);
     let first = run.clone();

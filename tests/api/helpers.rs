@@ -1,8 +1,12 @@
 //! Shared test scaffolding: a throwaway database per test, the demo fixtures, and a
 //! way to run the real `billable` binary or call the tool registry in process.
+//!
+//! Every child process a test starts is hermetic ([`hermetic`]): it sees none of the
+//! developer's environment, so their OPENAI_API_KEY or SUPABASE_URL can never send a
+//! test's mail to a real service.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::sync::Arc;
 
 use billable::analyze::rules::RulesAnalyzer;
@@ -24,6 +28,25 @@ pub fn demo_settings() -> Value {
     serde_json::from_str(&text).expect("demo settings JSON")
 }
 
+/// Clears `command`'s environment down to PATH and HOME (set to `home`, the test's
+/// own folder, so no config or token file of the developer's is found either); the
+/// test adds its own variables with `.env(..)` afterwards.
+pub fn hermetic<'a>(command: &'a mut Command, home: &Path) -> &'a mut Command {
+    command.env_clear().env("HOME", home);
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command
+}
+
+/// The `billable` binary, [`hermetic`]; `tokio::process::Command::from(..)` makes it
+/// async.
+pub fn billable(home: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_billable"));
+    hermetic(&mut command, home);
+    command
+}
+
 /// A test's own database (and folder for mail files), removed when dropped.
 pub struct TestApp {
     pub dir: tempfile::TempDir,
@@ -37,18 +60,25 @@ impl TestApp {
         TestApp { dir, db }
     }
 
+    /// The binary ([`billable`], at home in the test's folder) with `--db` set.
+    pub fn command(&self) -> Command {
+        let mut command = billable(self.dir.path());
+        command.arg("--db").arg(&self.db);
+        command
+    }
+
     /// Runs the binary with `--db` set; other arguments as given.
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_billable"))
-            .arg("--db")
-            .arg(&self.db)
+        self.run_with(args, &[])
+    }
+
+    /// As [`TestApp::run`], with these environment variables (and no others but PATH
+    /// and HOME).
+    pub fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        let out = self
+            .command()
             .args(args)
-            .env_remove("BILLABLE_MBOX")
-            .env_remove("BILLABLE_MAILDIR")
-            .env_remove("BILLABLE_EML_DIR")
-            // The LLM is only used where a test points it at its fake.
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("OPENAI_BASE_URL")
+            .envs(vars.iter().copied())
             .output()
             .expect("run billable");
         Run(out)
@@ -130,4 +160,90 @@ pub async fn scan(ctx: &Context) -> Value {
 
 pub async fn call(ctx: &Context, name: &str, args: Value) -> billable::Result<Value> {
     tools::call(ctx, &UserId::local(), name, args, &NoProgress).await
+}
+
+/// Set in the child test process that `the_developers_llm_and_supabase_variables_never_reach_the_binary`
+/// starts: its environment names real-looking services.
+const LEAKY_PARENT: &str = "BILLABLE_TEST_LEAKY_PARENT";
+
+#[test]
+fn a_child_process_sees_only_path_home_and_what_the_test_sets() {
+    let app = TestApp::new();
+    let mut env = Command::new("env");
+    hermetic(&mut env, app.dir.path()).env("BILLABLE_DB", "/x.sqlite3");
+    let out = env.output().expect("run env");
+    assert!(out.status.success());
+    let names: std::collections::BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_owned()))
+        .collect();
+    let expected: std::collections::BTreeSet<String> =
+        ["BILLABLE_DB", "HOME", "PATH"].map(String::from).into();
+    assert_eq!(names, expected);
+    assert!(
+        std::env::vars_os().count() > names.len(),
+        "the test process itself has more variables than its child"
+    );
+}
+
+/// Runs the test below in a process of its own whose environment (the parent's, as a
+/// developer's shell would have it) names an LLM and a Supabase project, and checks
+/// that it ran and passed.
+#[test]
+fn the_developers_llm_and_supabase_variables_never_reach_the_binary() {
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "helpers::a_scan_in_a_process_whose_environment_names_real_services",
+            "--test-threads=1",
+        ])
+        .env(LEAKY_PARENT, "1")
+        .env("OPENAI_API_KEY", "sk-bogus-developer-key")
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        .env("SUPABASE_URL", "http://127.0.0.1:9")
+        .env("SUPABASE_ANON_KEY", "bogus-anon-key")
+        .env("SUPABASE_ACCESS_TOKEN", "bogus-user-jwt")
+        .env("BILLABLE_MAILDIR", "/nonexistent/maildir")
+        .output()
+        .expect("run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Only meaningful as the child of the test above; on its own it has nothing to do.
+#[test]
+fn a_scan_in_a_process_whose_environment_names_real_services() {
+    if std::env::var_os(LEAKY_PARENT).is_none() {
+        return;
+    }
+    assert!(std::env::var_os("OPENAI_API_KEY").is_some());
+    assert!(std::env::var_os("SUPABASE_URL").is_some());
+    let app = TestApp::new();
+    let settings = fixture("demo-settings.json");
+    let mbox = fixture("demo.mbox");
+    let run = app.run(&[
+        "--mbox",
+        path_str(&mbox),
+        "--settings",
+        path_str(&settings),
+        "--json",
+        "scan",
+    ]);
+    // Had the child seen them, the scan would have gone to the LLM and to Supabase
+    // (both refusing connections), and read a Maildir that does not exist.
+    run.assert_ok();
+    let out = run.json();
+    let entries = out["entries"].as_array().expect("entries");
+    assert!(!entries.is_empty(), "{out}");
+    assert!(entries.iter().all(|e| e["analyzer"] == "rules"), "{out}");
+    let listed = app.run(&["entries", "--json"]).json();
+    assert_eq!(
+        listed["total"], out["entries_created"],
+        "saved in SQLite: {listed}"
+    );
 }

@@ -535,7 +535,8 @@ async fn the_llm_is_chosen_when_configured_and_the_flag_overrides_it() {
 
 /// Runs the real binary with the LLM configured by environment only.
 async fn cli(fake: &FakeOpenAi, db: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_billable"));
+    let home = db.parent().expect("the test's folder");
+    let mut cmd = tokio::process::Command::from(crate::helpers::billable(home));
     cmd.arg("--db")
         .arg(db)
         .arg("--mbox")
@@ -545,8 +546,7 @@ async fn cli(fake: &FakeOpenAi, db: &std::path::Path, extra: &[&str]) -> std::pr
         .arg("--json")
         .args(extra)
         .env("OPENAI_BASE_URL", &fake.base_url)
-        .env("OPENAI_MODEL", MODEL)
-        .env_remove("OPENAI_API_KEY");
+        .env("OPENAI_MODEL", MODEL);
     cmd.output().await.expect("run billable")
 }
 

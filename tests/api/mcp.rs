@@ -153,18 +153,14 @@ async fn mcp_over_http_refuses_a_foreign_origin() {
 #[tokio::test]
 async fn mcp_over_stdio_runs_the_real_binary() {
     let app = TestApp::new();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_billable"));
+    let mut cmd = tokio::process::Command::from(app.command());
     cmd.args([
-        "--db",
-        path_str(&app.db),
         "--mbox",
         path_str(&fixture("demo.mbox")),
         "--settings",
         path_str(&fixture("demo-settings.json")),
         "mcp",
     ])
-    .env_remove("BILLABLE_MAILDIR")
-    .env_remove("BILLABLE_EML_DIR")
     .env("RUST_LOG", "info");
     let (transport, _stderr) = TokioChildProcess::builder(cmd)
         .stderr(std::process::Stdio::null())

@@ -6,7 +6,7 @@
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
-use crate::services::TempDb;
+use crate::services::{POSTGRES, TempDb};
 
 const TABLES: [&str; 5] = [
     "time_entries",
@@ -47,6 +47,9 @@ async fn insert_entry_as(client: &Client, sub: &str, message_id: &str) {
 
 #[tokio::test]
 async fn migrating_twice_applies_nothing_the_second_time() {
+    if POSTGRES.skipped() {
+        return;
+    }
     let db = TempDb::new().await;
     let again = billable::migrate::migrate(&db.url, billable::migrate::Compat::Auto)
         .await
@@ -61,6 +64,9 @@ async fn migrating_twice_applies_nothing_the_second_time() {
 
 #[tokio::test]
 async fn the_compat_migration_is_skipped_where_an_auth_schema_exists() {
+    if POSTGRES.skipped() {
+        return;
+    }
     // A Supabase project already has the auth schema (and its own auth.uid()).
     let db = TempDb::new().await;
     let client = db.client().await;
@@ -81,6 +87,9 @@ async fn the_compat_migration_is_skipped_where_an_auth_schema_exists() {
 
 #[tokio::test]
 async fn every_table_has_row_level_security_and_nothing_for_anon() {
+    if POSTGRES.skipped() {
+        return;
+    }
     let db = TempDb::new().await;
     let client = db.client().await;
     let rows = client
@@ -110,6 +119,9 @@ async fn every_table_has_row_level_security_and_nothing_for_anon() {
 
 #[tokio::test]
 async fn as_authenticated_a_user_sees_and_changes_only_their_own_rows() {
+    if POSTGRES.skipped() {
+        return;
+    }
     let db = TempDb::new().await;
     let client = db.client().await;
     let a = uuid::Uuid::new_v4().to_string();
@@ -202,6 +214,9 @@ async fn as_authenticated_a_user_sees_and_changes_only_their_own_rows() {
 
 #[tokio::test]
 async fn as_anon_every_table_and_function_is_refused() {
+    if POSTGRES.skipped() {
+        return;
+    }
     let db = TempDb::new().await;
     let client = db.client().await;
     for sql in TABLES
@@ -265,6 +280,9 @@ async fn plan(client: &Client, sub: &str, sql: &str) -> String {
 
 #[tokio::test]
 async fn the_list_and_summary_queries_use_the_indexes_for_one_user_among_many() {
+    if POSTGRES.skipped() {
+        return;
+    }
     let db = TempDb::new().await;
     let client = db.client().await;
     let users: Vec<String> = (0..10).map(|_| uuid::Uuid::new_v4().to_string()).collect();
@@ -337,6 +355,9 @@ async fn the_list_and_summary_queries_use_the_indexes_for_one_user_among_many() 
 
 #[tokio::test]
 async fn billable_migrate_applies_everything_once_and_then_nothing() {
+    if POSTGRES.skipped() {
+        return;
+    }
     let run_url = crate::services::database_url();
     let (server, run_db) = run_url.rsplit_once('/').expect("a database URL");
     let name = format!(
@@ -349,8 +370,9 @@ async fn billable_migrate_applies_everything_once_and_then_nothing() {
         .await
         .unwrap();
     let url = format!("{server}/{name}");
+    let home = tempfile::tempdir().unwrap();
     let migrate = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_billable"))
+        crate::helpers::billable(home.path())
             .args(["migrate", "--json"])
             .env("DATABASE_URL", &url)
             .output()
@@ -380,9 +402,8 @@ async fn billable_migrate_applies_everything_once_and_then_nothing() {
         billable::migrate::MIGRATIONS.len()
     );
 
-    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_billable"))
+    let missing = crate::helpers::billable(home.path())
         .arg("migrate")
-        .env_remove("DATABASE_URL")
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));

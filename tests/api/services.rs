@@ -2,10 +2,13 @@
 //! environment `./scripts/test.sh` sets up (it starts both and drops everything on
 //! exit), JWTs signed with the run's secret, and throwaway migrated databases.
 //!
-//! A test that needs these services fails, naming the script, when they are missing:
-//! a skipped test would hide a store nobody checked.
+//! Without them (a plain `cargo test`) each group of tests that needs them is skipped
+//! with one line on stderr saying so. With `BILLABLE_TEST_SERVICES=1` (set by the
+//! script, so CI never skips) a missing service fails the test, naming the script.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use billable::domain::{Settings, Summary, SummaryQuery, TimeEntry, UserId};
@@ -16,29 +19,105 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, NoTls};
 
-fn required(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v,
-        _ => panic!(
-            "{name} is not set. The Supabase tests need Postgres and postrust: run \
-             ./scripts/test.sh, which starts both for the run"
-        ),
+const DATABASE_URL: &str = "BILLABLE_TEST_DATABASE_URL";
+const POSTGREST_URL: &str = "BILLABLE_TEST_POSTGREST_URL";
+const JWT_SECRET: &str = "BILLABLE_TEST_JWT_SECRET";
+/// Set to 1, a missing service fails the tests instead of skipping them.
+const STRICT: &str = "BILLABLE_TEST_SERVICES";
+const SCRIPT: &str = "./scripts/test.sh";
+
+/// Tests that need the same services, skipped (or failed) together.
+pub struct Group {
+    name: &'static str,
+    /// What must be running, as a sentence's subject and verb.
+    running: &'static str,
+    vars: &'static [&'static str],
+}
+
+/// tests/api/supabase.rs: the store through postrust with signed JWTs.
+pub const SUPABASE: Group = Group {
+    name: "the Supabase store tests",
+    running: "Postgres and postrust are",
+    vars: &[DATABASE_URL, POSTGREST_URL, JWT_SECRET],
+};
+
+/// tests/api/store_suite.rs run against Supabase.
+pub const STORE_SUITE: Group = Group {
+    name: "the store suite on Supabase",
+    running: "Postgres and postrust are",
+    vars: &[DATABASE_URL, POSTGREST_URL, JWT_SECRET],
+};
+
+/// tests/api/postgres.rs: the migrations checked in SQL.
+pub const POSTGRES: Group = Group {
+    name: "the Postgres schema tests",
+    running: "Postgres is",
+    vars: &[DATABASE_URL],
+};
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Group {
+    /// True when this group's services are not running, so the calling test should
+    /// return at once. The first test of the group to ask prints the skip line;
+    /// under `BILLABLE_TEST_SERVICES=1` it fails instead.
+    pub fn skipped(&self) -> bool {
+        let missing: Vec<&str> = self
+            .vars
+            .iter()
+            .copied()
+            .filter(|v| var(v).is_none())
+            .collect();
+        if missing.is_empty() {
+            return false;
+        }
+        if var(STRICT).as_deref() == Some("1") {
+            panic!(
+                "{} need services, but {} not running ({} unset): run {SCRIPT}, which \
+                 starts them for the run",
+                self.name,
+                self.running,
+                missing.join(", ")
+            );
+        }
+        static ANNOUNCED: Mutex<BTreeSet<&str>> = Mutex::new(BTreeSet::new());
+        let first = ANNOUNCED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.name);
+        if first {
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping {}: {} not running; run {SCRIPT}",
+                self.name,
+                self.running
+            );
+        }
+        true
     }
+}
+
+/// A variable the script exports; only asked for after the group's `skipped()`.
+fn required(name: &str) -> String {
+    var(name).unwrap_or_else(|| panic!("{name} is not set: run {SCRIPT}"))
 }
 
 /// The run's database, as its owner.
 pub fn database_url() -> String {
-    required("BILLABLE_TEST_DATABASE_URL")
+    required(DATABASE_URL)
 }
 
 /// postrust's root, serving the run's database.
 pub fn postgrest_url() -> String {
-    required("BILLABLE_TEST_POSTGREST_URL")
+    required(POSTGREST_URL)
 }
 
 /// The secret postrust verifies JWTs with.
 pub fn jwt_secret() -> String {
-    required("BILLABLE_TEST_JWT_SECRET")
+    required(JWT_SECRET)
 }
 
 pub fn now() -> i64 {
@@ -135,7 +214,11 @@ impl Store for SignedIn {
     ) -> Result<(Vec<TimeEntry>, u64), StoreError> {
         self.0.list_entries(&self.user(user), filter).await
     }
-    async fn summary(&self, user: &UserId, query: &SummaryQuery) -> Result<Summary, StoreError> {
+    async fn summary(
+        &self,
+        user: &UserId,
+        query: &SummaryQuery,
+    ) -> Result<Arc<Summary>, StoreError> {
         self.0.summary(&self.user(user), query).await
     }
     async fn record_scan(&self, user: &UserId, scan: &ScanRecord) -> Result<(), StoreError> {
