@@ -14,7 +14,8 @@ use crate::helpers::{demo_settings, fixture};
 use crate::http::{Server, TOKEN, local_config, spawn};
 use crate::scan::invite;
 
-/// The calls, in order: each later one sees what the earlier ones saved.
+/// The calls, in order: each later one sees what the earlier ones saved. The string
+/// `$scan_id` stands for the id the last scan returned.
 fn calls() -> Vec<(&'static str, Value)> {
     let uid = "contract-call@acme.com";
     let raw = |method, seq, start, end, id, from_owner, partstat| json!({"raw_email": invite(method, uid, seq, start, end, id, from_owner, partstat), "save": true});
@@ -31,11 +32,9 @@ fn calls() -> Vec<(&'static str, Value)> {
             json!({"settings": demo_settings()}),
         ),
         ("configure_time_tracking", json!({"settings": null})),
+        ("scan_billable_time", json!({"dry_run": true})),
         ("scan_billable_time", json!({})),
-        (
-            "scan_billable_time",
-            json!({"dry_run": true, "reanalyze": true}),
-        ),
+        ("scan_billable_time", json!({"reanalyze": true})),
         (
             "analyze_time_entry",
             json!({"raw_email": plain, "save": false}),
@@ -124,7 +123,9 @@ async fn every_mcp_answer_fits_the_advertised_output_schema() {
     let client = mcp_client(&s).await;
     let tools: Vec<Tool> = client.list_all_tools().await.expect("tools/list");
     let mut called = std::collections::BTreeSet::new();
+    let mut scan_id = String::new();
     for (name, args) in calls() {
+        let args = with_scan_id(args, &scan_id);
         let tool = tools.iter().find(|t| t.name == name).expect(name);
         let schema = Value::Object(
             tool.output_schema
@@ -142,6 +143,7 @@ async fn every_mcp_answer_fits_the_advertised_output_schema() {
         assert_eq!(result.is_error, Some(false), "{name}: {result:?}");
         let content = result.structured_content.expect("structured content");
         assert_fits(&schema, &content, &format!("MCP {name} {args}"));
+        remember_scan_id(&content, &mut scan_id);
         called.insert(name);
     }
     // Every advertised tool was exercised.
@@ -178,7 +180,9 @@ async fn every_v1_answer_fits_the_openapi_document() {
         .await
         .expect("openapi JSON");
     let error_schema = doc["components"]["schemas"]["Error"].clone();
+    let mut scan_id = String::new();
     for (name, args) in calls() {
+        let args = with_scan_id(args, &scan_id);
         let op = &doc["paths"][format!("/v1/tools/{name}")]["post"];
         let schema = resolve(
             &doc,
@@ -188,6 +192,7 @@ async fn every_v1_answer_fits_the_openapi_document() {
         let (status, body) = s.post(&format!("/v1/tools/{name}"), TOKEN, &args).await;
         assert_eq!(status, 200, "{name} {args}: {body}");
         assert_fits(&schema, &body, &format!("/v1 {name} {args}"));
+        remember_scan_id(&body, &mut scan_id);
     }
     // Errors fit the Error schema.
     let (status, body) = s
@@ -199,6 +204,17 @@ async fn every_v1_answer_fits_the_openapi_document() {
         .await;
     assert_eq!(status, 422, "{body}");
     assert_fits(&error_schema, &body, "/v1 error");
+}
+
+fn with_scan_id(args: Value, scan_id: &str) -> Value {
+    let text = args.to_string().replace("$scan_id", scan_id);
+    serde_json::from_str(&text).unwrap_or(args)
+}
+
+fn remember_scan_id(answer: &Value, scan_id: &mut String) {
+    if let Some(id) = answer["scan_id"].as_str() {
+        *scan_id = id.to_owned();
+    }
 }
 
 /// Follows a local `$ref` into the document (OpenAPI keeps shared schemas in components).
