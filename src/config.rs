@@ -158,6 +158,12 @@ pub struct Config {
     /// The tool server's settings (the `BILLABLE_*` server variables and
     /// `SUPABASE_JWT_SECRET`).
     pub server: ServerConfig,
+    /// `GMAIL_CLIENT_SECRET_FILE`: the OAuth client secret `billable auth gmail` uses
+    /// when `--client-secret` is not given.
+    pub gmail_client_secret_file: Option<PathBuf>,
+    /// `GMAIL_TOKEN_FILE`: where `billable auth gmail` stores the tokens when
+    /// `--token-file` is not given (default: gmail-token.json in the config directory).
+    pub gmail_token_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -183,6 +189,8 @@ impl Config {
             supabase_access_token: vars.secret("SUPABASE_ACCESS_TOKEN"),
             database_url: vars.secret("DATABASE_URL"),
             server,
+            gmail_client_secret_file: vars.path("GMAIL_CLIENT_SECRET_FILE"),
+            gmail_token_file: vars.path("GMAIL_TOKEN_FILE"),
         })
     }
 }

@@ -217,11 +217,11 @@ pub enum AuthProvider {
     /// Let billable read your Gmail (scope gmail.readonly only): opens Google's consent
     /// page and stores the tokens, readable only by you, in your config directory
     Gmail {
-        /// The OAuth client secret (Desktop app) downloaded from Google Cloud
-        #[arg(long, env = "GMAIL_CLIENT_SECRET_FILE", value_name = "FILE")]
-        client_secret: PathBuf,
-        /// Where to store the tokens [default: gmail-token.json in your config directory]
-        #[arg(long, env = "GMAIL_TOKEN_FILE", value_name = "FILE")]
+        /// The OAuth client secret (Desktop app) downloaded from Google Cloud [env: GMAIL_CLIENT_SECRET_FILE]
+        #[arg(long, value_name = "FILE")]
+        client_secret: Option<PathBuf>,
+        /// Where to store the tokens [env: GMAIL_TOKEN_FILE; default: gmail-token.json in your config directory]
+        #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
     },
 }
@@ -372,7 +372,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             );
             return Ok(Answer::silent());
         }
-        Command::Auth { provider } => return auth(provider).await,
+        Command::Auth { provider } => return auth(&config(&cli, false)?, provider).await,
         Command::Migrate { no_compat } => return migrate(&config(&cli, false)?, *no_compat).await,
         Command::Serve { .. } | Command::Mcp => {
             return Err(Error::invalid(
@@ -528,12 +528,22 @@ fn configure_args(set: &[String]) -> Result<configure::Args, Error> {
 }
 
 /// `billable auth gmail`: the installed-app flow, tokens stored 0600.
-async fn auth(provider: &AuthProvider) -> Result<Answer, Error> {
+async fn auth(config: &Config, provider: &AuthProvider) -> Result<Answer, Error> {
     let AuthProvider::Gmail {
         client_secret,
         token_file,
     } = provider;
-    let token_file = match token_file {
+    let client_secret = client_secret
+        .as_ref()
+        .or(config.gmail_client_secret_file.as_ref())
+        .ok_or_else(|| {
+            Error::invalid(
+                "--client-secret",
+                "give the OAuth client secret (Desktop app) downloaded from Google Cloud, \
+                 or set GMAIL_CLIENT_SECRET_FILE",
+            )
+        })?;
+    let token_file = match token_file.as_ref().or(config.gmail_token_file.as_ref()) {
         Some(t) => t.clone(),
         None => crate::mail::gmail::auth::default_token_file().ok_or_else(|| {
             Error::invalid(
