@@ -454,16 +454,6 @@ impl SummaryRow {
     }
 }
 
-fn group_by_name(g: GroupBy) -> &'static str {
-    match g {
-        GroupBy::Client => "client",
-        GroupBy::Matter => "matter",
-        GroupBy::Day => "day",
-        GroupBy::Week => "week",
-        GroupBy::Month => "month",
-    }
-}
-
 /// `processed_message_ids` returns a set of text, which PostgREST sends as bare
 /// strings (PostgREST) or as one-column objects.
 #[derive(Deserialize)]
@@ -713,7 +703,7 @@ impl Store for SupabaseStore {
         // Null arguments are left out (their defaults are null): not every PostgREST
         // implementation passes a JSON null through to a date parameter.
         let mut params = serde_json::Map::new();
-        params.insert("p_group_by".into(), json!(group_by_name(query.group_by)));
+        params.insert("p_group_by".into(), json!(query.group_by.as_str()));
         params.insert("p_billable_only".into(), json!(query.billable_only));
         if let Some(from) = query.from {
             params.insert("p_from".into(), json!(from.to_string()));
