@@ -26,6 +26,8 @@ pub mod mcp;
 pub mod metrics;
 /// `billable migrate`: the Postgres/Supabase migrations in sql/.
 pub mod migrate;
+/// Files and folders created readable only by the user.
+pub mod private;
 /// Stores: the embedded SQLite file.
 pub mod store;
 /// The tools: the only place the business flow lives.

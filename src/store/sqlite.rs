@@ -217,9 +217,10 @@ impl SqliteStore {
             message,
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
+            crate::private::dir(parent)
                 .map_err(|e| open_err(format!("cannot create {}: {e}", parent.display())))?;
         }
+        crate::private::file(path).map_err(|e| open_err(format!("cannot create the file: {e}")))?;
         // Every connection waits `BUSY_TIMEOUT` for another process's lock.
         let connect = || {
             let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
@@ -400,7 +401,15 @@ fn event_from_row(row: &rusqlite::Row<'_>) -> Result<EventState, StoreError> {
 }
 
 fn sqlite(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Sqlite { context, source }
+    move |source| match source.sqlite_error_code() {
+        // Not a bug and not corrupt data: the write was refused whole (a transaction),
+        // so freeing space and scanning again finishes the work.
+        Some(rusqlite::ErrorCode::DiskFull) => StoreError::Unavailable(format!(
+            "the disk is full, so billable could not {context}; free space and scan again \
+             (nothing was lost)"
+        )),
+        _ => StoreError::Sqlite { context, source },
+    }
 }
 
 fn ts(t: &DateTime<Utc>) -> String {
@@ -1077,6 +1086,60 @@ mod tests {
         drop(SqliteStore::open(&path).unwrap());
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.path(), Some(path.as_path()));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_database_and_its_new_folders_are_readable_only_by_the_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        // A folder that exists (and may be shared) keeps its mode.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("data/billable/b.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .save_settings(&UserId::local(), &Settings::default())
+            .await
+            .unwrap();
+        assert_eq!(mode(dir.path()), 0o755);
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        assert_eq!(mode(&dir.path().join("data/billable")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("data/billable/b.sqlite3-wal")), 0o600);
+        // A file the user made keeps the mode they gave it.
+        drop(store);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        drop(SqliteStore::open(&path).unwrap());
+        assert_eq!(mode(&path), 0o640);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_is_unavailable_and_says_to_free_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("full.sqlite3")).unwrap();
+        // SQLite refuses to grow the file past max_page_count exactly as it does when
+        // the disk is full (SQLITE_FULL).
+        store
+            .with_conn(|c| {
+                let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+                c.pragma_update(None, "max_page_count", pages).unwrap();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let mut settings = Settings::default();
+        settings.my_addresses = (0..5000).map(|i| format!("owner{i}@example.com")).collect();
+        let err = store
+            .save_settings(&UserId::local(), &settings)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(err.to_string().contains("free space"), "{err}");
+        assert_eq!(
+            crate::Error::from(err).kind(),
+            crate::error::ErrorKind::Unavailable
+        );
     }
 
     #[test]

@@ -695,6 +695,25 @@ async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_a
         .permissions()
         .mode();
     assert_eq!(dir_mode & 0o077, 0, "config dir mode {dir_mode:o}");
+    // A folder that was there before (perhaps shared) keeps its mode.
+    let shared = app.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    billable::mail::gmail::auth::authorize(
+        &secret,
+        &shared.join("x.json"),
+        Some(Box::new(Browser {
+            seen_url: Arc::new(std::sync::Mutex::new(String::new())),
+        })),
+    )
+    .await
+    .expect("authorised into a shared folder");
+    let shared_mode = std::fs::metadata(&shared).unwrap().permissions().mode();
+    assert_eq!(
+        shared_mode & 0o777,
+        0o755,
+        "shared dir mode {shared_mode:o}"
+    );
 
     // A scan reads Gmail with the stored grant, without prompting.
     let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;

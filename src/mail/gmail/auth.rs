@@ -247,12 +247,12 @@ pub async fn authorize(
     let secret = read_secret(secret_file)
         .await
         .map_err(MailError::Upstream)?;
-    if let Some(dir) = token_file.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| MailError::Io {
+    // A new folder is created 0700; one that exists (perhaps shared) is left as it is.
+    if let Some(dir) = token_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::private::dir(dir).map_err(|source| MailError::Io {
             path: dir.display().to_string(),
             source,
         })?;
-        restrict(dir, 0o700)?;
     }
     let mut builder = InstalledFlowAuthenticator::with_client(
         secret,
