@@ -1128,8 +1128,10 @@ mod tests {
             })
             .await
             .unwrap();
-        let mut settings = Settings::default();
-        settings.my_addresses = (0..5000).map(|i| format!("owner{i}@example.com")).collect();
+        let settings = Settings {
+            my_addresses: (0..5000).map(|i| format!("owner{i}@example.com")).collect(),
+            ..Settings::default()
+        };
         let err = store
             .save_settings(&UserId::local(), &settings)
             .await
