@@ -5,6 +5,7 @@ pub mod email;
 pub mod entry;
 pub mod settings;
 pub mod summary;
+pub mod text;
 
 pub use email::{Address, CalendarEvent, CalendarMethod, Email, PartStat};
 pub use entry::{Activity, EntryStatus, TimeEntry, WorkDate};

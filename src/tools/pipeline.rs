@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::analyze::rules::MAX_DESCRIPTION_CHARS;
 use crate::analyze::{Analysis, Outcome};
 use crate::context::Context;
-use crate::domain::{Email, TimeEntry, UserId};
+use crate::domain::{Email, TimeEntry, UserId, text};
 use crate::error::Result;
 use crate::store::{Batch, EventState, Processed, Saved};
 
@@ -130,7 +131,10 @@ impl Recorder {
         self.batch.events.push(state);
     }
 
-    fn stage_entry(&mut self, entry: TimeEntry) {
+    fn stage_entry(&mut self, mut entry: TimeEntry) {
+        // Whatever an analyzer made of a sender's words, what is saved and shown is
+        // plain text.
+        entry.description = text::plain(&entry.description, MAX_DESCRIPTION_CHARS);
         self.batch
             .entries
             .retain(|e| e.message_id != entry.message_id);

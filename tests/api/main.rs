@@ -7,6 +7,7 @@ mod fake_gmail;
 mod fake_openai;
 mod gmail;
 mod helpers;
+mod hostile;
 mod http;
 mod jwks;
 mod llm;

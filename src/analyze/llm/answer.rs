@@ -2,10 +2,13 @@
 //! against the schema and the user's limits, and nothing in it can act.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use chrono::NaiveDate;
+use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
+use unicode_normalization::UnicodeNormalization;
 
 use super::prompt::Item;
 use crate::analyze::rules::MAX_DESCRIPTION_CHARS;
@@ -119,7 +122,9 @@ pub fn check(a: &Answer, item: &Item<'_>, settings: &Settings) -> Result<Verdict
             item.date
         ));
     }
-    let description = a.t.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Full-width and other compatibility forms are checked as what they look like.
+    let description: String = a.t.nfkc().collect();
+    let description = description.split_whitespace().collect::<Vec<_>>().join(" ");
     if description.is_empty() {
         return Err("empty description".to_owned());
     }
@@ -141,12 +146,24 @@ pub fn check(a: &Answer, item: &Item<'_>, settings: &Settings) -> Result<Verdict
 }
 
 fn has_url(s: &str) -> bool {
+    static DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
+        // A bare host name (`evil.com`, `pay.evil.co.uk`): chat clients link them.
+        Regex::new(r"(?i)\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}\b")
+            .unwrap_or_else(|e| panic!("domain regex: {e}"))
+    });
     let l = s.to_ascii_lowercase();
-    l.contains("http://")
-        || l.contains("https://")
-        || l.contains("www.")
-        || l.contains("mailto:")
-        || l.contains("://")
+    [
+        "://",
+        "www.",
+        "mailto:",
+        "javascript:",
+        "data:",
+        "vbscript:",
+        "file:",
+    ]
+    .iter()
+    .any(|p| l.contains(p))
+        || DOMAIN.is_match(&l)
 }
 
 /// Tags, emphasis, headings, links, code and tables; a lone bracket or underscore in a
@@ -264,6 +281,14 @@ mod tests {
             ("t", serde_json::json!("See https://evil.example")),
             ("t", serde_json::json!("<b>Draft</b>")),
             ("t", serde_json::json!("  ")),
+            // Links a chat client or a bill viewer would follow, however written.
+            ("t", serde_json::json!("Review terms at evil.example.com")),
+            ("t", serde_json::json!("Open javascript:alert(1) now")),
+            (
+                "t",
+                serde_json::json!("Open data:text/html;base64,AAAA now"),
+            ),
+            ("t", serde_json::json!("Draft ＜script＞x＜/script＞ memo")),
         ] {
             let mut a = good();
             a[k] = v.clone();

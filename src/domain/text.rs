@@ -1,0 +1,141 @@
+//! Text that came from a sender (a Subject, a display name, a calendar title, a model's
+//! answer) made safe to put on a bill: plain text on one line.
+//!
+//! An entry's description ends up in terminals, chat clients that render markdown, web
+//! pages, spreadsheets and billing systems. Whatever a sender wrote, a description
+//! carries no markup, links, control or bidi characters, and cannot start a formula.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use unicode_normalization::UnicodeNormalization;
+
+static TAG: LazyLock<Regex> = LazyLock::new(|| {
+    // HTML-ish tags, opening or closing, with or without attributes.
+    Regex::new(r"</?[A-Za-z!][^<>]*>").unwrap_or_else(|e| panic!("tag regex: {e}"))
+});
+
+static MD_LINK: LazyLock<Regex> = LazyLock::new(|| {
+    // ![alt](target) and [text](target), the target with one level of parentheses:
+    // keep the words, drop the target.
+    Regex::new(r"!?\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
+        .unwrap_or_else(|e| panic!("link regex: {e}"))
+});
+
+/// A token that is a link or would become one: a scheme, `www.`, or an address.
+fn is_link(word: &str) -> bool {
+    let l = word
+        .trim_start_matches(|c: char| !c.is_alphanumeric())
+        .to_ascii_lowercase();
+    l.contains("://")
+        || l.starts_with("www.")
+        || [
+            "javascript:",
+            "data:",
+            "vbscript:",
+            "mailto:",
+            "file:",
+            "tel:",
+        ]
+        .iter()
+        .any(|s| l.starts_with(s))
+}
+
+/// Characters that change how the rest of a line is shown rather than being text:
+/// controls, bidi overrides and isolates, zero-width joiners, byte-order marks.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{061C}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+/// `text` as a plain one-line description of at most `max` characters.
+pub fn plain(text: &str, max: usize) -> String {
+    // Full-width and other compatibility forms (＜script＞) become what they look like,
+    // so the checks below see them.
+    let text: String = text
+        .nfkc()
+        .map(|c| if is_invisible(c) { ' ' } else { c })
+        .collect();
+    let text = MD_LINK.replace_all(&text, "$1");
+    let text = TAG.replace_all(&text, " ");
+    let words: Vec<&str> = text.split_whitespace().filter(|w| !is_link(w)).collect();
+    let line: String = words
+        .join(" ")
+        .chars()
+        .filter(|c| !matches!(c, '<' | '>' | '`'))
+        .collect();
+    // A leading = + - @ makes a spreadsheet cell a formula.
+    let line = line
+        .trim_start_matches(['=', '+', '-', '@', ' '])
+        .trim_end();
+    if line.chars().count() <= max {
+        return line.to_owned();
+    }
+    let mut cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> String {
+        plain(s, 300)
+    }
+
+    #[test]
+    fn markup_links_and_scripts_are_dropped_and_their_words_kept() {
+        assert_eq!(
+            p("Email re: ![logo](https://evil.example/x.png) [click](javascript:alert(1)) terms"),
+            "Email re: logo click terms"
+        );
+        assert_eq!(
+            p("Call <script>alert(1)</script> re NDA"),
+            "Call alert(1) re NDA"
+        );
+        assert_eq!(p("Re ＜script＞alert(1)＜/script＞ NDA"), "Re alert(1) NDA");
+        assert_eq!(
+            p("See https://x.io/a www.y.com data:text/html;base64,AAA mailto:a@b now"),
+            "See now"
+        );
+    }
+
+    #[test]
+    fn control_bidi_and_terminal_escapes_are_removed() {
+        assert_eq!(p("Invoice \u{1b}[31mred\u{1b}[0m"), "Invoice [31mred [0m");
+        assert_eq!(p("fdp.exe\u{202E}gnp.doc review"), "fdp.exe gnp.doc review");
+        assert_eq!(p("two\r\nlines\tand\u{0}nul"), "two lines and nul");
+        assert_eq!(p("zero\u{200B}width"), "zero width");
+    }
+
+    #[test]
+    fn a_description_cannot_start_a_spreadsheet_formula() {
+        assert_eq!(
+            p("=HYPERLINK(\"x\",\"Click\") contract"),
+            "HYPERLINK(\"x\",\"Click\") contract"
+        );
+        assert_eq!(p("+1 review"), "1 review");
+        assert_eq!(p("@SUM(A1) memo"), "SUM(A1) memo");
+        assert_eq!(p(" - - note"), "note");
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_character_with_an_ellipsis() {
+        let d = plain(&"é".repeat(400), 10);
+        assert_eq!(d.chars().count(), 10);
+        assert!(d.ends_with('…'));
+        assert_eq!(
+            p("Ordinary words stay as they are."),
+            "Ordinary words stay as they are."
+        );
+    }
+}
