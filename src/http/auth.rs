@@ -10,7 +10,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::RwLock;
+use tokio::sync::Mutex;
 
 use crate::config::{Secret, ServerConfig};
 use crate::domain::UserId;
@@ -18,7 +18,14 @@ use crate::domain::UserId;
 /// The audience and role of a signed-in Supabase user.
 const AUDIENCE: &str = "authenticated";
 /// A token naming an unknown key fetches the JWKS again at most this often.
+/// The least time between two fetches of the project's JWKS, however many tokens name
+/// unknown keys: made-up key ids cannot make the server hammer the project.
 const JWKS_REFETCH: Duration = Duration::from_secs(1);
+/// How long one JWKS fetch may take; a slow project makes only tokens with unknown
+/// keys wait, never those whose key is known.
+const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Clock skew allowed on `exp`, `nbf` and `iat`.
+const LEEWAY_SECS: u64 = 60;
 
 /// Why a request was not authenticated.
 #[derive(Debug, thiserror::Error)]
@@ -48,13 +55,18 @@ pub struct Supabase {
 struct Jwks {
     url: String,
     client: reqwest::Client,
-    keys: RwLock<KeyCache>,
+    /// The last good keys. A std lock, never held across an await: a verification
+    /// with a known key never waits for a fetch.
+    keys: std::sync::RwLock<KeyCache>,
+    /// One fetch at a time (single flight); tokens with unknown keys queue here.
+    refresh: Mutex<()>,
 }
 
 #[derive(Default)]
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
-    fetched: Option<Instant>,
+    /// When the last fetch was tried, whether or not it worked.
+    tried: Option<Instant>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +74,8 @@ struct Claims {
     sub: String,
     #[serde(default)]
     role: Option<String>,
+    #[serde(default)]
+    iat: Option<u64>,
 }
 
 impl Auth {
@@ -78,10 +92,11 @@ impl Auth {
             let jwks = config.supabase_url.as_ref().map(|url| Jwks {
                 url: format!("{url}/auth/v1/.well-known/jwks.json"),
                 client: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
+                    .timeout(JWKS_TIMEOUT)
                     .build()
                     .unwrap_or_default(),
-                keys: RwLock::new(KeyCache::default()),
+                keys: std::sync::RwLock::new(KeyCache::default()),
+                refresh: Mutex::new(()),
             });
             return (Auth::Supabase(Box::new(Supabase { secret, jwks })), None);
         }
@@ -176,12 +191,15 @@ impl Supabase {
             }
         };
         let mut validation = Validation::new(header.alg);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "sub", "aud"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             AuthError::Invalid(match e.kind() {
                 K::ExpiredSignature => "it has expired; sign in again".to_owned(),
+                K::ImmatureSignature => "it is not valid yet (`nbf` is in the future)".to_owned(),
                 K::InvalidSignature => "its signature does not verify".to_owned(),
                 K::InvalidAudience => format!("its audience is not `{AUDIENCE}`"),
                 K::MissingRequiredClaim(c) => format!("it has no `{c}` claim"),
@@ -201,29 +219,62 @@ impl Supabase {
         if claims.sub.trim().is_empty() {
             return Err(AuthError::Invalid("its `sub` is empty".into()));
         }
+        if claims
+            .iat
+            .is_some_and(|iat| iat > jsonwebtoken::get_current_timestamp() + LEEWAY_SECS)
+        {
+            return Err(AuthError::Invalid(
+                "it was issued in the future (`iat`); check the clock of whoever signed it".into(),
+            ));
+        }
+        // The CLI's own user is never reachable through a token.
+        if claims.sub == UserId::local().as_str() {
+            return Err(AuthError::Invalid(format!(
+                "its `sub` `{}` is reserved; sign in as a Supabase user",
+                claims.sub
+            )));
+        }
         Ok(UserId::new(claims.sub).with_token(token))
     }
 }
 
 impl Jwks {
+    fn known(&self, kid: &str) -> Option<DecodingKey> {
+        let cache = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        cache.keys.get(kid).cloned()
+    }
+
     async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
-        if let Some(k) = self.keys.read().await.keys.get(kid) {
-            return Ok(k.clone());
+        if let Some(k) = self.known(kid) {
+            return Ok(k);
         }
-        let mut cache = self.keys.write().await;
-        if let Some(k) = cache.keys.get(kid) {
-            return Ok(k.clone());
-        }
-        let recently = cache.fetched.is_some_and(|t| t.elapsed() < JWKS_REFETCH);
-        if !recently {
-            cache.keys = self.fetch().await?;
-            cache.fetched = Some(Instant::now());
-        }
-        cache.keys.get(kid).cloned().ok_or_else(|| {
+        let unknown = || {
             AuthError::Invalid(format!(
                 "it is signed with key `{kid}`, which the project's JWKS does not list"
             ))
-        })
+        };
+        let _flight = self.refresh.lock().await;
+        // A fetch that finished while this one waited may have brought the key.
+        if let Some(k) = self.known(kid) {
+            return Ok(k);
+        }
+        let tried = self.keys.read().unwrap_or_else(|p| p.into_inner()).tried;
+        if tried.is_some_and(|t| t.elapsed() < JWKS_REFETCH) {
+            return Err(unknown());
+        }
+        let fetched = self.fetch().await;
+        let mut cache = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        cache.tried = Some(Instant::now());
+        match fetched {
+            Ok(keys) => cache.keys = keys,
+            // The last good keys stay; only this token's unknown key is a problem.
+            Err(e) if !cache.keys.is_empty() => {
+                tracing::warn!(error = %e, "could not refresh the Supabase JWKS; keeping the known keys");
+                return Err(unknown());
+            }
+            Err(e) => return Err(e),
+        }
+        cache.keys.get(kid).cloned().ok_or_else(unknown)
     }
 
     async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, AuthError> {

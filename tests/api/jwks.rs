@@ -143,3 +143,137 @@ async fn an_unreachable_jwks_is_a_503_that_says_to_retry_not_a_401() {
         "{body}"
     );
 }
+
+fn es256_claims(claims: &Value, kid: &str) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.to_owned());
+    let key = EncodingKey::from_ec_pem(TEST_EC_KEY.as_bytes()).expect("test key");
+    jsonwebtoken::encode(&header, claims, &key).expect("sign")
+}
+
+/// A JWKS endpoint that serves `k1` until `broken` is set, then answers 500 after
+/// `delay`, as a struggling project would.
+async fn flaky_project(broken: Arc<std::sync::atomic::AtomicBool>, delay: Duration) -> String {
+    let app = axum::Router::new().route(
+        "/auth/v1/.well-known/jwks.json",
+        get(move || {
+            let broken = broken.clone();
+            async move {
+                if broken.load(Ordering::SeqCst) {
+                    tokio::time::sleep(delay).await;
+                    return Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+                }
+                Ok(axum::Json(json!({ "keys": [jwk("k1")] })))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// The 90th percentile: a few slow requests matter to the users who make them.
+fn p90(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() * 9 / 10]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_failing_jwks_does_not_slow_users_whose_key_is_known() {
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let project = flaky_project(broken.clone(), Duration::from_millis(1500)).await;
+    let config = ServerConfig {
+        supabase_url: Some(project),
+        ..ServerConfig::default()
+    };
+    let s = Arc::new(spawn(config, &["erin"]).await);
+    let good = es256("erin", "k1");
+    let timed = |s: Arc<crate::http::Server>, token: String| async move {
+        let started = std::time::Instant::now();
+        let (status, body) = s
+            .post("/v1/tools/list_time_entries", &token, &json!({}))
+            .await;
+        (status, body, started.elapsed())
+    };
+    let mut before = Vec::new();
+    for _ in 0..7 {
+        let (status, body, took) = timed(s.clone(), good.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        before.push(took);
+    }
+
+    // The project breaks; made-up key ids arrive four times a second.
+    broken.store(true, Ordering::SeqCst);
+    let storm = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut bad = Vec::new();
+            for i in 0..12 {
+                let token = es256("erin", &format!("forged-{i}"));
+                bad.push(tokio::spawn(timed(s.clone(), token)));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            futures::future::join_all(bad).await
+        })
+    };
+    let mut during = Vec::new();
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let (status, body, took) = timed(s.clone(), good.clone()).await;
+        assert_eq!(
+            status, 200,
+            "a valid user was refused during the storm: {body}"
+        );
+        during.push(took);
+    }
+    for r in storm.await.unwrap() {
+        let (status, _, _) = r.unwrap();
+        assert!(
+            status == 401 || status == 503,
+            "a forged key id got {status}"
+        );
+    }
+    let (b, d) = (p90(before), p90(during.clone()));
+    let worst = during.iter().max().copied().unwrap_or_default();
+    assert!(
+        d < b + Duration::from_millis(50) && worst < Duration::from_secs(1),
+        "valid users slowed from {b:?} to {d:?} at p90, worst {worst:?} (all: {during:?})"
+    );
+}
+
+#[tokio::test]
+async fn tokens_not_valid_yet_issued_in_the_future_or_naming_the_local_user_are_401() {
+    let keys = Arc::new(Mutex::new(vec![jwk("k1")]));
+    let project = fake_project(keys, Arc::new(AtomicUsize::new(0))).await;
+    let config = ServerConfig {
+        supabase_url: Some(project),
+        ..ServerConfig::default()
+    };
+    let s = spawn(config, &["frank"]).await;
+    let now = jsonwebtoken::get_current_timestamp();
+    let base =
+        json!({"sub": "frank", "aud": "authenticated", "role": "authenticated", "exp": now + 3600});
+    let with = |k: &str, v: Value| {
+        let mut c = base.clone();
+        c[k] = v;
+        es256_claims(&c, "k1")
+    };
+    for (what, token) in [
+        ("nbf in an hour", with("nbf", json!(now + 3600))),
+        ("iat in an hour", with("iat", json!(now + 3600))),
+        ("the local user", with("sub", json!("local"))),
+    ] {
+        let (status, body) = s
+            .post("/v1/tools/list_time_entries", &token, &json!({}))
+            .await;
+        assert_eq!(status, 401, "{what}: {body}");
+    }
+    // Within the leeway, and in the past, they pass.
+    for token in [with("nbf", json!(now + 5)), with("iat", json!(now - 60))] {
+        let (status, body) = s
+            .post("/v1/tools/list_time_entries", &token, &json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
