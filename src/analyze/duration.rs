@@ -54,6 +54,50 @@ pub fn amount(billed_minutes: u32, hourly_rate: f64) -> f64 {
     }
 }
 
+/// `When: Thursday, January 31, 2002 10:30 AM-11:00 AM (GMT-06:00)`: the text an
+/// Outlook or Notes meeting request carries when the calendar part is gone, and the
+/// `Wann:`/`Quand :` forms.
+static WHEN_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?im)^\s*(?:when|wann|quand|cuándo)\s*:.*?\b(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?\s*(?:-|–|to|bis|à)\s*(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?\b",
+    )
+    .unwrap_or_else(|e| panic!("when pattern: {e}"))
+});
+
+/// The length of the meeting a text-only meeting request schedules, from its
+/// `When:` line (`10:30 AM-11:00 AM`, `14:00–15:30`); `None` without one, or when the
+/// times do not make a range of at most a day.
+pub fn meeting_request_minutes(text: &str) -> Option<f64> {
+    let c = WHEN_LINE.captures(text)?;
+    let num = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u32>().ok());
+    let (h1, m1, h2, m2) = (num(1)?, num(2).unwrap_or(0), num(4)?, num(5).unwrap_or(0));
+    let ampm = |i: usize| c.get(i).map(|m| m.as_str().to_ascii_lowercase());
+    // "10:30-11:00 AM": a missing first half-day marker is the second's.
+    let (p1, p2) = (ampm(3).or_else(|| ampm(6)), ampm(6));
+    let to24 = |h: u32, p: &Option<String>| match p.as_deref() {
+        Some("pm") if h < 12 => h + 12,
+        Some("am") if h == 12 => 0,
+        _ => h,
+    };
+    if h1 > 23 || h2 > 23 || m1 > 59 || m2 > 59 {
+        return None;
+    }
+    let start = to24(h1, &p1) * 60 + m1;
+    let end = to24(h2, &p2) * 60 + m2;
+    (end > start).then(|| f64::from(end - start))
+}
+
+/// Clerical requests a lawyer does not bill: faxing, copies, courier, contact details.
+static CLERICAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(fax|faxed|faxing|a copy|copies|courier|fedex|fax number|phone number|contact (details|information|info)|calendar access)\b")
+        .unwrap_or_else(|e| panic!("clerical pattern: {e}"))
+});
+
+/// Whether a (short) text asks for or announces clerical work only.
+pub fn is_clerical(text: &str) -> bool {
+    CLERICAL.is_match(text)
+}
+
 /// Whitespace-separated words, as `Email::new_words` counts them.
 pub fn words(text: &str) -> usize {
     text.split_whitespace().count()
@@ -712,5 +756,30 @@ mod tests {
     fn words_count_whitespace_separated_tokens() {
         assert_eq!(words("  one two\nthree  "), 3);
         assert_eq!(words(""), 0);
+    }
+
+    #[test]
+    fn a_when_line_gives_the_requested_meeting_length() {
+        let when = |t: &str| meeting_request_minutes(t);
+        assert_eq!(
+            when(
+                "When: Thursday, January 31, 2002 10:30 AM-11:00 AM (GMT-06:00) Central Time.\nWhere: Room 4"
+            ),
+            Some(30.0)
+        );
+        assert_eq!(
+            when("Wann: Dienstag, 3. Juni 2025 14:00–15:30 (UTC+01:00)"),
+            Some(90.0)
+        );
+        assert_eq!(when("when: 11:30 am to 1 pm"), Some(90.0));
+        assert_eq!(when("We meet Tuesday 2-3."), None);
+        assert_eq!(when("When: 3 PM-2 PM"), None);
+    }
+
+    #[test]
+    fn clerical_requests_are_recognised() {
+        assert!(is_clerical("Please fax the agreement to 646-758-4411"));
+        assert!(is_clerical("Do you need a copy of this?"));
+        assert!(!is_clerical("The indemnity cap should be 2x fees."));
     }
 }
