@@ -177,7 +177,24 @@ pub fn stated_work(text: &str) -> Option<StatedTime> {
         let clause = clause_of(&lower, m.start(), m.end());
         let before = &lower[..m.start()];
         let after = &lower[m.end()..];
-        if !work_context(sentence, after) || is_plan(before, after, clause) {
+        // "4,000 hours": the match is the tail of a larger number, not a duration.
+        let mut back = before.chars().rev();
+        if matches!(back.next(), Some(',' | '.')) && back.next().is_some_and(|c| c.is_ascii_digit())
+        {
+            continue;
+        }
+        let sentence_at = sentence.as_ptr() as usize - lower.as_ptr() as usize;
+        let opens_sentence = sentence
+            .get(..m.start().saturating_sub(sentence_at))
+            .unwrap_or("")
+            .split_whitespace()
+            .all(|w| {
+                matches!(
+                    w,
+                    "about" | "around" | "roughly" | "another" | "just" | "over"
+                )
+            });
+        if !work_context(sentence, after, opens_sentence) || is_plan(before, after, clause) {
             continue;
         }
         if has_word(clause, &["total", "altogether", "overall"]) || clause.contains("in all") {
@@ -409,11 +426,18 @@ const LOOKING_BACK: &[&str] = &[
     "during",
 ];
 
-fn work_context(sentence: &str, after: &str) -> bool {
+/// Whether the sentence reports work the writer did. A mention followed by `on`, `of`
+/// or a gerund counts only when it opens its sentence (a diary line: "2 hours on the
+/// lease."); inside a sentence it is mostly a number about something else ("staff
+/// completed 20 hours of training").
+fn work_context(sentence: &str, after: &str, opens_sentence: bool) -> bool {
     if has_word(sentence, WORK_DONE)
         || (has_word(sentence, WORK_KIND) && has_word(sentence, LOOKING_BACK))
     {
         return true;
+    }
+    if !opens_sentence {
+        return false;
     }
     // "2 hours on the lease", "3 hours of edits", "an hour reviewing …"
     let next = after.split_whitespace().next().unwrap_or("");
@@ -715,6 +739,9 @@ mod tests {
             "This is a 2 hour drive.",
             "No duration here at all.",
             "We are 5 minutes late.",
+            "Staff completed 20 hours of training this year.",
+            "The turbines have logged 4,000 hours on the new blades.",
+            "Their team put 1,500 hours into the audit.",
         ] {
             assert_eq!(stated_minutes(text), None, "{text}");
         }
