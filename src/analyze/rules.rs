@@ -608,6 +608,11 @@ fn no_work(email: &Email, settings: &Settings, owner: bool, m: &ClientMatch<'_>)
             "a short clerical note (faxing, copies, contact details) is not billable work".into(),
         );
     }
+    if m.address.is_none() && looks_like_bulk(email) {
+        return Some(
+            "it reads like a newsletter or digest and only a keyword names the client".into(),
+        );
+    }
     let addressed = email
         .to
         .iter()
@@ -620,6 +625,34 @@ fn no_work(email: &Email, settings: &Settings, owner: bool, m: &ClientMatch<'_>)
         );
     }
     None
+}
+
+/// Mail sent to many at once without List-* headers: an unsubscribe or browser-view
+/// line, a newsletter or digest banner, or no named recipient at all.
+fn looks_like_bulk(email: &Email) -> bool {
+    let text = email.new_text.to_lowercase();
+    let subject = email.subject.to_lowercase();
+    let undisclosed = email.to.is_empty() && email.cc.is_empty();
+    undisclosed
+        || [
+            "unsubscribe",
+            "view this email in your browser",
+            "view it in your browser",
+            "abmelden",
+            "se désabonner",
+            "se desinscrire",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
+        || [
+            "newsletter",
+            "digest",
+            "bulletin",
+            "weekly update",
+            "daily update",
+        ]
+        .iter()
+        .any(|w| subject.contains(w))
 }
 
 #[allow(clippy::too_many_arguments)]

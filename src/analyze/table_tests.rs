@@ -764,6 +764,23 @@ fn rows() -> Vec<Row> {
             none.clone(),
             review("Acme", RECV, DAY, 6),
         ),
+        row(
+            "a keyword-only newsletter without List headers is not billable",
+            received("editor@legalnews.example")
+                .subject("Weekly digest: Widget litigation round-up")
+                .text("This week in Widget litigation: three new filings. To unsubscribe, reply STOP."),
+            none.clone(),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("newsletter")]),
+        row(
+            "a keyword-only circular to undisclosed recipients is not billable",
+            received("desk@exchange.example")
+                .to(&[])
+                .subject("Falcon contract margin changes"),
+            none.clone(),
+            Want::NotBillable,
+        ),
         // ── clients found beyond the counterparts ──────────────────────────────
         row(
             "a client only in the forwarded history waits for review",
