@@ -213,7 +213,25 @@ fn is_cut_line(lines: &[&str], i: usize) -> bool {
         || is_attribution(&line)
         || is_outlook_header_block(&line)
         || is_lotus_header(&line)
-        || (line.trimmed.len() > 20 && DISCLAIMER.is_match(line.trimmed))
+        || is_disclaimer(&line)
+}
+
+/// The first line of a legal disclaimer. Its first word is checked before the regex,
+/// which stays off ordinary lines.
+fn is_disclaimer(line: &Line<'_>) -> bool {
+    let t = line.trimmed;
+    let word = t
+        .trim_start_matches(|c: char| !c.is_alphanumeric())
+        .split(|c: char| !c.is_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    t.len() > 20
+        && matches!(
+            word.as_str(),
+            "this" | "the" | "confidentiality" | "disclaimer" | "diese" | "ce" | "este"
+        )
+        && DISCLAIMER.is_match(t)
 }
 
 /// Lotus Notes history: `----- Forwarded by … -----`, the `… on 05/08/2000 06:41 AM`
