@@ -87,6 +87,18 @@ pub fn meeting_request_minutes(text: &str) -> Option<f64> {
     (end > start).then(|| f64::from(end - start))
 }
 
+/// A note that arranges a call or meeting ("can we meet Tuesday 2-2:30?", "we have
+/// tentatively scheduled a conference call for Thursday"), in English or German.
+static SCHEDULING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(can we|could we|shall we|let's|are you (free|available)|tentatively|(have|has|i've|we've) (scheduled|set up)|können wir|wollen wir)\b.{0,80}\b(meet|meeting|call|conference|termin|telefonat)\b")
+        .unwrap_or_else(|e| panic!("scheduling pattern: {e}"))
+});
+
+/// Whether a text arranges a call or meeting: the meeting is the work, not the note.
+pub fn is_scheduling(text: &str) -> bool {
+    SCHEDULING.is_match(text)
+}
+
 /// Clerical requests a lawyer does not bill: faxing, copies, courier, contact details.
 static CLERICAL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(fax|faxed|faxing|a copy|copies|courier|fedex|fax number|phone number|contact (details|information|info)|calendar access)\b")
@@ -801,6 +813,18 @@ mod tests {
         assert_eq!(when("when: 11:30 am to 1 pm"), Some(90.0));
         assert_eq!(when("We meet Tuesday 2-3."), None);
         assert_eq!(when("When: 3 PM-2 PM"), None);
+    }
+
+    #[test]
+    fn scheduling_notes_are_recognised() {
+        assert!(is_scheduling("Can we meet Tuesday 2-2:30?"));
+        assert!(is_scheduling(
+            "We have tentatively scheduled a conference call for Thursday at 1:30."
+        ));
+        assert!(is_scheduling("Können wir am Montag einen Termin machen?"));
+        assert!(!is_scheduling(
+            "After our call I revised section 4; see attached."
+        ));
     }
 
     #[test]

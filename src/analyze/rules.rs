@@ -35,6 +35,8 @@ pub const ACK_MAX_WORDS_SENT: usize = 5;
 pub const BARE_FORWARD_MAX_WORDS: usize = 6;
 /// A clerical note (fax it, a copy, contact details) is at most this long.
 pub const CLERICAL_MAX_WORDS: usize = 20;
+/// A note that only arranges a call or meeting is at most this long.
+pub const SCHEDULING_MAX_WORDS: usize = 80;
 
 /// Largest raw duration recorded on an entry: one day.
 pub const MAX_RAW_MINUTES: f64 = 24.0 * 60.0;
@@ -606,6 +608,13 @@ fn no_work(email: &Email, settings: &Settings, owner: bool, m: &ClientMatch<'_>)
     if words <= CLERICAL_MAX_WORDS && duration::is_clerical(text) {
         return Some(
             "a short clerical note (faxing, copies, contact details) is not billable work".into(),
+        );
+    }
+    let short = words <= SCHEDULING_MAX_WORDS;
+    if short && duration::is_scheduling(text) && duration::meeting_request_minutes(text).is_none() {
+        return Some(
+            "a note arranging a call or meeting: the meeting is the work, billed when it happens"
+                .into(),
         );
     }
     if m.address.is_none() && looks_like_bulk(email) {

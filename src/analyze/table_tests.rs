@@ -781,6 +781,13 @@ fn rows() -> Vec<Row> {
             none.clone(),
             Want::NotBillable,
         ),
+        row(
+            "a meeting request without a time range is not a six-minute email",
+            received("jane@acme.com").text("Can we meet Tuesday to go through the renewal terms?"),
+            none.clone(),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("arranging a call or meeting")]),
         // ── clients found beyond the counterparts ──────────────────────────────
         row(
             "a client only in the forwarded history waits for review",
