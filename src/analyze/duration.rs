@@ -54,6 +54,62 @@ pub fn amount(billed_minutes: u32, hourly_rate: f64) -> f64 {
     }
 }
 
+/// `When: Thursday, January 31, 2002 10:30 AM-11:00 AM (GMT-06:00)`: the text an
+/// Outlook or Notes meeting request carries when the calendar part is gone, and the
+/// `Wann:`/`Quand :` forms.
+static WHEN_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?im)^\s*(?:when|wann|quand|cuándo)\s*:.*?\b(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?\s*(?:-|–|to|bis|à)\s*(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?\b",
+    )
+    .unwrap_or_else(|e| panic!("when pattern: {e}"))
+});
+
+/// The length of the meeting a text-only meeting request schedules, from its
+/// `When:` line (`10:30 AM-11:00 AM`, `14:00–15:30`); `None` without one, or when the
+/// times do not make a range of at most a day.
+pub fn meeting_request_minutes(text: &str) -> Option<f64> {
+    let c = WHEN_LINE.captures(text)?;
+    let num = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u32>().ok());
+    let (h1, m1, h2, m2) = (num(1)?, num(2).unwrap_or(0), num(4)?, num(5).unwrap_or(0));
+    let ampm = |i: usize| c.get(i).map(|m| m.as_str().to_ascii_lowercase());
+    // "10:30-11:00 AM": a missing first half-day marker is the second's.
+    let (p1, p2) = (ampm(3).or_else(|| ampm(6)), ampm(6));
+    let to24 = |h: u32, p: &Option<String>| match p.as_deref() {
+        Some("pm") if h < 12 => h + 12,
+        Some("am") if h == 12 => 0,
+        _ => h,
+    };
+    if h1 > 23 || h2 > 23 || m1 > 59 || m2 > 59 {
+        return None;
+    }
+    let start = to24(h1, &p1) * 60 + m1;
+    let end = to24(h2, &p2) * 60 + m2;
+    (end > start).then(|| f64::from(end - start))
+}
+
+/// A note that arranges a call or meeting ("can we meet Tuesday 2-2:30?", "we have
+/// tentatively scheduled a conference call for Thursday"), in English or German.
+static SCHEDULING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(can we|could we|shall we|let's|are you (free|available)|tentatively|(have|has|i've|we've) (scheduled|set up)|können wir|wollen wir)\b.{0,80}\b(meet|meeting|call|conference|termin|telefonat)\b")
+        .unwrap_or_else(|e| panic!("scheduling pattern: {e}"))
+});
+
+/// Whether a text arranges a call or meeting: the meeting is the work, not the note.
+pub fn is_scheduling(text: &str) -> bool {
+    SCHEDULING.is_match(text)
+}
+
+/// Clerical requests a lawyer does not bill: faxing, copies, courier, contact details.
+static CLERICAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(fax|faxed|faxing|a copy|copies|courier|fedex|fax number|phone number|contact (details|information|info)|calendar access)\b")
+        .unwrap_or_else(|e| panic!("clerical pattern: {e}"))
+});
+
+/// Whether a (short) text asks for or announces clerical work only.
+pub fn is_clerical(text: &str) -> bool {
+    CLERICAL.is_match(text)
+}
+
 /// Whitespace-separated words, as `Email::new_words` counts them.
 pub fn words(text: &str) -> usize {
     text.split_whitespace().count()
@@ -133,7 +189,24 @@ pub fn stated_work(text: &str) -> Option<StatedTime> {
         let clause = clause_of(&lower, m.start(), m.end());
         let before = &lower[..m.start()];
         let after = &lower[m.end()..];
-        if !work_context(sentence, after) || is_plan(before, after, clause) {
+        // "4,000 hours": the match is the tail of a larger number, not a duration.
+        let mut back = before.chars().rev();
+        if matches!(back.next(), Some(',' | '.')) && back.next().is_some_and(|c| c.is_ascii_digit())
+        {
+            continue;
+        }
+        let sentence_at = sentence.as_ptr() as usize - lower.as_ptr() as usize;
+        let opens_sentence = sentence
+            .get(..m.start().saturating_sub(sentence_at))
+            .unwrap_or("")
+            .split_whitespace()
+            .all(|w| {
+                matches!(
+                    w,
+                    "about" | "around" | "roughly" | "another" | "just" | "over"
+                )
+            });
+        if !work_context(sentence, after, opens_sentence) || is_plan(before, after, clause) {
             continue;
         }
         if has_word(clause, &["total", "altogether", "overall"]) || clause.contains("in all") {
@@ -365,11 +438,18 @@ const LOOKING_BACK: &[&str] = &[
     "during",
 ];
 
-fn work_context(sentence: &str, after: &str) -> bool {
+/// Whether the sentence reports work the writer did. A mention followed by `on`, `of`
+/// or a gerund counts only when it opens its sentence (a diary line: "2 hours on the
+/// lease."); inside a sentence it is mostly a number about something else ("staff
+/// completed 20 hours of training").
+fn work_context(sentence: &str, after: &str, opens_sentence: bool) -> bool {
     if has_word(sentence, WORK_DONE)
         || (has_word(sentence, WORK_KIND) && has_word(sentence, LOOKING_BACK))
     {
         return true;
+    }
+    if !opens_sentence {
+        return false;
     }
     // "2 hours on the lease", "3 hours of edits", "an hour reviewing …"
     let next = after.split_whitespace().next().unwrap_or("");
@@ -671,6 +751,9 @@ mod tests {
             "This is a 2 hour drive.",
             "No duration here at all.",
             "We are 5 minutes late.",
+            "Staff completed 20 hours of training this year.",
+            "The turbines have logged 4,000 hours on the new blades.",
+            "Their team put 1,500 hours into the audit.",
         ] {
             assert_eq!(stated_minutes(text), None, "{text}");
         }
@@ -712,5 +795,42 @@ mod tests {
     fn words_count_whitespace_separated_tokens() {
         assert_eq!(words("  one two\nthree  "), 3);
         assert_eq!(words(""), 0);
+    }
+
+    #[test]
+    fn a_when_line_gives_the_requested_meeting_length() {
+        let when = |t: &str| meeting_request_minutes(t);
+        assert_eq!(
+            when(
+                "When: Thursday, January 31, 2002 10:30 AM-11:00 AM (GMT-06:00) Central Time.\nWhere: Room 4"
+            ),
+            Some(30.0)
+        );
+        assert_eq!(
+            when("Wann: Dienstag, 3. Juni 2025 14:00–15:30 (UTC+01:00)"),
+            Some(90.0)
+        );
+        assert_eq!(when("when: 11:30 am to 1 pm"), Some(90.0));
+        assert_eq!(when("We meet Tuesday 2-3."), None);
+        assert_eq!(when("When: 3 PM-2 PM"), None);
+    }
+
+    #[test]
+    fn scheduling_notes_are_recognised() {
+        assert!(is_scheduling("Can we meet Tuesday 2-2:30?"));
+        assert!(is_scheduling(
+            "We have tentatively scheduled a conference call for Thursday at 1:30."
+        ));
+        assert!(is_scheduling("Können wir am Montag einen Termin machen?"));
+        assert!(!is_scheduling(
+            "After our call I revised section 4; see attached."
+        ));
+    }
+
+    #[test]
+    fn clerical_requests_are_recognised() {
+        assert!(is_clerical("Please fax the agreement to 646-758-4411"));
+        assert!(is_clerical("Do you need a copy of this?"));
+        assert!(!is_clerical("The indemnity cap should be 2x fees."));
     }
 }

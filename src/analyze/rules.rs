@@ -22,6 +22,21 @@ pub const CONFIDENCE_DOMAIN: f64 = 0.85;
 /// Confidence of a Subject keyword match: below the default `min_confidence` (0.5) on
 /// purpose, so such entries wait for review.
 pub const CONFIDENCE_KEYWORD: f64 = 0.4;
+/// Confidence of a client found only in the quoted or forwarded history: work for
+/// the client is likely, but it waits for review.
+pub const CONFIDENCE_THREAD: f64 = 0.3;
+
+/// Replies this short with no question and nothing attached are acknowledgements
+/// ("will do", "ok, thanks"): nothing to read or do.
+pub const ACK_MAX_WORDS_RECEIVED: usize = 12;
+/// The owner's own acknowledgements ("ok.", "will do", "thanks") are shorter.
+pub const ACK_MAX_WORDS_SENT: usize = 5;
+/// The owner's forward with at most this many words ("FYI", "see below") adds no work.
+pub const BARE_FORWARD_MAX_WORDS: usize = 6;
+/// A clerical note (fax it, a copy, contact details) is at most this long.
+pub const CLERICAL_MAX_WORDS: usize = 20;
+/// A note that only arranges a call or meeting is at most this long.
+pub const SCHEDULING_MAX_WORDS: usize = 80;
 
 /// Largest raw duration recorded on an entry: one day.
 pub const MAX_RAW_MINUTES: f64 = 24.0 * 60.0;
@@ -51,6 +66,9 @@ pub enum MatchedBy {
     Domain(String),
     /// No address matched; this keyword is a whole word of the Subject.
     Keyword(String),
+    /// Nothing else matched; an address of the quoted or forwarded history has this
+    /// client domain (or is one of the client's addresses).
+    Thread(String),
 }
 
 /// A client and the evidence for it.
@@ -71,6 +89,7 @@ impl ClientMatch<'_> {
             MatchedBy::Address => CONFIDENCE_ADDRESS,
             MatchedBy::Domain(_) => CONFIDENCE_DOMAIN,
             MatchedBy::Keyword(_) => CONFIDENCE_KEYWORD,
+            MatchedBy::Thread(_) => CONFIDENCE_THREAD,
         }
     }
 
@@ -87,6 +106,9 @@ impl ClientMatch<'_> {
                     "no client's address; client {name} by the keyword \"{k}\" in the subject, a weaker match"
                 )
             }
+            (MatchedBy::Thread(a), _) => format!(
+                "no counterpart or subject keyword; client {name} by {a} in the quoted or forwarded mail, a weaker match"
+            ),
             (_, None) => format!("client {name}"),
         }
     }
@@ -157,6 +179,33 @@ pub fn match_client<'a>(email: &Email, settings: &'a Settings) -> Option<ClientM
         .into_iter()
         .find_map(|a| client_for_address(a, settings))
         .or_else(|| keyword_match(&email.subject, settings))
+        .or_else(|| thread_match(email, settings))
+}
+
+/// The first address of the quoted or forwarded history that belongs to a client.
+/// The person is not a counterpart of this message, so the match keeps no address.
+fn thread_match<'a>(email: &Email, settings: &'a Settings) -> Option<ClientMatch<'a>> {
+    email
+        .thread_addresses
+        .iter()
+        .filter(|a| !settings.is_mine(&a.email) && !settings.is_personal_contact(&a.email))
+        .find_map(|a| client_for_address(a, settings))
+        .map(|m| ClientMatch {
+            client: m.client,
+            by: MatchedBy::Thread(m.address.map(|a| a.email).unwrap_or_default()),
+            address: None,
+        })
+}
+
+/// The personal contact among the message's people, if any (SPEC §3b: mail to or
+/// from them is never billed, in either direction).
+fn personal_contact<'e>(email: &'e Email, settings: &Settings) -> Option<&'e Address> {
+    email
+        .from
+        .iter()
+        .chain(email.to.iter())
+        .chain(email.cc.iter())
+        .find(|a| settings.is_personal_contact(&a.email))
 }
 
 /// The first client (in settings order) with a keyword that is a whole word of the
@@ -205,6 +254,17 @@ fn contains_whole_word(hay: &str, needle: &str) -> bool {
 ///   no client: it only removes an entry with the same UID if there is one.
 pub fn analyze(email: &Email, settings: &Settings) -> Analysis {
     let mut reasons = Vec::new();
+    if let Some(a) = personal_contact(email, settings) {
+        reasons.push(format!(
+            "{} is one of your personal contacts: their mail is never billed",
+            a.email
+        ));
+        return Analysis {
+            message_id: email.id.clone(),
+            outcome: Outcome::NotBillable,
+            reasons,
+        };
+    }
     let calendar_outcome = email
         .calendar
         .as_ref()
@@ -400,6 +460,11 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
         reasons.push("the message has no usable Date header, so there is no work date".into());
         return Outcome::NotBillable;
     };
+    if let Some(why) = no_work(email, settings, owner, &m) {
+        reasons.push(format!("matched {}", m.describe()));
+        reasons.push(why);
+        return Outcome::NotBillable;
+    }
     let date = local_date(date, settings);
     let subject = clean_subject(&email.subject);
     let re = if subject.is_empty() {
@@ -415,7 +480,23 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
         (None, Some(a)) => display_name(a),
         (None, None) => client.clone(),
     };
-    let (activity, raw, description) = if owner {
+    let requested = if email.calendar.is_none() {
+        duration::meeting_request_minutes(&email.new_text)
+    } else {
+        None
+    };
+    let (activity, raw, description) = if let Some(minutes) = requested {
+        reasons.push(format!(
+            "a meeting request with {}: its When: line gives {} min",
+            who_for_reason(&m, email, settings),
+            one_decimal(minutes)
+        ));
+        (
+            Activity::Meeting,
+            minutes,
+            format!("Meeting with {party}{re}"),
+        )
+    } else if owner {
         reasons.push(format!(
             "sent by you to {}",
             who_for_reason(&m, email, settings)
@@ -495,6 +576,92 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
         raw,
         reasons,
     ))
+}
+
+/// Why a matched message holds no work to bill, or `None` when it may. Each rule is
+/// one kind of mail a careful biller leaves out; when in doubt they leave it in.
+fn no_work(email: &Email, settings: &Settings, owner: bool, m: &ClientMatch<'_>) -> Option<String> {
+    let words = email.new_words;
+    let text = email.new_text.as_str();
+    let subject = email.subject.trim_start().to_lowercase();
+    let forward = ["fw:", "fwd:", "wg:", "tr:"]
+        .iter()
+        .any(|p| subject.starts_with(p));
+    let reply = ["re:", "aw:", "sv:", "antw:"]
+        .iter()
+        .any(|p| subject.starts_with(p));
+    if owner && forward && words <= BARE_FORWARD_MAX_WORDS {
+        return Some(format!(
+            "your forward adds {words} word(s) of your own: passing on mail you already read is not new work"
+        ));
+    }
+    let ack_limit = if owner {
+        ACK_MAX_WORDS_SENT
+    } else {
+        ACK_MAX_WORDS_RECEIVED
+    };
+    if reply && words <= ack_limit && !text.contains('?') && email.attachments == 0 {
+        return Some(format!(
+            "a {words}-word reply with no question and nothing attached is an acknowledgement, with nothing to read or do"
+        ));
+    }
+    if words <= CLERICAL_MAX_WORDS && duration::is_clerical(text) {
+        return Some(
+            "a short clerical note (faxing, copies, contact details) is not billable work".into(),
+        );
+    }
+    let short = words <= SCHEDULING_MAX_WORDS;
+    if short && duration::is_scheduling(text) && duration::meeting_request_minutes(text).is_none() {
+        return Some(
+            "a note arranging a call or meeting: the meeting is the work, billed when it happens"
+                .into(),
+        );
+    }
+    if m.address.is_none() && looks_like_bulk(email) {
+        return Some(
+            "it reads like a newsletter or digest and only a keyword names the client".into(),
+        );
+    }
+    let addressed = email
+        .to
+        .iter()
+        .chain(email.cc.iter())
+        .any(|a| settings.is_mine(&a.email));
+    if !owner && !addressed && !settings.my_addresses.is_empty() && m.address.is_none() {
+        return Some(
+            "you were not among the recipients (a blind copy) and no client's address is on it"
+                .into(),
+        );
+    }
+    None
+}
+
+/// Mail sent to many at once without List-* headers: an unsubscribe or browser-view
+/// line, a newsletter or digest banner, or no named recipient at all.
+fn looks_like_bulk(email: &Email) -> bool {
+    let text = email.new_text.to_lowercase();
+    let subject = email.subject.to_lowercase();
+    let undisclosed = email.to.is_empty() && email.cc.is_empty();
+    undisclosed
+        || [
+            "unsubscribe",
+            "view this email in your browser",
+            "view it in your browser",
+            "abmelden",
+            "se désabonner",
+            "se desinscrire",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
+        || [
+            "newsletter",
+            "digest",
+            "bulletin",
+            "weekly update",
+            "daily update",
+        ]
+        .iter()
+        .any(|w| subject.contains(w))
 }
 
 #[allow(clippy::too_many_arguments)]

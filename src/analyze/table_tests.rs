@@ -70,6 +70,15 @@ impl Mail {
         self.0.from = Some(addr(a));
         self
     }
+    fn to(mut self, list: &[&str]) -> Self {
+        self.0.to = list.iter().map(|a| addr(a)).collect();
+        self
+    }
+    /// Addresses of the quoted or forwarded history.
+    fn thread(mut self, list: &[&str]) -> Self {
+        self.0.thread_addresses = list.iter().map(|a| addr(a)).collect();
+        self
+    }
     fn cc(mut self, list: &[&str]) -> Self {
         self.0.cc = list.iter().map(|a| addr(a)).collect();
         self
@@ -664,6 +673,160 @@ fn rows() -> Vec<Row> {
             none.clone(),
             Want::NotBillable,
         ),
+        // ── mail with no work in it ────────────────────────────────────────────
+        row(
+            "a personal contact at a client is never billed, received",
+            received("golf.buddy@acme.com")
+                .subject("Saturday tee time")
+                .text("Are we still on for 8am? Bring the good clubs."),
+            json!({"personal_contacts": ["golf.buddy@acme.com"]}),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("personal contacts")]),
+        row(
+            "a personal contact at a client is never billed, sent",
+            sent(&["bob@beta.io", "sister@beta.io"]).subject("Save the date: our wedding"),
+            json!({"personal_contacts": ["*@beta.io"]}),
+            Want::NotBillable,
+        ),
+        row(
+            "an acknowledgement from the client is not billable",
+            received("jane@acme.com")
+                .subject("RE: Contract renewal")
+                .text("Will do, thanks."),
+            none.clone(),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("acknowledgement")]),
+        row(
+            "a German acknowledgement is not billable",
+            received("hans@beta.io")
+                .subject("AW: Rahmenvertrag")
+                .text("Danke, ist erledigt."),
+            none.clone(),
+            Want::NotBillable,
+        ),
+        row(
+            "a short reply with a question is read",
+            received("jane@acme.com")
+                .subject("RE: Contract renewal")
+                .text("Does clause 7 survive termination?"),
+            none.clone(),
+            entry("Acme", RECV, DAY, 6),
+        ),
+        row(
+            "the owner's own \"ok.\" is not billable",
+            sent(&["jane@acme.com"]).subject("Re: Contract renewal").text("ok."),
+            none.clone(),
+            Want::NotBillable,
+        ),
+        row(
+            "the owner's bare FYI forward is not billable",
+            sent(&["bob@acme.com"])
+                .subject("FW: Contract renewal")
+                .text("FYI - see below."),
+            none.clone(),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("forward")]),
+        row(
+            "the owner's forward with advice of their own is billed",
+            sent(&["bob@acme.com"]).subject("Fwd: Contract renewal").text(
+                "Bob, their change to the notice clause is fine but we cannot accept the new cap; I suggest we hold at two times fees.",
+            ),
+            none.clone(),
+            entry("Acme", SENT, DAY, 6),
+        ),
+        row(
+            "a one-line fax request is clerical",
+            received("paralegal@beta.io")
+                .subject("Signed agreement")
+                .text("Please fax the signed agreement to 212-555-0100 and 212-555-0111"),
+            none.clone(),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("clerical")]),
+        row(
+            "a keyword-only message the owner was blind-copied on is not billable",
+            received("assistant@lawfirm.com")
+                .to(&["ops@lawfirm.com"])
+                .subject("Widget confirmation form"),
+            none.clone(),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("blind copy")]),
+        row(
+            "a keyword-only message the owner is copied on waits for review",
+            received("assistant@lawfirm.com")
+                .to(&["ops@lawfirm.com"])
+                .cc(&[ME])
+                .subject("Widget confirmation form"),
+            none.clone(),
+            review("Acme", RECV, DAY, 6),
+        ),
+        row(
+            "a keyword-only newsletter without List headers is not billable",
+            received("editor@legalnews.example")
+                .subject("Weekly digest: Widget litigation round-up")
+                .text("This week in Widget litigation: three new filings. To unsubscribe, reply STOP."),
+            none.clone(),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("newsletter")]),
+        row(
+            "a keyword-only circular to undisclosed recipients is not billable",
+            received("desk@exchange.example")
+                .to(&[])
+                .subject("Falcon contract margin changes"),
+            none.clone(),
+            Want::NotBillable,
+        ),
+        row(
+            "a meeting request without a time range is not a six-minute email",
+            received("jane@acme.com").text("Can we meet Tuesday to go through the renewal terms?"),
+            none.clone(),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("arranging a call or meeting")]),
+        // ── clients found beyond the counterparts ──────────────────────────────
+        row(
+            "a client only in the forwarded history waits for review",
+            received("colleague@lawfirm.com")
+                .subject("FW: new account agreement")
+                .thread(&["me@lawfirm.com", "ops@beta.io"])
+                .text("Can you look at their changes before Friday?"),
+            none.clone(),
+            review("Beta", RECV, DAY, 6),
+        )
+        .also(&[Also::Confidence(0.3), Also::Reason("quoted or forwarded")]),
+        row(
+            "a counterpart match wins over the quoted history",
+            received("jane@acme.com").thread(&["ops@beta.io"]),
+            none.clone(),
+            entry("Acme", RECV, DAY, 6),
+        ),
+        row(
+            "a client's affiliate domain from aliases matches like a domain",
+            received("trader@jaron.com"),
+            json!({"clients": [{"name": "Goldman Sachs", "domains": ["gs.com"], "aliases": ["jaron.com", "J. Aron"]}]}),
+            entry("Goldman Sachs", RECV, DAY, 6),
+        ),
+        row(
+            "a client's affiliate name from aliases matches the subject like a keyword",
+            received("ops@lawfirm.com").subject("RE: J. Aron authorization to sign"),
+            json!({"clients": [{"name": "Goldman Sachs", "domains": ["gs.com"], "aliases": ["J. Aron"]}]}),
+            review("Goldman Sachs", RECV, DAY, 6),
+        ),
+        // ── meeting requests without a calendar part ───────────────────────────
+        row(
+            "a text-only meeting request is a meeting of its When: length",
+            received("jane@acme.com")
+                .subject("Updated: contract renewal call")
+                .text("When: Tuesday, November 24, 2026 2:00 PM-2:30 PM (GMT-05:00) Eastern Time.\nWhere: Conference room B"),
+            none.clone(),
+            entry("Acme", Activity::Meeting, DAY, 30),
+        )
+        .also(&[Also::Raw(30.0)]),
         // ── triage: automated mail is never billable, even from a client ───────
         row(
             "List-Unsubscribe",

@@ -51,6 +51,9 @@ pub struct Email {
     pub new_text: String,
     /// Words in `new_text`.
     pub new_words: usize,
+    /// Addresses written in the body outside `new_text`: the quoted or forwarded
+    /// history's headers and attributions (at most `mail::parse::MAX_THREAD_ADDRESSES`).
+    pub thread_addresses: Vec<Address>,
     /// Attachments a person would open (not inline images, signatures or invites).
     pub attachments: usize,
     /// The text/calendar part, if any.

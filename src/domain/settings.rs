@@ -46,6 +46,10 @@ pub struct ClientRule {
     /// Hourly rate for this client; null uses default_hourly_rate.
     #[serde(default)]
     pub hourly_rate: Option<f64>,
+    /// Other names or domains the client goes by (an affiliate, a former name): a
+    /// domain (`jaron.com`) matches like `domains`, a name like a Subject keyword.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// Every setting, valid by construction. Serialized whole by `configure_time_tracking`.
@@ -62,6 +66,9 @@ pub struct Settings {
     pub currency: String,
     pub clients: Vec<ClientRule>,
     pub ignore_senders: Vec<String>,
+    /// Friends and family, who may also work at a client: mail to or from them is
+    /// never billed.
+    pub personal_contacts: Vec<String>,
     pub default_query: Option<String>,
     pub min_confidence: f64,
     pub max_entry_minutes: u32,
@@ -82,6 +89,7 @@ impl Default for Settings {
             currency: "USD".to_owned(),
             clients: Vec::new(),
             ignore_senders: Vec::new(),
+            personal_contacts: Vec::new(),
             default_query: None,
             min_confidence: 0.5,
             max_entry_minutes: 480,
@@ -125,6 +133,10 @@ pub struct SettingsPatch {
     /// Senders never billed: name@domain or *@domain.
     #[serde(default)]
     pub ignore_senders: Option<Vec<String>>,
+    /// People whose mail is never billed, either way (friends, family, even at a
+    /// client): name@domain or *@domain.
+    #[serde(default)]
+    pub personal_contacts: Option<Vec<String>>,
     /// Gmail query used when a scan gives none; empty string clears it.
     #[serde(default)]
     pub default_query: Option<String>,
@@ -219,6 +231,11 @@ fn domain(field: &str, d: &str) -> Result<String, SettingsError> {
     Ok(d)
 }
 
+/// An alias with a dot and no white space (`jaron.com`, `@jaron.com`) is a domain.
+fn is_domain_alias(a: &str) -> bool {
+    a.contains('.') && !a.contains(char::is_whitespace) && !a.ends_with('.')
+}
+
 impl ClientRule {
     fn validated(self, i: usize) -> Result<ClientRule, SettingsError> {
         let at = |f: &str| format!("clients[{i}].{f}");
@@ -250,6 +267,30 @@ impl ClientRule {
             .matter
             .map(|m| m.trim().to_owned())
             .filter(|m| !m.is_empty());
+        let mut domains: Vec<String> = domains;
+        let mut keywords = keywords;
+        for a in self
+            .aliases
+            .iter()
+            .map(|a| a.trim())
+            .filter(|a| !a.is_empty())
+        {
+            // Stored settings hold the aliases already added, so adding is idempotent.
+            if is_domain_alias(a) {
+                let d = domain(&at("aliases"), a)?;
+                if !domains.contains(&d) {
+                    domains.push(d);
+                }
+            } else if !keywords.iter().any(|k| k == a) {
+                keywords.push(a.to_owned());
+            }
+        }
+        let aliases = self
+            .aliases
+            .iter()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
         Ok(ClientRule {
             name,
             domains,
@@ -257,6 +298,7 @@ impl ClientRule {
             keywords,
             matter,
             hourly_rate,
+            aliases,
         })
     }
 
@@ -329,6 +371,12 @@ impl Settings {
                 .map(|a| address("ignore_senders", a, true))
                 .collect::<Result<_, _>>()?;
         }
+        if let Some(list) = patch.personal_contacts {
+            s.personal_contacts = list
+                .iter()
+                .map(|a| address("personal_contacts", a, true))
+                .collect::<Result<_, _>>()?;
+        }
         if let Some(q) = patch.default_query {
             let q = q.trim().to_owned();
             s.default_query = (!q.is_empty()).then_some(q);
@@ -378,6 +426,7 @@ impl Settings {
             currency: Some(self.currency.clone()),
             clients: Some(self.clients.clone()),
             ignore_senders: Some(self.ignore_senders.clone()),
+            personal_contacts: Some(self.personal_contacts.clone()),
             default_query: Some(self.default_query.clone().unwrap_or_default()),
             min_confidence: Some(self.min_confidence),
             max_entry_minutes: Some(self.max_entry_minutes.into()),
@@ -401,19 +450,28 @@ impl Settings {
 
     /// Whether `email` (lower-case) matches an `ignore_senders` entry.
     pub fn is_ignored_sender(&self, email: &str) -> bool {
-        self.ignore_senders
-            .iter()
-            .any(|pat| match pat.strip_prefix("*@") {
-                Some(domain) => email
-                    .rsplit_once('@')
-                    .is_some_and(|(_, d)| d == domain || d.ends_with(&format!(".{domain}"))),
-                None => pat == email,
-            })
+        matches_any(&self.ignore_senders, email)
+    }
+
+    /// Whether `email` (lower-case) matches a `personal_contacts` entry.
+    pub fn is_personal_contact(&self, email: &str) -> bool {
+        matches_any(&self.personal_contacts, email)
     }
 
     pub fn client(&self, name: &str) -> Option<&ClientRule> {
         self.clients.iter().find(|c| c.name == name)
     }
+}
+
+/// Whether `email` equals one of `patterns` or is in the domain of a `*@domain` one
+/// (subdomains included).
+fn matches_any(patterns: &[String], email: &str) -> bool {
+    patterns.iter().any(|pat| match pat.strip_prefix("*@") {
+        Some(domain) => email
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| d == domain || d.ends_with(&format!(".{domain}"))),
+        None => pat == email,
+    })
 }
 
 #[cfg(test)]
@@ -506,5 +564,43 @@ mod tests {
         assert!(!s.is_ignored_sender("x@notexample.org"));
         assert!(s.is_ignored_sender("bot@acme.com"));
         assert!(!s.is_ignored_sender("jane@acme.com"));
+    }
+
+    #[test]
+    fn personal_contacts_are_validated_and_matched_like_ignore_senders() {
+        let s = Settings::default()
+            .apply(patch(serde_json::json!({
+                "personal_contacts": ["Golf.Buddy@Acme.com", "*@family.net"]
+            })))
+            .unwrap();
+        assert!(s.is_personal_contact("golf.buddy@acme.com"));
+        assert!(s.is_personal_contact("mum@home.family.net"));
+        assert!(!s.is_personal_contact("jane@acme.com"));
+        let err = Settings::default()
+            .apply(patch(
+                serde_json::json!({"personal_contacts": ["not an address"]}),
+            ))
+            .unwrap_err();
+        assert_eq!(err.field, "personal_contacts");
+    }
+
+    #[test]
+    fn client_aliases_add_domains_and_names() {
+        let s = Settings::default()
+            .apply(patch(serde_json::json!({"clients": [
+                {"name": "Goldman Sachs", "domains": ["gs.com"], "aliases": ["J. Aron", "@JAron.com"]}
+            ]})))
+            .unwrap();
+        let c = &s.clients[0];
+        assert_eq!(c.domains, vec!["gs.com", "jaron.com"]);
+        assert_eq!(c.keywords, vec!["J. Aron"]);
+        let again = Settings::from_json(serde_json::to_value(s.to_patch()).unwrap()).unwrap();
+        assert_eq!(again, s);
+        let err = Settings::default()
+            .apply(patch(serde_json::json!({"clients": [
+                {"name": "A", "aliases": ["bad..domain"]}
+            ]})))
+            .unwrap_err();
+        assert_eq!(err.field, "clients[0].aliases");
     }
 }

@@ -148,7 +148,7 @@ fn every_tool_answers_with_the_specified_fields_and_a_rescan_adds_nothing() {
         }
     }
 
-    let raw = "From: Jane Cooper <jane.cooper@acme.com>\r\nTo: alex@morganlegal.com\r\nSubject: Quick question\r\nDate: Tue, 24 Nov 2026 10:00:00 -0500\r\nMessage-ID: <quick-q@acme.com>\r\n\r\nCan we move the call to Thursday?\r\n";
+    let raw = "From: Jane Cooper <jane.cooper@acme.com>\r\nTo: alex@morganlegal.com\r\nSubject: Quick question\r\nDate: Tue, 24 Nov 2026 10:00:00 -0500\r\nMessage-ID: <quick-q@acme.com>\r\n\r\nCould you confirm the indemnity cap in section 7 before we sign?\r\n";
     let analysis = app.tool(&mbox, "analyze_time_entry", &json!({"raw_email": raw}));
     assert_eq!(analysis["message_id"], "quick-q@acme.com");
     assert_eq!(analysis["entry"]["client"], "Acme Corp");

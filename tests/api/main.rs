@@ -15,6 +15,7 @@ mod llm;
 mod mbox_gen;
 mod mcp;
 mod postgres;
+mod real_dev;
 mod scan;
 mod services;
 mod store_suite;

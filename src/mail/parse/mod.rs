@@ -30,11 +30,14 @@ pub use calendar::parse_calendar;
 pub(crate) use headers::header_text;
 use headers::{automation_headers, first_reference, message_date, to_address};
 pub use headers::{local_id, raw_from_bytes, sha256_hex, split_labels};
-pub use quote::{count_words, strip_quoted};
+pub use quote::{count_words, strip_quoted, thread_addresses};
 
 /// The most text of one message that reaches an analyzer (64 KiB). Longer new text is
 /// cut at a character boundary so oversized mail never reaches an LLM whole.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// The most addresses kept from a message's quoted history.
+pub const MAX_THREAD_ADDRESSES: usize = 50;
 
 /// Parses one message. `raw.id`, `raw.thread_id` and `raw.labels` come from the source
 /// and win over what the headers say.
@@ -60,6 +63,7 @@ pub fn parse_email(raw: &RawEmail) -> Result<Email, MailError> {
     let body = body_text(&msg);
     let new_text = truncate_at_char_boundary(&strip_quoted(&body), MAX_TEXT_BYTES).to_owned();
     let new_words = count_words(&new_text);
+    let thread_addresses = thread_addresses(&body, &new_text, MAX_THREAD_ADDRESSES);
 
     Ok(Email {
         id: raw.id.clone(),
@@ -81,6 +85,7 @@ pub fn parse_email(raw: &RawEmail) -> Result<Email, MailError> {
         automation: automation_headers(&msg, bytes),
         new_text,
         new_words,
+        thread_addresses,
         attachments: count_attachments(&msg),
         calendar: find_calendar(&msg),
         content_hash: sha256_hex(bytes),

@@ -5,6 +5,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::domain::Address;
+
 /// Whitespace-separated tokens with at least one letter or digit.
 pub fn count_words(text: &str) -> usize {
     if !text.is_ascii() {
@@ -59,6 +61,60 @@ static MOBILE_FOOTER: LazyLock<Regex> = LazyLock::new(|| {
     .unwrap_or_else(|_| unreachable!("static regex"))
 });
 
+/// Lotus Notes' attribution: `"Doe, Jane" <jane@x.com> on 05/08/2000 06:41:00 AM`,
+/// `Jane Doe/HOU/ECT on 02/04/2000 11:08 AM`.
+static LOTUS_ON: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)^(?P<who>.{1,160}?)\s+on\s+\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}(?::\d{2})?\s*(?:am|pm)?\s*$"#)
+        .unwrap_or_else(|_| unreachable!("static regex"))
+});
+/// A line that ends in a Lotus Notes timestamp (`Jane Doe   11/08/2001 10:54 AM`).
+static ENDS_DATED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\S\s+\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}(?::\d{2})?\s*(?:am|pm)\s*$")
+        .unwrap_or_else(|_| unreachable!("static regex"))
+});
+/// `----- Forwarded by Jane Doe/HOU/ECT on 02/04/2000 11:08 AM -----`.
+static FORWARDED_BY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^-{2,}\s*forwarded by\b").unwrap_or_else(|_| unreachable!("static regex"))
+});
+/// The first line of a legal disclaimer: nobody drafts it for this message.
+static DISCLAIMER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\W*(this (e-?mail|message|communication|transmission)\b.{0,200}\b(confidential|privileged|intended (only )?for|property of)|the information (contained )?in this (e-?mail|message|communication)|confidentiality (notice|note)|disclaimer\s*:|(diese (e-?mail|nachricht)|ce (message|courriel)|este (mensaje|correo)).{0,200}\b(vertraulich|confidentiel|confidencial))",
+    )
+    .unwrap_or_else(|_| unreachable!("static regex"))
+});
+/// A phone or fax line of a signature block (`Ph:  (713) 853-5620`, `+44 20 7123 4567`).
+static PHONE_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(?:\(?[a-z]{1,9}\)?\.?\s*:?\s*)?\+?[\d\s().-]{10,22}\d(?:\s*(?:\(?[a-z]{1,9}\)?|x\d{1,5}))?$",
+    )
+    .unwrap_or_else(|_| unreachable!("static regex"))
+});
+static EMAIL_IN_TEXT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+        .unwrap_or_else(|_| unreachable!("static regex"))
+});
+
+/// Addresses in `body` that `new_text` does not contain: the senders and recipients of
+/// the quoted or forwarded history, in order, lower-case, at most `max`.
+pub fn thread_addresses(body: &str, new_text: &str, max: usize) -> Vec<Address> {
+    if !body.contains('@') {
+        return Vec::new();
+    }
+    let new_text = new_text.to_ascii_lowercase();
+    let mut out: Vec<Address> = Vec::new();
+    for m in EMAIL_IN_TEXT.find_iter(body) {
+        let a = Address::new(None, m.as_str().trim_matches(['.', '\'']));
+        if out.len() >= max {
+            break;
+        }
+        if a.domain().contains('.') && !new_text.contains(&a.email) && !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
 /// The text written in this message: quoted lines (`>`), the `On … wrote:`
 /// attribution and everything after it, Outlook's `-----Original Message-----` and
 /// `From:/Sent:` blocks and what follows, a `____` separator and after, the signature
@@ -75,6 +131,8 @@ pub fn strip_quoted(text: &str) -> String {
         }
         kept.push(line.trim_end());
     }
+    drop_trailing_footers(&mut kept);
+    drop_contact_block(&mut kept);
     drop_trailing_footers(&mut kept);
     let start = kept
         .iter()
@@ -98,6 +156,32 @@ fn drop_trailing_footers(kept: &mut Vec<&str>) {
             break;
         }
     }
+}
+
+/// Lines a signature block may span above its first phone line (name, title,
+/// company, street, city).
+const MAX_SIGNATURE_LINES: usize = 6;
+
+/// A signature written out without `-- `: the short lines above the first phone or
+/// fax line near the end, up to a blank line or a sentence, and what follows.
+fn drop_contact_block(kept: &mut Vec<&str>) {
+    let tail_from = kept.len().saturating_sub(MAX_SIGNATURE_LINES + 4);
+    let Some(phone) = (tail_from..kept.len()).find(|&i| {
+        let t = kept[i].trim();
+        t.bytes().filter(u8::is_ascii_digit).count() >= 7 && PHONE_LINE.is_match(t)
+    }) else {
+        return;
+    };
+    let mut start = phone;
+    while start > 0 && phone - start < MAX_SIGNATURE_LINES {
+        let above = kept[start - 1].trim();
+        let sentence = above.ends_with(['.', '?', '!', ':', ';']) && !above.ends_with("Inc.");
+        if above.is_empty() || above.len() > 60 || sentence {
+            break;
+        }
+        start -= 1;
+    }
+    kept.truncate(start);
 }
 
 /// A line of the body as the cut rules see it.
@@ -128,6 +212,53 @@ fn is_cut_line(lines: &[&str], i: usize) -> bool {
         || is_original_message_banner(&line)
         || is_attribution(&line)
         || is_outlook_header_block(&line)
+        || is_lotus_header(&line)
+        || is_disclaimer(&line)
+}
+
+/// The first line of a legal disclaimer. Its first word is checked before the regex,
+/// which stays off ordinary lines.
+fn is_disclaimer(line: &Line<'_>) -> bool {
+    let t = line.trimmed;
+    let word = t
+        .trim_start_matches(|c: char| !c.is_alphanumeric())
+        .split(|c: char| !c.is_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    t.len() > 20
+        && matches!(
+            word.as_str(),
+            "this" | "the" | "confidentiality" | "disclaimer" | "diese" | "ce" | "este"
+        )
+        && DISCLAIMER.is_match(t)
+}
+
+/// Lotus Notes history: `----- Forwarded by … -----`, the `… on 05/08/2000 06:41 AM`
+/// attribution (its author part holds an address, a Notes name `Jane/HOU/ECT` or a
+/// quoted name, so a sentence ending in a date is kept), and the `Jane Doe
+/// 11/08/2001 10:54 AM` header with a `To:` line below it.
+fn is_lotus_header(line: &Line<'_>) -> bool {
+    let t = line.trimmed;
+    if t.starts_with("--") && FORWARDED_BY.is_match(t) {
+        return true;
+    }
+    if !t.ends_with(['M', 'm', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
+        || !t.contains('/')
+    {
+        return false;
+    }
+    if let Some(c) = LOTUS_ON.captures(t) {
+        let who = c.name("who").map_or("", |m| m.as_str());
+        if who.contains(['@', '/', '"']) {
+            return true;
+        }
+    }
+    ENDS_DATED.is_match(t)
+        && line.after.iter().take(4).any(|l| {
+            let l = l.trim_start();
+            l.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("to:"))
+        })
 }
 
 /// The signature delimiter `-- ` (RFC 3676); many clients drop the space.
@@ -248,6 +379,51 @@ mod tests {
             strip_quoted("On my way.\n\nSent from my iPhone\n\nOn Tue, Ann wrote:\n> hi"),
             "On my way."
         );
+    }
+
+    #[test]
+    fn lotus_notes_attributions_and_forward_banners_end_the_new_text() {
+        let a = strip_quoted(
+            "ok. we will make the amendment\n\n\n\nJane.Doe@acme.com on 11/14/2001 11:09:12 AM\n\nTo:   Bob@beta.io\ncc:\n\nSubject:  RE: Guaranty\n\nLauri:\nWe are in the midst of it.",
+        );
+        assert_eq!(a, "ok. we will make the amendment");
+        let b = strip_quoted(
+            "See below.\n---------------------- Forwarded by Kay Mann/Corp/Enron on 02/04/2000 11:08 AM ---------------------------\nold",
+        );
+        assert_eq!(b, "See below.");
+        let c = strip_quoted(
+            "Thoughts?\n\n   Hans MULLER   11/08/2001 10:54 AM\n\n   To:   ann@acme.com\n   cc:\n   old text",
+        );
+        assert_eq!(c, "Thoughts?");
+        let d =
+            strip_quoted("Noted.\n\n\"Doe, Jane\" <jane@acme.com> on 05/08/2000 06:41:00 AM\nold");
+        assert_eq!(d, "Noted.");
+        // A sentence that ends in a date and time is the writer's.
+        let kept = "We can meet on 11/14/2001 10:00 AM";
+        assert_eq!(strip_quoted(kept), kept);
+    }
+
+    #[test]
+    fn disclaimers_and_contact_blocks_are_not_drafted_words() {
+        let a = strip_quoted(
+            "Please review the attached schedule.\n\nSara Doe\nWholesale Services\n1400 Smith Street, EB3801a\nHouston, TX  77002\nPh:  (713) 853-5620\nFax: (713) 646-3490",
+        );
+        assert_eq!(a, "Please review the attached schedule.");
+        let b = strip_quoted(
+            "Bitte prüfen.\n\nHans Müller\nRechtsabteilung\n+49 69 1234 5678\n\n**********\nThis e-mail and any attachments are confidential and may be privileged.\nIf you are not the intended recipient...",
+        );
+        assert_eq!(b, "Bitte prüfen.");
+        // A number inside a sentence is not a signature.
+        let c = "Call me on my cell, it is 713 555 0100 all day.";
+        assert_eq!(strip_quoted(c), c);
+    }
+
+    #[test]
+    fn thread_addresses_are_the_ones_outside_the_new_text() {
+        let body = "FYI, ask bob@beta.io.\n-----Original Message-----\nFrom: \"Doe, Jane\" <Jane.Doe@Acme.com>@ENRON\nSent: Monday\nTo: bob@beta.io; jane.doe@acme.com\n";
+        let got = thread_addresses(body, "FYI, ask bob@beta.io.", 10);
+        assert_eq!(got, vec![Address::new(None, "jane.doe@acme.com")]);
+        assert!(thread_addresses("no addresses", "", 10).is_empty());
     }
 
     #[test]
