@@ -227,11 +227,12 @@ impl Supabase {
                 "it was issued in the future (`iat`); check the clock of whoever signed it".into(),
             ));
         }
-        // The CLI's own user is never reachable through a token.
-        if claims.sub == UserId::local().as_str() {
+        // Supabase user ids are UUIDs; anything else (the CLI's own `local` user among
+        // them) is never reachable through a token.
+        if uuid::Uuid::parse_str(&claims.sub).is_err() {
             return Err(AuthError::Invalid(format!(
-                "its `sub` `{}` is reserved; sign in as a Supabase user",
-                claims.sub
+                "its `sub` ({}) is not a Supabase user id (a UUID); sign in as a Supabase user",
+                claims.sub.chars().take(40).collect::<String>()
             )));
         }
         Ok(UserId::new(claims.sub).with_token(token))

@@ -22,6 +22,12 @@ use crate::fake_openai::{Behaviour, FakeOpenAi};
 use crate::helpers::{TestApp, demo_settings, fixture};
 use crate::mbox_gen;
 
+/// Supabase user ids are UUIDs.
+const ALICE: &str = "a11ce000-0000-4000-8000-000000000001";
+const BOB: &str = "b0b00000-0000-4000-8000-000000000002";
+const FLOOD: &str = "f1000d00-0000-4000-8000-000000000003";
+const CALM: &str = "ca1a0000-0000-4000-8000-000000000004";
+
 pub const TOKEN: &str = "test-token-123";
 pub const JWT_SECRET: &str = "super-secret-jwt-signing-key-for-tests-only";
 
@@ -454,23 +460,23 @@ async fn requests_without_a_valid_token_get_401_but_health_needs_none() {
 
 #[tokio::test]
 async fn supabase_tokens_are_verified_and_each_user_sees_only_their_own_data() {
-    let s = spawn(supabase_config(), &["alice", "bob"]).await;
-    let alice = jwt("alice", JWT_SECRET, 3600, "authenticated");
-    let bob = jwt("bob", JWT_SECRET, 3600, "authenticated");
+    let s = spawn(supabase_config(), &[ALICE, BOB]).await;
+    let alice = jwt(ALICE, JWT_SECRET, 3600, "authenticated");
+    let bob = jwt(BOB, JWT_SECRET, 3600, "authenticated");
     let rejected = [
         (
             "forged",
-            jwt("alice", "some-other-secret", 3600, "authenticated"),
+            jwt(ALICE, "some-other-secret", 3600, "authenticated"),
             "signature",
         ),
         (
             "expired",
-            jwt("alice", JWT_SECRET, -3600, "authenticated"),
+            jwt(ALICE, JWT_SECRET, -3600, "authenticated"),
             "expired",
         ),
         (
             "wrong audience",
-            jwt("alice", JWT_SECRET, 3600, "anon"),
+            jwt(ALICE, JWT_SECRET, 3600, "anon"),
             "audience",
         ),
         ("not a JWT", "abc.def".to_owned(), "not a JWT"),
@@ -505,9 +511,9 @@ async fn a_flooding_user_gets_429_while_a_second_user_is_still_served() {
         user_rps: 2,
         ..supabase_config()
     };
-    let s = spawn(config, &["flood", "calm"]).await;
-    let flood = jwt("flood", JWT_SECRET, 3600, "authenticated");
-    let calm = jwt("calm", JWT_SECRET, 3600, "authenticated");
+    let s = spawn(config, &[FLOOD, CALM]).await;
+    let flood = jwt(FLOOD, JWT_SECRET, 3600, "authenticated");
+    let calm = jwt(CALM, JWT_SECRET, 3600, "authenticated");
     let mut limited = None;
     for _ in 0..20 {
         let r = s

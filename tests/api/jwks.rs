@@ -12,6 +12,12 @@ use serde_json::{Value, json};
 
 use crate::http::spawn;
 
+/// Supabase user ids are UUIDs.
+const CAROL: &str = "ca401000-0000-4000-8000-000000000005";
+const DAVE: &str = "da4e0000-0000-4000-8000-000000000006";
+const ERIN: &str = "e4140000-0000-4000-8000-000000000007";
+const FRANK: &str = "f4a4c000-0000-4000-8000-000000000008";
+
 /// A P-256 key made for these tests only (never used anywhere else).
 const TEST_EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgPDclM32CjKWpFf5V
@@ -64,12 +70,12 @@ async fn es256_tokens_verify_against_the_projects_jwks_which_is_cached_and_refet
         supabase_url: Some(project),
         ..ServerConfig::default()
     };
-    let s = spawn(config, &["carol"]).await;
+    let s = spawn(config, &[CAROL]).await;
 
     let (status, body) = s
         .post(
             "/v1/tools/list_time_entries",
-            &es256("carol", "k1"),
+            &es256(CAROL, "k1"),
             &json!({}),
         )
         .await;
@@ -77,7 +83,7 @@ async fn es256_tokens_verify_against_the_projects_jwks_which_is_cached_and_refet
     let (status, _) = s
         .post(
             "/v1/tools/list_time_entries",
-            &es256("carol", "k1"),
+            &es256(CAROL, "k1"),
             &json!({}),
         )
         .await;
@@ -90,7 +96,7 @@ async fn es256_tokens_verify_against_the_projects_jwks_which_is_cached_and_refet
     let (status, body) = s
         .post(
             "/v1/tools/list_time_entries",
-            &es256("carol", "k2"),
+            &es256(CAROL, "k2"),
             &json!({}),
         )
         .await;
@@ -101,7 +107,7 @@ async fn es256_tokens_verify_against_the_projects_jwks_which_is_cached_and_refet
     let (status, body) = s
         .post(
             "/v1/tools/list_time_entries",
-            &es256("carol", "bogus"),
+            &es256(CAROL, "bogus"),
             &json!({}),
         )
         .await;
@@ -130,7 +136,7 @@ async fn an_unreachable_jwks_is_a_503_that_says_to_retry_not_a_401() {
     let (status, body) = s
         .post(
             "/v1/tools/list_time_entries",
-            &es256("dave", "k1"),
+            &es256(DAVE, "k1"),
             &json!({}),
         )
         .await;
@@ -187,8 +193,8 @@ async fn a_slow_failing_jwks_does_not_slow_users_whose_key_is_known() {
         supabase_url: Some(project),
         ..ServerConfig::default()
     };
-    let s = Arc::new(spawn(config, &["erin"]).await);
-    let good = es256("erin", "k1");
+    let s = Arc::new(spawn(config, &[ERIN]).await);
+    let good = es256(ERIN, "k1");
     let timed = |s: Arc<crate::http::Server>, token: String| async move {
         let started = std::time::Instant::now();
         let (status, body) = s
@@ -210,7 +216,7 @@ async fn a_slow_failing_jwks_does_not_slow_users_whose_key_is_known() {
         tokio::spawn(async move {
             let mut bad = Vec::new();
             for i in 0..12 {
-                let token = es256("erin", &format!("forged-{i}"));
+                let token = es256(ERIN, &format!("forged-{i}"));
                 bad.push(tokio::spawn(timed(s.clone(), token)));
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
@@ -243,17 +249,17 @@ async fn a_slow_failing_jwks_does_not_slow_users_whose_key_is_known() {
 }
 
 #[tokio::test]
-async fn tokens_not_valid_yet_issued_in_the_future_or_naming_the_local_user_are_401() {
+async fn tokens_not_valid_yet_issued_in_the_future_or_not_naming_a_supabase_user_are_401() {
     let keys = Arc::new(Mutex::new(vec![jwk("k1")]));
     let project = fake_project(keys, Arc::new(AtomicUsize::new(0))).await;
     let config = ServerConfig {
         supabase_url: Some(project),
         ..ServerConfig::default()
     };
-    let s = spawn(config, &["frank"]).await;
+    let s = spawn(config, &[FRANK]).await;
     let now = jsonwebtoken::get_current_timestamp();
     let base =
-        json!({"sub": "frank", "aud": "authenticated", "role": "authenticated", "exp": now + 3600});
+        json!({"sub": FRANK, "aud": "authenticated", "role": "authenticated", "exp": now + 3600});
     let with = |k: &str, v: Value| {
         let mut c = base.clone();
         c[k] = v;
@@ -263,6 +269,7 @@ async fn tokens_not_valid_yet_issued_in_the_future_or_naming_the_local_user_are_
         ("nbf in an hour", with("nbf", json!(now + 3600))),
         ("iat in an hour", with("iat", json!(now + 3600))),
         ("the local user", with("sub", json!("local"))),
+        ("a sub that is not a UUID", with("sub", json!("frank"))),
     ] {
         let (status, body) = s
             .post("/v1/tools/list_time_entries", &token, &json!({}))
