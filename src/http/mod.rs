@@ -10,7 +10,6 @@ mod limits;
 mod openapi;
 mod tools;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -198,26 +197,144 @@ async fn metrics_text() -> Response {
         .into_response()
 }
 
+/// Connections served at once; beyond them a few more are kept for health checks.
+const MAX_CONNECTIONS: usize = 512;
+/// Connections past the limit that are looked at, at once, for a health check.
+const HEALTH_CONNECTIONS: usize = 32;
+/// How long a client may take to send a request's headers (idle keep-alive
+/// connections count: they wait for the next request's headers).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same for the connections kept for health checks.
+const HEALTH_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Runs `app` on `listener` until `shutdown` is cancelled; then running requests (a
 /// scan saving its chunks) get `grace` to finish before the server returns.
+///
+/// Slow or idle clients cannot take the server: each connection has a header-read
+/// timeout, at most [`MAX_CONNECTIONS`] are served at once, and past that a connection
+/// is served only when its first bytes ask for `/healthz` or `/readyz` (so a load
+/// balancer still sees the server alive); any other is closed at once.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let stopping = shutdown.clone();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { stopping.cancelled().await });
-    tokio::select! {
-        result = server => result,
-        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; stopping anyway");
-            Ok(())
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let normal = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let health = Arc::new(tokio::sync::Semaphore::new(HEALTH_CONNECTIONS));
+    let health_app = app.clone().layer(middleware::from_fn(health_only));
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors or a reset before accept: keep serving.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let (permit, health_check) = if let Ok(p) = normal.clone().try_acquire_owned() {
+            (p, false)
+        } else if let Ok(p) = health.clone().try_acquire_owned() {
+            (p, true)
+        } else {
+            metrics::global().inc(metrics::Counter::RateLimited, "connection");
+            drop(stream);
+            continue;
+        };
+        let app = if health_check {
+            health_app.clone()
+        } else {
+            app.clone()
+        };
+        let app = tower::ServiceExt::map_request(
+            app,
+            move |req: axum::http::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        );
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            // Past the limit only a health check is served: it asks at once.
+            if health_check && !asks_for_health(&stream).await {
+                metrics::global().inc(metrics::Counter::RateLimited, "connection");
+                return;
+            }
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(if health_check {
+                    HEALTH_HEADER_TIMEOUT
+                } else {
+                    HEADER_TIMEOUT
+                });
+            let conn = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(app),
+            );
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "requests still running after the grace period; stopping anyway"
+        );
+    }
+    Ok(())
+}
+
+/// Whether a connection's first bytes, sent within a moment, ask for `/healthz` or
+/// `/readyz`.
+async fn asks_for_health(stream: &tokio::net::TcpStream) -> bool {
+    let mut head = [0u8; 13];
+    let peeked = tokio::time::timeout(Duration::from_millis(300), async {
+        loop {
+            match stream.peek(&mut head).await {
+                Ok(n) if n >= head.len() => return true,
+                Ok(0) | Err(_) => return false,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
         }
+    })
+    .await;
+    peeked == Ok(true) && (head.starts_with(b"GET /healthz") || head.starts_with(b"GET /readyz"))
+}
+
+/// On a connection kept for health checks, everything but health is refused.
+async fn health_only(req: Request, next: Next) -> Response {
+    match req.uri().path() {
+        "/healthz" | "/readyz" => next.run(req).await,
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+            "the server is at its connection limit; retry shortly",
+        )
+            .into_response(),
     }
 }
 
