@@ -1,7 +1,5 @@
 //! Human output: each tool's typed `Output` as plain-text tables.
 
-use std::collections::BTreeMap;
-
 use crate::domain::{Settings, Summary, SummaryGroup, TimeEntry};
 use crate::migrate::Report;
 use crate::tools::{analyze, list, scan};
@@ -186,21 +184,27 @@ pub fn scan(v: &scan::Output) -> String {
                 v.entries_created - v.entries.len() as u64
             ));
         }
-        // Per-client totals of the entries shown.
-        let mut totals: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
-        for e in &v.entries {
-            let t = totals.entry(or_dash(e.client.as_deref())).or_default();
-            t.0 += 1;
-            t.1 += u64::from(e.billed_minutes);
-            t.2 += e.amount;
-        }
-        let mut rows: Vec<Vec<String>> = totals
+        // Per-client totals of everything this scan created or updated and kept.
+        let mut rows: Vec<Vec<String>> = v
+            .clients
             .iter()
-            .map(|(c, (k, m, a))| vec![c.clone(), k.to_string(), hours(*m), money(*a)])
+            .map(|g| {
+                vec![
+                    g.key.clone(),
+                    g.entries.to_string(),
+                    hours(g.billed_minutes),
+                    money(g.amount),
+                ]
+            })
             .collect();
         rows.push(vec![
             "total".into(),
-            v.entries_created.to_string(),
+            v.clients
+                .iter()
+                .filter(|g| g.currency == v.currency)
+                .map(|g| g.entries)
+                .sum::<u64>()
+                .to_string(),
             hours(v.billed_minutes),
             money(v.amount),
         ]);
@@ -208,12 +212,14 @@ pub fn scan(v: &scan::Output) -> String {
         out.push_str(&table(&["client", "entries", "billed", "amount"], &rows));
     }
     out.push_str(&format!(
-        "\n{} examined · {} already processed · {} automated · {} analyzed · {} new entries · {} not billable · {} errors · {} ms{}\n",
+        "\n{} examined · {} already processed · {} automated · {} analyzed · {} new entries · {} updated · {} removed · {} not billable · {} errors · {} ms{}\n",
         v.examined,
         v.skipped_already_processed,
         v.skipped_automated,
         v.analyzed,
         v.entries_created,
+        v.entries_updated,
+        v.entries_removed,
         v.not_billable,
         v.errors_total,
         v.elapsed_ms,

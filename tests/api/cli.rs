@@ -333,3 +333,185 @@ fn a_missing_mbox_file_is_a_clear_error() {
     );
     assert!(!run.stderr().contains("panicked"));
 }
+
+/// A calendar message between the generated mailbox's owner and a client.
+fn calendar(id: &str, method: &str, uid: &str, seq: u32, hours: (u32, u32), owner: bool) -> String {
+    let (from, to, partstat) = if owner {
+        ("owner@firm.example", "c1@acme.com", "DECLINED")
+    } else {
+        ("c1@acme.com", "owner@firm.example", "NEEDS-ACTION")
+    };
+    format!(
+        "From 1@xxx Mon Nov 02 09:00:00 +0000 2026\nFrom: {from}\nTo: {to}\nSubject: Call\nDate: Mon, 02 Nov 2026 09:00:00 -0500\nMessage-ID: <{id}>\nMIME-Version: 1.0\nContent-Type: text/calendar; method={method}\n\nBEGIN:VCALENDAR\nMETHOD:{method}\nBEGIN:VEVENT\nUID:{uid}\nSEQUENCE:{seq}\nDTSTART:20261103T{:02}0000Z\nDTEND:20261103T{:02}0000Z\nORGANIZER:mailto:c1@acme.com\nATTENDEE;PARTSTAT={partstat}:mailto:owner@firm.example\nSUMMARY:Call\nEND:VEVENT\nEND:VCALENDAR\n\n",
+        hours.0, hours.1
+    )
+}
+
+/// Four chunks of generated mail with an invite in the first, its update in the second
+/// and the owner's decline of another invite in the third.
+fn mailbox_with_meetings_changed_later(app: &TestApp) -> std::path::PathBuf {
+    let mut generated = Vec::new();
+    crate::mbox_gen::write_mbox(&mut generated, 800).expect("generate");
+    let generated = String::from_utf8(generated).expect("utf-8");
+    let mut messages: Vec<String> = Vec::new();
+    for line in generated.split_inclusive('\n') {
+        if line.starts_with("From 17") || messages.is_empty() {
+            messages.push(String::new());
+        }
+        messages.last_mut().expect("a message").push_str(line);
+    }
+    let (a, b) = ("totals-a@acme.com", "totals-b@acme.com");
+    let mut mbox = calendar("inv-a@acme.com", "REQUEST", a, 0, (15, 16), false);
+    mbox.push_str(&calendar(
+        "inv-b@acme.com",
+        "REQUEST",
+        b,
+        0,
+        (17, 18),
+        false,
+    ));
+    for (i, m) in messages.iter().enumerate() {
+        match i {
+            300 => mbox.push_str(&calendar(
+                "upd-a@acme.com",
+                "REQUEST",
+                a,
+                1,
+                (15, 18),
+                false,
+            )),
+            600 => mbox.push_str(&calendar(
+                "dec-b@firm.example",
+                "REPLY",
+                b,
+                0,
+                (17, 18),
+                true,
+            )),
+            _ => {}
+        }
+        mbox.push_str(m);
+    }
+    app.write("changed-meetings.mbox", &mbox)
+}
+
+#[test]
+fn the_scan_totals_are_what_the_summary_reports_after_later_chunks_change_meetings() {
+    let settings = crate::mbox_gen::SETTINGS;
+    let json_app = TestApp::new();
+    let mbox = mailbox_with_meetings_changed_later(&json_app);
+    let m = path_str(&mbox);
+    json_app.tool(
+        &mbox,
+        "configure_time_tracking",
+        &json!({ "settings": serde_json::from_str::<Value>(settings).unwrap() }),
+    );
+    let scan = json_app.run(&["--mbox", m, "--json", "scan"]);
+    scan.assert_ok();
+    let scan = scan.json();
+    assert!(
+        scan["examined"].as_u64().unwrap() > 3 * 256,
+        "{}",
+        scan["examined"]
+    );
+    assert!(
+        scan["entries_updated"].as_u64().unwrap() >= 1,
+        "the update: {}",
+        scan["entries_updated"]
+    );
+    assert!(
+        scan["entries_removed"].as_u64().unwrap() >= 1,
+        "the decline: {}",
+        scan["entries_removed"]
+    );
+    let summary = json_app.run(&["--json", "summary"]);
+    summary.assert_ok();
+    let summary = summary.json();
+
+    let groups = |v: &Value| -> Vec<(String, u64, u64, String, String)> {
+        let mut rows: Vec<_> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["key"].as_str().unwrap().to_owned(),
+                    g["entries"].as_u64().unwrap(),
+                    g["billed_minutes"].as_u64().unwrap(),
+                    format!("{:.2}", g["amount"].as_f64().unwrap()),
+                    format!("{:.1}", g["raw_minutes"].as_f64().unwrap()),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(groups(&scan["clients"]), groups(&summary["groups"]));
+    let total = &summary["total"][0];
+    assert_eq!(scan["billed_minutes"], total["billed_minutes"]);
+    assert_eq!(
+        format!("{:.2}", scan["amount"].as_f64().unwrap()),
+        format!("{:.2}", total["amount"].as_f64().unwrap())
+    );
+    assert_eq!(
+        format!("{:.1}", scan["billable_minutes"].as_f64().unwrap()),
+        format!("{:.1}", total["raw_minutes"].as_f64().unwrap())
+    );
+    let shown = scan["entries"].as_array().unwrap();
+    assert!(
+        !shown.iter().any(|e| e["message_id"] == "inv-b@acme.com"),
+        "the declined meeting is not listed as new"
+    );
+    let a = shown
+        .iter()
+        .find(|e| e["message_id"] == "inv-a@acme.com")
+        .expect("the updated meeting is listed");
+    assert_eq!(a["duration_minutes"], 180.0, "its latest version: {a}");
+
+    // The table, on another database, says the same.
+    let table_app = TestApp::new();
+    table_app.tool(
+        &mbox,
+        "configure_time_tracking",
+        &json!({ "settings": serde_json::from_str::<Value>(settings).unwrap() }),
+    );
+    let run = table_app.run(&["--mbox", m, "scan"]);
+    run.assert_ok();
+    let out = run.stdout();
+    let summary_groups = summary["groups"].as_array().unwrap();
+    for g in summary_groups
+        .iter()
+        .chain(summary["total"].as_array().unwrap())
+    {
+        let key = g["key"].as_str().unwrap();
+        let line = out
+            .lines()
+            .find(|l| {
+                l.split("  ").next() == Some(key)
+                    && l.ends_with(&money(g["amount"].as_f64().unwrap()))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no row `{key}` with the summary's amount {}:\n{out}",
+                    g["amount"]
+                )
+            });
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert!(cells.contains(&g["entries"].to_string().as_str()), "{line}");
+        assert!(
+            cells.contains(&hours(g["billed_minutes"].as_u64().unwrap()).as_str()),
+            "{line}"
+        );
+    }
+    assert!(out.contains("updated") && out.contains("removed"), "{out}");
+}
+
+/// Amounts as the tables print them.
+fn money(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+/// Hours as the tables print them: one decimal.
+fn hours(minutes: u64) -> String {
+    format!("{:.1}h", minutes as f64 / 60.0)
+}
