@@ -131,8 +131,30 @@ pub fn summary(s: &Summary) -> String {
     )
 }
 
+/// What a message is and what it yields, in words.
+fn outcome(out: &analyze::Output) -> String {
+    use crate::store::ProcessedOutcome as O;
+    let first = out.reasons.first().map_or("", String::as_str);
+    match out.outcome {
+        O::Entry => "billable work: one entry".to_owned(),
+        O::Meeting => "a meeting invitation: one meeting entry".to_owned(),
+        O::MeetingUpdated => {
+            "a later version of a meeting already recorded: its entry is updated".to_owned()
+        }
+        O::Cancelled => {
+            "a cancellation or decline: the meeting's entry, if recorded, is removed".to_owned()
+        }
+        O::NotBillable if first.contains("meeting") => {
+            format!("no new entry: {first}")
+        }
+        O::NotBillable => "not billable: no entry".to_owned(),
+        O::Automated => "automated mail: never billed".to_owned(),
+        O::Malformed => "unreadable mail: no entry".to_owned(),
+    }
+}
+
 pub fn analyze(out: &analyze::Output) -> String {
-    let mut text = format!("message {}: {}\n", out.message_id, out.outcome.as_str());
+    let mut text = format!("message {}: {}\n", out.message_id, outcome(out));
     if let Some(entry) = &out.entry {
         text.push_str(&table(
             &ENTRY_HEADERS,

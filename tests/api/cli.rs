@@ -515,3 +515,71 @@ fn money(v: f64) -> String {
 fn hours(minutes: u64) -> String {
     format!("{:.1}h", minutes as f64 / 60.0)
 }
+
+#[test]
+fn analyzing_an_invite_already_recorded_or_declined_says_why_it_yields_no_entry() {
+    use crate::scan::invite;
+    let app = TestApp::new();
+    let settings = fixture("demo-settings.json");
+    let uid = "analyze-again@acme.com";
+    let first = invite(
+        "REQUEST",
+        uid,
+        0,
+        "20261124T150000Z",
+        "20261124T160000Z",
+        "first@acme.com",
+        false,
+        "NEEDS-ACTION",
+    );
+    let resent = invite(
+        "REQUEST",
+        uid,
+        0,
+        "20261124T150000Z",
+        "20261124T160000Z",
+        "resent@acme.com",
+        false,
+        "NEEDS-ACTION",
+    );
+    let decline = invite(
+        "REPLY",
+        uid,
+        0,
+        "20261124T150000Z",
+        "20261124T160000Z",
+        "decline@x",
+        true,
+        "DECLINED",
+    );
+    let analyze = |name: &str, raw: &str, save: bool| {
+        let file = app.write(name, raw);
+        let mut args = vec![
+            "--settings",
+            path_str(&settings),
+            "analyze",
+            path_str(&file),
+        ];
+        if save {
+            args.push("--save");
+        }
+        let run = app.run(&args);
+        run.assert_ok();
+        run.stdout()
+    };
+    analyze("first.eml", &first, true);
+    let again = analyze("resent.eml", &resent, false);
+    let headline = again.lines().next().unwrap();
+    assert!(
+        headline.contains("no new entry") && headline.contains("already recorded"),
+        "{again}"
+    );
+    analyze("decline.eml", &decline, true);
+    let after = analyze("first.eml", &first, false);
+    let headline = after.lines().next().unwrap();
+    assert!(
+        headline.contains("no new entry") && headline.contains("declined"),
+        "{after}"
+    );
+    assert!(!headline.contains("not_billable"), "{after}");
+}
