@@ -633,8 +633,12 @@ impl Bar {
 impl Progress for Bar {
     fn report(&self, p: &ScanProgress) {
         self.0.set_message(format!(
-            "{} examined, {} skipped, {} analyzed, {} new entries, {} errors",
-            p.examined, p.skipped, p.analyzed, p.entries, p.errors
+            "{} examined, {} skipped, {} analyzed, {}, {}",
+            p.examined,
+            p.skipped,
+            p.analyzed,
+            render::count(p.entries, "new entry", "new entries"),
+            render::count(p.errors, "error", "errors"),
         ));
     }
 }

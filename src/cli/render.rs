@@ -8,12 +8,29 @@ fn or_dash(v: Option<&str>) -> String {
     v.map_or_else(|| "-".to_owned(), str::to_owned)
 }
 
-fn money(v: f64) -> String {
-    format!("{v:.2}")
+/// An amount to the cent, thousands separated: `7,640,280.00`.
+pub fn money(v: f64) -> String {
+    let cents = format!("{:.2}", v.abs());
+    let (whole, frac) = cents.split_once('.').unwrap_or((&cents, "00"));
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if v < 0.0 && cents != "0.00" { "-" } else { "" };
+    format!("{sign}{grouped}.{frac}")
 }
 
-fn hours(minutes: u64) -> String {
-    format!("{:.1}h", minutes as f64 / 60.0)
+/// Hours to one decimal, as billing uses; every table prints hours this way.
+pub fn hours(minutes: u64) -> String {
+    format!("{:.1}", minutes as f64 / 60.0)
+}
+
+/// `1 new entry`, `2 new entries`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn clip(text: &str, max: usize) -> String {
@@ -37,7 +54,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
             !rows.is_empty()
                 && rows
                     .iter()
-                    .all(|r| r[i].trim_end_matches('h').parse::<f64>().is_ok())
+                    .all(|r| r[i].replace(',', "").parse::<f64>().is_ok())
         })
         .collect();
     let line = |cells: Vec<&str>| -> String {
@@ -112,7 +129,7 @@ pub fn summary(s: &Summary) -> String {
                     g.key.clone(),
                     g.entries.to_string(),
                     format!("{:.1}", g.raw_minutes),
-                    format!("{:.2}", g.billed_hours),
+                    hours(g.billed_minutes),
                     money(g.amount),
                     g.currency.clone(),
                 ]
@@ -125,10 +142,7 @@ pub fn summary(s: &Summary) -> String {
     }
     all.extend(rows(&s.total));
     let by = s.group_by.as_str();
-    table(
-        &[by, "entries", "raw min", "billed h", "amount", "cur"],
-        &all,
-    )
+    table(&[by, "entries", "raw min", "hours", "amount", "cur"], &all)
 }
 
 /// What a message is and what it yields, in words.
@@ -231,19 +245,19 @@ pub fn scan(v: &scan::Output) -> String {
             money(v.amount),
         ]);
         out.push('\n');
-        out.push_str(&table(&["client", "entries", "billed", "amount"], &rows));
+        out.push_str(&table(&["client", "entries", "hours", "amount"], &rows));
     }
     out.push_str(&format!(
-        "\n{} examined · {} already processed · {} automated · {} analyzed · {} new entries · {} updated · {} removed · {} not billable · {} errors · {} ms{}\n",
+        "\n{} examined · {} already processed · {} automated · {} analyzed · {} · {} updated · {} removed · {} not billable · {} · {} ms{}\n",
         v.examined,
         v.skipped_already_processed,
         v.skipped_automated,
         v.analyzed,
-        v.entries_created,
+        count(v.entries_created, "new entry", "new entries"),
         v.entries_updated,
         v.entries_removed,
         v.not_billable,
-        v.errors_total,
+        count(v.errors_total, "error", "errors"),
         v.elapsed_ms,
         if v.dry_run { " · dry run, nothing saved" } else { "" },
     ));
@@ -273,6 +287,21 @@ pub fn scan(v: &scan::Output) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_are_thousands_separated_and_hours_have_one_decimal() {
+        assert_eq!(money(7640280.0), "7,640,280.00");
+        assert_eq!(money(700.0), "700.00");
+        assert_eq!(money(1234.565), "1,234.57");
+        assert_eq!(money(-1500.5), "-1,500.50");
+        assert_eq!(money(0.0), "0.00");
+        assert_eq!(hours(132), "2.2");
+        assert_eq!(hours(192), "3.2");
+        assert_eq!(count(1, "new entry", "new entries"), "1 new entry");
+        assert_eq!(count(0, "error", "errors"), "0 errors");
+        let t = table(&["a", "amount"], &[vec!["x".into(), money(1234.0)]]);
+        assert!(t.ends_with("x  1,234.00\n"), "right-aligned: {t}");
+    }
 
     #[test]
     fn tables_align_numbers_right() {

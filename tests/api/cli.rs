@@ -506,14 +506,79 @@ fn the_scan_totals_are_what_the_summary_reports_after_later_chunks_change_meetin
     assert!(out.contains("updated") && out.contains("removed"), "{out}");
 }
 
-/// Amounts as the tables print them.
+/// Amounts as the tables print them: to the cent, thousands separated.
 fn money(v: f64) -> String {
-    format!("{v:.2}")
+    let cents = format!("{v:.2}");
+    let (whole, frac) = cents.split_once('.').unwrap();
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{grouped}.{frac}")
 }
 
-/// Hours as the tables print them: one decimal.
+/// Hours as every table prints them: one decimal.
 fn hours(minutes: u64) -> String {
-    format!("{:.1}h", minutes as f64 / 60.0)
+    format!("{:.1}", minutes as f64 / 60.0)
+}
+
+#[test]
+fn the_scan_and_summary_tables_print_hours_alike_with_separated_amounts_and_plurals() {
+    let app = TestApp::new();
+    let settings = fixture("demo-settings.json");
+    let scan = app.run(&[
+        "--mbox",
+        path_str(&fixture("demo.mbox")),
+        "--settings",
+        path_str(&settings),
+        "scan",
+    ]);
+    scan.assert_ok();
+    let summary = app.run(&["summary"]);
+    summary.assert_ok();
+    let json = app.run(&["--json", "summary"]).json();
+    let total = &json["total"][0];
+    let total_line = |out: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with("total"))
+            .unwrap_or_else(|| panic!("no total line:\n{out}"))
+            .to_owned()
+    };
+    let (scan_out, summary_out) = (scan.stdout(), summary.stdout());
+    let h = hours(total["billed_minutes"].as_u64().unwrap());
+    let amount = money(total["amount"].as_f64().unwrap());
+    assert!(
+        amount.contains(','),
+        "the demo bills over a thousand: {amount}"
+    );
+    for out in [&scan_out, &summary_out] {
+        let line = total_line(out);
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert!(
+            cells.contains(&h.as_str()) && cells.contains(&amount.as_str()),
+            "{line}"
+        );
+    }
+    let one = app.write("one.eml", "From: Jane Cooper <jane.cooper@acme.com>\r\nTo: alex@morganlegal.com\r\nSubject: Contract\r\nDate: Tue, 24 Nov 2026 10:00:00 -0500\r\nMessage-ID: <one-more@acme.com>\r\n\r\nPlease review the attached draft of the contract before Friday.\r\n");
+    let dir = app.dir.path().join("one");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::rename(&one, dir.join("one.eml")).unwrap();
+    let run = app.run(&[
+        "--eml-dir",
+        path_str(&dir),
+        "--settings",
+        path_str(&settings),
+        "scan",
+    ]);
+    run.assert_ok();
+    assert!(
+        run.stdout().contains("1 new entry ·") && run.stdout().contains(" 0 errors"),
+        "{}",
+        run.stdout()
+    );
 }
 
 #[test]
