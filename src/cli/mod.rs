@@ -3,6 +3,7 @@
 //! 0 success, 2 bad input, 3 a dependency unavailable or a scan interrupted, 1 anything
 //! else.
 
+mod overlay;
 mod render;
 
 use std::io::IsTerminal;
@@ -43,9 +44,14 @@ pub struct Cli {
     /// Read mail from Gmail (credentials from GMAIL_* variables; see `billable auth gmail`)
     #[arg(long, global = true, conflicts_with_all = ["mbox", "maildir", "eml_dir"])]
     pub gmail: bool,
-    /// Apply these settings (a JSON object, as for `configure`) before the command
+    /// Use these settings for this run only: a JSON object of settings to change, as for
+    /// `configure` (e.g. {"timezone": "Europe/Paris", "clients": [...]}); add --save to store them
     #[arg(long, global = true, value_name = "FILE")]
     pub settings: Option<PathBuf>,
+    /// With --settings: store the file's settings as yours, not just for this run (give it
+    /// before the command: `billable --settings FILE --save scan`)
+    #[arg(long, requires = "settings")]
+    pub save: bool,
     /// Print JSON instead of tables
     #[arg(long, global = true)]
     pub json: bool,
@@ -330,23 +336,52 @@ fn config(cli: &Cli, server: bool) -> Result<Config, Error> {
     Ok(config)
 }
 
-/// The context a configuration describes, with `--settings` applied for the local user.
+/// The context a configuration describes, with `--settings` applied for the local
+/// user: for this run only, or stored with `--save` (said on stderr).
 async fn context(cli: &Cli, config: &Config) -> Result<Context, Error> {
-    let ctx = Context::from_config(config)?;
-    if let Some(path) = &cli.settings {
-        let text = read_text(path, "settings")?;
-        let patch: Value = serde_json::from_str(&text).map_err(|e| {
-            Error::invalid("--settings", format!("{} is not JSON: {e}", path.display()))
-        })?;
-        let args = tools::parse_args(json!({ "settings": patch }))?;
-        tools::run::<configure::ConfigureTimeTracking>(
-            &ctx,
-            &local_user(config),
-            args,
-            &NoProgress,
+    let mut ctx = Context::from_config(config)?;
+    let Some(path) = &cli.settings else {
+        return Ok(ctx);
+    };
+    let text = read_text(path, "settings")?;
+    let patch: Value = serde_json::from_str(&text).map_err(|e| {
+        Error::invalid(
+            "--settings",
+            format!(
+                "{} is not valid JSON at line {} column {}: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            ),
         )
-        .await?;
+    })?;
+    let args: configure::Args = tools::parse_args(json!({ "settings": patch }))?;
+    let user = local_user(config);
+    if cli.save {
+        tools::run::<configure::ConfigureTimeTracking>(&ctx, &user, args, &NoProgress).await?;
+        eprintln!(
+            "Saved the settings in {} as yours; `billable configure` shows them.",
+            path.display()
+        );
+        return Ok(ctx);
     }
+    if matches!(cli.command, Command::Configure { .. }) {
+        return Err(Error::invalid(
+            "--settings",
+            "applies to one run and `configure` stores settings: add --save to store the \
+             file's settings, or use `configure --set KEY=VALUE`",
+        ));
+    }
+    let stored = ctx.store.settings(&user).await?;
+    let settings = match args.settings {
+        Some(patch) => stored.apply(patch)?,
+        None => stored,
+    };
+    ctx.store = std::sync::Arc::new(overlay::RunSettings {
+        inner: ctx.store.clone(),
+        user,
+        settings: std::sync::RwLock::new(settings),
+    });
     Ok(ctx)
 }
 

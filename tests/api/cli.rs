@@ -648,3 +648,46 @@ fn analyzing_an_invite_already_recorded_or_declined_says_why_it_yields_no_entry(
     );
     assert!(!headline.contains("not_billable"), "{after}");
 }
+
+#[test]
+fn settings_from_a_file_apply_to_one_run_unless_saved() {
+    let app = TestApp::new();
+    let settings = fixture("demo-settings.json");
+    let mbox = fixture("demo.mbox");
+    let stored = || app.run(&["--json", "configure"]).json();
+    let before = stored();
+    let run = app.run(&[
+        "--mbox",
+        path_str(&mbox),
+        "--settings",
+        path_str(&settings),
+        "--json",
+        "scan",
+    ]);
+    run.assert_ok();
+    assert!(
+        run.json()["entries_created"].as_u64().unwrap() >= 8,
+        "the file's clients were used"
+    );
+    assert_eq!(
+        stored(),
+        before,
+        "a run with --settings leaves the stored settings alone"
+    );
+    assert!(!run.stderr().contains("Saved"), "{}", run.stderr());
+
+    let run = app.run(&[
+        "--settings",
+        path_str(&settings),
+        "--save",
+        "--json",
+        "configure",
+    ]);
+    run.assert_ok();
+    assert!(
+        run.stderr().contains("Saved the settings"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(stored()["timezone"], "America/New_York");
+}
