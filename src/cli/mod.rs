@@ -179,10 +179,22 @@ pub enum Command {
         #[arg(long)]
         offset: Option<u32>,
     },
-    /// Show settings, or change them with --set KEY=VALUE (VALUE is JSON or a plain string)
+    /// Show settings, or change them with --set, --add and --remove
+    #[command(after_help = settings_keys_help())]
     Configure {
+        /// Set a setting: KEY=VALUE, VALUE as JSON (numbers, lists, objects) or a plain
+        /// string, e.g. timezone=Europe/Paris or clients='[{"name":"Acme","domains":["acme.com"]}]';
+        /// default_query= (empty) clears the default query
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Add one item to a list setting: clients='{"name":"Acme","domains":["acme.com"]}',
+        /// my_addresses=me@firm.com, ignore_senders='*@news.example'
+        #[arg(long = "add", value_name = "KEY=VALUE")]
+        add: Vec<String>,
+        /// Remove one item from a list setting: clients=NAME, my_addresses=ADDRESS,
+        /// ignore_senders=PATTERN
+        #[arg(long = "remove", value_name = "KEY=VALUE")]
+        remove: Vec<String>,
     },
     /// Run any tool with JSON arguments and print its JSON result
     Tool {
@@ -508,8 +520,24 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             let out = tools::run::<list::ListTimeEntries>(&ctx, &user, args, &NoProgress).await?;
             Answer::new(&out, render::entries(&out))
         }
-        Command::Configure { set } => {
-            let args = configure_args(&set)?;
+        Command::Configure { set, add, remove } => {
+            let mut args = configure_args(&set)?;
+            if !add.is_empty() || !remove.is_empty() {
+                let current = tools::run::<configure::ConfigureTimeTracking>(
+                    &ctx,
+                    &user,
+                    configure::Args { settings: None },
+                    &NoProgress,
+                )
+                .await?;
+                let current = serde_json::to_value(&current).unwrap_or(Value::Null);
+                let mut patch = match args.settings.take() {
+                    Some(p) => serde_json::to_value(p).unwrap_or(Value::Null),
+                    None => Value::Object(Map::new()),
+                };
+                list_changes(&current, &mut patch, &add, &remove)?;
+                args = tools::parse_args(json!({ "settings": patch }))?;
+            }
             let out =
                 tools::run::<configure::ConfigureTimeTracking>(&ctx, &user, args, &NoProgress)
                     .await?;
@@ -546,20 +574,148 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
 }
 
 /// `configure --set KEY=VALUE …` as the tool's arguments. A VALUE is JSON when it
-/// parses (numbers, lists, objects), else a plain string.
+/// parses (numbers, lists, objects), else a plain string; one that starts like JSON
+/// (`[`, `{`, `"`) must be JSON.
 fn configure_args(set: &[String]) -> Result<configure::Args, Error> {
     if set.is_empty() {
         return Ok(configure::Args { settings: None });
     }
     let mut settings = Map::new();
     for kv in set {
-        let Some((k, v)) = kv.split_once('=') else {
-            return Err(Error::invalid("--set", format!("`{kv}` is not KEY=VALUE")));
+        let (key, value) = key_value(kv, "--set")?;
+        let value = match value {
+            // null would leave the setting as it is; the empty string clears the query.
+            Value::Null if key == "default_query" => Value::String(String::new()),
+            Value::Null => {
+                return Err(Error::invalid(
+                    format!("--set {key}"),
+                    "null leaves a setting as it is: give the value it should have",
+                ));
+            }
+            v => v,
         };
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
-        settings.insert(k.trim().to_owned(), value);
+        settings.insert(key, value);
     }
     tools::parse_args(json!({ "settings": settings }))
+}
+
+/// Splits `KEY=VALUE` and reads VALUE as `configure_args` says.
+fn key_value(kv: &str, flag: &str) -> Result<(String, Value), Error> {
+    let Some((k, v)) = kv.split_once('=') else {
+        return Err(Error::invalid(flag, format!("`{kv}` is not KEY=VALUE")));
+    };
+    let key = k.trim().to_owned();
+    let looks_like_json = v.trim_start().starts_with(['[', '{', '"']);
+    let value = match serde_json::from_str(v) {
+        Ok(value) => value,
+        Err(e) if looks_like_json => {
+            return Err(Error::invalid(
+                format!("{flag} {key}"),
+                format!(
+                    "`{v}` is not valid JSON at column {}: {}",
+                    e.column(),
+                    // serde_json ends its message with the position, said already.
+                    e.to_string().split(" at line ").next().unwrap_or_default()
+                ),
+            ));
+        }
+        Err(_) => Value::String(v.to_owned()),
+    };
+    Ok((key, value))
+}
+
+/// Applies `--add KEY=VALUE` and `--remove KEY=NAME` to the list settings in `patch`,
+/// starting from the `current` lists (or the patch's own, when `--set` gave one).
+/// Clients are removed by name, other items by value (case-insensitively).
+fn list_changes(
+    current: &Value,
+    patch: &mut Value,
+    add: &[String],
+    remove: &[String],
+) -> Result<(), Error> {
+    let Some(patch) = patch.as_object_mut() else {
+        return Ok(());
+    };
+    let name_of = |item: &Value| -> Option<String> {
+        match item {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o.get("name").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        }
+    };
+    for (kv, adding) in add
+        .iter()
+        .map(|kv| (kv, true))
+        .chain(remove.iter().map(|kv| (kv, false)))
+    {
+        let flag = if adding { "--add" } else { "--remove" };
+        let (key, value) = key_value(kv, flag)?;
+        let list = match patch
+            .get(&key)
+            .filter(|v| !v.is_null())
+            .or_else(|| current.get(&key))
+        {
+            Some(Value::Array(items)) => items.clone(),
+            // An unknown key: the patch names it and the tool's check says which.
+            None => Vec::new(),
+            Some(_) => {
+                return Err(Error::invalid(
+                    format!("{flag} {key}"),
+                    format!("`{key}` is not a list; use --set {key}=VALUE"),
+                ));
+            }
+        };
+        let mut list = list;
+        let name = name_of(&value).unwrap_or_default();
+        let position = list
+            .iter()
+            .position(|i| name_of(i).is_some_and(|n| n.eq_ignore_ascii_case(&name)));
+        match (adding, position) {
+            (true, Some(_)) => {
+                return Err(Error::invalid(
+                    format!("{flag} {key}"),
+                    format!("{key} already has `{name}`; --remove it first to replace it"),
+                ));
+            }
+            (true, None) => list.push(value),
+            (false, Some(i)) => {
+                list.remove(i);
+            }
+            (false, None) => {
+                let present: Vec<String> = list.iter().filter_map(name_of).collect();
+                return Err(Error::invalid(
+                    format!("{flag} {key}"),
+                    format!(
+                        "{key} has no `{name}`; it has: {}",
+                        if present.is_empty() {
+                            "nothing".to_owned()
+                        } else {
+                            present.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        patch.insert(key, Value::Array(list));
+    }
+    Ok(())
+}
+
+/// `configure --help`'s list of keys, from the settings patch's schema.
+fn settings_keys_help() -> String {
+    let schema = serde_json::to_value(schemars::schema_for!(crate::domain::SettingsPatch))
+        .unwrap_or(Value::Null);
+    let mut text = String::from("Keys:\n");
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (key, prop) in props {
+            let about = prop
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            text.push_str(&format!("  {key:<28} {about}\n"));
+        }
+    }
+    text
 }
 
 /// `billable auth gmail`: the installed-app flow, tokens stored 0600.

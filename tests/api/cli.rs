@@ -691,3 +691,91 @@ fn settings_from_a_file_apply_to_one_run_unless_saved() {
     );
     assert_eq!(stored()["timezone"], "America/New_York");
 }
+
+/// Runs `configure` with these arguments, expecting exit 2, and returns stderr.
+fn configure_refused(app: &TestApp, args: &[&str]) -> String {
+    let mut all = vec!["configure"];
+    all.extend_from_slice(args);
+    let run = app.run(&all);
+    assert_eq!(run.code(), 2, "{args:?}: {}{}", run.stdout(), run.stderr());
+    run.stderr()
+}
+
+#[test]
+fn configure_says_what_is_wrong_in_the_users_words_and_edits_lists_one_item_at_a_time() {
+    let app = TestApp::new();
+    let e = configure_refused(&app, &["--set", r#"clients=[{"name":"X",}]"#]);
+    assert!(
+        e.contains("not valid JSON at column 14: trailing comma"),
+        "{e}"
+    );
+    let e = configure_refused(&app, &["--set", "timezon=UTC"]);
+    assert!(e.contains("did you mean `timezone`?"), "{e}");
+    assert_eq!(
+        e.matches("timezon").count() - e.matches("timezone").count(),
+        2,
+        "named once (and in the key): {e}"
+    );
+    let e = configure_refused(&app, &["--set", "billing_increment_minutes=ten"]);
+    for rust in ["i64", "u32", "u64", "f64", "sequence"] {
+        assert!(!e.contains(rust), "{e}");
+    }
+    let e = configure_refused(&app, &["--set", "my_addresses=\"a@b.com\""]);
+    assert!(!e.contains("sequence") && e.contains("list"), "{e}");
+    let e = configure_refused(&app, &["--set", "default_query=from:(acme.com"]);
+    assert!(e.contains("default_query"), "{e}");
+    let e = configure_refused(&app, &["--set", "currency=null"]);
+    assert!(e.contains("null"), "{e}");
+
+    let stored = |args: &[&str]| {
+        let mut all = vec!["--json", "configure"];
+        all.extend_from_slice(args);
+        let run = app.run(&all);
+        run.assert_ok();
+        run.json()
+    };
+    assert_eq!(
+        stored(&["--set", "default_query=from:acme.com"])["default_query"],
+        "from:acme.com"
+    );
+    assert!(
+        stored(&["--set", "default_query=null"])["default_query"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty()
+    );
+    let s = stored(&[
+        "--add",
+        r#"clients={"name":"Acme","domains":["acme.com"]}"#,
+        "--add",
+        "my_addresses=me@firm.com",
+    ]);
+    assert_eq!(s["clients"][0]["name"], "Acme");
+    assert_eq!(s["my_addresses"], json!(["me@firm.com"]));
+    let s = stored(&[
+        "--add",
+        r#"clients={"name":"Globex","domains":["globex.io"]}"#,
+    ]);
+    assert_eq!(s["clients"].as_array().unwrap().len(), 2);
+    let s = stored(&[
+        "--remove",
+        "clients=acme",
+        "--remove",
+        "my_addresses=me@firm.com",
+    ]);
+    let names: Vec<&str> = s["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Globex"]);
+    assert_eq!(s["my_addresses"], json!([]));
+    let e = configure_refused(&app, &["--remove", "clients=Initech"]);
+    assert!(e.contains("Globex"), "{e}");
+
+    let help = app.run(&["configure", "--help"]).stdout();
+    for key in ["timezone", "clients", "default_query", "min_confidence"] {
+        assert!(help.contains(key), "{help}");
+    }
+}
