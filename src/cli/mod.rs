@@ -119,8 +119,9 @@ fn date(s: &str) -> Result<WorkDate, String> {
 pub enum Command {
     /// Scan the mailbox and save suggested time entries
     Scan {
-        /// Gmail-style query, e.g. 'from:acme.com subject:contract'
-        #[arg(long)]
+        /// Gmail-style query, e.g. 'from:acme.com subject:contract' [default: the
+        /// default_query setting]
+        #[arg(long, value_name = "QUERY")]
         query: Option<String>,
         /// Only messages dated on or after this day (YYYY-MM-DD)
         #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
@@ -128,8 +129,8 @@ pub enum Command {
         /// Only messages dated before this day (YYYY-MM-DD)
         #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
         before: Option<WorkDate>,
-        /// Stop after examining this many messages
-        #[arg(long = "max")]
+        /// Stop after examining this many messages (a whole number, 1 or more)
+        #[arg(long = "max", value_name = "N")]
         max_messages: Option<u64>,
         /// Analyze and report without saving
         #[arg(long)]
@@ -142,8 +143,9 @@ pub enum Command {
     Analyze {
         /// An RFC 5322 message file; `-` reads standard input
         file: Option<PathBuf>,
-        /// A message id from the mail source instead of a file
-        #[arg(long, conflicts_with = "file")]
+        /// A message id from the mail source instead of a file (a Gmail id, or the
+        /// Message-ID header without angle brackets)
+        #[arg(long, conflicts_with = "file", value_name = "ID")]
         id: Option<String>,
         /// Save the proposed entry
         #[arg(long)]
@@ -157,8 +159,10 @@ pub enum Command {
         /// Last work date included (YYYY-MM-DD)
         #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
         to: Option<WorkDate>,
+        /// How to group the totals
         #[arg(long, value_enum, default_value = "client")]
         group_by: GroupByArg,
+        /// Count only billable entries
         #[arg(long)]
         billable_only: bool,
     },
@@ -170,13 +174,17 @@ pub enum Command {
         /// Last work date included (YYYY-MM-DD)
         #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
         to: Option<WorkDate>,
-        #[arg(long)]
+        /// Only this client's entries (its name as configured)
+        #[arg(long, value_name = "NAME")]
         client: Option<String>,
+        /// Only entries with this review status
         #[arg(long, value_enum)]
         status: Option<StatusArg>,
-        #[arg(long)]
+        /// How many entries to show (1 to 500) [default: 50]
+        #[arg(long, value_name = "N")]
         limit: Option<u32>,
-        #[arg(long)]
+        /// How many of the newest entries to skip first [default: 0]
+        #[arg(long, value_name = "N")]
         offset: Option<u32>,
     },
     /// Show settings, or change them with --set, --add and --remove
@@ -197,7 +205,9 @@ pub enum Command {
         remove: Vec<String>,
     },
     /// Run any tool with JSON arguments and print its JSON result
+    #[command(after_help = tools_help())]
     Tool {
+        /// The tool's name (listed below)
         name: String,
         /// Arguments as a JSON object; `-` reads standard input [default: {}]
         args: Option<String>,
@@ -210,7 +220,7 @@ pub enum Command {
     },
     /// Serve the tools over HTTP (OpenAI function calling at /v1, MCP at /mcp)
     Serve {
-        /// Address to listen on [env: BILLABLE_BIND; default: 127.0.0.1:8787]
+        /// Address to listen on, HOST:PORT [env: BILLABLE_BIND; default: 127.0.0.1:8787]
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
     },
@@ -699,6 +709,23 @@ fn list_changes(
         patch.insert(key, Value::Array(list));
     }
     Ok(())
+}
+
+/// `tool --help`'s list of tools, from the tool table.
+fn tools_help() -> String {
+    let mut text = String::from("Tools:\n");
+    for tool in tools::TOOLS {
+        text.push_str(&format!(
+            "  {:<28} {}\n",
+            tool.name,
+            first_sentence(tool.description)
+        ));
+    }
+    text
+}
+
+fn first_sentence(text: &str) -> &str {
+    text.split_once(". ").map_or(text, |(first, _)| first)
 }
 
 /// `configure --help`'s list of keys, from the settings patch's schema.

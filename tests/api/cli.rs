@@ -779,3 +779,25 @@ fn configure_says_what_is_wrong_in_the_users_words_and_edits_lists_one_item_at_a
         assert!(help.contains(key), "{help}");
     }
 }
+
+#[test]
+fn help_says_each_options_format_and_lists_the_tools() {
+    let app = TestApp::new();
+    let help = |args: &[&str]| {
+        let run = app.run(args);
+        run.assert_ok();
+        run.stdout()
+    };
+    let tool = help(&["tool", "--help"]);
+    for t in billable::tools::TOOLS {
+        assert!(tool.contains(t.name), "{tool}");
+    }
+    assert!(help(&["scan", "--help"]).contains("YYYY-MM-DD"));
+    let entries = help(&["entries", "--help"]);
+    assert!(
+        entries.contains("1 to 500") && entries.contains("<NAME>"),
+        "{entries}"
+    );
+    assert!(help(&["summary", "--help"]).contains("Count only billable"));
+    assert!(help(&["serve", "--help"]).contains("HOST:PORT"));
+}
