@@ -263,22 +263,58 @@ pub async fn run(cli: Cli) -> ExitCode {
     match execute(cli).await {
         Ok(answer) => {
             if let Some(printed) = answer.printed {
-                if json_out {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&printed.json).unwrap_or_default()
-                    );
+                let text = if json_out {
+                    let mut json = serde_json::to_string_pretty(&printed.json).unwrap_or_default();
+                    json.push('\n');
+                    json
                 } else {
-                    print!("{}", printed.text);
+                    printed.text
+                };
+                if let Err(e) = write_stdout(&text) {
+                    // A reader that stopped early (`| head`) is not an error.
+                    if e.kind() != std::io::ErrorKind::BrokenPipe {
+                        eprintln!("error: could not write the output: {e}");
+                        return ExitCode::FAILURE;
+                    }
                 }
             }
             answer.code
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            report(&e, json_out);
             exit_code(&e)
         }
     }
+}
+
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// An error on stderr: plain text, or with `--json` `{"error":{"code","message"}}`
+/// with the codes the HTTP API uses.
+fn report(e: &Error, json_out: bool) {
+    if !json_out {
+        eprintln!("error: {e}");
+        return;
+    }
+    let code = match (e, e.kind()) {
+        (Error::UnknownTool { .. }, _) => "unknown_tool",
+        (_, ErrorKind::InvalidInput) => "invalid_input",
+        (_, ErrorKind::NotFound) => "not_found",
+        (_, ErrorKind::Unauthorized) => "unauthorized",
+        (_, ErrorKind::Forbidden) => "forbidden",
+        (_, ErrorKind::Conflict) => "conflict",
+        (_, ErrorKind::Unavailable) => "unavailable",
+        (_, ErrorKind::Internal) => "internal",
+    };
+    eprintln!(
+        "{}",
+        json!({ "error": { "code": code, "message": e.to_string() } })
+    );
 }
 
 fn exit_code(e: &Error) -> ExitCode {

@@ -801,3 +801,55 @@ fn help_says_each_options_format_and_lists_the_tools() {
     assert!(help(&["summary", "--help"]).contains("Count only billable"));
     assert!(help(&["serve", "--help"]).contains("HOST:PORT"));
 }
+
+#[test]
+fn a_reader_that_stops_early_gets_no_panic() {
+    use std::io::Read;
+    let app = TestApp::new();
+    for args in [&["tools"][..], &["--json", "configure"][..]] {
+        let mut child = app
+            .command()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Read nothing: close the pipe as `head -0` would.
+        drop(child.stdout.take());
+        let status = child.wait().expect("wait");
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn with_json_errors_are_json_on_stderr_with_the_same_exit_codes() {
+    let app = TestApp::new();
+    let run = app.run(&["--json", "scan"]);
+    assert_eq!(run.code(), 2);
+    let error: Value = serde_json::from_str(run.stderr().trim())
+        .unwrap_or_else(|e| panic!("{e}: {}", run.stderr()));
+    assert_eq!(error["error"]["code"], "invalid_input");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--mbox"),
+        "{error}"
+    );
+    let run = app.run(&["tool", "bill_everything", "{}"]);
+    assert_eq!(run.code(), 2);
+    let error: Value = serde_json::from_str(run.stderr().trim())
+        .unwrap_or_else(|e| panic!("{e}: {}", run.stderr()));
+    assert_eq!(error["error"]["code"], "unknown_tool");
+}
