@@ -368,7 +368,10 @@ fn config(cli: &Cli, server: bool) -> Result<Config, Error> {
         config.db = Some(db.clone());
     }
     match (&cli.mbox, &cli.maildir, &cli.eml_dir) {
-        (Some(p), _, _) => config.source = SourceConfig::Mbox(p.clone()),
+        (Some(p), _, _) => {
+            check_mbox(p)?;
+            config.source = SourceConfig::Mbox(p.clone());
+        }
         (_, Some(p), _) => config.source = SourceConfig::Maildir(p.clone()),
         (_, _, Some(p)) => config.source = SourceConfig::EmlDir(p.clone()),
         _ => {}
@@ -829,6 +832,48 @@ async fn migrate(config: &Config, no_compat: bool) -> Result<Answer, Error> {
     };
     let report = crate::migrate::migrate(url.expose(), compat).await?;
     Ok(Answer::new(&report, render::migrate(&report)))
+}
+
+/// Refuses an `--mbox` that cannot be one before anything is scanned: a folder, or a
+/// file whose first line is not an mbox `From ` line (an empty file is an empty mbox).
+fn check_mbox(path: &std::path::Path) -> Result<(), Error> {
+    use std::io::{BufRead, Read};
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(Error::invalid(
+            "--mbox",
+            format!(
+                "{shown} is a folder, not an mbox file: use --maildir {shown} for a Maildir or \
+                 --eml-dir {shown} for a folder of .eml files"
+            ),
+        ));
+    }
+    // A file that cannot be opened is reported by the source, with its reason.
+    let Ok(file) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let mut first = Vec::new();
+    let mut reader = std::io::BufReader::new(file.take(4096));
+    if reader.read_until(b'\n', &mut first).is_err() {
+        return Ok(());
+    }
+    let first = String::from_utf8_lossy(&first);
+    let first = first.trim_end();
+    if first.is_empty() || first.starts_with("From ") {
+        return Ok(());
+    }
+    let mut shown_line: String = first.chars().take(60).collect();
+    if shown_line.len() < first.len() {
+        shown_line.push('…');
+    }
+    Err(Error::invalid(
+        "--mbox",
+        format!(
+            "{shown} is not an mbox file: its first line is `{shown_line}`, where an mbox \
+             starts with `From `. For a single message use `billable analyze FILE`; for a \
+             folder of .eml files use --eml-dir"
+        ),
+    ))
 }
 
 fn read_text(path: &PathBuf, what: &str) -> Result<String, Error> {

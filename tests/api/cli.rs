@@ -853,3 +853,26 @@ fn with_json_errors_are_json_on_stderr_with_the_same_exit_codes() {
         .unwrap_or_else(|e| panic!("{e}: {}", run.stderr()));
     assert_eq!(error["error"]["code"], "unknown_tool");
 }
+
+#[test]
+fn a_file_or_folder_that_is_not_an_mbox_is_refused_with_exit_2() {
+    let app = TestApp::new();
+    let settings = fixture("demo-settings.json");
+    let run = app.run(&["--mbox", path_str(&settings), "scan"]);
+    assert_eq!(run.code(), 2, "{}{}", run.stdout(), run.stderr());
+    assert!(
+        run.stderr()
+            .contains("demo-settings.json is not an mbox file: its first line is `{`"),
+        "{}",
+        run.stderr()
+    );
+    let folder = fixture("");
+    let run = app.run(&["--mbox", path_str(&folder), "scan"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert_eq!(
+        run.stderr().matches("--maildir").count(),
+        1,
+        "the hint once: {}",
+        run.stderr()
+    );
+}
