@@ -498,13 +498,9 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
                 dry_run: dry_run.then_some(true),
                 reanalyze: reanalyze.then_some(true),
             };
-            let bar = std::io::stderr().is_terminal().then(Bar::new);
-            let progress: &dyn Progress = match &bar {
-                Some(b) => b,
-                None => &NoProgress,
-            };
-            let result = tools::run::<scan::ScanBillableTime>(&ctx, &user, args, progress).await;
-            if let Some(b) = bar {
+            let progress = ScanWatch::start();
+            let result = tools::run::<scan::ScanBillableTime>(&ctx, &user, args, &progress).await;
+            if let Some(b) = &progress.bar {
                 b.0.finish_and_clear();
             }
             let out = result?;
@@ -911,6 +907,44 @@ async fn serve(cli: Cli) -> ExitCode {
                 None => ExitCode::FAILURE,
             }
         }
+    }
+}
+
+/// What watches a CLI scan: the progress display (on a terminal) and Ctrl-C. The first
+/// Ctrl-C asks the scan to stop after saving what it did; a second one exits at once.
+struct ScanWatch {
+    bar: Option<Bar>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ScanWatch {
+    fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+                eprintln!("Stopping: saving what was done (Ctrl-C again to quit at once)…");
+            }
+        });
+        ScanWatch {
+            bar: std::io::stderr().is_terminal().then(Bar::new),
+            stop,
+        }
+    }
+}
+
+impl Progress for ScanWatch {
+    fn report(&self, p: &ScanProgress) {
+        if let Some(bar) = &self.bar {
+            bar.report(p);
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

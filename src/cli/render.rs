@@ -278,7 +278,7 @@ pub fn scan(v: &scan::Output) -> String {
     }
     if let Some(reason) = &v.stopped_reason {
         out.push_str(&format!(
-            "Scan interrupted: {reason}. What was done is saved; run the scan again to resume.\n"
+            "Scan interrupted: {reason}. What was done is saved (above); run the same command again to resume.\n"
         ));
     }
     out

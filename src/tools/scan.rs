@@ -266,12 +266,17 @@ pub async fn run(
     // looked up, parsed and analyzed (its CPU work on the blocking pool).
     let mut current: Option<Prepared> = None;
     let mut stopped: Option<String> = None;
+    let cut = std::sync::atomic::AtomicBool::new(false);
     loop {
         // After a chunk that stops the scan nothing more is read (nor sent to an LLM).
         let last = current.as_ref().is_some_and(|p| p.fatal.is_some());
         let (next, applied) = futures::join!(
             async {
                 if last {
+                    return None;
+                }
+                if progress.cancelled() {
+                    cut.store(true, std::sync::atomic::Ordering::Relaxed);
                     return None;
                 }
                 let chunk = chunks.next().await?;
@@ -301,6 +306,9 @@ pub async fn run(
             Some(prepared) => current = Some(prepared),
             None => break,
         }
+    }
+    if stopped.is_none() && cut.into_inner() {
+        stopped = Some("stopped on request".to_owned());
     }
     // Whatever the last chunk staged before a stop is still worth keeping.
     let flushed = scan.flush(true).await;

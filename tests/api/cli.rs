@@ -876,3 +876,70 @@ fn a_file_or_folder_that_is_not_an_mbox_is_refused_with_exit_2() {
         run.stderr()
     );
 }
+
+#[tokio::test]
+async fn ctrl_c_during_a_scan_saves_what_was_done_records_it_interrupted_and_exits_3() {
+    let app = TestApp::new();
+    let mut mbox = Vec::new();
+    crate::mbox_gen::write_mbox(&mut mbox, 60_000).expect("generate");
+    let mbox = app.write("big.mbox", &String::from_utf8(mbox).expect("utf-8"));
+    let child = app
+        .command()
+        .args(["--mbox", path_str(&mbox), "scan"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let ctx = app.context(None);
+    let user = billable::domain::UserId::local();
+    // Interrupt once the scan is under way.
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if ctx
+            .store
+            .scans(&user, 1)
+            .await
+            .map(|s| !s.is_empty())
+            .unwrap_or(false)
+        {
+            break;
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .expect("wait");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("run the same command again to resume"),
+        "{stdout}"
+    );
+    let scans = ctx.store.scans(&user, 1).await.expect("scans");
+    assert_eq!(scans[0].status.as_str(), "interrupted", "{:?}", scans[0]);
+    assert!(
+        scans[0].examined > 0 && scans[0].examined < 60_000,
+        "{:?}",
+        scans[0]
+    );
+    let entries = ctx
+        .store
+        .list_entries(&user, &Default::default())
+        .await
+        .expect("entries")
+        .1;
+    assert!(
+        stdout.contains(&format!("{} ", scans[0].examined)),
+        "{stdout}"
+    );
+    let _ = entries;
+}
