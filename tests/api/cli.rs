@@ -931,15 +931,8 @@ async fn ctrl_c_during_a_scan_saves_what_was_done_records_it_interrupted_and_exi
         "{:?}",
         scans[0]
     );
-    let entries = ctx
-        .store
-        .list_entries(&user, &Default::default())
-        .await
-        .expect("entries")
-        .1;
     assert!(
-        stdout.contains(&format!("{} ", scans[0].examined)),
-        "{stdout}"
+        stdout.contains(&format!("{} examined", scans[0].examined)),
+        "what was saved is printed: {stdout}"
     );
-    let _ = entries;
 }
