@@ -936,3 +936,28 @@ async fn ctrl_c_during_a_scan_saves_what_was_done_records_it_interrupted_and_exi
         "what was saved is printed: {stdout}"
     );
 }
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    use std::io::Write;
+    let app = TestApp::new();
+    let mut child = app
+        .command()
+        .arg("mcp")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+        .unwrap();
+    stdin.write_all(b"\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("INFO"), "some logs at info: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
