@@ -186,6 +186,9 @@ pub enum Command {
         /// How many of the newest entries to skip first [default: 0]
         #[arg(long, value_name = "N")]
         offset: Option<u32>,
+        /// Print whole descriptions instead of fitting the table to the terminal
+        #[arg(long)]
+        wide: bool,
     },
     /// Show settings, or change them with --set, --add and --remove
     #[command(after_help = settings_keys_help())]
@@ -553,6 +556,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             status,
             limit,
             offset,
+            wide,
         } => {
             let args = list::Args {
                 from,
@@ -563,7 +567,8 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
                 offset,
             };
             let out = tools::run::<list::ListTimeEntries>(&ctx, &user, args, &NoProgress).await?;
-            Answer::new(&out, render::entries(&out))
+            let width = (!wide).then(terminal_width);
+            Answer::new(&out, render::entries(&out, width))
         }
         Command::Configure { set, add, remove } => {
             let mut args = configure_args(&set)?;
@@ -946,6 +951,37 @@ impl Progress for ScanWatch {
     fn cancelled(&self) -> bool {
         self.stop.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+/// The terminal's width in columns: `COLUMNS` when set, else what `stty` says of the
+/// terminal, else 100.
+fn terminal_width() -> usize {
+    const FALLBACK: usize = 100;
+    if let Some(cols) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+    {
+        return cols;
+    }
+    if !std::io::stdout().is_terminal() {
+        return FALLBACK;
+    }
+    std::fs::File::open("/dev/tty")
+        .ok()
+        .and_then(|tty| {
+            std::process::Command::new("stty")
+                .arg("size")
+                .stdin(tty)
+                .output()
+                .ok()
+        })
+        .and_then(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+        })
+        .unwrap_or(FALLBACK)
 }
 
 /// A spinner with counts on stderr; only shown on a terminal.

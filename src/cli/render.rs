@@ -37,7 +37,10 @@ fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_owned()
     } else {
-        format!("{}…", text.chars().take(max - 1).collect::<String>())
+        format!(
+            "{}…",
+            text.chars().take(max.saturating_sub(1)).collect::<String>()
+        )
     }
 }
 
@@ -91,6 +94,14 @@ const ENTRY_HEADERS: [&str; 7] = [
 ];
 
 fn entry_rows(entries: &[TimeEntry]) -> Vec<Vec<String>> {
+    entry_rows_within(entries, Some(DESCRIPTION_WIDTH))
+}
+
+/// Descriptions are cut here unless the table is fitted to a width or printed wide.
+const DESCRIPTION_WIDTH: usize = 60;
+
+/// The entries' rows with descriptions cut to `description` characters (None: whole).
+fn entry_rows_within(entries: &[TimeEntry], description: Option<usize>) -> Vec<Vec<String>> {
     entries
         .iter()
         .map(|e| {
@@ -101,19 +112,41 @@ fn entry_rows(entries: &[TimeEntry]) -> Vec<Vec<String>> {
                 e.billed_minutes.to_string(),
                 money(e.amount),
                 e.status.as_str().to_owned(),
-                clip(&e.description, 60),
+                match description {
+                    Some(max) => clip(&e.description, max),
+                    None => e.description.clone(),
+                },
             ]
         })
         .collect()
 }
 
-pub fn entries(out: &list::Output) -> String {
+/// The entries table fitted to `width` columns by cutting descriptions (never below
+/// 20 characters), or with whole descriptions when `width` is None (`--wide`).
+pub fn entries(out: &list::Output, width: Option<usize>) -> String {
     if out.entries.is_empty() {
         return format!("No entries (total {}).\n", out.total);
     }
+    let description = width.map(|width| {
+        let rows = entry_rows_within(&out.entries, None);
+        let others: usize = (0..ENTRY_HEADERS.len() - 1)
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([ENTRY_HEADERS[i].len()])
+                    .max()
+                    .unwrap_or(0)
+                    + 2
+            })
+            .sum();
+        width.saturating_sub(others).max(20)
+    });
     format!(
         "{}\nShowing {}–{} of {}.\n",
-        table(&ENTRY_HEADERS, &entry_rows(&out.entries)),
+        table(
+            &ENTRY_HEADERS,
+            &entry_rows_within(&out.entries, description)
+        ),
         u64::from(out.offset) + 1,
         u64::from(out.offset) + out.entries.len() as u64,
         out.total

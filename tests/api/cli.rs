@@ -961,3 +961,28 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
     assert!(stderr.contains("INFO"), "some logs at info: {stderr}");
     assert!(!stderr.contains('\u{1b}'), "{stderr}");
 }
+
+#[test]
+fn the_entries_table_fits_the_terminal_width_unless_wide() {
+    let app = TestApp::new();
+    let run = app.run(&[
+        "--mbox",
+        path_str(&fixture("demo.mbox")),
+        "--settings",
+        path_str(&fixture("demo-settings.json")),
+        "scan",
+    ]);
+    run.assert_ok();
+    let widest = |out: &str| out.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let narrow = app.run_with(&["entries"], &[("COLUMNS", "90")]);
+    narrow.assert_ok();
+    assert!(widest(&narrow.stdout()) <= 90, "{}", narrow.stdout());
+    let wide = app.run_with(&["entries", "--wide"], &[("COLUMNS", "90")]);
+    wide.assert_ok();
+    assert!(widest(&wide.stdout()) > 90, "{}", wide.stdout());
+    assert!(
+        !wide.stdout().contains('…'),
+        "whole descriptions: {}",
+        wide.stdout()
+    );
+}
