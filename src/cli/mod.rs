@@ -484,6 +484,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
     let config = config(&cli, false)?;
     let ctx = context(&cli, &config).await?;
     let user = local_user(&config);
+    let source_messages = messages_in_source(&cli);
     let answer = match cli.command {
         Command::Scan {
             query,
@@ -501,7 +502,8 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
                 dry_run: dry_run.then_some(true),
                 reanalyze: reanalyze.then_some(true),
             };
-            let progress = ScanWatch::start();
+            let total = source_messages.map(|n| max_messages.map_or(n, |m| n.min(m)));
+            let progress = ScanWatch::start(total);
             let result = tools::run::<scan::ScanBillableTime>(&ctx, &user, args, &progress).await;
             if let Some(b) = &progress.bar {
                 b.0.finish_and_clear();
@@ -923,7 +925,7 @@ struct ScanWatch {
 }
 
 impl ScanWatch {
-    fn start() -> Self {
+    fn start(total: Option<u64>) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         tokio::spawn(async move {
@@ -935,7 +937,7 @@ impl ScanWatch {
             }
         });
         ScanWatch {
-            bar: std::io::stderr().is_terminal().then(Bar::new),
+            bar: std::io::stderr().is_terminal().then(|| Bar::new(total)),
             stop,
         }
     }
@@ -984,14 +986,46 @@ fn terminal_width() -> usize {
         .unwrap_or(FALLBACK)
 }
 
-/// A spinner with counts on stderr; only shown on a terminal.
+/// How many messages a local folder source holds (Maildir `cur/` and `new/`, or the
+/// .eml folder's files), so progress can show a bar; None when unknown (an mbox is
+/// read as it streams, Gmail lists as it goes).
+fn messages_in_source(cli: &Cli) -> Option<u64> {
+    let files = |dir: &std::path::Path| -> Option<u64> {
+        let entries = std::fs::read_dir(dir).ok()?;
+        Some(
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .count() as u64,
+        )
+    };
+    match (&cli.maildir, &cli.eml_dir) {
+        (Some(dir), _) => {
+            Some(files(&dir.join("cur")).unwrap_or(0) + files(&dir.join("new")).unwrap_or(0))
+        }
+        (_, Some(dir)) => files(dir),
+        _ => None,
+    }
+}
+
+/// Progress on stderr, only shown on a terminal: a bar with percentage, rate and ETA
+/// when the number of messages is known, else a spinner with counts.
 struct Bar(indicatif::ProgressBar);
 
 impl Bar {
-    fn new() -> Self {
-        let bar = indicatif::ProgressBar::new_spinner();
+    fn new(total: Option<u64>) -> Self {
+        let (bar, template) = match total {
+            Some(n) => (
+                indicatif::ProgressBar::new(n),
+                "{bar:30} {percent:>3}% {pos}/{len} · {per_sec} · ETA {eta} · {msg}",
+            ),
+            None => (
+                indicatif::ProgressBar::new_spinner(),
+                "{spinner} {elapsed} {msg}",
+            ),
+        };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            indicatif::ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -1001,6 +1035,7 @@ impl Bar {
 
 impl Progress for Bar {
     fn report(&self, p: &ScanProgress) {
+        self.0.set_position(p.examined);
         self.0.set_message(format!(
             "{} examined, {} skipped, {} analyzed, {}, {}",
             p.examined,
@@ -1038,6 +1073,22 @@ mod tests {
             }),
             ExitCode::from(3)
         );
+    }
+
+    #[test]
+    fn a_folder_source_knows_how_many_messages_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        for (sub, name) in [("cur", "a"), ("cur", "b"), ("new", "c")] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            std::fs::write(dir.path().join(sub).join(name), "x").unwrap();
+        }
+        let folder = dir.path().to_str().unwrap();
+        let maildir = Cli::parse_from(["billable", "--maildir", folder, "scan"]);
+        assert_eq!(messages_in_source(&maildir), Some(3));
+        let eml = Cli::parse_from(["billable", "--eml-dir", &format!("{folder}/cur"), "scan"]);
+        assert_eq!(messages_in_source(&eml), Some(2));
+        let mbox = Cli::parse_from(["billable", "--mbox", "x.mbox", "scan"]);
+        assert_eq!(messages_in_source(&mbox), None);
     }
 
     #[test]
