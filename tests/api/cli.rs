@@ -163,17 +163,22 @@ fn every_tool_answers_with_the_specified_fields_and_a_rescan_adds_nothing() {
     );
 }
 
+/// `billable --mbox demo.mbox --settings demo-settings.json [extra] scan`, which must
+/// succeed.
+fn scan_demo(app: &TestApp, extra: &[&str]) -> crate::helpers::Run {
+    let (mbox, settings) = (fixture("demo.mbox"), fixture("demo-settings.json"));
+    let mut args = vec!["--mbox", path_str(&mbox), "--settings", path_str(&settings)];
+    args.extend_from_slice(extra);
+    args.push("scan");
+    let run = app.run(&args);
+    run.assert_ok();
+    run
+}
+
 #[test]
 fn the_scan_command_prints_a_table_with_per_client_totals() {
     let app = TestApp::new();
-    let run = app.run(&[
-        "--mbox",
-        path_str(&fixture("demo.mbox")),
-        "--settings",
-        path_str(&fixture("demo-settings.json")),
-        "scan",
-    ]);
-    run.assert_ok();
+    let run = scan_demo(&app, &[]);
     let out = run.stdout();
     assert!(
         out.contains("Acme Corp") && out.contains("Globex") && out.contains("Initech"),
@@ -653,18 +658,9 @@ fn analyzing_an_invite_already_recorded_or_declined_says_why_it_yields_no_entry(
 fn settings_from_a_file_apply_to_one_run_unless_saved() {
     let app = TestApp::new();
     let settings = fixture("demo-settings.json");
-    let mbox = fixture("demo.mbox");
     let stored = || app.run(&["--json", "configure"]).json();
     let before = stored();
-    let run = app.run(&[
-        "--mbox",
-        path_str(&mbox),
-        "--settings",
-        path_str(&settings),
-        "--json",
-        "scan",
-    ]);
-    run.assert_ok();
+    let run = scan_demo(&app, &["--json"]);
     assert!(
         run.json()["entries_created"].as_u64().unwrap() >= 8,
         "the file's clients were used"
@@ -965,14 +961,7 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
 #[test]
 fn the_entries_table_fits_the_terminal_width_unless_wide() {
     let app = TestApp::new();
-    let run = app.run(&[
-        "--mbox",
-        path_str(&fixture("demo.mbox")),
-        "--settings",
-        path_str(&fixture("demo-settings.json")),
-        "scan",
-    ]);
-    run.assert_ok();
+    scan_demo(&app, &[]);
     let widest = |out: &str| out.lines().map(|l| l.chars().count()).max().unwrap_or(0);
     let narrow = app.run_with(&["entries"], &[("COLUMNS", "90")]);
     narrow.assert_ok();

@@ -29,6 +29,9 @@ impl ClientHandler for Client {
     }
 }
 
+/// A bare MCP initialize request, for tests that speak HTTP directly.
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
 fn args(v: Value) -> rmcp::model::JsonObject {
     v.as_object().expect("object").clone()
 }
@@ -159,7 +162,7 @@ async fn mcp_over_http_refuses_a_foreign_origin() {
         .header("origin", "https://evil.example")
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+        .body(INITIALIZE)
         .send()
         .await
         .unwrap();
@@ -197,7 +200,7 @@ async fn closing_a_streamable_http_session_answers_no_content() {
         .bearer_auth(TOKEN)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+        .body(INITIALIZE)
         .send()
         .await
         .unwrap();
