@@ -824,6 +824,9 @@ impl Scan<'_> {
             let counted = created.contains(&e.message_id) || !self.dry_run;
             if counted && e.billable && e.status != EntryStatus::Rejected {
                 self.totals.insert(e.message_id.clone(), Counted::of(&e));
+            } else if counted {
+                // A later version that is no longer billable leaves the totals.
+                self.totals.remove(&e.message_id);
             }
             if let Some(shown) = self
                 .out
