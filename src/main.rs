@@ -16,6 +16,8 @@ fn main() -> ExitCode {
     // Logs go to stderr so stdout stays clean for tables and JSON.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only for a person reading a terminal, never in captured logs.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),

@@ -3,9 +3,11 @@
 //!
 //! `tools/list` gives each tool's input schema (from tools/*.json), an output schema and
 //! annotations; `tools/call` runs `tools::call` and answers with structured content.
-//! Errors come in two kinds (CONVENTIONS §4): an unknown tool or invalid arguments are
-//! protocol errors; a tool that ran and failed is a result with `isError` and a message
-//! the model can act on. Scans send progress notifications when the client asked for
+//! Errors come in two kinds: an unknown tool is a protocol error; invalid arguments
+//! and a tool that ran and failed are a result with `isError` and a message the model
+//! can act on (as the current MCP revision asks, so the model can correct its call).
+//! Nullable fields are advertised as `anyOf: [{…}, {"type": "null"}]`, the form the
+//! MCP spec recommends for broad client support (tools/*.json keep OpenAI's type arrays). Scans send progress notifications when the client asked for
 //! them with a progress token.
 
 use std::sync::{Arc, LazyLock};
@@ -142,7 +144,7 @@ impl ServerHandler for McpServer {
         }
         match result {
             Ok(value) => Ok(CallToolResult::structured(value).into()),
-            Err(e @ (Error::InvalidArgument { .. } | Error::UnknownTool { .. })) => {
+            Err(e @ Error::UnknownTool { .. }) => {
                 Err(ErrorData::invalid_params(e.to_string(), None))
             }
             Err(e) => {
@@ -222,12 +224,59 @@ static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(|| {
             if !h.read_only {
                 annotations = annotations.destructive(h.destructive);
             }
-            Tool::new(spec.name, spec.description, object(spec.parameters()))
-                .with_annotations(annotations)
-                .with_raw_output_schema(Arc::new(object(spec.output_schema())))
+            Tool::new(
+                spec.name,
+                spec.description,
+                object(nullable_as_any_of(spec.parameters())),
+            )
+            .with_annotations(annotations)
+            .with_raw_output_schema(Arc::new(object(spec.output_schema())))
         })
         .collect()
 });
+
+/// Rewrites every `"type": [T, "null"]` in a schema as
+/// `"anyOf": [{"type": T, …}, {"type": "null"}]`, keeping the description outside.
+fn nullable_as_any_of(schema: Value) -> Value {
+    match schema {
+        Value::Array(items) => Value::Array(items.into_iter().map(nullable_as_any_of).collect()),
+        Value::Object(map) => {
+            let mut map: JsonObject = map
+                .into_iter()
+                .map(|(k, v)| (k, nullable_as_any_of(v)))
+                .collect();
+            let types = match map.get("type") {
+                Some(Value::Array(types)) if types.iter().any(|t| t == "null") => types.clone(),
+                _ => return Value::Object(map),
+            };
+            let others: Vec<Value> = types.into_iter().filter(|t| t != "null").collect();
+            map.remove("type");
+            let mut outer = JsonObject::new();
+            for key in ["description", "title", "default"] {
+                if let Some(v) = map.remove(key) {
+                    outer.insert(key.to_owned(), v);
+                }
+            }
+            if let Some(Value::Array(values)) = map.get_mut("enum") {
+                values.retain(|v| !v.is_null());
+            }
+            let mut some = map;
+            some.insert(
+                "type".to_owned(),
+                match <[Value; 1]>::try_from(others) {
+                    Ok([one]) => one,
+                    Err(many) => Value::Array(many),
+                },
+            );
+            outer.insert(
+                "anyOf".to_owned(),
+                serde_json::json!([Value::Object(some), {"type": "null"}]),
+            );
+            Value::Object(outer)
+        }
+        other => other,
+    }
+}
 
 fn object(v: Value) -> JsonObject {
     match v {
@@ -239,6 +288,39 @@ fn object(v: Value) -> JsonObject {
 #[cfg(test)]
 mod tests {
     use super::TOOLS;
+
+    #[test]
+    fn nullable_fields_are_advertised_as_any_of_with_null() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "after": {"type": ["string", "null"], "description": "a day"},
+                "group_by": {"type": ["string", "null"], "enum": ["client", "day", null]},
+                "n": {"type": "integer"}
+            }
+        });
+        let out = super::nullable_as_any_of(schema);
+        assert_eq!(
+            out["properties"]["after"],
+            serde_json::json!({"description": "a day", "anyOf": [{"type": "string"}, {"type": "null"}]})
+        );
+        assert_eq!(
+            out["properties"]["group_by"]["anyOf"][0],
+            serde_json::json!({"type": "string", "enum": ["client", "day"]})
+        );
+        assert_eq!(
+            out["properties"]["n"],
+            serde_json::json!({"type": "integer"})
+        );
+        for tool in TOOLS.iter() {
+            let text = serde_json::to_string(&tool.input_schema).unwrap();
+            assert!(
+                !text.contains(r#"","null"]"#) && !text.contains(r#""null"]"#),
+                "{}: {text}",
+                tool.name
+            );
+        }
+    }
 
     #[test]
     fn every_tool_is_listed_with_its_schemas_and_hints() {

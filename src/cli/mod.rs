@@ -3,6 +3,7 @@
 //! 0 success, 2 bad input, 3 a dependency unavailable or a scan interrupted, 1 anything
 //! else.
 
+mod overlay;
 mod render;
 
 use std::io::IsTerminal;
@@ -43,9 +44,14 @@ pub struct Cli {
     /// Read mail from Gmail (credentials from GMAIL_* variables; see `billable auth gmail`)
     #[arg(long, global = true, conflicts_with_all = ["mbox", "maildir", "eml_dir"])]
     pub gmail: bool,
-    /// Apply these settings (a JSON object, as for `configure`) before the command
+    /// Use these settings for this run only: a JSON object of settings to change, as for
+    /// `configure` (e.g. {"timezone": "Europe/Paris", "clients": [...]}); add --save to store them
     #[arg(long, global = true, value_name = "FILE")]
     pub settings: Option<PathBuf>,
+    /// With --settings: store the file's settings as yours, not just for this run (give it
+    /// before the command: `billable --settings FILE --save scan`)
+    #[arg(long, requires = "settings")]
+    pub save: bool,
     /// Print JSON instead of tables
     #[arg(long, global = true)]
     pub json: bool,
@@ -113,8 +119,9 @@ fn date(s: &str) -> Result<WorkDate, String> {
 pub enum Command {
     /// Scan the mailbox and save suggested time entries
     Scan {
-        /// Gmail-style query, e.g. 'from:acme.com subject:contract'
-        #[arg(long)]
+        /// Gmail-style query, e.g. 'from:acme.com subject:contract' [default: the
+        /// default_query setting]
+        #[arg(long, value_name = "QUERY")]
         query: Option<String>,
         /// Only messages dated on or after this day (YYYY-MM-DD)
         #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
@@ -122,8 +129,8 @@ pub enum Command {
         /// Only messages dated before this day (YYYY-MM-DD)
         #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
         before: Option<WorkDate>,
-        /// Stop after examining this many messages
-        #[arg(long = "max")]
+        /// Stop after examining this many messages (a whole number, 1 or more)
+        #[arg(long = "max", value_name = "N")]
         max_messages: Option<u64>,
         /// Analyze and report without saving
         #[arg(long)]
@@ -136,8 +143,9 @@ pub enum Command {
     Analyze {
         /// An RFC 5322 message file; `-` reads standard input
         file: Option<PathBuf>,
-        /// A message id from the mail source instead of a file
-        #[arg(long, conflicts_with = "file")]
+        /// A message id from the mail source instead of a file (a Gmail id, or the
+        /// Message-ID header without angle brackets)
+        #[arg(long, conflicts_with = "file", value_name = "ID")]
         id: Option<String>,
         /// Save the proposed entry
         #[arg(long)]
@@ -151,8 +159,10 @@ pub enum Command {
         /// Last work date included (YYYY-MM-DD)
         #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
         to: Option<WorkDate>,
+        /// How to group the totals
         #[arg(long, value_enum, default_value = "client")]
         group_by: GroupByArg,
+        /// Count only billable entries
         #[arg(long)]
         billable_only: bool,
     },
@@ -164,22 +174,43 @@ pub enum Command {
         /// Last work date included (YYYY-MM-DD)
         #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
         to: Option<WorkDate>,
-        #[arg(long)]
+        /// Only this client's entries (its name as configured)
+        #[arg(long, value_name = "NAME")]
         client: Option<String>,
+        /// Only entries with this review status
         #[arg(long, value_enum)]
         status: Option<StatusArg>,
-        #[arg(long)]
+        /// How many entries to show (1 to 500) [default: 50]
+        #[arg(long, value_name = "N")]
         limit: Option<u32>,
-        #[arg(long)]
+        /// How many of the newest entries to skip first [default: 0]
+        #[arg(long, value_name = "N")]
         offset: Option<u32>,
+        /// Print whole descriptions instead of fitting the table to the terminal
+        #[arg(long)]
+        wide: bool,
     },
-    /// Show settings, or change them with --set KEY=VALUE (VALUE is JSON or a plain string)
+    /// Show settings, or change them with --set, --add and --remove
+    #[command(after_help = settings_keys_help())]
     Configure {
+        /// Set a setting: KEY=VALUE, VALUE as JSON (numbers, lists, objects) or a plain
+        /// string, e.g. timezone=Europe/Paris or clients='[{"name":"Acme","domains":["acme.com"]}]';
+        /// default_query= (empty) clears the default query
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Add one item to a list setting: clients='{"name":"Acme","domains":["acme.com"]}',
+        /// my_addresses=me@firm.com, ignore_senders='*@news.example'
+        #[arg(long = "add", value_name = "KEY=VALUE")]
+        add: Vec<String>,
+        /// Remove one item from a list setting: clients=NAME, my_addresses=ADDRESS,
+        /// ignore_senders=PATTERN
+        #[arg(long = "remove", value_name = "KEY=VALUE")]
+        remove: Vec<String>,
     },
     /// Run any tool with JSON arguments and print its JSON result
+    #[command(after_help = tools_help())]
     Tool {
+        /// The tool's name (listed below)
         name: String,
         /// Arguments as a JSON object; `-` reads standard input [default: {}]
         args: Option<String>,
@@ -192,7 +223,7 @@ pub enum Command {
     },
     /// Serve the tools over HTTP (OpenAI function calling at /v1, MCP at /mcp)
     Serve {
-        /// Address to listen on [env: BILLABLE_BIND; default: 127.0.0.1:8787]
+        /// Address to listen on, HOST:PORT [env: BILLABLE_BIND; default: 127.0.0.1:8787]
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
     },
@@ -235,22 +266,58 @@ pub async fn run(cli: Cli) -> ExitCode {
     match execute(cli).await {
         Ok(answer) => {
             if let Some(printed) = answer.printed {
-                if json_out {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&printed.json).unwrap_or_default()
-                    );
+                let text = if json_out {
+                    let mut json = serde_json::to_string_pretty(&printed.json).unwrap_or_default();
+                    json.push('\n');
+                    json
                 } else {
-                    print!("{}", printed.text);
+                    printed.text
+                };
+                if let Err(e) = write_stdout(&text) {
+                    // A reader that stopped early (`| head`) is not an error.
+                    if e.kind() != std::io::ErrorKind::BrokenPipe {
+                        eprintln!("error: could not write the output: {e}");
+                        return ExitCode::FAILURE;
+                    }
                 }
             }
             answer.code
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            report(&e, json_out);
             exit_code(&e)
         }
     }
+}
+
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// An error on stderr: plain text, or with `--json` `{"error":{"code","message"}}`
+/// with the codes the HTTP API uses.
+fn report(e: &Error, json_out: bool) {
+    if !json_out {
+        eprintln!("error: {e}");
+        return;
+    }
+    let code = match (e, e.kind()) {
+        (Error::UnknownTool { .. }, _) => "unknown_tool",
+        (_, ErrorKind::InvalidInput) => "invalid_input",
+        (_, ErrorKind::NotFound) => "not_found",
+        (_, ErrorKind::Unauthorized) => "unauthorized",
+        (_, ErrorKind::Forbidden) => "forbidden",
+        (_, ErrorKind::Conflict) => "conflict",
+        (_, ErrorKind::Unavailable) => "unavailable",
+        (_, ErrorKind::Internal) => "internal",
+    };
+    eprintln!(
+        "{}",
+        json!({ "error": { "code": code, "message": e.to_string() } })
+    );
 }
 
 fn exit_code(e: &Error) -> ExitCode {
@@ -304,7 +371,10 @@ fn config(cli: &Cli, server: bool) -> Result<Config, Error> {
         config.db = Some(db.clone());
     }
     match (&cli.mbox, &cli.maildir, &cli.eml_dir) {
-        (Some(p), _, _) => config.source = SourceConfig::Mbox(p.clone()),
+        (Some(p), _, _) => {
+            check_mbox(p)?;
+            config.source = SourceConfig::Mbox(p.clone());
+        }
         (_, Some(p), _) => config.source = SourceConfig::Maildir(p.clone()),
         (_, _, Some(p)) => config.source = SourceConfig::EmlDir(p.clone()),
         _ => {}
@@ -330,23 +400,52 @@ fn config(cli: &Cli, server: bool) -> Result<Config, Error> {
     Ok(config)
 }
 
-/// The context a configuration describes, with `--settings` applied for the local user.
+/// The context a configuration describes, with `--settings` applied for the local
+/// user: for this run only, or stored with `--save` (said on stderr).
 async fn context(cli: &Cli, config: &Config) -> Result<Context, Error> {
-    let ctx = Context::from_config(config)?;
-    if let Some(path) = &cli.settings {
-        let text = read_text(path, "settings")?;
-        let patch: Value = serde_json::from_str(&text).map_err(|e| {
-            Error::invalid("--settings", format!("{} is not JSON: {e}", path.display()))
-        })?;
-        let args = tools::parse_args(json!({ "settings": patch }))?;
-        tools::run::<configure::ConfigureTimeTracking>(
-            &ctx,
-            &local_user(config),
-            args,
-            &NoProgress,
+    let mut ctx = Context::from_config(config)?;
+    let Some(path) = &cli.settings else {
+        return Ok(ctx);
+    };
+    let text = read_text(path, "settings")?;
+    let patch: Value = serde_json::from_str(&text).map_err(|e| {
+        Error::invalid(
+            "--settings",
+            format!(
+                "{} is not valid JSON at line {} column {}: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            ),
         )
-        .await?;
+    })?;
+    let args: configure::Args = tools::parse_args(json!({ "settings": patch }))?;
+    let user = local_user(config);
+    if cli.save {
+        tools::run::<configure::ConfigureTimeTracking>(&ctx, &user, args, &NoProgress).await?;
+        eprintln!(
+            "Saved the settings in {} as yours; `billable configure` shows them.",
+            path.display()
+        );
+        return Ok(ctx);
     }
+    if matches!(cli.command, Command::Configure { .. }) {
+        return Err(Error::invalid(
+            "--settings",
+            "applies to one run and `configure` stores settings: add --save to store the \
+             file's settings, or use `configure --set KEY=VALUE`",
+        ));
+    }
+    let stored = ctx.store.settings(&user).await?;
+    let settings = match args.settings {
+        Some(patch) => stored.apply(patch)?,
+        None => stored,
+    };
+    ctx.store = std::sync::Arc::new(overlay::RunSettings {
+        inner: ctx.store.clone(),
+        user,
+        settings: std::sync::RwLock::new(settings),
+    });
     Ok(ctx)
 }
 
@@ -385,6 +484,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
     let config = config(&cli, false)?;
     let ctx = context(&cli, &config).await?;
     let user = local_user(&config);
+    let source_messages = messages_in_source(&cli);
     let answer = match cli.command {
         Command::Scan {
             query,
@@ -402,13 +502,10 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
                 dry_run: dry_run.then_some(true),
                 reanalyze: reanalyze.then_some(true),
             };
-            let bar = std::io::stderr().is_terminal().then(Bar::new);
-            let progress: &dyn Progress = match &bar {
-                Some(b) => b,
-                None => &NoProgress,
-            };
-            let result = tools::run::<scan::ScanBillableTime>(&ctx, &user, args, progress).await;
-            if let Some(b) = bar {
+            let total = source_messages.map(|n| max_messages.map_or(n, |m| n.min(m)));
+            let progress = ScanWatch::start(total);
+            let result = tools::run::<scan::ScanBillableTime>(&ctx, &user, args, &progress).await;
+            if let Some(b) = &progress.bar {
                 b.0.finish_and_clear();
             }
             let out = result?;
@@ -461,6 +558,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             status,
             limit,
             offset,
+            wide,
         } => {
             let args = list::Args {
                 from,
@@ -471,10 +569,27 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
                 offset,
             };
             let out = tools::run::<list::ListTimeEntries>(&ctx, &user, args, &NoProgress).await?;
-            Answer::new(&out, render::entries(&out))
+            let width = (!wide).then(terminal_width);
+            Answer::new(&out, render::entries(&out, width))
         }
-        Command::Configure { set } => {
-            let args = configure_args(&set)?;
+        Command::Configure { set, add, remove } => {
+            let mut args = configure_args(&set)?;
+            if !add.is_empty() || !remove.is_empty() {
+                let current = tools::run::<configure::ConfigureTimeTracking>(
+                    &ctx,
+                    &user,
+                    configure::Args { settings: None },
+                    &NoProgress,
+                )
+                .await?;
+                let current = serde_json::to_value(&current).unwrap_or(Value::Null);
+                let mut patch = match args.settings.take() {
+                    Some(p) => serde_json::to_value(p).unwrap_or(Value::Null),
+                    None => Value::Object(Map::new()),
+                };
+                list_changes(&current, &mut patch, &add, &remove)?;
+                args = tools::parse_args(json!({ "settings": patch }))?;
+            }
             let out =
                 tools::run::<configure::ConfigureTimeTracking>(&ctx, &user, args, &NoProgress)
                     .await?;
@@ -511,20 +626,165 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
 }
 
 /// `configure --set KEY=VALUE …` as the tool's arguments. A VALUE is JSON when it
-/// parses (numbers, lists, objects), else a plain string.
+/// parses (numbers, lists, objects), else a plain string; one that starts like JSON
+/// (`[`, `{`, `"`) must be JSON.
 fn configure_args(set: &[String]) -> Result<configure::Args, Error> {
     if set.is_empty() {
         return Ok(configure::Args { settings: None });
     }
     let mut settings = Map::new();
     for kv in set {
-        let Some((k, v)) = kv.split_once('=') else {
-            return Err(Error::invalid("--set", format!("`{kv}` is not KEY=VALUE")));
+        let (key, value) = key_value(kv, "--set")?;
+        let value = match value {
+            // null would leave the setting as it is; the empty string clears the query.
+            Value::Null if key == "default_query" => Value::String(String::new()),
+            Value::Null => {
+                return Err(Error::invalid(
+                    format!("--set {key}"),
+                    "null leaves a setting as it is: give the value it should have",
+                ));
+            }
+            v => v,
         };
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
-        settings.insert(k.trim().to_owned(), value);
+        settings.insert(key, value);
     }
     tools::parse_args(json!({ "settings": settings }))
+}
+
+/// Splits `KEY=VALUE` and reads VALUE as `configure_args` says.
+fn key_value(kv: &str, flag: &str) -> Result<(String, Value), Error> {
+    let Some((k, v)) = kv.split_once('=') else {
+        return Err(Error::invalid(flag, format!("`{kv}` is not KEY=VALUE")));
+    };
+    let key = k.trim().to_owned();
+    let looks_like_json = v.trim_start().starts_with(['[', '{', '"']);
+    let value = match serde_json::from_str(v) {
+        Ok(value) => value,
+        Err(e) if looks_like_json => {
+            return Err(Error::invalid(
+                format!("{flag} {key}"),
+                format!(
+                    "`{v}` is not valid JSON at column {}: {}",
+                    e.column(),
+                    // serde_json ends its message with the position, said already.
+                    e.to_string().split(" at line ").next().unwrap_or_default()
+                ),
+            ));
+        }
+        Err(_) => Value::String(v.to_owned()),
+    };
+    Ok((key, value))
+}
+
+/// Applies `--add KEY=VALUE` and `--remove KEY=NAME` to the list settings in `patch`,
+/// starting from the `current` lists (or the patch's own, when `--set` gave one).
+/// Clients are removed by name, other items by value (case-insensitively).
+fn list_changes(
+    current: &Value,
+    patch: &mut Value,
+    add: &[String],
+    remove: &[String],
+) -> Result<(), Error> {
+    let Some(patch) = patch.as_object_mut() else {
+        return Ok(());
+    };
+    let name_of = |item: &Value| -> Option<String> {
+        match item {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o.get("name").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        }
+    };
+    for (kv, adding) in add
+        .iter()
+        .map(|kv| (kv, true))
+        .chain(remove.iter().map(|kv| (kv, false)))
+    {
+        let flag = if adding { "--add" } else { "--remove" };
+        let (key, value) = key_value(kv, flag)?;
+        let list = match patch
+            .get(&key)
+            .filter(|v| !v.is_null())
+            .or_else(|| current.get(&key))
+        {
+            Some(Value::Array(items)) => items.clone(),
+            // An unknown key: the patch names it and the tool's check says which.
+            None => Vec::new(),
+            Some(_) => {
+                return Err(Error::invalid(
+                    format!("{flag} {key}"),
+                    format!("`{key}` is not a list; use --set {key}=VALUE"),
+                ));
+            }
+        };
+        let mut list = list;
+        let name = name_of(&value).unwrap_or_default();
+        let position = list
+            .iter()
+            .position(|i| name_of(i).is_some_and(|n| n.eq_ignore_ascii_case(&name)));
+        match (adding, position) {
+            (true, Some(_)) => {
+                return Err(Error::invalid(
+                    format!("{flag} {key}"),
+                    format!("{key} already has `{name}`; --remove it first to replace it"),
+                ));
+            }
+            (true, None) => list.push(value),
+            (false, Some(i)) => {
+                list.remove(i);
+            }
+            (false, None) => {
+                let present: Vec<String> = list.iter().filter_map(name_of).collect();
+                return Err(Error::invalid(
+                    format!("{flag} {key}"),
+                    format!(
+                        "{key} has no `{name}`; it has: {}",
+                        if present.is_empty() {
+                            "nothing".to_owned()
+                        } else {
+                            present.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        patch.insert(key, Value::Array(list));
+    }
+    Ok(())
+}
+
+/// `tool --help`'s list of tools, from the tool table.
+fn tools_help() -> String {
+    let mut text = String::from("Tools:\n");
+    for tool in tools::TOOLS {
+        text.push_str(&format!(
+            "  {:<28} {}\n",
+            tool.name,
+            first_sentence(tool.description)
+        ));
+    }
+    text
+}
+
+fn first_sentence(text: &str) -> &str {
+    text.split_once(". ").map_or(text, |(first, _)| first)
+}
+
+/// `configure --help`'s list of keys, from the settings patch's schema.
+fn settings_keys_help() -> String {
+    let schema = serde_json::to_value(schemars::schema_for!(crate::domain::SettingsPatch))
+        .unwrap_or(Value::Null);
+    let mut text = String::from("Keys:\n");
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (key, prop) in props {
+            let about = prop
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            text.push_str(&format!("  {key:<28} {about}\n"));
+        }
+    }
+    text
 }
 
 /// `billable auth gmail`: the installed-app flow, tokens stored 0600.
@@ -587,6 +847,48 @@ async fn migrate(config: &Config, no_compat: bool) -> Result<Answer, Error> {
     Ok(Answer::new(&report, render::migrate(&report)))
 }
 
+/// Refuses an `--mbox` that cannot be one before anything is scanned: a folder, or a
+/// file whose first line is not an mbox `From ` line (an empty file is an empty mbox).
+fn check_mbox(path: &std::path::Path) -> Result<(), Error> {
+    use std::io::{BufRead, Read};
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(Error::invalid(
+            "--mbox",
+            format!(
+                "{shown} is a folder, not an mbox file: use --maildir {shown} for a Maildir or \
+                 --eml-dir {shown} for a folder of .eml files"
+            ),
+        ));
+    }
+    // A file that cannot be opened is reported by the source, with its reason.
+    let Ok(file) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let mut first = Vec::new();
+    let mut reader = std::io::BufReader::new(file.take(4096));
+    if reader.read_until(b'\n', &mut first).is_err() {
+        return Ok(());
+    }
+    let first = String::from_utf8_lossy(&first);
+    let first = first.trim_end();
+    if first.is_empty() || first.starts_with("From ") {
+        return Ok(());
+    }
+    let mut shown_line: String = first.chars().take(60).collect();
+    if shown_line.len() < first.len() {
+        shown_line.push('…');
+    }
+    Err(Error::invalid(
+        "--mbox",
+        format!(
+            "{shown} is not an mbox file: its first line is `{shown_line}`, where an mbox \
+             starts with `From `. For a single message use `billable analyze FILE`; for a \
+             folder of .eml files use --eml-dir"
+        ),
+    ))
+}
+
 fn read_text(path: &PathBuf, what: &str) -> Result<String, Error> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
@@ -625,14 +927,115 @@ async fn serve(cli: Cli) -> ExitCode {
     }
 }
 
-/// A spinner with counts on stderr; only shown on a terminal.
+/// What watches a CLI scan: the progress display (on a terminal) and Ctrl-C. The first
+/// Ctrl-C asks the scan to stop after saving what it did; a second one exits at once.
+struct ScanWatch {
+    bar: Option<Bar>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ScanWatch {
+    fn start(total: Option<u64>) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+                eprintln!("Stopping: saving what was done (Ctrl-C again to quit at once)…");
+            }
+        });
+        ScanWatch {
+            bar: std::io::stderr().is_terminal().then(|| Bar::new(total)),
+            stop,
+        }
+    }
+}
+
+impl Progress for ScanWatch {
+    fn report(&self, p: &ScanProgress) {
+        if let Some(bar) = &self.bar {
+            bar.report(p);
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The terminal's width in columns: `COLUMNS` when set, else what `stty` says of the
+/// terminal, else 100.
+fn terminal_width() -> usize {
+    const FALLBACK: usize = 100;
+    if let Some(cols) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+    {
+        return cols;
+    }
+    if !std::io::stdout().is_terminal() {
+        return FALLBACK;
+    }
+    std::fs::File::open("/dev/tty")
+        .ok()
+        .and_then(|tty| {
+            std::process::Command::new("stty")
+                .arg("size")
+                .stdin(tty)
+                .output()
+                .ok()
+        })
+        .and_then(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+        })
+        .unwrap_or(FALLBACK)
+}
+
+/// How many messages a local folder source holds (Maildir `cur/` and `new/`, or the
+/// .eml folder's files), so progress can show a bar; None when unknown (an mbox is
+/// read as it streams, Gmail lists as it goes).
+fn messages_in_source(cli: &Cli) -> Option<u64> {
+    let files = |dir: &std::path::Path| -> Option<u64> {
+        let entries = std::fs::read_dir(dir).ok()?;
+        Some(
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .count() as u64,
+        )
+    };
+    match (&cli.maildir, &cli.eml_dir) {
+        (Some(dir), _) => {
+            Some(files(&dir.join("cur")).unwrap_or(0) + files(&dir.join("new")).unwrap_or(0))
+        }
+        (_, Some(dir)) => files(dir),
+        _ => None,
+    }
+}
+
+/// Progress on stderr, only shown on a terminal: a bar with percentage, rate and ETA
+/// when the number of messages is known, else a spinner with counts.
 struct Bar(indicatif::ProgressBar);
 
 impl Bar {
-    fn new() -> Self {
-        let bar = indicatif::ProgressBar::new_spinner();
+    fn new(total: Option<u64>) -> Self {
+        let (bar, template) = match total {
+            Some(n) => (
+                indicatif::ProgressBar::new(n),
+                "{bar:30} {percent:>3}% {pos}/{len} · {per_sec} · ETA {eta} · {msg}",
+            ),
+            None => (
+                indicatif::ProgressBar::new_spinner(),
+                "{spinner} {elapsed} {msg}",
+            ),
+        };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            indicatif::ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -642,9 +1045,14 @@ impl Bar {
 
 impl Progress for Bar {
     fn report(&self, p: &ScanProgress) {
+        self.0.set_position(p.examined);
         self.0.set_message(format!(
-            "{} examined, {} skipped, {} analyzed, {} new entries, {} errors",
-            p.examined, p.skipped, p.analyzed, p.entries, p.errors
+            "{} examined, {} skipped, {} analyzed, {}, {}",
+            p.examined,
+            p.skipped,
+            p.analyzed,
+            render::count(p.entries, "new entry", "new entries"),
+            render::count(p.errors, "error", "errors"),
         ));
     }
 }
@@ -675,6 +1083,22 @@ mod tests {
             }),
             ExitCode::from(3)
         );
+    }
+
+    #[test]
+    fn a_folder_source_knows_how_many_messages_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        for (sub, name) in [("cur", "a"), ("cur", "b"), ("new", "c")] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            std::fs::write(dir.path().join(sub).join(name), "x").unwrap();
+        }
+        let folder = dir.path().to_str().unwrap();
+        let maildir = Cli::parse_from(["billable", "--maildir", folder, "scan"]);
+        assert_eq!(messages_in_source(&maildir), Some(3));
+        let eml = Cli::parse_from(["billable", "--eml-dir", &format!("{folder}/cur"), "scan"]);
+        assert_eq!(messages_in_source(&eml), Some(2));
+        let mbox = Cli::parse_from(["billable", "--mbox", "x.mbox", "scan"]);
+        assert_eq!(messages_in_source(&mbox), None);
     }
 
     #[test]

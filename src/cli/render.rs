@@ -1,7 +1,5 @@
 //! Human output: each tool's typed `Output` as plain-text tables.
 
-use std::collections::BTreeMap;
-
 use crate::domain::{Settings, Summary, SummaryGroup, TimeEntry};
 use crate::migrate::Report;
 use crate::tools::{analyze, list, scan};
@@ -10,19 +8,39 @@ fn or_dash(v: Option<&str>) -> String {
     v.map_or_else(|| "-".to_owned(), str::to_owned)
 }
 
-fn money(v: f64) -> String {
-    format!("{v:.2}")
+/// An amount to the cent, thousands separated: `7,640,280.00`.
+pub fn money(v: f64) -> String {
+    let cents = format!("{:.2}", v.abs());
+    let (whole, frac) = cents.split_once('.').unwrap_or((&cents, "00"));
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if v < 0.0 && cents != "0.00" { "-" } else { "" };
+    format!("{sign}{grouped}.{frac}")
 }
 
-fn hours(minutes: u64) -> String {
-    format!("{:.1}h", minutes as f64 / 60.0)
+/// Hours to one decimal, as billing uses; every table prints hours this way.
+pub fn hours(minutes: u64) -> String {
+    format!("{:.1}", minutes as f64 / 60.0)
+}
+
+/// `1 new entry`, `2 new entries`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_owned()
     } else {
-        format!("{}…", text.chars().take(max - 1).collect::<String>())
+        format!(
+            "{}…",
+            text.chars().take(max.saturating_sub(1)).collect::<String>()
+        )
     }
 }
 
@@ -39,7 +57,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
             !rows.is_empty()
                 && rows
                     .iter()
-                    .all(|r| r[i].trim_end_matches('h').parse::<f64>().is_ok())
+                    .all(|r| r[i].replace(',', "").parse::<f64>().is_ok())
         })
         .collect();
     let line = |cells: Vec<&str>| -> String {
@@ -76,6 +94,14 @@ const ENTRY_HEADERS: [&str; 7] = [
 ];
 
 fn entry_rows(entries: &[TimeEntry]) -> Vec<Vec<String>> {
+    entry_rows_within(entries, Some(DESCRIPTION_WIDTH))
+}
+
+/// Descriptions are cut here unless the table is fitted to a width or printed wide.
+const DESCRIPTION_WIDTH: usize = 60;
+
+/// The entries' rows with descriptions cut to `description` characters (None: whole).
+fn entry_rows_within(entries: &[TimeEntry], description: Option<usize>) -> Vec<Vec<String>> {
     entries
         .iter()
         .map(|e| {
@@ -86,19 +112,41 @@ fn entry_rows(entries: &[TimeEntry]) -> Vec<Vec<String>> {
                 e.billed_minutes.to_string(),
                 money(e.amount),
                 e.status.as_str().to_owned(),
-                clip(&e.description, 60),
+                match description {
+                    Some(max) => clip(&e.description, max),
+                    None => e.description.clone(),
+                },
             ]
         })
         .collect()
 }
 
-pub fn entries(out: &list::Output) -> String {
+/// The entries table fitted to `width` columns by cutting descriptions (never below
+/// 20 characters), or with whole descriptions when `width` is None (`--wide`).
+pub fn entries(out: &list::Output, width: Option<usize>) -> String {
     if out.entries.is_empty() {
         return format!("No entries (total {}).\n", out.total);
     }
+    let description = width.map(|width| {
+        let rows = entry_rows_within(&out.entries, None);
+        let others: usize = (0..ENTRY_HEADERS.len() - 1)
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([ENTRY_HEADERS[i].len()])
+                    .max()
+                    .unwrap_or(0)
+                    + 2
+            })
+            .sum();
+        width.saturating_sub(others).max(20)
+    });
     format!(
         "{}\nShowing {}–{} of {}.\n",
-        table(&ENTRY_HEADERS, &entry_rows(&out.entries)),
+        table(
+            &ENTRY_HEADERS,
+            &entry_rows_within(&out.entries, description)
+        ),
         u64::from(out.offset) + 1,
         u64::from(out.offset) + out.entries.len() as u64,
         out.total
@@ -114,7 +162,7 @@ pub fn summary(s: &Summary) -> String {
                     g.key.clone(),
                     g.entries.to_string(),
                     format!("{:.1}", g.raw_minutes),
-                    format!("{:.2}", g.billed_hours),
+                    hours(g.billed_minutes),
                     money(g.amount),
                     g.currency.clone(),
                 ]
@@ -127,14 +175,33 @@ pub fn summary(s: &Summary) -> String {
     }
     all.extend(rows(&s.total));
     let by = s.group_by.as_str();
-    table(
-        &[by, "entries", "raw min", "billed h", "amount", "cur"],
-        &all,
-    )
+    table(&[by, "entries", "raw min", "hours", "amount", "cur"], &all)
+}
+
+/// What a message is and what it yields, in words.
+fn outcome(out: &analyze::Output) -> String {
+    use crate::store::ProcessedOutcome as O;
+    let first = out.reasons.first().map_or("", String::as_str);
+    match out.outcome {
+        O::Entry => "billable work: one entry".to_owned(),
+        O::Meeting => "a meeting invitation: one meeting entry".to_owned(),
+        O::MeetingUpdated => {
+            "a later version of a meeting already recorded: its entry is updated".to_owned()
+        }
+        O::Cancelled => {
+            "a cancellation or decline: the meeting's entry, if recorded, is removed".to_owned()
+        }
+        O::NotBillable if first.contains("meeting") => {
+            format!("no new entry: {first}")
+        }
+        O::NotBillable => "not billable: no entry".to_owned(),
+        O::Automated => "automated mail: never billed".to_owned(),
+        O::Malformed => "unreadable mail: no entry".to_owned(),
+    }
 }
 
 pub fn analyze(out: &analyze::Output) -> String {
-    let mut text = format!("message {}: {}\n", out.message_id, out.outcome.as_str());
+    let mut text = format!("message {}: {}\n", out.message_id, outcome(out));
     if let Some(entry) = &out.entry {
         text.push_str(&table(
             &ENTRY_HEADERS,
@@ -186,36 +253,44 @@ pub fn scan(v: &scan::Output) -> String {
                 v.entries_created - v.entries.len() as u64
             ));
         }
-        // Per-client totals of the entries shown.
-        let mut totals: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
-        for e in &v.entries {
-            let t = totals.entry(or_dash(e.client.as_deref())).or_default();
-            t.0 += 1;
-            t.1 += u64::from(e.billed_minutes);
-            t.2 += e.amount;
-        }
-        let mut rows: Vec<Vec<String>> = totals
+        // Per-client totals of everything this scan created or updated and kept.
+        let mut rows: Vec<Vec<String>> = v
+            .clients
             .iter()
-            .map(|(c, (k, m, a))| vec![c.clone(), k.to_string(), hours(*m), money(*a)])
+            .map(|g| {
+                vec![
+                    g.key.clone(),
+                    g.entries.to_string(),
+                    hours(g.billed_minutes),
+                    money(g.amount),
+                ]
+            })
             .collect();
         rows.push(vec![
             "total".into(),
-            v.entries_created.to_string(),
+            v.clients
+                .iter()
+                .filter(|g| g.currency == v.currency)
+                .map(|g| g.entries)
+                .sum::<u64>()
+                .to_string(),
             hours(v.billed_minutes),
             money(v.amount),
         ]);
         out.push('\n');
-        out.push_str(&table(&["client", "entries", "billed", "amount"], &rows));
+        out.push_str(&table(&["client", "entries", "hours", "amount"], &rows));
     }
     out.push_str(&format!(
-        "\n{} examined · {} already processed · {} automated · {} analyzed · {} new entries · {} not billable · {} errors · {} ms{}\n",
+        "\n{} examined · {} already processed · {} automated · {} analyzed · {} · {} updated · {} removed · {} not billable · {} · {} ms{}\n",
         v.examined,
         v.skipped_already_processed,
         v.skipped_automated,
         v.analyzed,
-        v.entries_created,
+        count(v.entries_created, "new entry", "new entries"),
+        v.entries_updated,
+        v.entries_removed,
         v.not_billable,
-        v.errors_total,
+        count(v.errors_total, "error", "errors"),
         v.elapsed_ms,
         if v.dry_run { " · dry run, nothing saved" } else { "" },
     ));
@@ -236,7 +311,7 @@ pub fn scan(v: &scan::Output) -> String {
     }
     if let Some(reason) = &v.stopped_reason {
         out.push_str(&format!(
-            "Scan interrupted: {reason}. What was done is saved; run the scan again to resume.\n"
+            "Scan interrupted: {reason}. What was done is saved (above); run the same command again to resume.\n"
         ));
     }
     out
@@ -245,6 +320,21 @@ pub fn scan(v: &scan::Output) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_are_thousands_separated_and_hours_have_one_decimal() {
+        assert_eq!(money(7640280.0), "7,640,280.00");
+        assert_eq!(money(700.0), "700.00");
+        assert_eq!(money(1234.565), "1,234.57");
+        assert_eq!(money(-1500.5), "-1,500.50");
+        assert_eq!(money(0.0), "0.00");
+        assert_eq!(hours(132), "2.2");
+        assert_eq!(hours(192), "3.2");
+        assert_eq!(count(1, "new entry", "new entries"), "1 new entry");
+        assert_eq!(count(0, "error", "errors"), "0 errors");
+        let t = table(&["a", "amount"], &[vec!["x".into(), money(1234.0)]]);
+        assert!(t.ends_with("x  1,234.00\n"), "right-aligned: {t}");
+    }
 
     #[test]
     fn tables_align_numbers_right() {

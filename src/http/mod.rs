@@ -80,6 +80,7 @@ pub fn router(
             )
         })
         .with_state(state)
+        .layer(middleware::from_fn(session_closed))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         .layer(middleware::from_fn_with_state(
@@ -124,6 +125,19 @@ async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> 
             .into_response()
         }
     }
+}
+
+/// Closing an MCP session (DELETE /mcp) answers 204 No Content: rmcp says 202, which
+/// clients such as the Python SDK report as a failed termination.
+async fn session_closed(req: Request, next: middleware::Next) -> Response {
+    let closing =
+        req.method() == axum::http::Method::DELETE && req.uri().path().starts_with("/mcp");
+    let mut response = next.run(req).await;
+    if closing && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        *response.body_mut() = axum::body::Body::empty();
+    }
+    response
 }
 
 /// Times every request: `X-Response-Time` and the per-route metrics.

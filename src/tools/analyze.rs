@@ -132,8 +132,19 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
                 "the analyzer returned no result".to_owned(),
             ))
         })?;
-    let reasons = analysis.reasons.clone();
+    let mut reasons = analysis.reasons.clone();
     let outcome = recorder.record(ctx, user, &email, analysis).await?;
+    // When the store's calendar state overrides the analysis (an invite already
+    // recorded, or one for a meeting since declined), that is the reason that counts.
+    if let Some(why) = recorder
+        .batch
+        .processed
+        .last()
+        .and_then(|p| p.reason.clone())
+        && reasons.first() != Some(&why)
+    {
+        reasons.insert(0, why);
+    }
     // The recorder holds this one message's writes, so its last entry is this one's:
     // every entry or meeting is staged unless it was found not billable.
     let mut entry = recorder.batch.entries.last().cloned();

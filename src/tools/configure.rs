@@ -6,7 +6,8 @@ use serde::Deserialize;
 use super::{Hints, Progress, Tool};
 use crate::context::Context;
 use crate::domain::{Settings, SettingsPatch, UserId};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::mail::MailQuery;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +47,22 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Settings> {
     let Some(patch) = args.settings else {
         return Ok(current);
     };
+    // A query that cannot be read would break every later scan: refuse it now.
+    if let Some(query) = patch
+        .default_query
+        .as_deref()
+        .filter(|q| !q.trim().is_empty())
+    {
+        let check = MailQuery {
+            query: Some(query.to_owned()),
+            after: None,
+            before: None,
+            timezone: current.timezone,
+        };
+        check
+            .validate()
+            .map_err(|e| Error::invalid("settings.default_query", e.to_string()))?;
+    }
     let updated = current.apply(patch)?;
     if updated != current {
         ctx.store.save_settings(user, &updated).await?;

@@ -246,15 +246,72 @@ pub fn parse_args<T: DeserializeOwned>(args: Value) -> Result<T> {
     serde_path_to_error::deserialize(args).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        // serde names an unknown or missing field only in its message.
+        // serde names an unknown or missing field only in its message, and the path
+        // may end with it already.
         let field = match (named_field(&inner), path.as_str()) {
             (Some(f), ".") => f,
+            (Some(f), p) if p == f || p.ends_with(&format!(".{f}")) => p.to_owned(),
             (Some(f), p) => format!("{p}.{f}"),
             (None, ".") => "arguments".to_owned(),
             (None, p) => p.to_owned(),
         };
-        Error::invalid(field, inner)
+        Error::invalid(field, plain_message(&inner))
     })
+}
+
+/// serde's message in the user's words: an unknown key with the nearest known one,
+/// and kinds of value instead of Rust types.
+fn plain_message(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((name, expected)) = rest.split_once('`')
+    {
+        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        let nearest = known
+            .iter()
+            .map(|k| (edit_distance(name, k), *k))
+            .min()
+            .filter(|(d, k)| *d <= 3.max(k.len() / 3));
+        return match nearest {
+            Some((_, k)) => format!("unknown key `{name}`; did you mean `{k}`?"),
+            None => format!("unknown key `{name}`; known keys: {}", known.join(", ")),
+        };
+    }
+    let mut out = message.to_owned();
+    for (rust, plain) in [
+        ("expected i64", "expected a whole number"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected i32", "expected a whole number"),
+        ("expected u8", "expected a whole number, 0 or more"),
+        ("expected u16", "expected a whole number, 0 or more"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a sequence", "expected a list"),
+        ("expected a map", "expected an object"),
+        ("invalid type: map", "invalid type: an object"),
+        ("invalid type: sequence", "invalid type: a list"),
+    ] {
+        out = out.replace(rust, plain);
+    }
+    out
+}
+
+/// Levenshtein distance, for suggesting the key a user meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn named_field(message: &str) -> Option<String> {

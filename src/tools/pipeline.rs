@@ -26,6 +26,12 @@ pub struct ScanProgress {
 /// Receives scan progress: a CLI progress bar, MCP notifications, server-sent events.
 pub trait Progress: Send + Sync {
     fn report(&self, progress: &ScanProgress);
+
+    /// Whoever watches asked the scan to stop (Ctrl-C in the CLI): it reads no more,
+    /// saves what it did and ends `interrupted`.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Progress nobody watches.

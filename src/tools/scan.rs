@@ -14,7 +14,7 @@ use super::pipeline::{self, Disposition, Progress, Recorder, ScanProgress};
 use super::{Hints, Tool};
 use crate::analyze::{Analysis, AnalyzeError, Analyzer, rules, triage};
 use crate::context::Context;
-use crate::domain::{Email, Settings, TimeEntry, UserId, WorkDate};
+use crate::domain::{Email, EntryStatus, Settings, SummaryGroup, TimeEntry, UserId, WorkDate};
 use crate::error::{Error, Result};
 use crate::mail::{Listed, MailError, MailQuery, RawEmail, parse};
 use crate::store::{Batch, ScanRecord, ScanStatus, Store};
@@ -83,12 +83,19 @@ pub struct Output {
     pub entries_removed: u64,
     pub errors: Vec<MessageError>,
     pub errors_total: u64,
-    /// Raw minutes of the billable entries this scan created or updated.
+    /// Raw minutes of the billable entries this scan created or updated, net of the
+    /// ones it removed (a meeting a later chunk cancelled or declined).
     pub billable_minutes: f64,
+    /// Billed minutes of those entries.
     pub billed_minutes: u64,
+    /// Amount of those entries.
     pub amount: f64,
     pub currency: String,
-    /// The new entries (first 50).
+    /// The same totals per client (key `(none)` for no client) and currency, as
+    /// `get_time_tracking_summary` groups them, largest first.
+    pub clients: Vec<SummaryGroup>,
+    /// The new entries still standing at the end of the scan (first 50), as saved
+    /// (a meeting a later chunk updated shows its latest version).
     pub entries: Vec<TimeEntry>,
     /// Domains with mail that matched no client, most frequent first (top 10): the
     /// clients you may want to add with `configure_time_tracking`.
@@ -107,6 +114,9 @@ struct Scan<'a> {
     progress: ScanProgress,
     unmatched: HashMap<String, u64>,
     pending: Option<pipeline::PendingSave>,
+    /// The billable entries this scan created or updated and did not remove, by
+    /// message id: what the totals are computed from at the end.
+    totals: HashMap<String, Counted>,
     /// A listed message could not be fetched: the mailbox was not fully covered, so
     /// the scan's cursor is not recorded (the next scan lists everything again).
     unfetched: bool,
@@ -206,6 +216,7 @@ pub async fn run(
         progress: ScanProgress::default(),
         unmatched: HashMap::new(),
         pending: None,
+        totals: HashMap::new(),
         unfetched: false,
         out: Output {
             scan_id: record.id.clone(),
@@ -228,6 +239,7 @@ pub async fn run(
             billed_minutes: 0,
             amount: 0.0,
             currency: settings.currency.clone(),
+            clients: Vec::new(),
             entries: Vec::new(),
             unmatched_domains: Vec::new(),
             elapsed_ms: 0,
@@ -254,12 +266,17 @@ pub async fn run(
     // looked up, parsed and analyzed (its CPU work on the blocking pool).
     let mut current: Option<Prepared> = None;
     let mut stopped: Option<String> = None;
+    let cut = std::sync::atomic::AtomicBool::new(false);
     loop {
         // After a chunk that stops the scan nothing more is read (nor sent to an LLM).
         let last = current.as_ref().is_some_and(|p| p.fatal.is_some());
         let (next, applied) = futures::join!(
             async {
                 if last {
+                    return None;
+                }
+                if progress.cancelled() {
+                    cut.store(true, std::sync::atomic::Ordering::Relaxed);
                     return None;
                 }
                 let chunk = chunks.next().await?;
@@ -289,6 +306,9 @@ pub async fn run(
             Some(prepared) => current = Some(prepared),
             None => break,
         }
+    }
+    if stopped.is_none() && cut.into_inner() {
+        stopped = Some("stopped on request".to_owned());
     }
     // Whatever the last chunk staged before a stop is still worth keeping.
     let flushed = scan.flush(true).await;
@@ -792,13 +812,35 @@ impl Scan<'_> {
         self.out.entries_updated += updated;
         self.out.entries_removed += removed;
         self.progress.entries = self.out.entries_created;
+        for id in &batch.deleted_entries {
+            self.totals.remove(id);
+        }
+        if !batch.deleted_entries.is_empty() {
+            let gone: HashSet<&String> = batch.deleted_entries.iter().collect();
+            self.out.entries.retain(|e| !gone.contains(&e.message_id));
+        }
         for e in batch.entries {
-            if e.billable && (created.contains(&e.message_id) || !self.dry_run) {
-                self.out.billable_minutes += e.duration_minutes;
-                self.out.billed_minutes += u64::from(e.billed_minutes);
-                self.out.amount += e.amount;
+            // A dry run only reports what would be new.
+            let counted = created.contains(&e.message_id) || !self.dry_run;
+            if counted && e.billable && e.status != EntryStatus::Rejected {
+                self.totals.insert(e.message_id.clone(), Counted::of(&e));
+            } else if counted {
+                // A later version that is no longer billable leaves the totals.
+                self.totals.remove(&e.message_id);
             }
-            if created.contains(&e.message_id) && self.out.entries.len() < ENTRIES_SHOWN {
+            if let Some(shown) = self
+                .out
+                .entries
+                .iter_mut()
+                .find(|s| s.message_id == e.message_id)
+            {
+                // A later version of a meeting this scan created: keep its first
+                // entry's id and creation time, as the store does.
+                let (id, created_at) = (shown.id.clone(), shown.created_at);
+                *shown = e;
+                shown.id = id;
+                shown.created_at = created_at;
+            } else if created.contains(&e.message_id) && self.out.entries.len() < ENTRIES_SHOWN {
                 self.out.entries.push(e);
             }
         }
@@ -817,8 +859,90 @@ impl Scan<'_> {
         });
         domains.truncate(10);
         self.out.unmatched_domains = domains;
-        self.out.billable_minutes = (self.out.billable_minutes * 10.0).round() / 10.0;
-        self.out.amount = (self.out.amount * 100.0).round() / 100.0;
+        let (clients, total) = totals(self.totals.into_values(), &self.out.currency);
+        self.out.clients = clients;
+        self.out.billable_minutes = total.raw_minutes;
+        self.out.billed_minutes = total.billed_minutes;
+        self.out.amount = total.amount;
         self.out
     }
+}
+
+/// What one entry adds to a scan's totals.
+struct Counted {
+    client: String,
+    currency: String,
+    raw_minutes: f64,
+    billed_minutes: u64,
+    amount: f64,
+}
+
+impl Counted {
+    fn of(e: &TimeEntry) -> Self {
+        Counted {
+            // An empty name is as good as none, as in the stores' summaries.
+            client: e
+                .client
+                .clone()
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "(none)".to_owned()),
+            currency: e.currency.clone(),
+            raw_minutes: e.duration_minutes,
+            billed_minutes: u64::from(e.billed_minutes),
+            amount: e.amount,
+        }
+    }
+}
+
+/// Per-client groups (largest first) and the overall total, rounded as the stores
+/// round a summary (raw minutes to 0.1, hours and amounts to the cent), so a scan's
+/// totals read the same as `get_time_tracking_summary` of its entries. The total is
+/// in `currency`; entries in other currencies appear in their own groups only.
+fn totals(
+    entries: impl Iterator<Item = Counted>,
+    currency: &str,
+) -> (Vec<SummaryGroup>, SummaryGroup) {
+    let group = |key: String, currency: String| SummaryGroup {
+        key,
+        currency,
+        entries: 0,
+        raw_minutes: 0.0,
+        billed_minutes: 0,
+        billed_hours: 0.0,
+        amount: 0.0,
+    };
+    let add = |g: &mut SummaryGroup, c: &Counted| {
+        g.entries += 1;
+        g.raw_minutes += c.raw_minutes;
+        g.billed_minutes += c.billed_minutes;
+        g.amount += c.amount;
+    };
+    let round = |mut g: SummaryGroup| {
+        g.raw_minutes = (g.raw_minutes * 10.0).round() / 10.0;
+        g.billed_hours = (g.billed_minutes as f64 / 60.0 * 100.0).round() / 100.0;
+        g.amount = (g.amount * 100.0).round() / 100.0;
+        g
+    };
+    let mut groups: HashMap<(String, String), SummaryGroup> = HashMap::new();
+    let mut total = group("total".to_owned(), currency.to_owned());
+    for c in entries {
+        if c.currency == currency {
+            add(&mut total, &c);
+        }
+        let key = (c.client.clone(), c.currency.clone());
+        add(
+            groups
+                .entry(key)
+                .or_insert_with(|| group(c.client.clone(), c.currency.clone())),
+            &c,
+        );
+    }
+    let mut groups: Vec<SummaryGroup> = groups.into_values().map(round).collect();
+    groups.sort_by(|a, b| {
+        b.billed_minutes
+            .cmp(&a.billed_minutes)
+            .then_with(|| a.key.cmp(&b.key))
+            .then_with(|| a.currency.cmp(&b.currency))
+    });
+    (groups, round(total))
 }

@@ -29,6 +29,9 @@ impl ClientHandler for Client {
     }
 }
 
+/// A bare MCP initialize request, for tests that speak HTTP directly.
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
 fn args(v: Value) -> rmcp::model::JsonObject {
     v.as_object().expect("object").clone()
 }
@@ -87,7 +90,23 @@ async fn exercise(client: &RunningService<RoleClient, Client>, progress: &Client
         3.min(created as usize)
     );
 
-    // Unknown tools and invalid arguments are protocol errors that say what is wrong.
+    // Nullable fields are advertised as anyOf with null, not as type arrays.
+    for tool in &tools {
+        let text = serde_json::to_string(&tool.input_schema).unwrap();
+        assert!(!text.contains(r#""null"]"#), "{}: {text}", tool.name);
+    }
+    let scan_tool = tools
+        .iter()
+        .find(|t| t.name == "scan_billable_time")
+        .unwrap();
+    assert_eq!(
+        scan_tool.input_schema["properties"]["after"]["anyOf"][1],
+        json!({"type": "null"}),
+        "{:?}",
+        scan_tool.input_schema
+    );
+
+    // An unknown tool is a protocol error that says what is wrong.
     let unknown = client
         .call_tool(CallToolRequestParams::new("rm_rf"))
         .await
@@ -96,17 +115,17 @@ async fn exercise(client: &RunningService<RoleClient, Client>, progress: &Client
         panic!("expected a protocol error, got {unknown:?}");
     };
     assert!(e.message.contains("unknown tool `rm_rf`"), "{}", e.message);
+    // Invalid arguments come back as a tool result the model can read and correct.
     let invalid = client
         .call_tool(
             CallToolRequestParams::new("list_time_entries")
                 .with_arguments(args(json!({"limit": "ten", "user_id": "x"}))),
         )
         .await
-        .unwrap_err();
-    let ServiceError::McpError(e) = invalid else {
-        panic!("expected a protocol error, got {invalid:?}");
-    };
-    assert!(e.message.contains("invalid argument"), "{}", e.message);
+        .expect("a tool result, not a protocol error");
+    assert_eq!(invalid.is_error, Some(true), "{invalid:?}");
+    let text = &invalid.content[0].as_text().expect("text").text;
+    assert!(text.contains("invalid argument"), "{text}");
 
     // A tool that runs and fails answers with isError and a message the model can use.
     let failed = client
@@ -143,7 +162,7 @@ async fn mcp_over_http_refuses_a_foreign_origin() {
         .header("origin", "https://evil.example")
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+        .body(INITIALIZE)
         .send()
         .await
         .unwrap();
@@ -170,4 +189,40 @@ async fn mcp_over_stdio_runs_the_real_binary() {
     let client = handler.clone().serve(transport).await.expect("initialize");
     exercise(&client, &handler).await;
     client.cancel().await.expect("close");
+}
+
+#[tokio::test]
+async fn closing_a_streamable_http_session_answers_no_content() {
+    let s = spawn(local_config(), &[]).await;
+    let r = s
+        .client
+        .post(s.url("/mcp"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INITIALIZE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let session = r
+        .headers()
+        .get("mcp-session-id")
+        .expect("a session id")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let closed = s
+        .client
+        .delete(s.url("/mcp"))
+        .bearer_auth(TOKEN)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        [200, 204].contains(&closed.status().as_u16()),
+        "{}",
+        closed.status()
+    );
 }
