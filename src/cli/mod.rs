@@ -45,7 +45,8 @@ pub struct Cli {
     #[arg(long, global = true, conflicts_with_all = ["mbox", "maildir", "eml_dir"])]
     pub gmail: bool,
     /// Use these settings for this run only: a JSON object of settings to change, as for
-    /// `configure` (e.g. {"timezone": "Europe/Paris", "clients": [...]}); add --save to store them
+    /// `configure` (e.g. {"timezone": "Europe/Paris", "clients": [...]}); `configure` stores
+    /// them, other commands only with --save
     #[arg(long, global = true, value_name = "FILE")]
     pub settings: Option<PathBuf>,
     /// With --settings: store the file's settings as yours, not just for this run (give it
@@ -421,20 +422,15 @@ async fn context(cli: &Cli, config: &Config) -> Result<Context, Error> {
     })?;
     let args: configure::Args = tools::parse_args(json!({ "settings": patch }))?;
     let user = local_user(config);
-    if cli.save {
+    // `configure` is the command that stores settings, so there the file is stored as
+    // asked; elsewhere only with --save.
+    if cli.save || matches!(cli.command, Command::Configure { .. }) {
         tools::run::<configure::ConfigureTimeTracking>(&ctx, &user, args, &NoProgress).await?;
         eprintln!(
             "Saved the settings in {} as yours; `billable configure` shows them.",
             path.display()
         );
         return Ok(ctx);
-    }
-    if matches!(cli.command, Command::Configure { .. }) {
-        return Err(Error::invalid(
-            "--settings",
-            "applies to one run and `configure` stores settings: add --save to store the \
-             file's settings, or use `configure --set KEY=VALUE`",
-        ));
     }
     let stored = ctx.store.settings(&user).await?;
     let settings = match args.settings {

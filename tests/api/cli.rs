@@ -686,6 +686,20 @@ fn settings_from_a_file_apply_to_one_run_unless_saved() {
         run.stderr()
     );
     assert_eq!(stored()["timezone"], "America/New_York");
+
+    // `configure` stores a settings file as asked, and says so.
+    let other = TestApp::new();
+    let run = other.run(&["--settings", path_str(&settings), "--json", "configure"]);
+    run.assert_ok();
+    assert!(
+        run.stderr().contains("Saved the settings"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        other.run(&["--json", "configure"]).json()["timezone"],
+        "America/New_York"
+    );
 }
 
 /// Runs `configure` with these arguments, expecting exit 2, and returns stderr.
