@@ -161,6 +161,9 @@ pub struct Config {
     /// `GMAIL_CLIENT_SECRET_FILE`: the OAuth client secret `billable auth gmail` uses
     /// when `--client-secret` is not given.
     pub gmail_client_secret_file: Option<PathBuf>,
+    /// `COLUMNS` (set by shells): the width the CLI's tables fit; otherwise the
+    /// terminal's own.
+    pub columns: Option<usize>,
     /// `GMAIL_TOKEN_FILE`: where `billable auth gmail` stores the tokens when
     /// `--token-file` is not given (default: gmail-token.json in the config directory).
     pub gmail_token_file: Option<PathBuf>,
@@ -191,6 +194,7 @@ impl Config {
             server,
             gmail_client_secret_file: vars.path("GMAIL_CLIENT_SECRET_FILE"),
             gmail_token_file: vars.path("GMAIL_TOKEN_FILE"),
+            columns: vars.get("COLUMNS").and_then(|c| c.parse().ok()),
         })
     }
 }

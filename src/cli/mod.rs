@@ -480,7 +480,11 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
     let config = config(&cli, false)?;
     let ctx = context(&cli, &config).await?;
     let user = local_user(&config);
-    let source_messages = messages_in_source(&cli);
+    // Counted only for a scan's bar on a terminal: counting reads a whole mbox.
+    let source_messages = (matches!(cli.command, Command::Scan { .. })
+        && std::io::stderr().is_terminal())
+    .then(|| messages_in_source(&cli))
+    .flatten();
     let answer = match cli.command {
         Command::Scan {
             query,
@@ -505,7 +509,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
                 b.0.finish_and_clear();
             }
             let out = result?;
-            let mut answer = Answer::new(&out, render::scan(&out));
+            let mut answer = Answer::new(&out, render::scan(&out, Some(terminal_width(&config))));
             if out.status == ScanStatus::Interrupted {
                 answer.code = ExitCode::from(3);
             }
@@ -565,7 +569,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
                 offset,
             };
             let out = tools::run::<list::ListTimeEntries>(&ctx, &user, args, &NoProgress).await?;
-            let width = (!wide).then(terminal_width);
+            let width = (!wide).then(|| terminal_width(&config));
             Answer::new(&out, render::entries(&out, width))
         }
         Command::Configure { set, add, remove } => {
@@ -961,40 +965,19 @@ impl Progress for ScanWatch {
     }
 }
 
-/// The terminal's width in columns: `COLUMNS` when set, else what `stty` says of the
-/// terminal, else 100.
-fn terminal_width() -> usize {
+/// The width tables fit: `COLUMNS` when set, else the terminal's, else 100.
+fn terminal_width(config: &Config) -> usize {
     const FALLBACK: usize = 100;
-    if let Some(cols) = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.trim().parse().ok())
-    {
-        return cols;
-    }
-    if !std::io::stdout().is_terminal() {
-        return FALLBACK;
-    }
-    std::fs::File::open("/dev/tty")
-        .ok()
-        .and_then(|tty| {
-            std::process::Command::new("stty")
-                .arg("size")
-                .stdin(tty)
-                .output()
-                .ok()
-        })
-        .and_then(|out| {
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-        })
-        .unwrap_or(FALLBACK)
+    config.columns.unwrap_or_else(|| {
+        console::Term::stdout()
+            .size_checked()
+            .map_or(FALLBACK, |(_, cols)| usize::from(cols))
+    })
 }
 
-/// How many messages a local folder source holds (Maildir `cur/` and `new/`, or the
-/// .eml folder's files), so progress can show a bar; None when unknown (an mbox is
-/// read as it streams, Gmail lists as it goes).
+/// How many messages a local source holds (an mbox's messages, Maildir `cur/` and
+/// `new/`, or the .eml folder's files), so progress can show a bar; None when unknown
+/// (Gmail lists as it goes).
 fn messages_in_source(cli: &Cli) -> Option<u64> {
     let files = |dir: &std::path::Path| -> Option<u64> {
         let entries = std::fs::read_dir(dir).ok()?;
@@ -1005,6 +988,9 @@ fn messages_in_source(cli: &Cli) -> Option<u64> {
                 .count() as u64,
         )
     };
+    if let Some(mbox) = &cli.mbox {
+        return crate::mail::mbox::count_messages(mbox);
+    }
     match (&cli.maildir, &cli.eml_dir) {
         (Some(dir), _) => {
             Some(files(&dir.join("cur")).unwrap_or(0) + files(&dir.join("new")).unwrap_or(0))
@@ -1023,7 +1009,7 @@ impl Bar {
         let (bar, template) = match total {
             Some(n) => (
                 indicatif::ProgressBar::new(n),
-                "{bar:30} {percent:>3}% {pos}/{len} · {per_sec} · ETA {eta} · {msg}",
+                "{bar:30} {percent:>3}% {pos}/{len} · {rate} · ETA {eta} · {msg}",
             ),
             None => (
                 indicatif::ProgressBar::new_spinner(),
@@ -1032,7 +1018,13 @@ impl Bar {
         };
         bar.set_style(
             indicatif::ProgressStyle::with_template(template)
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} messages/s", state.per_sec());
+                    },
+                ),
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         Bar(bar)
@@ -1082,7 +1074,7 @@ mod tests {
     }
 
     #[test]
-    fn a_folder_source_knows_how_many_messages_it_holds() {
+    fn a_local_source_knows_how_many_messages_it_holds() {
         let dir = tempfile::tempdir().unwrap();
         for (sub, name) in [("cur", "a"), ("cur", "b"), ("new", "c")] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
@@ -1093,8 +1085,12 @@ mod tests {
         assert_eq!(messages_in_source(&maildir), Some(3));
         let eml = Cli::parse_from(["billable", "--eml-dir", &format!("{folder}/cur"), "scan"]);
         assert_eq!(messages_in_source(&eml), Some(2));
-        let mbox = Cli::parse_from(["billable", "--mbox", "x.mbox", "scan"]);
-        assert_eq!(messages_in_source(&mbox), None);
+        let missing = Cli::parse_from(["billable", "--mbox", "x.mbox", "scan"]);
+        assert_eq!(messages_in_source(&missing), None);
+        let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/demo.mbox");
+        let mbox = Cli::parse_from(["billable", "--mbox", demo, "scan"]);
+        // The demo holds 16 messages and one repeated (a Takeout copy in two labels).
+        assert_eq!(messages_in_source(&mbox), Some(17));
     }
 
     #[test]

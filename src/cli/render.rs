@@ -123,12 +123,9 @@ fn entry_rows_within(entries: &[TimeEntry], description: Option<usize>) -> Vec<V
 
 /// The entries table fitted to `width` columns by cutting descriptions (never below
 /// 20 characters), or with whole descriptions when `width` is None (`--wide`).
-pub fn entries(out: &list::Output, width: Option<usize>) -> String {
-    if out.entries.is_empty() {
-        return format!("No entries (total {}).\n", out.total);
-    }
+fn entries_table(entries: &[TimeEntry], width: Option<usize>) -> String {
     let description = width.map(|width| {
-        let rows = entry_rows_within(&out.entries, None);
+        let rows = entry_rows_within(entries, None);
         let others: usize = (0..ENTRY_HEADERS.len() - 1)
             .map(|i| {
                 rows.iter()
@@ -141,12 +138,17 @@ pub fn entries(out: &list::Output, width: Option<usize>) -> String {
             .sum();
         width.saturating_sub(others).max(20)
     });
+    table(&ENTRY_HEADERS, &entry_rows_within(entries, description))
+}
+
+/// `billable entries`: the page, fitted to `width` (see [`entries_table`]).
+pub fn entries(out: &list::Output, width: Option<usize>) -> String {
+    if out.entries.is_empty() {
+        return format!("No entries (total {}).\n", out.total);
+    }
     format!(
         "{}\nShowing {}–{} of {}.\n",
-        table(
-            &ENTRY_HEADERS,
-            &entry_rows_within(&out.entries, description)
-        ),
+        entries_table(&out.entries, width),
         u64::from(out.offset) + 1,
         u64::from(out.offset) + out.entries.len() as u64,
         out.total
@@ -237,7 +239,8 @@ pub fn migrate(r: &Report) -> String {
     )
 }
 
-pub fn scan(v: &scan::Output) -> String {
+/// The scan's report, its new entries fitted to `width` like `billable entries`.
+pub fn scan(v: &scan::Output, width: Option<usize>) -> String {
     let mut out = String::new();
     if v.entries.is_empty() {
         out.push_str("No new entries.");
@@ -246,7 +249,7 @@ pub fn scan(v: &scan::Output) -> String {
         }
         out.push('\n');
     } else {
-        out.push_str(&table(&ENTRY_HEADERS, &entry_rows(&v.entries)));
+        out.push_str(&entries_table(&v.entries, width));
         if v.entries_created > v.entries.len() as u64 {
             out.push_str(&format!(
                 "… and {} more (`billable entries`).\n",

@@ -244,6 +244,34 @@ impl<R: BufRead> MboxReader<R> {
     }
 }
 
+/// How many messages the mbox at `path` holds, by the separator rule the reader uses,
+/// without keeping any message (a progress bar's length); `None` when it cannot be
+/// read or is not an mbox.
+pub fn count_messages(path: &Path) -> Option<u64> {
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path).ok()?);
+    let mut line = Vec::new();
+    let (mut count, mut previous_blank, mut started) = (0u64, false, false);
+    while reader.read_until(b'\n', &mut line).ok()? > 0 {
+        if !started {
+            if !is_blank(&line) {
+                started = true;
+                if line.starts_with(b"From ") {
+                    count = 1;
+                } else if looks_like_header(&line) {
+                    return Some(1);
+                } else {
+                    return None;
+                }
+            }
+        } else if line.starts_with(b"From ") && (previous_blank || looks_like_separator(&line)) {
+            count += 1;
+        }
+        previous_blank = is_blank(&line);
+        line.clear();
+    }
+    Some(count)
+}
+
 /// `From sender Mon Jan  1 00:00:00 2024` (asctime, ends with the year), for writers
 /// that do not leave a blank line between messages.
 fn looks_like_separator(line: &[u8]) -> bool {

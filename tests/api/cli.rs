@@ -973,6 +973,28 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
 }
 
 #[test]
+fn the_scan_table_fits_the_terminal_width_too() {
+    let app = TestApp::new();
+    let (mbox, settings) = (fixture("demo.mbox"), fixture("demo-settings.json"));
+    let args = [
+        "--mbox",
+        path_str(&mbox),
+        "--settings",
+        path_str(&settings),
+        "scan",
+    ];
+    let run = app.run_with(&args, &[("COLUMNS", "90")]);
+    run.assert_ok();
+    let out = run.stdout();
+    // The new entries' table is the first block of the report.
+    let table: Vec<&str> = out.lines().take_while(|l| !l.is_empty()).collect();
+    assert!(table.len() > 2, "{out}");
+    for line in table {
+        assert!(line.chars().count() <= 90, "{line:?} in\n{out}");
+    }
+}
+
+#[test]
 fn the_entries_table_fits_the_terminal_width_unless_wide() {
     let app = TestApp::new();
     scan_demo(&app, &[]);
