@@ -268,7 +268,7 @@ fn plain_message(message: &str) -> String {
         let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
         let nearest = known
             .iter()
-            .map(|k| (edit_distance(name, k), *k))
+            .map(|k| (strsim::levenshtein(name, k), *k))
             .min()
             .filter(|(d, k)| *d <= 3.max(k.len() / 3));
         return match nearest {
@@ -294,24 +294,6 @@ fn plain_message(message: &str) -> String {
         out = out.replace(rust, plain);
     }
     out
-}
-
-/// Levenshtein distance, for suggesting the key a user meant.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 fn named_field(message: &str) -> Option<String> {
