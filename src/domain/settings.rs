@@ -165,6 +165,9 @@ pub struct SettingsError {
     pub message: String,
 }
 
+/// The most a settings change may hold, as JSON: room for hundreds of clients.
+pub const MAX_SETTINGS_BYTES: usize = 256 * 1024;
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> SettingsError {
     SettingsError {
         field: field.into(),
@@ -311,6 +314,20 @@ impl ClientRule {
 impl Settings {
     /// Applies a partial update and validates the result as a whole.
     pub fn apply(&self, patch: SettingsPatch) -> Result<Settings, SettingsError> {
+        // Every message of a scan is matched against the clients, addresses and
+        // senders below: settings of any size would make every scan slow.
+        let size = serde_json::to_vec(&patch).map_or(0, |v| v.len());
+        if size > MAX_SETTINGS_BYTES {
+            return Err(invalid(
+                "settings",
+                format!(
+                    "{} KiB of settings is more than the {} KiB allowed; keep each client's \
+                     domains and addresses, and leave out contacts that are not clients",
+                    size / 1024,
+                    MAX_SETTINGS_BYTES / 1024
+                ),
+            ));
+        }
         let mut s = self.clone();
         if let Some(tz) = patch.timezone {
             s.timezone = tz.trim().parse::<Tz>().map_err(|_| {
@@ -477,6 +494,29 @@ fn matches_any(patterns: &[String], email: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_larger_than_the_limit_are_refused_whole() {
+        let client = |i: usize| -> ClientRule {
+            serde_json::from_value(serde_json::json!({
+                "name": format!("Client {i}"),
+                "domains": [format!("client{i}.example.com")]
+            }))
+            .unwrap()
+        };
+        let many = SettingsPatch {
+            clients: Some((0..20_000).map(client).collect()),
+            ..SettingsPatch::default()
+        };
+        let err = Settings::default().apply(many).unwrap_err();
+        assert_eq!(err.field, "settings");
+        assert!(err.message.contains("KiB"), "{err}");
+        let few = SettingsPatch {
+            clients: Some((0..300).map(client).collect()),
+            ..SettingsPatch::default()
+        };
+        assert_eq!(Settings::default().apply(few).unwrap().clients.len(), 300);
+    }
 
     fn patch(v: serde_json::Value) -> SettingsPatch {
         serde_json::from_value(v).expect("patch")
