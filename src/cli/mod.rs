@@ -434,7 +434,10 @@ async fn context(cli: &Cli, config: &Config) -> Result<Context, Error> {
     }
     let stored = ctx.store.settings(&user).await?;
     let settings = match args.settings {
-        Some(patch) => stored.apply(patch)?,
+        Some(patch) => {
+            patch.within_limit()?;
+            stored.apply(patch)?
+        }
         None => stored,
     };
     ctx.store = std::sync::Arc::new(overlay::RunSettings {

@@ -311,12 +311,13 @@ impl ClientRule {
     }
 }
 
-impl Settings {
-    /// Applies a partial update and validates the result as a whole.
-    pub fn apply(&self, patch: SettingsPatch) -> Result<Settings, SettingsError> {
-        // Every message of a scan is matched against the clients, addresses and
-        // senders below: settings of any size would make every scan slow.
-        let size = serde_json::to_vec(&patch).map_or(0, |v| v.len());
+impl SettingsPatch {
+    /// Refuses a change larger than [`MAX_SETTINGS_BYTES`]. Every message of a scan is
+    /// matched against the clients, addresses and senders, so settings of any size
+    /// would make every scan slow. Checked where a change arrives (the tool, a
+    /// settings file), not on every read of stored settings.
+    pub fn within_limit(&self) -> Result<(), SettingsError> {
+        let size = serde_json::to_vec(self).map_or(0, |v| v.len());
         if size > MAX_SETTINGS_BYTES {
             return Err(invalid(
                 "settings",
@@ -328,6 +329,13 @@ impl Settings {
                 ),
             ));
         }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// Applies a partial update and validates the result as a whole.
+    pub fn apply(&self, patch: SettingsPatch) -> Result<Settings, SettingsError> {
         let mut s = self.clone();
         if let Some(tz) = patch.timezone {
             s.timezone = tz.trim().parse::<Tz>().map_err(|_| {
@@ -508,13 +516,14 @@ mod tests {
             clients: Some((0..20_000).map(client).collect()),
             ..SettingsPatch::default()
         };
-        let err = Settings::default().apply(many).unwrap_err();
+        let err = many.within_limit().unwrap_err();
         assert_eq!(err.field, "settings");
         assert!(err.message.contains("KiB"), "{err}");
         let few = SettingsPatch {
             clients: Some((0..300).map(client).collect()),
             ..SettingsPatch::default()
         };
+        few.within_limit().unwrap();
         assert_eq!(Settings::default().apply(few).unwrap().clients.len(), 300);
     }
 

@@ -63,6 +63,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Settings> {
             .validate()
             .map_err(|e| Error::invalid("settings.default_query", e.to_string()))?;
     }
+    patch.within_limit()?;
     let updated = current.apply(patch)?;
     if updated != current {
         ctx.store.save_settings(user, &updated).await?;
