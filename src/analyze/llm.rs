@@ -419,7 +419,7 @@ impl LlmAnalyzer {
                         "the model chose client {client} among the message's clients"
                     ));
                     e.client = Some(rule.name.clone());
-                    e.matter = rule.matter.clone();
+                    e.matter = rule.only_matter().map(|m| m.id.clone());
                     e.hourly_rate = rule.rate(settings);
                 }
                 if let Some(asked) = held_from {

@@ -704,7 +704,7 @@ fn entry(
         message_id: email.id.clone(),
         thread_id: email.thread_id.clone(),
         client: Some(m.client.name.clone()),
-        matter: m.client.matter.clone(),
+        matter: m.client.only_matter().map(|x| x.id.clone()),
         activity,
         description: clean_description(&description),
         work_date: WorkDate(date),
@@ -719,6 +719,12 @@ fn entry(
         analyzer: ANALYZER_NAME.to_owned(),
         created_at: Utc::now(),
         event_uid: None,
+        task_code: None,
+        activity_code: None,
+        reviewed_at: None,
+        export_batch: None,
+        exported_at: None,
+        merged_into: None,
     }
 }
 

@@ -133,6 +133,38 @@ pub struct TimeEntry {
     /// The calendar UID for meetings, so a cancel or a later sequence finds the entry.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub event_uid: Option<String>,
+    /// UTBMS task code (L-code) when the matter uses task codes.
+    #[serde(default)]
+    pub task_code: Option<String>,
+    /// UTBMS activity code (A-code): A103 draft, A104 review, A106-A108 communicate,
+    /// A109 attend.
+    #[serde(default)]
+    pub activity_code: Option<String>,
+    /// When a person last approved, rejected, edited, merged or added it; a reviewed
+    /// entry is never changed by a rescan or a reanalysis.
+    #[serde(default)]
+    pub reviewed_at: Option<DateTime<Utc>>,
+    /// The export that sent it to a billing system, and when; exported entries are not
+    /// exported again unless asked.
+    #[serde(default)]
+    pub export_batch: Option<String>,
+    #[serde(default)]
+    pub exported_at: Option<DateTime<Utc>>,
+    /// The entry this one was merged into; merged entries are hidden from lists,
+    /// totals and exports until the merge is split.
+    #[serde(default)]
+    pub merged_into: Option<String>,
+}
+
+impl TimeEntry {
+    /// Whether a scan or a reanalysis must leave it as it is: a person has decided on
+    /// it, changed it, merged it or exported it.
+    pub fn is_locked(&self) -> bool {
+        self.reviewed_at.is_some()
+            || self.status.is_reviewed()
+            || self.merged_into.is_some()
+            || self.exported_at.is_some()
+    }
 }
 
 #[cfg(test)]

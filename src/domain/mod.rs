@@ -9,7 +9,9 @@ pub mod text;
 
 pub use email::{Address, CalendarEvent, CalendarMethod, Email, PartStat};
 pub use entry::{Activity, EntryStatus, TimeEntry, WorkDate};
-pub use settings::{ClientRule, Rounding, Settings, SettingsPatch};
+pub use settings::{
+    ClientRule, Matter, Rollup, Rounding, Settings, SettingsPatch, TimekeeperClass, is_utbms_code,
+};
 pub use summary::{GroupBy, Summary, SummaryGroup, SummaryQuery};
 
 /// The authenticated user. Tools never take it from arguments: transports resolve it.

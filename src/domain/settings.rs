@@ -25,6 +25,52 @@ impl Rounding {
     }
 }
 
+/// Whether a scan suggests one entry per message (`none`) or one per thread and day
+/// (`thread_day`) or per matter and day (`matter_day`), its minutes summed and rounded
+/// once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Rollup {
+    #[default]
+    None,
+    ThreadDay,
+    MatterDay,
+}
+
+impl Rollup {
+    /// The one spelling, as in JSON and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rollup::None => "none",
+            Rollup::ThreadDay => "thread_day",
+            Rollup::MatterDay => "matter_day",
+        }
+    }
+}
+
+/// One matter (engagement) of a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Matter {
+    /// The firm's matter number (LEDES LAW_FIRM_MATTER_ID); a Subject that contains it
+    /// files the mail under this matter.
+    pub id: String,
+    /// What the matter is called.
+    pub name: String,
+    /// Whole words that file a Subject under this matter.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// Whether the client wants UTBMS task codes (L-codes) on this matter's entries.
+    #[serde(default)]
+    pub task_codes: bool,
+    /// The task code new entries get when task_codes is on, e.g. L120.
+    #[serde(default)]
+    pub default_task_code: Option<String>,
+    /// The client's own number for the matter (LEDES CLIENT_MATTER_ID), if it has one.
+    #[serde(default)]
+    pub client_matter_id: Option<String>,
+}
+
 /// A client and how to recognise its mail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,9 +86,16 @@ pub struct ClientRule {
     /// Whole words that identify the client in a Subject when no address matches.
     #[serde(default)]
     pub keywords: Vec<String>,
-    /// Matter or project to record on the client's entries.
-    #[serde(default)]
+    /// The one matter or project of a client with a single matter (older settings);
+    /// loads as a matter of that id and name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matter: Option<String>,
+    /// The client's matters.
+    #[serde(default)]
+    pub matters: Vec<Matter>,
+    /// The client's id in its e-billing system (LEDES CLIENT_ID).
+    #[serde(default)]
+    pub ledes_client_id: Option<String>,
     /// Hourly rate for this client; null uses default_hourly_rate.
     #[serde(default)]
     pub hourly_rate: Option<f64>,
@@ -75,6 +128,39 @@ pub struct Settings {
     pub drafting_words_per_minute: u32,
     pub reading_words_per_minute: u32,
     pub attachment_review_minutes: u32,
+    pub rollup: Rollup,
+    /// LEDES TIMEKEEPER_ID.
+    pub timekeeper_id: Option<String>,
+    /// LEDES TIMEKEEPER_NAME, "Surname, First".
+    pub timekeeper_name: Option<String>,
+    /// LEDES TIMEKEEPER_CLASSIFICATION.
+    pub timekeeper_classification: Option<TimekeeperClass>,
+    /// LEDES LAW_FIRM_ID, usually the firm's tax id.
+    pub law_firm_id: Option<String>,
+}
+
+/// A timekeeper classification as LEDES 1998B spells it: PT partner, AS associate, OC
+/// of counsel, LA legal assistant or paralegal, OT any other timekeeper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TimekeeperClass {
+    PT,
+    AS,
+    OC,
+    LA,
+    OT,
+}
+
+impl TimekeeperClass {
+    /// The one spelling, as in JSON and LEDES.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimekeeperClass::PT => "PT",
+            TimekeeperClass::AS => "AS",
+            TimekeeperClass::OC => "OC",
+            TimekeeperClass::LA => "LA",
+            TimekeeperClass::OT => "OT",
+        }
+    }
 }
 
 impl Default for Settings {
@@ -96,6 +182,11 @@ impl Default for Settings {
             drafting_words_per_minute: 20,
             reading_words_per_minute: 200,
             attachment_review_minutes: 6,
+            rollup: Rollup::None,
+            timekeeper_id: None,
+            timekeeper_name: None,
+            timekeeper_classification: None,
+            law_firm_id: None,
         }
     }
 }
@@ -155,6 +246,23 @@ pub struct SettingsPatch {
     /// Minutes added per attachment of received mail.
     #[serde(default)]
     pub attachment_review_minutes: Option<i64>,
+    /// none (one entry per message), thread_day or matter_day (one entry per thread or
+    /// matter and day, rounded once).
+    #[serde(default)]
+    pub rollup: Option<Rollup>,
+    /// Your timekeeper id for LEDES invoices; empty string clears it.
+    #[serde(default)]
+    pub timekeeper_id: Option<String>,
+    /// Your name for LEDES invoices, "Surname, First"; empty string clears it.
+    #[serde(default)]
+    pub timekeeper_name: Option<String>,
+    /// PT (partner), AS (associate), OC (of counsel), LA (legal assistant) or OT
+    /// (other), for LEDES invoices.
+    #[serde(default)]
+    pub timekeeper_classification: Option<TimekeeperClass>,
+    /// Your firm's id for LEDES invoices (usually its tax id); empty string clears it.
+    #[serde(default)]
+    pub law_firm_id: Option<String>,
 }
 
 /// A setting that failed validation; `field` is the JSON path of the offending value.
@@ -266,10 +374,29 @@ impl ClientRule {
             .hourly_rate
             .map(|r| rate(&at("hourly_rate"), r))
             .transpose()?;
-        let matter = self
+        let mut matters = self
+            .matters
+            .into_iter()
+            .enumerate()
+            .map(|(j, m)| m.validated(&at(&format!("matters[{j}]"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(m) = self
             .matter
             .map(|m| m.trim().to_owned())
-            .filter(|m| !m.is_empty());
+            .filter(|m| !m.is_empty())
+            && !matters.iter().any(|x| x.id == m)
+        {
+            matters.insert(0, Matter::named(m));
+        }
+        let mut ids: Vec<&str> = matters.iter().map(|m| m.id.as_str()).collect();
+        ids.sort_unstable();
+        if let Some(w) = ids.windows(2).find(|w| w[0].eq_ignore_ascii_case(w[1])) {
+            return Err(invalid(
+                at("matters"),
+                format!("matter `{}` is listed twice", w[0]),
+            ));
+        }
+        let ledes_client_id = optional_text(self.ledes_client_id);
         let mut domains: Vec<String> = domains;
         let mut keywords = keywords;
         for a in self
@@ -299,15 +426,91 @@ impl ClientRule {
             domains,
             addresses,
             keywords,
-            matter,
+            matter: None,
+            matters,
+            ledes_client_id,
             hourly_rate,
             aliases,
         })
     }
 
+    /// The matter with this id (case-insensitive).
+    pub fn matter(&self, id: &str) -> Option<&Matter> {
+        self.matters.iter().find(|m| m.id.eq_ignore_ascii_case(id))
+    }
+
+    /// The client's matter when it has exactly one.
+    pub fn only_matter(&self) -> Option<&Matter> {
+        match self.matters.as_slice() {
+            [m] => Some(m),
+            _ => None,
+        }
+    }
+
     /// The hourly rate for this client's work under `settings`.
     pub fn rate(&self, settings: &Settings) -> f64 {
         self.hourly_rate.unwrap_or(settings.default_hourly_rate)
+    }
+}
+
+/// Trims a free-text setting; empty means unset.
+fn optional_text(v: Option<String>) -> Option<String> {
+    v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// Whether `code` looks like a UTBMS code: one capital letter and three digits (L120,
+/// A104).
+pub fn is_utbms_code(code: &str) -> bool {
+    let b = code.as_bytes();
+    b.len() == 4 && b[0].is_ascii_uppercase() && b[1..].iter().all(u8::is_ascii_digit)
+}
+
+impl Matter {
+    /// A matter known only by one name (the older single `matter` setting).
+    pub fn named(name: String) -> Matter {
+        Matter {
+            id: name.clone(),
+            name,
+            keywords: Vec::new(),
+            task_codes: false,
+            default_task_code: None,
+            client_matter_id: None,
+        }
+    }
+
+    fn validated(self, at: &str) -> Result<Matter, SettingsError> {
+        let id = self.id.trim().to_owned();
+        if id.is_empty() {
+            return Err(invalid(format!("{at}.id"), "must not be empty"));
+        }
+        let name = optional_text(Some(self.name)).unwrap_or_else(|| id.clone());
+        let keywords = self
+            .keywords
+            .iter()
+            .map(|k| k.trim().to_owned())
+            .filter(|k| !k.is_empty())
+            .collect();
+        let default_task_code = optional_text(self.default_task_code)
+            .map(|c| c.to_ascii_uppercase())
+            .map(|c| {
+                if is_utbms_code(&c) {
+                    Ok(c)
+                } else {
+                    Err(invalid(
+                        format!("{at}.default_task_code"),
+                        format!("`{c}` is not a UTBMS task code such as L120"),
+                    ))
+                }
+            })
+            .transpose()?;
+        Ok(Matter {
+            id,
+            name,
+            keywords,
+            task_codes: self.task_codes,
+            default_task_code,
+            client_matter_id: optional_text(self.client_matter_id),
+        })
     }
 }
 
@@ -427,6 +630,32 @@ impl Settings {
         if let Some(v) = patch.attachment_review_minutes {
             s.attachment_review_minutes = int_in("attachment_review_minutes", v, 0, 480)?;
         }
+        if let Some(r) = patch.rollup {
+            s.rollup = r;
+        }
+        if let Some(v) = patch.timekeeper_id {
+            s.timekeeper_id = optional_text(Some(v));
+        }
+        if let Some(v) = patch.timekeeper_name {
+            s.timekeeper_name = optional_text(Some(v));
+            if let Some(name) = &s.timekeeper_name {
+                let ok = name.split_once(',').is_some_and(|(last, first)| {
+                    !last.trim().is_empty() && !first.trim().is_empty()
+                });
+                if !ok {
+                    return Err(invalid(
+                        "timekeeper_name",
+                        format!("`{name}` is not in the form \"Surname, First\""),
+                    ));
+                }
+            }
+        }
+        if let Some(c) = patch.timekeeper_classification {
+            s.timekeeper_classification = Some(c);
+        }
+        if let Some(v) = patch.law_firm_id {
+            s.law_firm_id = optional_text(Some(v));
+        }
         if s.minimum_entry_minutes > s.max_entry_minutes {
             return Err(invalid(
                 "minimum_entry_minutes",
@@ -458,6 +687,11 @@ impl Settings {
             drafting_words_per_minute: Some(self.drafting_words_per_minute.into()),
             reading_words_per_minute: Some(self.reading_words_per_minute.into()),
             attachment_review_minutes: Some(self.attachment_review_minutes.into()),
+            rollup: Some(self.rollup),
+            timekeeper_id: self.timekeeper_id.clone(),
+            timekeeper_name: self.timekeeper_name.clone(),
+            timekeeper_classification: self.timekeeper_classification,
+            law_firm_id: self.law_firm_id.clone(),
         }
     }
 
@@ -485,6 +719,16 @@ impl Settings {
 
     pub fn client(&self, name: &str) -> Option<&ClientRule> {
         self.clients.iter().find(|c| c.name == name)
+    }
+
+    /// The configured client of this name, ignoring case (what a person types).
+    pub fn client_named(&self, name: &str) -> Option<&ClientRule> {
+        let name = name.trim();
+        self.client(name).or_else(|| {
+            self.clients
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+        })
     }
 }
 
@@ -631,6 +875,81 @@ mod tests {
             ))
             .unwrap_err();
         assert_eq!(err.field, "personal_contacts");
+    }
+
+    #[test]
+    fn the_old_single_matter_loads_as_the_clients_only_matter() {
+        let s = Settings::default()
+            .apply(patch(serde_json::json!({"clients": [
+                {"name": "Acme", "matter": "Acme-001"}
+            ]})))
+            .unwrap();
+        let m = s.clients[0].only_matter().unwrap();
+        assert_eq!((m.id.as_str(), m.name.as_str()), ("Acme-001", "Acme-001"));
+        let again = Settings::from_json(serde_json::to_value(s.to_patch()).unwrap()).unwrap();
+        assert_eq!(again, s);
+    }
+
+    #[test]
+    fn matters_are_validated_with_their_path() {
+        let err = Settings::default()
+            .apply(patch(serde_json::json!({"clients": [{"name": "Acme", "matters": [
+                {"id": "A-1", "name": "Lease"},
+                {"id": "A-2", "name": "Merger", "task_codes": true, "default_task_code": "phase one"}
+            ]}]})))
+            .unwrap_err();
+        assert_eq!(err.field, "clients[0].matters[1].default_task_code");
+        let err = Settings::default()
+            .apply(patch(
+                serde_json::json!({"clients": [{"name": "Acme", "matters": [
+                    {"id": "A-1", "name": "Lease"}, {"id": "a-1", "name": "Again"}
+                ]}]}),
+            ))
+            .unwrap_err();
+        assert_eq!(err.field, "clients[0].matters");
+        let s = Settings::default()
+            .apply(patch(
+                serde_json::json!({"clients": [{"name": "Acme", "matters": [
+                    {"id": "A-1", "name": "Lease", "task_codes": true, "default_task_code": "l120"}
+                ]}]}),
+            ))
+            .unwrap();
+        assert_eq!(
+            s.clients[0]
+                .matter("a-1")
+                .unwrap()
+                .default_task_code
+                .as_deref(),
+            Some("L120")
+        );
+    }
+
+    #[test]
+    fn ledes_identity_settings_are_checked_and_cleared_by_an_empty_string() {
+        let err = Settings::default()
+            .apply(patch(serde_json::json!({"timekeeper_name": "Jane Doe"})))
+            .unwrap_err();
+        assert_eq!(err.field, "timekeeper_name");
+        let s = Settings::default()
+            .apply(patch(serde_json::json!({
+                "timekeeper_id": " JD ", "timekeeper_name": "Doe, Jane",
+                "timekeeper_classification": "PT", "law_firm_id": "12-3456789",
+                "rollup": "matter_day"
+            })))
+            .unwrap();
+        assert_eq!(s.timekeeper_id.as_deref(), Some("JD"));
+        assert_eq!(s.rollup, Rollup::MatterDay);
+        let again = Settings::from_json(serde_json::to_value(s.to_patch()).unwrap()).unwrap();
+        assert_eq!(again, s);
+        let cleared = s
+            .apply(patch(serde_json::json!({"timekeeper_id": ""})))
+            .unwrap();
+        assert_eq!(cleared.timekeeper_id, None);
+        let err = serde_json::from_value::<SettingsPatch>(
+            serde_json::json!({"timekeeper_classification": "Partner"}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("Partner"), "{err}");
     }
 
     #[test]

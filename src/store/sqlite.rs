@@ -491,6 +491,12 @@ fn entry_from_row(row: &Row<'_>) -> Result<TimeEntry, StoreError> {
         analyzer: col(row, 16, "time entry analyzer")?,
         created_at: parse_ts(&created_at, "time entry created_at")?,
         event_uid: col(row, 18, "time entry event_uid")?,
+        task_code: None,
+        activity_code: None,
+        reviewed_at: None,
+        export_batch: None,
+        exported_at: None,
+        merged_into: None,
     })
 }
 

@@ -53,6 +53,12 @@ fn entry(message_id: &str, work_date: &str, client: Option<&str>) -> TimeEntry {
         analyzer: "rules".to_owned(),
         created_at: at("2026-04-10T09:00:00Z"),
         event_uid: None,
+        task_code: None,
+        activity_code: None,
+        reviewed_at: None,
+        export_batch: None,
+        exported_at: None,
+        merged_into: None,
     }
 }
 

@@ -68,6 +68,12 @@ fn entry(message_id: &str) -> TimeEntry {
         analyzer: "rules".to_owned(),
         created_at: chrono::Utc::now(),
         event_uid: None,
+        task_code: None,
+        activity_code: None,
+        reviewed_at: None,
+        export_batch: None,
+        exported_at: None,
+        merged_into: None,
     }
 }
 

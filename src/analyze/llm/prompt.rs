@@ -46,7 +46,7 @@ pub fn system(settings: &Settings, json_mode: bool) -> String {
                 "domains": c.domains,
                 "addresses": c.addresses,
                 "keywords": c.keywords,
-                "matter": c.matter,
+                "matters": c.matters.iter().map(|m| json!({"id": m.id, "name": m.name})).collect::<Vec<_>>(),
             })
         })
         .collect();
