@@ -48,6 +48,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_calendar_event_states",
         sql: include_str!("../sql/0004_calendar_event_states.sql"),
     },
+    Migration {
+        name: "0005_review",
+        sql: include_str!("../sql/0005_review.sql"),
+    },
 ];
 
 /// Whether to apply the compat migration.

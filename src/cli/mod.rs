@@ -75,6 +75,7 @@ pub enum AnalyzerArg {
 pub enum GroupByArg {
     Client,
     Matter,
+    Status,
     Day,
     Week,
     Month,
@@ -85,6 +86,7 @@ impl From<GroupByArg> for GroupBy {
         match g {
             GroupByArg::Client => GroupBy::Client,
             GroupByArg::Matter => GroupBy::Matter,
+            GroupByArg::Status => GroupBy::Status,
             GroupByArg::Day => GroupBy::Day,
             GroupByArg::Week => GroupBy::Week,
             GroupByArg::Month => GroupBy::Month,
@@ -166,6 +168,12 @@ pub enum Command {
         /// Count only billable entries
         #[arg(long)]
         billable_only: bool,
+        /// Only entries with this review status [default: all but rejected]
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        /// Only this matter's entries (its id as configured)
+        #[arg(long, value_name = "ID")]
+        matter: Option<String>,
     },
     /// List time entries, newest first
     Entries {
@@ -181,6 +189,9 @@ pub enum Command {
         /// Only entries with this review status
         #[arg(long, value_enum)]
         status: Option<StatusArg>,
+        /// Only this matter's entries (its id as configured)
+        #[arg(long, value_name = "ID")]
+        matter: Option<String>,
         /// How many entries to show (1 to 500) [default: 50]
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
@@ -543,12 +554,16 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             to,
             group_by,
             billable_only,
+            status,
+            matter,
         } => {
             let args = summary::Args {
                 from,
                 to,
                 group_by: Some(group_by.into()),
                 billable_only: billable_only.then_some(true),
+                status: status.map(Into::into),
+                matter,
             };
             let out = tools::run::<summary::GetTimeTrackingSummary>(&ctx, &user, args, &NoProgress)
                 .await?;
@@ -559,6 +574,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             to,
             client,
             status,
+            matter,
             limit,
             offset,
             wide,
@@ -568,6 +584,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
                 to,
                 client,
                 status: status.map(Into::into),
+                matter,
                 limit,
                 offset,
             };

@@ -77,6 +77,27 @@ impl Store for RunSettings {
         self.inner.save_batch(user, batch).await
     }
 
+    async fn entries_by_id(
+        &self,
+        user: &UserId,
+        ids: &[String],
+    ) -> Result<Vec<TimeEntry>, StoreError> {
+        self.inner.entries_by_id(user, ids).await
+    }
+
+    async fn write_reviewed(
+        &self,
+        user: &UserId,
+        upserts: &[TimeEntry],
+        deletes: &[String],
+    ) -> Result<(), StoreError> {
+        self.inner.write_reviewed(user, upserts, deletes).await
+    }
+
+    async fn merged_parts(&self, user: &UserId, id: &str) -> Result<Vec<TimeEntry>, StoreError> {
+        self.inner.merged_parts(user, id).await
+    }
+
     async fn list_entries(
         &self,
         user: &UserId,

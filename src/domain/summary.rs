@@ -3,13 +3,14 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::WorkDate;
+use super::{EntryStatus, WorkDate};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     Client,
     Matter,
+    Status,
     Day,
     Week,
     Month,
@@ -21,6 +22,7 @@ impl GroupBy {
         match self {
             GroupBy::Client => "client",
             GroupBy::Matter => "matter",
+            GroupBy::Status => "status",
             GroupBy::Day => "day",
             GroupBy::Week => "week",
             GroupBy::Month => "month",
@@ -35,6 +37,10 @@ pub struct SummaryQuery {
     pub to: Option<WorkDate>,
     pub group_by: GroupBy,
     pub billable_only: bool,
+    /// Only entries with this status; when none, every status but rejected.
+    pub status: Option<EntryStatus>,
+    /// Only entries of this matter (case-insensitive).
+    pub matter: Option<String>,
 }
 
 /// One group's totals. `key` is the client or matter name ("(none)" when unset), the
@@ -56,6 +62,8 @@ pub struct Summary {
     pub from: Option<WorkDate>,
     pub to: Option<WorkDate>,
     pub billable_only: bool,
+    pub status: Option<EntryStatus>,
+    pub matter: Option<String>,
     pub groups: Vec<SummaryGroup>,
     /// Overall totals, one row per currency.
     pub total: Vec<SummaryGroup>,

@@ -96,6 +96,29 @@ impl Store for CachedStore {
         saved
     }
 
+    async fn entries_by_id(
+        &self,
+        user: &UserId,
+        ids: &[String],
+    ) -> Result<Vec<TimeEntry>, StoreError> {
+        self.inner.entries_by_id(user, ids).await
+    }
+
+    async fn write_reviewed(
+        &self,
+        user: &UserId,
+        upserts: &[TimeEntry],
+        deletes: &[String],
+    ) -> Result<(), StoreError> {
+        let written = self.inner.write_reviewed(user, upserts, deletes).await;
+        self.invalidate(user);
+        written
+    }
+
+    async fn merged_parts(&self, user: &UserId, id: &str) -> Result<Vec<TimeEntry>, StoreError> {
+        self.inner.merged_parts(user, id).await
+    }
+
     async fn list_entries(
         &self,
         user: &UserId,
@@ -230,6 +253,20 @@ mod tests {
         async fn save_batch(&self, _: &UserId, _: &Batch) -> Result<Saved, StoreError> {
             self.write().await.map(|()| Saved::default())
         }
+        async fn entries_by_id(&self, _: &UserId, _: &[String]) -> Result<Vec<TimeEntry>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn write_reviewed(
+            &self,
+            _: &UserId,
+            _: &[TimeEntry],
+            _: &[String],
+        ) -> Result<(), StoreError> {
+            self.write().await
+        }
+        async fn merged_parts(&self, _: &UserId, _: &str) -> Result<Vec<TimeEntry>, StoreError> {
+            Ok(Vec::new())
+        }
         async fn list_entries(
             &self,
             _: &UserId,
@@ -252,6 +289,8 @@ mod tests {
                 from: query.from,
                 to: query.to,
                 billable_only: query.billable_only,
+                status: None,
+                matter: None,
                 groups: Vec::new(),
                 total: vec![SummaryGroup {
                     key: "total".to_owned(),
@@ -287,6 +326,8 @@ mod tests {
             to: None,
             group_by,
             billable_only: false,
+            status: None,
+            matter: None,
         }
     }
 
@@ -347,6 +388,8 @@ mod tests {
         assert_eq!(version(&store, &user).await, 2, "after save_settings");
         store.record_scan(&user, &scan()).await.unwrap();
         assert_eq!(version(&store, &user).await, 3, "after record_scan");
+        store.write_reviewed(&user, &[], &[]).await.unwrap();
+        assert_eq!(version(&store, &user).await, 4, "after write_reviewed");
     }
 
     #[tokio::test]

@@ -164,6 +164,10 @@ pub struct EntryFilter {
     pub to: Option<WorkDate>,
     pub client: Option<String>,
     pub status: Option<EntryStatus>,
+    /// Only entries of this matter (case-insensitive).
+    pub matter: Option<String>,
+    /// Only exported (true) or not yet exported (false) entries.
+    pub exported: Option<bool>,
     pub limit: u32,
     pub offset: u32,
 }
@@ -269,6 +273,27 @@ pub trait Store: Send + Sync {
         user: &UserId,
         filter: &EntryFilter,
     ) -> Result<(Vec<TimeEntry>, u64), StoreError>;
+
+    /// The user's entries among `ids`, in no particular order; an id that is unknown
+    /// or another user's is simply absent.
+    async fn entries_by_id(
+        &self,
+        user: &UserId,
+        ids: &[String],
+    ) -> Result<Vec<TimeEntry>, StoreError>;
+
+    /// A person's change, all or nothing: writes each of `upserts` whole by id
+    /// (inserting the new ones) and removes the entries `deletes` names. Unlike
+    /// `save_batch` it overwrites reviewed entries: it is how they get reviewed.
+    async fn write_reviewed(
+        &self,
+        user: &UserId,
+        upserts: &[TimeEntry],
+        deletes: &[String],
+    ) -> Result<(), StoreError>;
+
+    /// The entries merged into `id`.
+    async fn merged_parts(&self, user: &UserId, id: &str) -> Result<Vec<TimeEntry>, StoreError>;
 
     /// Totals aggregated by the store itself; shared, so a cached summary is served
     /// without a copy.

@@ -106,6 +106,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX IF NOT EXISTS scans_user_started
         ON scans (user_id, started_at DESC);
     "#,
+    // 2: review and release: UTBMS codes, a person's review, exports and merges.
+    r#"
+    ALTER TABLE time_entries ADD COLUMN task_code TEXT;
+    ALTER TABLE time_entries ADD COLUMN activity_code TEXT;
+    ALTER TABLE time_entries ADD COLUMN reviewed_at TEXT;
+    ALTER TABLE time_entries ADD COLUMN export_batch TEXT;
+    ALTER TABLE time_entries ADD COLUMN exported_at TEXT;
+    ALTER TABLE time_entries ADD COLUMN merged_into TEXT;
+    CREATE INDEX IF NOT EXISTS time_entries_merged
+        ON time_entries (user_id, merged_into) WHERE merged_into IS NOT NULL;
+    "#,
 ];
 
 /// How long a writer waits for another process holding the file's write lock.
@@ -118,10 +129,13 @@ const IN_CHUNK: usize = 500;
 /// Columns of `time_entries` in the order `entry_from_row` reads them.
 const ENTRY_COLUMNS: &str = "id, message_id, thread_id, client, matter, activity, description, \
      work_date, duration_minutes, billed_minutes, hourly_rate, amount, currency, billable, \
-     confidence, status, analyzer, created_at, event_uid";
+     confidence, status, analyzer, created_at, event_uid, task_code, activity_code, reviewed_at, \
+     export_batch, exported_at, merged_into";
 
-/// Statuses a person decided on; a re-analysis never overwrites or deletes them.
-const REVIEWED: &str = "('approved', 'rejected')";
+/// Rows a re-analysis may overwrite or delete: none a person decided on, changed,
+/// merged or exported (`TimeEntry::is_locked`).
+const UNLOCKED: &str = "status NOT IN ('approved', 'rejected') AND reviewed_at IS NULL \
+     AND merged_into IS NULL AND exported_at IS NULL";
 
 /// The SQLite store. Cheap to clone: clones share its connections.
 ///
@@ -446,6 +460,10 @@ fn parse_ts(s: &str, what: &'static str) -> Result<DateTime<Utc>, StoreError> {
         })
 }
 
+fn optional_ts(s: Option<String>, what: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    s.map(|s| parse_ts(&s, what)).transpose()
+}
+
 fn parse_u64(n: i64, what: &'static str) -> Result<u64, StoreError> {
     u64::try_from(n).map_err(|_| StoreError::Corrupt {
         what,
@@ -491,12 +509,12 @@ fn entry_from_row(row: &Row<'_>) -> Result<TimeEntry, StoreError> {
         analyzer: col(row, 16, "time entry analyzer")?,
         created_at: parse_ts(&created_at, "time entry created_at")?,
         event_uid: col(row, 18, "time entry event_uid")?,
-        task_code: None,
-        activity_code: None,
-        reviewed_at: None,
-        export_batch: None,
-        exported_at: None,
-        merged_into: None,
+        task_code: col(row, 19, "time entry task_code")?,
+        activity_code: col(row, 20, "time entry activity_code")?,
+        reviewed_at: optional_ts(col(row, 21, "time entry reviewed_at")?, "time entry reviewed_at")?,
+        export_batch: col(row, 22, "time entry export_batch")?,
+        exported_at: optional_ts(col(row, 23, "time entry exported_at")?, "time entry exported_at")?,
+        merged_into: col(row, 24, "time entry merged_into")?,
     })
 }
 
@@ -555,14 +573,14 @@ impl EntryText {
     }
 }
 
-/// `?1`–`?18` of the entry insert and update: the user, then the entry's columns, bound
+/// `?1`–`?20` of the entry insert and update: the user, then the entry's columns, bound
 /// by reference (a scan binds thousands of rows; copying each value first was a
 /// measurable part of saving).
 fn entry_params<'a>(
     user: &'a &'a str,
     e: &'a TimeEntry,
     text: &'a EntryText,
-) -> [&'a dyn ToSql; 18] {
+) -> [&'a dyn ToSql; 20] {
     [
         user,
         &e.message_id,
@@ -582,6 +600,8 @@ fn entry_params<'a>(
         &text.status,
         &e.analyzer,
         &e.event_uid,
+        &e.task_code,
+        &e.activity_code,
     ]
 }
 
@@ -600,8 +620,10 @@ fn write_batch(
         .prepare_cached(
             "INSERT INTO time_entries (user_id, message_id, thread_id, client, matter, activity, \
              description, work_date, duration_minutes, billed_minutes, hourly_rate, amount, currency, \
-             billable, confidence, status, analyzer, event_uid, id, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
+             billable, confidence, status, analyzer, event_uid, task_code, activity_code, id, \
+             created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+             ?19, ?20, ?21, ?22, ?23) \
              ON CONFLICT (user_id, message_id) DO NOTHING",
         )
         .map_err(sqlite("prepare the entry insert"))?;
@@ -612,13 +634,14 @@ fn write_batch(
             "UPDATE time_entries SET thread_id = ?3, client = ?4, matter = ?5, activity = ?6, \
              description = ?7, work_date = ?8, duration_minutes = ?9, billed_minutes = ?10, \
              hourly_rate = ?11, amount = ?12, currency = ?13, billable = ?14, confidence = ?15, \
-             status = ?16, analyzer = ?17, event_uid = ?18, updated_at = ?19 \
-             WHERE user_id = ?1 AND message_id = ?2 AND status NOT IN {REVIEWED} AND ( \
+             status = ?16, analyzer = ?17, event_uid = ?18, task_code = ?19, activity_code = ?20, \
+             updated_at = ?21 WHERE user_id = ?1 AND message_id = ?2 AND {UNLOCKED} AND ( \
              thread_id IS NOT ?3 OR client IS NOT ?4 OR matter IS NOT ?5 OR activity IS NOT ?6 OR \
              description IS NOT ?7 OR work_date IS NOT ?8 OR duration_minutes IS NOT ?9 OR \
              billed_minutes IS NOT ?10 OR hourly_rate IS NOT ?11 OR amount IS NOT ?12 OR \
              currency IS NOT ?13 OR billable IS NOT ?14 OR confidence IS NOT ?15 OR \
-             status IS NOT ?16 OR analyzer IS NOT ?17 OR event_uid IS NOT ?18)"
+             status IS NOT ?16 OR analyzer IS NOT ?17 OR event_uid IS NOT ?18 OR \
+             task_code IS NOT ?19 OR activity_code IS NOT ?20)"
         ))
         .map_err(sqlite("prepare the entry update"))?;
 
@@ -648,7 +671,7 @@ fn write_batch(
 
     let mut delete = tx
         .prepare_cached(&format!(
-            "DELETE FROM time_entries WHERE user_id = ?1 AND message_id = ?2 AND status NOT IN {REVIEWED}"
+            "DELETE FROM time_entries WHERE user_id = ?1 AND message_id = ?2 AND {UNLOCKED}"
         ))
         .map_err(sqlite("prepare the entry delete"))?;
     for message_id in &batch.deleted_entries {
@@ -702,12 +725,73 @@ fn write_batch(
     Ok(saved)
 }
 
+/// Writes a person's change inside `tx`: whole rows by id, then the deletions.
+fn write_reviewed(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    upserts: &[TimeEntry],
+    deletes: &[String],
+) -> Result<(), StoreError> {
+    let stamp = now();
+    // The update never moves a row to another user: an id of someone else's entry
+    // changes nothing (the tools look entries up by user first).
+    let mut upsert = tx
+        .prepare_cached(
+            "INSERT INTO time_entries (user_id, message_id, thread_id, client, matter, activity, \
+             description, work_date, duration_minutes, billed_minutes, hourly_rate, amount, currency, \
+             billable, confidence, status, analyzer, event_uid, task_code, activity_code, id, \
+             created_at, updated_at, reviewed_at, export_batch, exported_at, merged_into) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+             ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27) \
+             ON CONFLICT (id) DO UPDATE SET thread_id = excluded.thread_id, client = excluded.client, \
+             matter = excluded.matter, activity = excluded.activity, description = excluded.description, \
+             work_date = excluded.work_date, duration_minutes = excluded.duration_minutes, \
+             billed_minutes = excluded.billed_minutes, hourly_rate = excluded.hourly_rate, \
+             amount = excluded.amount, currency = excluded.currency, billable = excluded.billable, \
+             confidence = excluded.confidence, status = excluded.status, analyzer = excluded.analyzer, \
+             event_uid = excluded.event_uid, task_code = excluded.task_code, \
+             activity_code = excluded.activity_code, updated_at = excluded.updated_at, \
+             reviewed_at = excluded.reviewed_at, export_batch = excluded.export_batch, \
+             exported_at = excluded.exported_at, merged_into = excluded.merged_into \
+             WHERE time_entries.user_id = excluded.user_id",
+        )
+        .map_err(sqlite("prepare the reviewed entry upsert"))?;
+    for entry in upserts {
+        let text = EntryText::of(entry);
+        let columns = entry_params(&user, entry, &text);
+        let created = ts(&entry.created_at);
+        let reviewed = entry.reviewed_at.as_ref().map(ts);
+        let exported = entry.exported_at.as_ref().map(ts);
+        upsert
+            .execute(params_from_iter(columns.iter().copied().chain([
+                &entry.id as &dyn ToSql,
+                &created,
+                &stamp,
+                &reviewed,
+                &entry.export_batch,
+                &exported,
+                &entry.merged_into,
+            ])))
+            .map_err(sqlite("save a reviewed time entry"))?;
+    }
+    let mut delete = tx
+        .prepare_cached("DELETE FROM time_entries WHERE user_id = ?1 AND id = ?2")
+        .map_err(sqlite("prepare the reviewed entry delete"))?;
+    for id in deletes {
+        delete
+            .execute(params![user, id])
+            .map_err(sqlite("remove a time entry"))?;
+    }
+    Ok(())
+}
+
 /// The SQL expression a summary groups by.
 fn group_key(group_by: GroupBy) -> &'static str {
     match group_by {
         // An empty name is as good as none.
         GroupBy::Client => "COALESCE(NULLIF(client, ''), '(none)')",
         GroupBy::Matter => "COALESCE(NULLIF(matter, ''), '(none)')",
+        GroupBy::Status => "status",
         GroupBy::Day => "work_date",
         // %w is 0 for Sunday; going back (w + 6) % 7 days lands on the ISO week's Monday.
         GroupBy::Week => {
@@ -847,6 +931,78 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn entries_by_id(
+        &self,
+        user: &UserId,
+        ids: &[String],
+    ) -> Result<Vec<TimeEntry>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let user = user.as_str().to_owned();
+        let ids = ids.to_vec();
+        self.with_reader(move |conn| {
+            let mut found = Vec::new();
+            select_in(
+                conn,
+                &format!("SELECT {ENTRY_COLUMNS} FROM time_entries WHERE user_id = ? AND id"),
+                &user,
+                &ids,
+                "look up entries by id",
+                |row| {
+                    found.push(entry_from_row(row)?);
+                    Ok(())
+                },
+            )?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn write_reviewed(
+        &self,
+        user: &UserId,
+        upserts: &[TimeEntry],
+        deletes: &[String],
+    ) -> Result<(), StoreError> {
+        if upserts.is_empty() && deletes.is_empty() {
+            return Ok(());
+        }
+        let user = user.as_str().to_owned();
+        let upserts = upserts.to_vec();
+        let deletes = deletes.to_vec();
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sqlite("begin saving reviewed entries"))?;
+            write_reviewed(&tx, &user, &upserts, &deletes)?;
+            tx.commit().map_err(sqlite("commit reviewed entries"))
+        })
+        .await
+    }
+
+    async fn merged_parts(&self, user: &UserId, id: &str) -> Result<Vec<TimeEntry>, StoreError> {
+        let user = user.as_str().to_owned();
+        let id = id.to_owned();
+        self.with_reader(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {ENTRY_COLUMNS} FROM time_entries WHERE user_id = ?1 AND merged_into = ?2 \
+                     ORDER BY work_date, created_at, id"
+                ))
+                .map_err(sqlite("prepare the merged entry lookup"))?;
+            let mut rows = stmt
+                .query(params![user, id])
+                .map_err(sqlite("look up merged entries"))?;
+            let mut parts = Vec::new();
+            while let Some(row) = rows.next().map_err(sqlite("read a merged entry"))? {
+                parts.push(entry_from_row(row)?);
+            }
+            Ok(parts)
+        })
+        .await
+    }
+
     async fn save_batch(&self, user: &UserId, batch: &Batch) -> Result<Saved, StoreError> {
         if batch.is_empty() {
             return Ok(Saved::default());
@@ -872,7 +1028,8 @@ impl Store for SqliteStore {
         user: &UserId,
         filter: &EntryFilter,
     ) -> Result<(Vec<TimeEntry>, u64), StoreError> {
-        let mut conditions = vec!["user_id = ?".to_owned()];
+        // Entries merged into another are shown through the merged one.
+        let mut conditions = vec!["user_id = ?".to_owned(), "merged_into IS NULL".to_owned()];
         let mut args: Vec<Value> = vec![Value::Text(user.as_str().to_owned())];
         if let Some(from) = filter.from {
             conditions.push("work_date >= ?".to_owned());
@@ -890,6 +1047,15 @@ impl Store for SqliteStore {
         if let Some(status) = filter.status {
             conditions.push("status = ?".to_owned());
             args.push(Value::Text(status.as_str().to_owned()));
+        }
+        if let Some(matter) = &filter.matter {
+            conditions.push("matter = ? COLLATE NOCASE".to_owned());
+            args.push(Value::Text(matter.trim().to_owned()));
+        }
+        match filter.exported {
+            Some(true) => conditions.push("exported_at IS NOT NULL".to_owned()),
+            Some(false) => conditions.push("exported_at IS NULL".to_owned()),
+            None => {}
         }
         let where_clause = conditions.join(" AND ");
         let limit = if filter.limit == 0 {
@@ -938,8 +1104,19 @@ impl Store for SqliteStore {
         user: &UserId,
         query: &SummaryQuery,
     ) -> Result<Arc<Summary>, StoreError> {
-        let mut conditions = vec!["user_id = ?".to_owned(), "status <> 'rejected'".to_owned()];
+        let mut conditions = vec!["user_id = ?".to_owned(), "merged_into IS NULL".to_owned()];
         let mut args: Vec<Value> = vec![Value::Text(user.as_str().to_owned())];
+        match query.status {
+            Some(status) => {
+                conditions.push("status = ?".to_owned());
+                args.push(Value::Text(status.as_str().to_owned()));
+            }
+            None => conditions.push("status <> 'rejected'".to_owned()),
+        }
+        if let Some(matter) = &query.matter {
+            conditions.push("matter = ? COLLATE NOCASE".to_owned());
+            args.push(Value::Text(matter.trim().to_owned()));
+        }
         if let Some(from) = query.from {
             conditions.push("work_date >= ?".to_owned());
             args.push(Value::Text(from.to_string()));
@@ -953,7 +1130,7 @@ impl Store for SqliteStore {
         }
         let where_clause = conditions.join(" AND ");
         let order = match query.group_by {
-            GroupBy::Client | GroupBy::Matter => "SUM(billed_minutes) DESC, 1, 2",
+            GroupBy::Client | GroupBy::Matter | GroupBy::Status => "SUM(billed_minutes) DESC, 1, 2",
             GroupBy::Day | GroupBy::Week | GroupBy::Month => "1, 2",
         };
         let groups_sql = format!(
@@ -992,6 +1169,8 @@ impl Store for SqliteStore {
             from: query.from,
             to: query.to,
             billable_only: query.billable_only,
+            status: query.status,
+            matter: query.matter.clone(),
             groups,
             total,
         }))

@@ -32,7 +32,8 @@ use crate::domain::{GroupBy, Settings, Summary, SummaryGroup, SummaryQuery, Time
 /// Columns of `time_entries` a `TimeEntry` is read from.
 const ENTRY_COLUMNS: &str = "id,message_id,thread_id,client,matter,activity,description,\
      work_date,duration_minutes,billed_minutes,hourly_rate,amount,currency,billable,\
-     confidence,status,analyzer,created_at,event_uid";
+     confidence,status,analyzer,created_at,event_uid,task_code,activity_code,reviewed_at,\
+     export_batch,exported_at,merged_into";
 
 const SCAN_COLUMNS: &str =
     "id,source,query,started_at,finished_at,status,examined,entries_created,errors,cursor";
@@ -362,8 +363,32 @@ fn entry_row(e: &TimeEntry) -> Value {
         "status": e.status.as_str(),
         "analyzer": e.analyzer,
         "event_uid": e.event_uid,
+        "task_code": e.task_code,
+        "activity_code": e.activity_code,
         "created_at": e.created_at,
     })
+}
+
+/// A whole row for `review_time_entries`, review marks included (a scan's
+/// `entry_row` leaves them out, so a re-analysis never writes them).
+fn reviewed_row(e: &TimeEntry) -> Value {
+    let mut row = entry_row(e);
+    if let Value::Object(map) = &mut row {
+        map.insert("reviewed_at".into(), json!(e.reviewed_at));
+        map.insert("export_batch".into(), json!(e.export_batch));
+        map.insert("exported_at".into(), json!(e.exported_at));
+        map.insert("merged_into".into(), json!(e.merged_into));
+    }
+    row
+}
+
+/// Ids that can name a row: entry ids are UUIDs, and anything else would make
+/// Postgres refuse the whole request instead of finding nothing.
+fn uuids(ids: &[String]) -> Vec<&str> {
+    ids.iter()
+        .map(String::as_str)
+        .filter(|id| uuid::Uuid::parse_str(id).is_ok())
+        .collect()
 }
 
 fn processed_row(p: &Processed) -> Value {
@@ -598,6 +623,9 @@ impl Store for SupabaseStore {
                 .from(user, "time_entries")?
                 .eq("message_id", message_id)
                 .not("in", "status", "(approved,rejected)")
+                .is("reviewed_at", "null")
+                .is("merged_into", "null")
+                .is("exported_at", "null")
                 .delete()
                 .select("message_id");
             let gone: Vec<IgnoredAny> = self
@@ -643,6 +671,61 @@ impl Store for SupabaseStore {
         Ok(saved)
     }
 
+    async fn entries_by_id(
+        &self,
+        user: &UserId,
+        ids: &[String],
+    ) -> Result<Vec<TimeEntry>, StoreError> {
+        let mut found = Vec::new();
+        // UUIDs are safe in a query string; a few hundred keep the URL short.
+        for chunk in uuids(ids).chunks(200) {
+            let request = self
+                .from(user, "time_entries")?
+                .select(ENTRY_COLUMNS)
+                .in_("id", chunk);
+            let rows: Vec<TimeEntry> = self
+                .fetch(request, "look up time entries", "time entry")
+                .await?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
+    async fn write_reviewed(
+        &self,
+        user: &UserId,
+        upserts: &[TimeEntry],
+        deletes: &[String],
+    ) -> Result<(), StoreError> {
+        if upserts.is_empty() && deletes.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Value> = upserts.iter().map(reviewed_row).collect();
+        // One call, one transaction: all or nothing, however many entries.
+        let request = self.rpc(
+            user,
+            "review_time_entries",
+            &json!({"p_rows": rows, "p_deletes": uuids(deletes)}),
+        )?;
+        let _: Value = self
+            .fetch(request, "save your reviewed time entries", "written count")
+            .await?;
+        Ok(())
+    }
+
+    async fn merged_parts(&self, user: &UserId, id: &str) -> Result<Vec<TimeEntry>, StoreError> {
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Ok(Vec::new());
+        }
+        let request = self
+            .from(user, "time_entries")?
+            .select(ENTRY_COLUMNS)
+            .eq("merged_into", id)
+            .order("work_date.asc,created_at.asc,id.asc");
+        self.fetch(request, "look up merged time entries", "time entry")
+            .await
+    }
+
     /// A `limit` of 0 means no limit.
     async fn list_entries(
         &self,
@@ -663,6 +746,16 @@ impl Store for SupabaseStore {
         if let Some(status) = filter.status {
             request = request.eq("status", status.as_str());
         }
+        if let Some(matter) = &filter.matter {
+            request = request.eq("matter_key", matter.trim().to_lowercase());
+        }
+        match filter.exported {
+            Some(true) => request = request.not("is", "exported_at", "null"),
+            Some(false) => request = request.is("exported_at", "null"),
+            None => {}
+        }
+        // Entries merged into another are shown through the merged one.
+        let request = request.is("merged_into", "null");
         let offset = filter.offset as usize;
         let size = match filter.limit {
             0 => UNBOUNDED_PAGE,
@@ -711,6 +804,12 @@ impl Store for SupabaseStore {
         if let Some(to) = query.to {
             params.insert("p_to".into(), json!(to.to_string()));
         }
+        if let Some(status) = query.status {
+            params.insert("p_status".into(), json!(status.as_str()));
+        }
+        if let Some(matter) = &query.matter {
+            params.insert("p_matter".into(), json!(matter.trim()));
+        }
         let request = self.rpc(user, "time_summary", &Value::Object(params))?;
         let rows: Vec<SummaryRow> = self
             .fetch(request, "total your time entries", "summary")
@@ -725,7 +824,7 @@ impl Store for SupabaseStore {
             }
         }
         match query.group_by {
-            GroupBy::Client | GroupBy::Matter => groups.sort_by(|a, b| {
+            GroupBy::Client | GroupBy::Matter | GroupBy::Status => groups.sort_by(|a, b| {
                 b.billed_minutes
                     .cmp(&a.billed_minutes)
                     .then_with(|| a.key.cmp(&b.key))
@@ -741,6 +840,8 @@ impl Store for SupabaseStore {
             from: query.from,
             to: query.to,
             billable_only: query.billable_only,
+            status: query.status,
+            matter: query.matter.clone(),
             groups,
             total,
         }))

@@ -27,6 +27,9 @@ pub struct Args {
     /// Only entries with this status.
     #[serde(default)]
     pub status: Option<EntryStatus>,
+    /// Only entries of this matter.
+    #[serde(default)]
+    pub matter: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[serde(default)]
     pub limit: Option<u32>,
@@ -76,11 +79,10 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
     let filter = EntryFilter {
         from: args.from,
         to: args.to,
-        client: args
-            .client
-            .map(|c| c.trim().to_owned())
-            .filter(|c| !c.is_empty()),
+        client: super::nonblank(args.client),
         status: args.status,
+        matter: super::nonblank(args.matter),
+        exported: None,
         limit,
         offset: args.offset.unwrap_or(0),
     };

@@ -125,6 +125,11 @@ impl ToolSpec {
     }
 }
 
+/// A free-text filter argument: trimmed, and blank means none.
+pub(crate) fn nonblank(v: Option<String>) -> Option<String> {
+    v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
 fn erased<'a, T: Tool>(
     ctx: &'a Context,
     user: &'a UserId,

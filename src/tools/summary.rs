@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{Hints, Progress, Tool};
 use crate::context::Context;
-use crate::domain::{GroupBy, Summary, SummaryQuery, UserId, WorkDate};
+use crate::domain::{EntryStatus, GroupBy, Summary, SummaryQuery, UserId, WorkDate};
 use crate::error::Result;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -26,6 +26,12 @@ pub struct Args {
     /// Count only billable entries (default false).
     #[serde(default)]
     pub billable_only: Option<bool>,
+    /// Only entries with this status (default: every status but rejected).
+    #[serde(default)]
+    pub status: Option<EntryStatus>,
+    /// Only entries of this matter.
+    #[serde(default)]
+    pub matter: Option<String>,
 }
 
 /// The summary, shared with the cache: a hit is serialized from the cached value
@@ -35,7 +41,7 @@ pub struct GetTimeTrackingSummary;
 
 impl Tool for GetTimeTrackingSummary {
     const NAME: &'static str = "get_time_tracking_summary";
-    const DESCRIPTION: &'static str = "Totals of time entries for a period, grouped by client, matter, day, week or month: entries, raw minutes, billed hours and amount per group and overall.";
+    const DESCRIPTION: &'static str = "Totals of time entries for a period, grouped by client, matter, status, day, week or month, optionally for one status or matter: entries, raw minutes, billed hours and amount per group and overall.";
     const HINTS: Hints = Hints::READ;
     type Args = Args;
     type Output = Arc<Summary>;
@@ -57,6 +63,8 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Arc<Summary
         to: args.to,
         group_by: args.group_by.unwrap_or(GroupBy::Client),
         billable_only: args.billable_only.unwrap_or(false),
+        status: args.status,
+        matter: super::nonblank(args.matter),
     };
     Ok(ctx.store.summary(user, &query).await?)
 }

@@ -207,6 +207,24 @@ impl Store for SignedIn {
     async fn save_batch(&self, user: &UserId, batch: &Batch) -> Result<Saved, StoreError> {
         self.0.save_batch(&self.user(user), batch).await
     }
+    async fn entries_by_id(
+        &self,
+        user: &UserId,
+        ids: &[String],
+    ) -> Result<Vec<TimeEntry>, StoreError> {
+        self.0.entries_by_id(&self.user(user), ids).await
+    }
+    async fn write_reviewed(
+        &self,
+        user: &UserId,
+        upserts: &[TimeEntry],
+        deletes: &[String],
+    ) -> Result<(), StoreError> {
+        self.0.write_reviewed(&self.user(user), upserts, deletes).await
+    }
+    async fn merged_parts(&self, user: &UserId, id: &str) -> Result<Vec<TimeEntry>, StoreError> {
+        self.0.merged_parts(&self.user(user), id).await
+    }
     async fn list_entries(
         &self,
         user: &UserId,

@@ -259,6 +259,8 @@ fn query(group_by: GroupBy) -> SummaryQuery {
         to: None,
         group_by,
         billable_only: false,
+        status: None,
+        matter: None,
     }
 }
 
@@ -852,6 +854,227 @@ pub async fn scans_are_recorded_updated_and_listed_newest_first(store: &dyn Stor
 
 // ---------------------------------------------------------------- SQLite runs
 
+/// Sorted message ids of a listing, for comparisons that ignore order.
+async fn listed(store: &dyn Store, user: &UserId, filter: EntryFilter) -> Vec<String> {
+    let (entries, total) = store.list_entries(user, &filter).await.unwrap();
+    assert_eq!(total as usize, entries.len());
+    let mut ids: Vec<String> = entries.into_iter().map(|e| e.message_id).collect();
+    ids.sort();
+    ids
+}
+
+pub async fn a_persons_change_is_kept_whole_through_later_batches(store: &dyn Store) {
+    let user = fresh_user();
+    let suggested = entry("m1", "2026-04-01", Some("Acme"));
+    store
+        .save_batch(&user, &entries_batch(vec![suggested.clone()]))
+        .await
+        .unwrap();
+    let edited = TimeEntry {
+        client: Some("Globex".to_owned()),
+        matter: Some("G-7".to_owned()),
+        description: "Reviewed the lease".to_owned(),
+        billed_minutes: 12,
+        amount: 60.0,
+        task_code: Some("L120".to_owned()),
+        activity_code: Some("A104".to_owned()),
+        reviewed_at: Some(at("2026-04-11T10:00:00Z")),
+        ..suggested.clone()
+    };
+    store.write_reviewed(&user, &[edited.clone()], &[]).await.unwrap();
+    assert_eq!(
+        store.entries_by_id(&user, &[edited.id.clone()]).await.unwrap(),
+        [edited.clone()]
+    );
+
+    // A rescan (the analysis again, unreviewed) and a cancellation leave it alone.
+    let rescan = Batch {
+        deleted_entries: vec!["m1".to_owned()],
+        ..entries_batch(vec![suggested.clone()])
+    };
+    store.save_batch(&user, &rescan).await.unwrap();
+    assert_eq!(
+        store.entry_by_message(&user, "m1").await.unwrap(),
+        Some(edited.clone())
+    );
+
+    // A person may change it again, status included.
+    let approved = TimeEntry {
+        status: EntryStatus::Approved,
+        reviewed_at: Some(at("2026-04-12T10:00:00Z")),
+        ..edited
+    };
+    store.write_reviewed(&user, &[approved.clone()], &[]).await.unwrap();
+    assert_eq!(
+        store.entry_by_message(&user, "m1").await.unwrap(),
+        Some(approved)
+    );
+}
+
+pub async fn a_manual_entry_is_inserted_and_removed_by_id(store: &dyn Store) {
+    let user = fresh_user();
+    let manual = TimeEntry {
+        analyzer: "manual".to_owned(),
+        activity: Activity::Call,
+        reviewed_at: Some(at("2026-04-11T10:00:00Z")),
+        ..entry("manual:call-1", "2026-04-03", Some("Acme"))
+    };
+    store.write_reviewed(&user, &[manual.clone()], &[]).await.unwrap();
+    assert_eq!(listed(store, &user, all()).await, ["manual:call-1"]);
+    store
+        .write_reviewed(&user, &[], &[manual.id.clone()])
+        .await
+        .unwrap();
+    assert!(listed(store, &user, all()).await.is_empty());
+}
+
+pub async fn entries_by_id_finds_only_the_users_own(store: &dyn Store) {
+    let (a, b) = (fresh_user(), fresh_user());
+    let mine = entry("m1", "2026-04-01", Some("Acme"));
+    store
+        .save_batch(&a, &entries_batch(vec![mine.clone()]))
+        .await
+        .unwrap();
+    let asked = [
+        mine.id.clone(),
+        uuid::Uuid::new_v4().to_string(),
+        "not-an-id".to_owned(),
+    ];
+    assert_eq!(store.entries_by_id(&a, &asked).await.unwrap(), [mine.clone()]);
+    assert!(store.entries_by_id(&b, &asked).await.unwrap().is_empty());
+    // B deleting A's id removes nothing.
+    store.write_reviewed(&b, &[], &[mine.id.clone()]).await.unwrap();
+    assert_eq!(store.entries_by_id(&a, &asked).await.unwrap(), [mine]);
+}
+
+pub async fn merged_entries_are_hidden_until_split(store: &dyn Store) {
+    let user = fresh_user();
+    let (one, two) = (
+        entry("m1", "2026-04-01", Some("Acme")),
+        entry("m2", "2026-04-01", Some("Acme")),
+    );
+    store
+        .save_batch(&user, &entries_batch(vec![one.clone(), two.clone()]))
+        .await
+        .unwrap();
+    let stamp = Some(at("2026-04-11T10:00:00Z"));
+    let merged = TimeEntry {
+        message_id: "merge:1".to_owned(),
+        duration_minutes: 9.0,
+        billed_minutes: 12,
+        amount: 60.0,
+        reviewed_at: stamp,
+        ..entry("merge:1", "2026-04-01", Some("Acme"))
+    };
+    let parts: Vec<TimeEntry> = [&one, &two]
+        .into_iter()
+        .map(|e| TimeEntry {
+            merged_into: Some(merged.id.clone()),
+            reviewed_at: stamp,
+            ..e.clone()
+        })
+        .collect();
+    let mut upserts = parts.clone();
+    upserts.push(merged.clone());
+    store.write_reviewed(&user, &upserts, &[]).await.unwrap();
+
+    assert_eq!(listed(store, &user, all()).await, ["merge:1"]);
+    let summary = store.summary(&user, &query(GroupBy::Client)).await.unwrap();
+    assert_eq!(
+        (summary.total[0].entries, summary.total[0].billed_minutes),
+        (1, 12)
+    );
+    let mut found = store.merged_parts(&user, &merged.id).await.unwrap();
+    found.sort_by(|a, b| a.message_id.cmp(&b.message_id));
+    assert_eq!(found, parts);
+    // A rescan does not bring the parts back.
+    store
+        .save_batch(&user, &entries_batch(vec![one.clone(), two.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(listed(store, &user, all()).await, ["merge:1"]);
+
+    let restored: Vec<TimeEntry> = parts
+        .into_iter()
+        .map(|e| TimeEntry {
+            merged_into: None,
+            ..e
+        })
+        .collect();
+    store
+        .write_reviewed(&user, &restored, &[merged.id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(listed(store, &user, all()).await, ["m1", "m2"]);
+    assert!(store.merged_parts(&user, &merged.id).await.unwrap().is_empty());
+}
+
+pub async fn listing_and_totals_filter_by_matter_status_and_export(store: &dyn Store) {
+    let user = fresh_user();
+    let mut lease = entry("lease", "2026-04-01", Some("Acme"));
+    lease.matter = Some("A-1".to_owned());
+    let mut merger = entry("merger", "2026-04-01", Some("Acme"));
+    merger.matter = Some("A-2".to_owned());
+    merger.billed_minutes = 30;
+    let mut done = entry("done", "2026-04-02", Some("Acme"));
+    done.matter = Some("A-1".to_owned());
+    store
+        .save_batch(
+            &user,
+            &entries_batch(vec![lease.clone(), merger.clone(), done.clone()]),
+        )
+        .await
+        .unwrap();
+    let exported = TimeEntry {
+        status: EntryStatus::Approved,
+        reviewed_at: Some(at("2026-04-11T10:00:00Z")),
+        export_batch: Some("batch-1".to_owned()),
+        exported_at: Some(at("2026-04-12T10:00:00Z")),
+        ..done
+    };
+    store.write_reviewed(&user, &[exported], &[]).await.unwrap();
+
+    let of_matter = EntryFilter {
+        matter: Some("a-1".to_owned()),
+        ..all()
+    };
+    assert_eq!(listed(store, &user, of_matter).await, ["done", "lease"]);
+    let not_exported = EntryFilter {
+        exported: Some(false),
+        ..all()
+    };
+    assert_eq!(listed(store, &user, not_exported).await, ["lease", "merger"]);
+    let was_exported = EntryFilter {
+        exported: Some(true),
+        ..all()
+    };
+    assert_eq!(listed(store, &user, was_exported).await, ["done"]);
+
+    let by_status = store.summary(&user, &query(GroupBy::Status)).await.unwrap();
+    let keys: Vec<(&str, u64)> = by_status
+        .groups
+        .iter()
+        .map(|g| (g.key.as_str(), g.entries))
+        .collect();
+    assert_eq!(keys, [("suggested", 2), ("approved", 1)]);
+    let approved = SummaryQuery {
+        status: Some(EntryStatus::Approved),
+        ..query(GroupBy::Matter)
+    };
+    let s = store.summary(&user, &approved).await.unwrap();
+    assert_eq!(
+        (s.groups.len(), s.groups[0].key.as_str(), s.total[0].entries),
+        (1, "A-1", 1)
+    );
+    let merger_only = SummaryQuery {
+        matter: Some("A-2".to_owned()),
+        ..query(GroupBy::Client)
+    };
+    let s = store.summary(&user, &merger_only).await.unwrap();
+    assert_eq!(s.total[0].billed_minutes, 30);
+}
+
+
 fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("billable.sqlite3")).unwrap();
@@ -889,6 +1112,11 @@ on_sqlite!(
     calendar_events_are_upserted_and_found_by_uid,
     events_are_looked_up_together_by_any_uid,
     scans_are_recorded_updated_and_listed_newest_first,
+    a_persons_change_is_kept_whole_through_later_batches,
+    a_manual_entry_is_inserted_and_removed_by_id,
+    entries_by_id_finds_only_the_users_own,
+    merged_entries_are_hidden_until_split,
+    listing_and_totals_filter_by_matter_status_and_export,
 );
 
 // ---------------------------------------------------------------- Supabase runs
@@ -929,6 +1157,11 @@ on_supabase!(
     calendar_events_are_upserted_and_found_by_uid,
     events_are_looked_up_together_by_any_uid,
     scans_are_recorded_updated_and_listed_newest_first,
+    a_persons_change_is_kept_whole_through_later_batches,
+    a_manual_entry_is_inserted_and_removed_by_id,
+    entries_by_id_finds_only_the_users_own,
+    merged_entries_are_hidden_until_split,
+    listing_and_totals_filter_by_matter_status_and_export,
 );
 
 #[tokio::test]
