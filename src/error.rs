@@ -15,6 +15,10 @@ pub enum Error {
     /// Arguments that do not fit the tool's schema; `field` names the culprit.
     #[error("invalid argument `{field}`: {message}")]
     InvalidArgument { field: String, message: String },
+    /// Something the caller named does not exist (for this user); the message says
+    /// what and how to find the right one.
+    #[error("{0}")]
+    NotFound(String),
     /// An environment variable whose value cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -67,7 +71,7 @@ impl Error {
             | Error::InvalidArgument { .. }
             | Error::Config(_)
             | Error::Settings(_) => ErrorKind::InvalidInput,
-            Error::Mail(MailError::NotFound(_)) => ErrorKind::NotFound,
+            Error::Mail(MailError::NotFound(_)) | Error::NotFound(_) => ErrorKind::NotFound,
             Error::Mail(MailError::Malformed(_) | MailError::Query(_) | MailError::NoSource) => {
                 ErrorKind::InvalidInput
             }

@@ -253,7 +253,11 @@ mod tests {
         async fn save_batch(&self, _: &UserId, _: &Batch) -> Result<Saved, StoreError> {
             self.write().await.map(|()| Saved::default())
         }
-        async fn entries_by_id(&self, _: &UserId, _: &[String]) -> Result<Vec<TimeEntry>, StoreError> {
+        async fn entries_by_id(
+            &self,
+            _: &UserId,
+            _: &[String],
+        ) -> Result<Vec<TimeEntry>, StoreError> {
             Ok(Vec::new())
         }
         async fn write_reviewed(

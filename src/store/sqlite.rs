@@ -511,9 +511,15 @@ fn entry_from_row(row: &Row<'_>) -> Result<TimeEntry, StoreError> {
         event_uid: col(row, 18, "time entry event_uid")?,
         task_code: col(row, 19, "time entry task_code")?,
         activity_code: col(row, 20, "time entry activity_code")?,
-        reviewed_at: optional_ts(col(row, 21, "time entry reviewed_at")?, "time entry reviewed_at")?,
+        reviewed_at: optional_ts(
+            col(row, 21, "time entry reviewed_at")?,
+            "time entry reviewed_at",
+        )?,
         export_batch: col(row, 22, "time entry export_batch")?,
-        exported_at: optional_ts(col(row, 23, "time entry exported_at")?, "time entry exported_at")?,
+        exported_at: optional_ts(
+            col(row, 23, "time entry exported_at")?,
+            "time entry exported_at",
+        )?,
         merged_into: col(row, 24, "time entry merged_into")?,
     })
 }

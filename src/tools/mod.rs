@@ -9,13 +9,17 @@
 //! Every transport calls [`call`] (or [`run`], typed, from the CLI); none of them knows
 //! what a tool does.
 
+pub mod add;
 pub mod analyze;
 pub mod configure;
 pub mod list;
+pub mod merge;
 mod pipeline;
+mod review;
 pub mod scan;
 pub mod schema;
 pub mod summary;
+pub mod update;
 
 use std::future::Future;
 use std::path::Path;
@@ -149,6 +153,10 @@ pub static TOOLS: &[ToolSpec] = &[
     ToolSpec::of::<summary::GetTimeTrackingSummary>(),
     ToolSpec::of::<configure::ConfigureTimeTracking>(),
     ToolSpec::of::<list::ListTimeEntries>(),
+    ToolSpec::of::<update::UpdateTimeEntries>(),
+    ToolSpec::of::<add::AddTimeEntry>(),
+    ToolSpec::of::<merge::MergeTimeEntries>(),
+    ToolSpec::of::<merge::SplitTimeEntry>(),
 ];
 
 /// The tool called `name`.

@@ -220,7 +220,9 @@ impl Store for SignedIn {
         upserts: &[TimeEntry],
         deletes: &[String],
     ) -> Result<(), StoreError> {
-        self.0.write_reviewed(&self.user(user), upserts, deletes).await
+        self.0
+            .write_reviewed(&self.user(user), upserts, deletes)
+            .await
     }
     async fn merged_parts(&self, user: &UserId, id: &str) -> Result<Vec<TimeEntry>, StoreError> {
         self.0.merged_parts(&self.user(user), id).await

@@ -881,9 +881,15 @@ pub async fn a_persons_change_is_kept_whole_through_later_batches(store: &dyn St
         reviewed_at: Some(at("2026-04-11T10:00:00Z")),
         ..suggested.clone()
     };
-    store.write_reviewed(&user, &[edited.clone()], &[]).await.unwrap();
+    store
+        .write_reviewed(&user, &[edited.clone()], &[])
+        .await
+        .unwrap();
     assert_eq!(
-        store.entries_by_id(&user, &[edited.id.clone()]).await.unwrap(),
+        store
+            .entries_by_id(&user, &[edited.id.clone()])
+            .await
+            .unwrap(),
         [edited.clone()]
     );
 
@@ -904,7 +910,10 @@ pub async fn a_persons_change_is_kept_whole_through_later_batches(store: &dyn St
         reviewed_at: Some(at("2026-04-12T10:00:00Z")),
         ..edited
     };
-    store.write_reviewed(&user, &[approved.clone()], &[]).await.unwrap();
+    store
+        .write_reviewed(&user, &[approved.clone()], &[])
+        .await
+        .unwrap();
     assert_eq!(
         store.entry_by_message(&user, "m1").await.unwrap(),
         Some(approved)
@@ -919,7 +928,10 @@ pub async fn a_manual_entry_is_inserted_and_removed_by_id(store: &dyn Store) {
         reviewed_at: Some(at("2026-04-11T10:00:00Z")),
         ..entry("manual:call-1", "2026-04-03", Some("Acme"))
     };
-    store.write_reviewed(&user, &[manual.clone()], &[]).await.unwrap();
+    store
+        .write_reviewed(&user, &[manual.clone()], &[])
+        .await
+        .unwrap();
     assert_eq!(listed(store, &user, all()).await, ["manual:call-1"]);
     store
         .write_reviewed(&user, &[], &[manual.id.clone()])
@@ -940,10 +952,16 @@ pub async fn entries_by_id_finds_only_the_users_own(store: &dyn Store) {
         uuid::Uuid::new_v4().to_string(),
         "not-an-id".to_owned(),
     ];
-    assert_eq!(store.entries_by_id(&a, &asked).await.unwrap(), [mine.clone()]);
+    assert_eq!(
+        store.entries_by_id(&a, &asked).await.unwrap(),
+        [mine.clone()]
+    );
     assert!(store.entries_by_id(&b, &asked).await.unwrap().is_empty());
     // B deleting A's id removes nothing.
-    store.write_reviewed(&b, &[], &[mine.id.clone()]).await.unwrap();
+    store
+        .write_reviewed(&b, &[], &[mine.id.clone()])
+        .await
+        .unwrap();
     assert_eq!(store.entries_by_id(&a, &asked).await.unwrap(), [mine]);
 }
 
@@ -1006,7 +1024,13 @@ pub async fn merged_entries_are_hidden_until_split(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(listed(store, &user, all()).await, ["m1", "m2"]);
-    assert!(store.merged_parts(&user, &merged.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .merged_parts(&user, &merged.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn listing_and_totals_filter_by_matter_status_and_export(store: &dyn Store) {
@@ -1043,7 +1067,10 @@ pub async fn listing_and_totals_filter_by_matter_status_and_export(store: &dyn S
         exported: Some(false),
         ..all()
     };
-    assert_eq!(listed(store, &user, not_exported).await, ["lease", "merger"]);
+    assert_eq!(
+        listed(store, &user, not_exported).await,
+        ["lease", "merger"]
+    );
     let was_exported = EntryFilter {
         exported: Some(true),
         ..all()
@@ -1073,7 +1100,6 @@ pub async fn listing_and_totals_filter_by_matter_status_and_export(store: &dyn S
     let s = store.summary(&user, &merger_only).await.unwrap();
     assert_eq!(s.total[0].billed_minutes, 30);
 }
-
 
 fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
