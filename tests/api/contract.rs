@@ -14,8 +14,10 @@ use crate::helpers::{demo_settings, fixture};
 use crate::http::{Server, TOKEN, local_config, spawn};
 use crate::scan::invite;
 
-/// The calls, in order: each later one sees what the earlier ones saved. The string
-/// `$scan_id` stands for the id the last scan returned.
+/// The calls, in order: each later one sees what the earlier ones saved. `$scan_id`
+/// stands for the id the last scan returned, `$entry_N` for the Nth entry id the last
+/// listing returned, `$added_N` for the Nth entry added by hand, `$merged` for the
+/// last merged entry.
 fn calls() -> Vec<(&'static str, Value)> {
     let uid = "contract-call@acme.com";
     let raw = |method, seq, start, end, id, from_owner, partstat| json!({"raw_email": invite(method, uid, seq, start, end, id, from_owner, partstat), "save": true});
@@ -85,6 +87,29 @@ fn calls() -> Vec<(&'static str, Value)> {
         ),
         ("list_time_entries", json!({"limit": 5})),
         ("list_time_entries", json!({"status": "needs_review"})),
+        (
+            "update_time_entries",
+            json!({"ids": ["$entry_0", "$entry_1"], "changes": {"status": "approved"}}),
+        ),
+        (
+            "update_time_entries",
+            json!({"ids": ["$entry_0"], "changes": {"description": "Reviewed the draft", "billed_minutes": 12, "activity_code": "A104"}}),
+        ),
+        (
+            "add_time_entry",
+            json!({"client": "Acme Corp", "work_date": "2026-11-20", "billed_minutes": 6, "description": "Call with the client about the MSA"}),
+        ),
+        (
+            "add_time_entry",
+            json!({"client": "Acme Corp", "matter": "MSA renewal", "work_date": "2026-11-20", "billed_minutes": 12, "description": "Follow-up call", "activity": "call", "activity_code": "A106", "billable": true, "status": "suggested"}),
+        ),
+        ("merge_time_entries", json!({"ids": ["$added_0", "$added_1"]})),
+        ("split_time_entry", json!({"id": "$merged"})),
+        ("list_time_entries", json!({"matter": "MSA renewal", "status": "approved"})),
+        (
+            "get_time_tracking_summary",
+            json!({"group_by": "status", "status": null, "matter": "MSA renewal"}),
+        ),
         ("get_time_tracking_summary", json!({"group_by": "client"})),
         (
             "get_time_tracking_summary",
@@ -123,9 +148,9 @@ async fn every_mcp_answer_fits_the_advertised_output_schema() {
     let client = mcp_client(&s).await;
     let tools: Vec<Tool> = client.list_all_tools().await.expect("tools/list");
     let mut called = std::collections::BTreeSet::new();
-    let mut scan_id = String::new();
+    let mut vars = Vars::default();
     for (name, args) in calls() {
-        let args = with_scan_id(args, &scan_id);
+        let args = vars.fill(args);
         let tool = tools.iter().find(|t| t.name == name).expect(name);
         let schema = Value::Object(
             tool.output_schema
@@ -143,7 +168,7 @@ async fn every_mcp_answer_fits_the_advertised_output_schema() {
         assert_eq!(result.is_error, Some(false), "{name}: {result:?}");
         let content = result.structured_content.expect("structured content");
         assert_fits(&schema, &content, &format!("MCP {name} {args}"));
-        remember_scan_id(&content, &mut scan_id);
+        vars.remember(name, &content);
         called.insert(name);
     }
     // Every advertised tool was exercised.
@@ -180,9 +205,9 @@ async fn every_v1_answer_fits_the_openapi_document() {
         .await
         .expect("openapi JSON");
     let error_schema = doc["components"]["schemas"]["Error"].clone();
-    let mut scan_id = String::new();
+    let mut vars = Vars::default();
     for (name, args) in calls() {
-        let args = with_scan_id(args, &scan_id);
+        let args = vars.fill(args);
         let op = &doc["paths"][format!("/v1/tools/{name}")]["post"];
         let schema = resolve(
             &doc,
@@ -192,7 +217,7 @@ async fn every_v1_answer_fits_the_openapi_document() {
         let (status, body) = s.post(&format!("/v1/tools/{name}"), TOKEN, &args).await;
         assert_eq!(status, 200, "{name} {args}: {body}");
         assert_fits(&schema, &body, &format!("/v1 {name} {args}"));
-        remember_scan_id(&body, &mut scan_id);
+        vars.remember(name, &body);
     }
     // Errors fit the Error schema.
     let (status, body) = s
@@ -206,14 +231,55 @@ async fn every_v1_answer_fits_the_openapi_document() {
     assert_fits(&error_schema, &body, "/v1 error");
 }
 
-fn with_scan_id(args: Value, scan_id: &str) -> Value {
-    let text = args.to_string().replace("$scan_id", scan_id);
-    serde_json::from_str(&text).unwrap_or(args)
+/// What earlier answers returned, for the placeholders of later calls.
+#[derive(Default)]
+struct Vars {
+    values: Vec<(String, String)>,
+    added: usize,
 }
 
-fn remember_scan_id(answer: &Value, scan_id: &mut String) {
-    if let Some(id) = answer["scan_id"].as_str() {
-        *scan_id = id.to_owned();
+impl Vars {
+    fn set(&mut self, name: String, value: &str) {
+        self.values.retain(|(n, _)| *n != name);
+        self.values.push((name, value.to_owned()));
+    }
+
+    fn remember(&mut self, tool: &str, answer: &Value) {
+        if let Some(id) = answer["scan_id"].as_str() {
+            self.set("$scan_id".into(), id);
+        }
+        match tool {
+            "list_time_entries" => {
+                for (i, e) in answer["entries"].as_array().into_iter().flatten().enumerate() {
+                    if let Some(id) = e["id"].as_str() {
+                        self.set(format!("$entry_{i}"), id);
+                    }
+                }
+            }
+            "add_time_entry" => {
+                if let Some(id) = answer["id"].as_str() {
+                    self.set(format!("$added_{}", self.added), id);
+                    self.added += 1;
+                }
+            }
+            "merge_time_entries" => {
+                if let Some(id) = answer["entry"]["id"].as_str() {
+                    self.set("$merged".into(), id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Longest names first, so `$entry_1` never eats the start of `$entry_10`.
+    fn fill(&self, args: Value) -> Value {
+        let mut text = args.to_string();
+        let mut values: Vec<&(String, String)> = self.values.iter().collect();
+        values.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
+        for (name, value) in values {
+            text = text.replace(name.as_str(), value);
+        }
+        serde_json::from_str(&text).unwrap_or(args)
     }
 }
 
