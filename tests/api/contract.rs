@@ -103,9 +103,15 @@ fn calls() -> Vec<(&'static str, Value)> {
             "add_time_entry",
             json!({"client": "Acme Corp", "matter": "MSA renewal", "work_date": "2026-11-20", "billed_minutes": 12, "description": "Follow-up call", "activity": "call", "activity_code": "A106", "billable": true, "status": "suggested"}),
         ),
-        ("merge_time_entries", json!({"ids": ["$added_0", "$added_1"]})),
+        (
+            "merge_time_entries",
+            json!({"ids": ["$added_0", "$added_1"]}),
+        ),
         ("split_time_entry", json!({"id": "$merged"})),
-        ("list_time_entries", json!({"matter": "MSA renewal", "status": "approved"})),
+        (
+            "list_time_entries",
+            json!({"matter": "MSA renewal", "status": "approved"}),
+        ),
         (
             "get_time_tracking_summary",
             json!({"group_by": "status", "status": null, "matter": "MSA renewal"}),
@@ -250,7 +256,12 @@ impl Vars {
         }
         match tool {
             "list_time_entries" => {
-                for (i, e) in answer["entries"].as_array().into_iter().flatten().enumerate() {
+                for (i, e) in answer["entries"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
                     if let Some(id) = e["id"].as_str() {
                         self.set(format!("$entry_{i}"), id);
                     }

@@ -599,3 +599,110 @@ async fn a_token_that_expires_on_the_way_to_the_store_gets_401_asking_to_sign_in
     assert!(message.contains("JWT expired"), "{message}");
     assert!(message.contains("Sign in again"), "{message}");
 }
+
+// ---------------------------------------------------------------- review, between users
+
+async fn refused(ctx: &Context, user: &UserId, tool: &str, args: Value) -> String {
+    let err = tools::call(ctx, user, tool, args.clone(), &NoProgress)
+        .await
+        .expect_err(tool);
+    assert_eq!(
+        err.kind(),
+        billable::error::ErrorKind::NotFound,
+        "{tool} {args}: {err}"
+    );
+    err.to_string()
+}
+
+#[tokio::test]
+async fn user_b_cannot_update_merge_or_split_user_as_entries() {
+    if SUPABASE.skipped() {
+        return;
+    }
+    let ctx = Context::new(
+        demo_source(),
+        Arc::new(RulesAnalyzer),
+        Arc::new(supabase_store()),
+    );
+    let (a, b) = (signed_in_user(), signed_in_user());
+    for user in [&a, &b] {
+        call(
+            &ctx,
+            user,
+            "configure_time_tracking",
+            json!({"settings": demo_settings()}),
+        )
+        .await;
+    }
+    call(&ctx, &a, "scan_billable_time", json!({})).await;
+    let manual = |minutes: u32| {
+        json!({"client": "Acme Corp", "work_date": "2026-11-20", "billed_minutes": minutes,
+               "description": "Call about the MSA"})
+    };
+    let one = call(&ctx, &a, "add_time_entry", manual(6)).await;
+    let two = call(&ctx, &a, "add_time_entry", manual(12)).await;
+    let merged = call(
+        &ctx,
+        &a,
+        "merge_time_entries",
+        json!({"ids": [one["id"], two["id"]]}),
+    )
+    .await;
+    let merged_id = merged["entry"]["id"].as_str().unwrap().to_owned();
+    let before = call(&ctx, &a, "list_time_entries", json!({"limit": 500})).await;
+    let ids: Vec<String> = before["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.len() > 2, "{before}");
+
+    let message = refused(
+        &ctx,
+        &b,
+        "update_time_entries",
+        json!({"ids": [ids[0]], "changes": {"status": "approved"}}),
+    )
+    .await;
+    assert!(
+        message.contains(&ids[0]) && message.contains("nothing was changed"),
+        "{message}"
+    );
+    refused(
+        &ctx,
+        &b,
+        "merge_time_entries",
+        json!({"ids": [ids[0], ids[1]]}),
+    )
+    .await;
+    refused(&ctx, &b, "split_time_entry", json!({"id": merged_id})).await;
+
+    // Past the tools, the database itself refuses: B's write of A's row is an error
+    // (row-level security on the upsert), and B's delete of it removes nothing.
+    let row = &before["entries"][0];
+    let mut forged = row.clone();
+    forged["description"] = json!("B was here");
+    forged["reviewed_at"] = json!("2026-11-30T00:00:00Z");
+    let (status, body) = send(as_user(
+        rest().rpc(
+            "review_time_entries",
+            json!({"p_rows": [forged], "p_deletes": []}).to_string(),
+        ),
+        &b,
+    ))
+    .await;
+    assert!(status >= 400, "B's upsert of A's row: {status} {body}");
+    let (status, body) = send(as_user(
+        rest().rpc(
+            "review_time_entries",
+            json!({"p_rows": [], "p_deletes": [ids[0], merged_id]}).to_string(),
+        ),
+        &b,
+    ))
+    .await;
+    assert_eq!((status, &body), (200, &json!(0)), "B's delete of A's rows");
+
+    let after = call(&ctx, &a, "list_time_entries", json!({"limit": 500})).await;
+    assert_eq!(after, before, "A's entries changed");
+}
