@@ -284,7 +284,7 @@ fn fee<'a>(
             ),
         ));
     }
-    if e.billed_minutes % 6 != 0 {
+    if !e.billed_minutes.is_multiple_of(6) {
         return Err(ExportError::entry(
             e,
             "billed_minutes",
@@ -442,7 +442,8 @@ mod tests {
 
     #[test]
     fn missing_identity_settings_name_the_setting_to_fill() {
-        let cases: [(&str, fn(&mut Settings)); 4] = [
+        type Clear = fn(&mut Settings);
+        let cases: [(&str, Clear); 4] = [
             ("timekeeper_id", |s| s.timekeeper_id = None),
             ("timekeeper_name", |s| s.timekeeper_name = None),
             ("timekeeper_classification", |s| {

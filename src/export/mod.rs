@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn numbers_are_plain() {
-        assert_eq!(money(123_456_78), "123456.78");
+        assert_eq!(money(12_345_678), "123456.78");
         assert_eq!(money(5), "0.05");
         assert_eq!(money(-150), "-1.50");
         assert_eq!(hours_one_decimal(6), "0.1");
