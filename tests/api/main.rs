@@ -10,6 +10,7 @@ mod helpers;
 mod hostile;
 mod http;
 mod jwks;
+mod ledes;
 mod llm;
 #[path = "../../benches/support/mbox_gen.rs"]
 mod mbox_gen;
