@@ -30,6 +30,9 @@ pub enum Error {
     Analyze(#[from] AnalyzeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An export the entries or settings cannot make; it names the entry and field.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
 }
 
 /// How an error should be presented, independent of transport.
@@ -70,7 +73,8 @@ impl Error {
             Error::UnknownTool { .. }
             | Error::InvalidArgument { .. }
             | Error::Config(_)
-            | Error::Settings(_) => ErrorKind::InvalidInput,
+            | Error::Settings(_)
+            | Error::Export(_) => ErrorKind::InvalidInput,
             Error::Mail(MailError::NotFound(_)) | Error::NotFound(_) => ErrorKind::NotFound,
             Error::Mail(MailError::Malformed(_) | MailError::Query(_) | MailError::NoSource) => {
                 ErrorKind::InvalidInput

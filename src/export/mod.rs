@@ -15,17 +15,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Activity, ClientRule, Settings, TimeEntry, WorkDate};
 
-/// A file format a billing system imports.
+/// A file format a billing system imports: `csv` (our own columns, one row per
+/// entry), `ledes1998b` (the pipe-delimited e-billing invoice), `harvest_csv`
+/// (Harvest's time import), `toggl_csv` (Toggl Track's CSV import). The variants carry
+/// no doc comments: they would make the schema a `oneOf`, which strict mode refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
-    /// Our own columns, one row per entry.
     Csv,
-    /// LEDES 1998B, the pipe-delimited e-billing invoice.
     Ledes1998b,
-    /// Harvest's time import.
     HarvestCsv,
-    /// Toggl Track's CSV import.
     TogglCsv,
 }
 

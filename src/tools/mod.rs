@@ -12,6 +12,7 @@
 pub mod add;
 pub mod analyze;
 pub mod configure;
+pub mod export;
 pub mod list;
 pub mod merge;
 mod pipeline;
@@ -157,6 +158,7 @@ pub static TOOLS: &[ToolSpec] = &[
     ToolSpec::of::<add::AddTimeEntry>(),
     ToolSpec::of::<merge::MergeTimeEntries>(),
     ToolSpec::of::<merge::SplitTimeEntry>(),
+    ToolSpec::of::<export::ExportTimeEntries>(),
 ];
 
 /// The tool called `name`.

@@ -157,7 +157,15 @@ fn assert_strict(schema: &Value, path: &str) {
                 );
             }
             for (k, v) in map {
-                assert_strict(v, &format!("{path}.{k}"));
+                match (k.as_str(), v) {
+                    // Property names are not keywords: a property may be called `format`.
+                    ("properties", Value::Object(props)) => {
+                        for (name, schema) in props {
+                            assert_strict(schema, &format!("{path}.properties.{name}"));
+                        }
+                    }
+                    _ => assert_strict(v, &format!("{path}.{k}")),
+                }
             }
         }
         Value::Array(items) => {

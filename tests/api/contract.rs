@@ -113,6 +113,12 @@ fn calls() -> Vec<(&'static str, Value)> {
             json!({"matter": "MSA renewal", "status": "approved"}),
         ),
         (
+            "export_time_entries",
+            json!({"format": "csv", "dry_run": true, "invoice": {"number": "1001", "date": "2026-11-30", "description": null}}),
+        ),
+        ("export_time_entries", json!({"format": "toggl_csv"})),
+        ("export_time_entries", json!({"format": "csv"})),
+        (
             "get_time_tracking_summary",
             json!({"group_by": "status", "status": null, "matter": "MSA renewal"}),
         ),
