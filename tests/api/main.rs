@@ -17,6 +17,7 @@ mod mbox_gen;
 mod mcp;
 mod postgres;
 mod real_dev;
+mod review;
 mod scan;
 mod services;
 mod store_suite;

@@ -1,0 +1,209 @@
+//! Review and release end to end on the demo mailbox, through `/v1/tools/call` (and
+//! through the CLI's commands): scan, merge two, edit one, approve three, reject one,
+//! add one by hand, export LEDES 1998B and CSV. Both files must equal the checked-in
+//! files in `tests/fixtures/review/` byte for byte once the random entry ids are
+//! replaced by their order of first appearance (`ENTRY-1`, …); a second export yields
+//! no lines; a rescan and a reanalysis leave every reviewed entry as it was left.
+//!
+//! `BILLABLE_WRITE_EXPECTED=1` rewrites the expected files instead of comparing.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{demo_settings, fixture};
+use crate::http::{Server, TOKEN, local_config, spawn};
+use crate::ledes;
+
+/// The demo settings plus what a LEDES invoice needs.
+pub fn release_settings() -> Value {
+    let mut s = demo_settings();
+    s["timekeeper_id"] = json!("AM01");
+    s["timekeeper_name"] = json!("Morgan, Alex");
+    s["timekeeper_classification"] = json!("PT");
+    s["law_firm_id"] = json!("12-3456789");
+    for c in s["clients"].as_array_mut().expect("clients") {
+        let id = format!(
+            "{}-CL",
+            c["name"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_uppercase()
+        );
+        c["ledes_client_id"] = json!(id);
+    }
+    s
+}
+
+/// The demo entry made from the message whose id starts with `prefix`.
+pub fn id_of(entries: &Value, prefix: &str) -> String {
+    entries["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["message_id"].as_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no entry for {prefix}: {entries}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `text` with every entry id (and the message ids that embed one) replaced by its
+/// order of first appearance, so a file of random ids compares byte for byte.
+pub fn stable_ids(text: &str) -> String {
+    let id = regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+        .expect("regex");
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    id.replace_all(text, |c: &regex::Captures<'_>| {
+        let n = seen.len() + 1;
+        format!("ENTRY-{}", seen.entry(c[0].to_owned()).or_insert(n))
+    })
+    .into_owned()
+}
+
+/// Compares `actual` with the expected file `name`, or rewrites it when asked.
+pub fn assert_expected(name: &str, actual: &str) {
+    let path = fixture(&format!("review/{name}"));
+    let actual = stable_ids(actual);
+    if std::env::var_os("BILLABLE_WRITE_EXPECTED").is_some() {
+        std::fs::write(&path, &actual).expect("write expected");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (BILLABLE_WRITE_EXPECTED=1 writes it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected.as_bytes() == actual.as_bytes(),
+        "{name} differs from {}:\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
+}
+
+/// The reviewed entries, by id, as they are stored now.
+pub fn reviewed(list: &Value) -> BTreeMap<String, Value> {
+    list["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| !e["reviewed_at"].is_null())
+        .map(|e| (e["id"].as_str().unwrap().to_owned(), e.clone()))
+        .collect()
+}
+
+fn call(id: &str, name: &str, args: &Value) -> Value {
+    json!({"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}})
+}
+
+/// One tool call through `/v1/tools/call`, as a model's function call; the tool
+/// message's content as JSON.
+async fn tool(s: &Server, name: &str, args: Value) -> Value {
+    let (status, messages) = s
+        .post("/v1/tools/call", TOKEN, &call("c1", name, &args))
+        .await;
+    assert_eq!(status, 200, "{name}: {messages}");
+    let text = messages[0]["content"].as_str().expect("tool content");
+    let answer: Value = serde_json::from_str(text).expect("tool content is JSON");
+    assert!(answer.get("error").is_none(), "{name} {args}: {answer}");
+    answer
+}
+
+#[tokio::test]
+async fn review_and_release_through_v1_tools_call_exports_the_expected_files_once() {
+    let s = spawn(local_config(), &[]).await;
+    tool(
+        &s,
+        "configure_time_tracking",
+        json!({"settings": release_settings()}),
+    )
+    .await;
+    tool(&s, "scan_billable_time", json!({})).await;
+    let all = json!({"limit": 500});
+    let listed = tool(&s, "list_time_entries", all.clone()).await;
+
+    let merged = tool(
+        &s,
+        "merge_time_entries",
+        json!({"ids": [id_of(&listed, "msa-redline-2"), id_of(&listed, "msa-redline-reply-1")],
+               "description": "Reviewed Jane Cooper's redline of the MSA and replied"}),
+    )
+    .await;
+    let merged_id = merged["entry"]["id"].as_str().unwrap().to_owned();
+    let tps = id_of(&listed, "CAB+tps-retention-1");
+    tool(
+        &s,
+        "update_time_entries",
+        json!({"ids": [tps], "changes": {"client": "Acme Corp", "billed_minutes": 18,
+               "description": "Reviewed the TPS retention question for the MSA"}}),
+    )
+    .await;
+    let approved = tool(
+        &s,
+        "update_time_entries",
+        json!({"ids": [merged_id, id_of(&listed, "invite-msa-call"), tps],
+               "changes": {"status": "approved"}}),
+    )
+    .await;
+    assert_eq!(approved["updated"], 3, "{approved}");
+    tool(
+        &s,
+        "update_time_entries",
+        json!({"ids": [id_of(&listed, "initech-merger-q")], "changes": {"status": "rejected"}}),
+    )
+    .await;
+    tool(
+        &s,
+        "add_time_entry",
+        json!({"client": "Acme Corp", "work_date": "2026-11-24", "billed_minutes": 30,
+               "description": "Call with Jane Cooper on the MSA signature blocks",
+               "activity_code": "A106"}),
+    )
+    .await;
+
+    let period = json!({"from": "2026-11-01", "to": "2026-11-30"});
+    let invoice =
+        json!({"number": "2026-1101", "date": "2026-11-30", "description": "November 2026"});
+    let ledes_args = json!({"format": "ledes1998b", "client": "Acme Corp", "from": period["from"],
+                            "to": period["to"], "invoice": invoice});
+    let ledes = tool(&s, "export_time_entries", ledes_args.clone()).await;
+    assert_eq!(ledes["entries"], 4, "{ledes}");
+    let text = ledes["content"].as_str().unwrap();
+    let parsed = ledes::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(parsed.items.len(), 4);
+    assert_expected("november.ledes.txt", text);
+
+    let csv = tool(
+        &s,
+        "export_time_entries",
+        json!({"format": "csv", "from": period["from"], "to": period["to"], "include_exported": true}),
+    )
+    .await;
+    assert_expected("november.csv", csv["content"].as_str().unwrap());
+
+    // A second export sends nothing again.
+    let again = tool(&s, "export_time_entries", ledes_args).await;
+    assert_eq!(
+        (again["entries"].as_u64(), again["batch_id"].is_null()),
+        (Some(0), true)
+    );
+    assert_eq!(
+        ledes::parse(again["content"].as_str().unwrap())
+            .unwrap()
+            .items
+            .len(),
+        0
+    );
+
+    // A rescan and a reanalysis leave every reviewed entry as the person left it.
+    let before = reviewed(&tool(&s, "list_time_entries", all.clone()).await);
+    assert_eq!(before.len(), 5, "{before:?}");
+    tool(&s, "scan_billable_time", json!({})).await;
+    tool(&s, "scan_billable_time", json!({"reanalyze": true})).await;
+    let after = reviewed(&tool(&s, "list_time_entries", all).await);
+    assert_eq!(after, before);
+}
