@@ -17,6 +17,7 @@ pub mod list;
 pub mod merge;
 mod pipeline;
 mod review;
+mod rollup;
 pub mod scan;
 pub mod schema;
 pub mod summary;

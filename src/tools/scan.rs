@@ -100,6 +100,9 @@ pub struct Output {
     /// Domains with mail that matched no client, most frequent first (top 10): the
     /// clients you may want to add with `configure_time_tracking`.
     pub unmatched_domains: Vec<DomainCount>,
+    /// Entries the `rollup` setting folded into one per thread or matter and day
+    /// (0 when it is `none`). The totals above are per message, before it.
+    pub rolled_up: u64,
     pub elapsed_ms: u64,
 }
 
@@ -120,6 +123,9 @@ struct Scan<'a> {
     /// A listed message could not be fetched: the mailbox was not fully covered, so
     /// the scan's cursor is not recorded (the next scan lists everything again).
     unfetched: bool,
+    /// The first and last work date of the entries this scan created: where the
+    /// `rollup` setting looks.
+    created_dates: Option<(WorkDate, WorkDate)>,
 }
 
 /// `scan_billable_time` in the tool table.
@@ -242,9 +248,11 @@ pub async fn run(
             clients: Vec::new(),
             entries: Vec::new(),
             unmatched_domains: Vec::new(),
+            rolled_up: 0,
             elapsed_ms: 0,
         },
         settings: Arc::new(settings),
+        created_dates: None,
     };
 
     let listing = match &since {
@@ -328,7 +336,14 @@ pub async fn run(
     progress.report(&scan.progress);
 
     let covered = !scan.unfetched;
+    let rolled_up = match scan.created_dates {
+        Some((from, to)) if !dry_run => {
+            super::rollup::roll_up(ctx, user, &scan.settings, from, to).await?
+        }
+        _ => 0,
+    };
     let mut out = scan.finish();
+    out.rolled_up = rolled_up;
     record.status = match stopped {
         Some(reason) => {
             out.stopped_reason = Some(reason);
@@ -818,6 +833,12 @@ impl Scan<'_> {
         if !batch.deleted_entries.is_empty() {
             let gone: HashSet<&String> = batch.deleted_entries.iter().collect();
             self.out.entries.retain(|e| !gone.contains(&e.message_id));
+        }
+        for e in &batch.entries {
+            if created.contains(&e.message_id) {
+                let (lo, hi) = self.created_dates.unwrap_or((e.work_date, e.work_date));
+                self.created_dates = Some((lo.min(e.work_date), hi.max(e.work_date)));
+            }
         }
         for e in batch.entries {
             // A dry run only reports what would be new.
