@@ -2,7 +2,9 @@
 
 use crate::domain::{Settings, Summary, SummaryGroup, TimeEntry};
 use crate::migrate::Report;
-use crate::tools::{analyze, list, scan};
+use crate::tools::{analyze, list, merge, scan, update};
+
+use super::ids;
 
 fn or_dash(v: Option<&str>) -> String {
     v.map_or_else(|| "-".to_owned(), str::to_owned)
@@ -83,7 +85,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-const ENTRY_HEADERS: [&str; 7] = [
+const ENTRY_HEADERS: [&str; 8] = [
+    "id",
     "date",
     "client",
     "activity",
@@ -106,6 +109,7 @@ fn entry_rows_within(entries: &[TimeEntry], description: Option<usize>) -> Vec<V
         .iter()
         .map(|e| {
             vec![
+                ids::short(&e.id).to_owned(),
                 e.work_date.to_string(),
                 or_dash(e.client.as_deref()),
                 e.activity.as_str().to_owned(),
@@ -318,6 +322,96 @@ pub fn scan(v: &scan::Output, width: Option<usize>) -> String {
         ));
     }
     out
+}
+
+/// `approve`, `reject` and `edit`: what was done, then the entries as they are now.
+pub fn updated(out: &update::Output, done: &str, width: Option<usize>) -> String {
+    format!(
+        "{done} {}.\n{}",
+        count(out.updated, "entry", "entries"),
+        entries_table(&out.entries, width)
+    )
+}
+
+/// `add`: the new entry.
+pub fn added(entry: &TimeEntry, width: Option<usize>) -> String {
+    format!(
+        "Added 1 entry ({}).\n{}",
+        entry.status.as_str(),
+        entries_table(std::slice::from_ref(entry), width)
+    )
+}
+
+/// `merge`: the one entry the parts became.
+pub fn merged(out: &merge::MergeOutput, width: Option<usize>) -> String {
+    format!(
+        "Merged {} into one ({} raw minutes billed as {}); `billable split {}` undoes it.\n{}",
+        count(out.merged.len() as u64, "entry", "entries"),
+        out.entry.duration_minutes,
+        out.entry.billed_minutes,
+        ids::short(&out.entry.id),
+        entries_table(std::slice::from_ref(&out.entry), width)
+    )
+}
+
+/// `split`: the entries restored.
+pub fn split(out: &merge::SplitOutput, width: Option<usize>) -> String {
+    format!(
+        "Split {} back into {}.\n{}",
+        ids::short(&out.removed),
+        count(out.entries.len() as u64, "entry", "entries"),
+        entries_table(&out.entries, width)
+    )
+}
+
+/// One entry as `billable review` shows it, `n` of `total`.
+pub fn review_card(e: &TimeEntry, n: usize, total: usize) -> String {
+    let matter = e
+        .matter
+        .as_deref()
+        .map_or_else(String::new, |m| format!(" · {m}"));
+    let not_billable = if e.billable { "" } else { " · not billable" };
+    format!(
+        "\nEntry {n} of {total} · id {} · {}\n  {}  {}{matter} · {}\n  {} min ({} h) · {} {}{not_billable} · confidence {:.2}\n  {}\n",
+        e.id,
+        e.status.as_str(),
+        e.work_date,
+        or_dash(e.client.as_deref()),
+        e.activity.as_str(),
+        e.billed_minutes,
+        hours(u64::from(e.billed_minutes)),
+        money(e.amount),
+        e.currency,
+        e.confidence,
+        e.description,
+    )
+}
+
+/// What `billable review` did, counted.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Tally {
+    pub approved: u64,
+    pub rejected: u64,
+    /// Entries whose minutes or description were changed (whatever was decided).
+    pub edited: u64,
+    pub skipped: u64,
+    /// Entries not reached before quitting.
+    pub left: u64,
+}
+
+pub fn tally(t: &Tally) -> String {
+    let mut text = format!(
+        "{} approved, {} rejected, {} edited, {} skipped.",
+        t.approved, t.rejected, t.edited, t.skipped
+    );
+    if t.left > 0 {
+        text.push_str(&format!(
+            " {} left for later (`billable review` again).",
+            t.left
+        ));
+    }
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]
