@@ -125,24 +125,48 @@ fn entry_rows_within(entries: &[TimeEntry], description: Option<usize>) -> Vec<V
         .collect()
 }
 
+/// Descriptions are never cut shorter than this to fit a terminal.
+const MIN_DESCRIPTION: usize = 20;
+
 /// The entries table fitted to `width` columns by cutting descriptions (never below
-/// 20 characters), or with whole descriptions when `width` is None (`--wide`).
+/// [`MIN_DESCRIPTION`] characters), or with whole descriptions when `width` is None
+/// (`--wide`). Where even that is too wide, the activity column is left out: the
+/// description says it in words, and the id a person copies must stay.
 fn entries_table(entries: &[TimeEntry], width: Option<usize>) -> String {
-    let description = width.map(|width| {
-        let rows = entry_rows_within(entries, None);
-        let others: usize = (0..ENTRY_HEADERS.len() - 1)
+    let mut headers = ENTRY_HEADERS.to_vec();
+    let mut rows = entry_rows_within(entries, None);
+    let Some(width) = width else {
+        return table(&headers, &rows);
+    };
+    let others = |headers: &[&str], rows: &[Vec<String>]| -> usize {
+        (0..headers.len() - 1)
             .map(|i| {
                 rows.iter()
                     .map(|r| r[i].chars().count())
-                    .chain([ENTRY_HEADERS[i].len()])
+                    .chain([headers[i].chars().count()])
                     .max()
                     .unwrap_or(0)
                     + 2
             })
-            .sum();
-        width.saturating_sub(others).max(20)
-    });
-    table(&ENTRY_HEADERS, &entry_rows_within(entries, description))
+            .sum()
+    };
+    if width.saturating_sub(others(&headers, &rows)) < MIN_DESCRIPTION
+        && let Some(i) = headers.iter().position(|h| *h == "activity")
+    {
+        headers.remove(i);
+        for row in &mut rows {
+            row.remove(i);
+        }
+    }
+    let description = width
+        .saturating_sub(others(&headers, &rows))
+        .max(MIN_DESCRIPTION);
+    for row in &mut rows {
+        if let Some(d) = row.last_mut() {
+            *d = clip(d, description);
+        }
+    }
+    table(&headers, &rows)
 }
 
 /// `billable entries`: the page, fitted to `width` (see [`entries_table`]).
