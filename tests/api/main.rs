@@ -16,6 +16,7 @@ mod mbox_gen;
 mod mcp;
 mod postgres;
 mod real_dev;
+mod review_cli;
 mod scan;
 mod services;
 mod store_suite;
