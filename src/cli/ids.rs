@@ -30,7 +30,11 @@ pub fn short(id: &str) -> &str {
 pub async fn resolve(ctx: &Context, user: &UserId, typed: &[String]) -> Result<Vec<String>, Error> {
     let whole = |t: &str| uuid::Uuid::try_parse(t.trim()).is_ok();
     if typed.iter().all(|t| whole(t)) {
-        return Ok(typed.to_vec());
+        // Stored ids are lowercase, as UUIDs print.
+        return Ok(typed
+            .iter()
+            .map(|t| t.trim().to_ascii_lowercase())
+            .collect());
     }
     let all = all_ids(ctx, user).await?;
     typed.iter().map(|t| pick(&all, t)).collect()

@@ -457,6 +457,71 @@ mod tests {
         assert!(t.ends_with("x  1,234.00\n"), "right-aligned: {t}");
     }
 
+    fn entry(id: &str, description: &str) -> TimeEntry {
+        use crate::domain::{Activity, EntryStatus, WorkDate};
+        TimeEntry {
+            id: id.to_owned(),
+            message_id: format!("m-{id}"),
+            thread_id: None,
+            client: Some("Acme Corp".to_owned()),
+            matter: None,
+            activity: Activity::EmailReceived,
+            description: description.to_owned(),
+            work_date: WorkDate::parse("2026-11-16").unwrap(),
+            duration_minutes: 12.0,
+            billed_minutes: 12,
+            hourly_rate: 350.0,
+            amount: 70.0,
+            currency: "USD".to_owned(),
+            billable: true,
+            confidence: 0.85,
+            status: EntryStatus::NeedsReview,
+            analyzer: "rules".to_owned(),
+            created_at: chrono::Utc::now(),
+            event_uid: None,
+            task_code: None,
+            activity_code: None,
+            reviewed_at: None,
+            export_batch: None,
+            exported_at: None,
+            merged_into: None,
+        }
+    }
+
+    #[test]
+    fn a_narrow_table_keeps_the_short_ids_and_leaves_out_the_activity() {
+        let entries = [entry(
+            "0190a5b2-3c4d-7001-8000-00001a2b3c4d",
+            "Review email and attachment from Jane Cooper re: the MSA redline",
+        )];
+        let wide = entries_table(&entries, Some(140));
+        assert!(
+            wide.contains("activity") && wide.contains("1a2b3c4d"),
+            "{wide}"
+        );
+        let narrow = entries_table(&entries, Some(90));
+        assert!(!narrow.contains("activity"), "{narrow}");
+        assert!(narrow.lines().all(|l| l.chars().count() <= 90), "{narrow}");
+        assert!(
+            narrow.lines().nth(2).unwrap().starts_with("1a2b3c4d  "),
+            "{narrow}"
+        );
+    }
+
+    #[test]
+    fn the_review_tally_says_what_is_left() {
+        let mut t = Tally {
+            approved: 3,
+            rejected: 1,
+            edited: 1,
+            skipped: 2,
+            left: 0,
+        };
+        assert_eq!(tally(&t), "3 approved, 1 rejected, 1 edited, 2 skipped.\n");
+        t.left = 4;
+        assert!(tally(&t).contains("4 left for later"));
+    }
+
     #[test]
     fn tables_align_numbers_right() {
         let t = table(
