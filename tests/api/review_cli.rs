@@ -337,6 +337,13 @@ impl Tmux {
         tmux
     }
 
+    /// Where the server listens; removed with it, as tmux leaves the file behind.
+    fn socket_path(&self) -> Option<std::path::PathBuf> {
+        let run = self.tmux(&["display-message", "-p", "#{socket_path}"]);
+        let path = String::from_utf8_lossy(&run.stdout).trim().to_owned();
+        (run.status.success() && !path.is_empty()).then(|| path.into())
+    }
+
     fn tmux(&self, args: &[&str]) -> std::process::Output {
         let mut command = Command::new("/usr/bin/tmux");
         hermetic(&mut command, &self.home);
@@ -378,7 +385,11 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
+        let socket = self.socket_path();
         let _ = self.tmux(&["kill-server"]);
+        if let Some(path) = socket {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
