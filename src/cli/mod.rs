@@ -3,23 +3,26 @@
 //! 0 success, 2 bad input, 3 a dependency unavailable or a scan interrupted, 1 anything
 //! else.
 
+mod ids;
 mod overlay;
 mod render;
+mod review;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use crate::config::{AnalyzerChoice, Config, SourceConfig};
 use crate::context::Context;
-use crate::domain::{EntryStatus, GroupBy, UserId, WorkDate};
+use crate::domain::{Activity, EntryStatus, GroupBy, UserId, WorkDate};
 use crate::error::{Error, ErrorKind};
 use crate::store::ScanStatus;
 use crate::tools::{
-    self, NoProgress, Progress, ScanProgress, analyze, configure, list, scan, summary,
+    self, NoProgress, Progress, ScanProgress, add, analyze, configure, list, merge, scan, summary,
+    update,
 };
 
 #[derive(Debug, Parser)]
@@ -118,6 +121,62 @@ fn date(s: &str) -> Result<WorkDate, String> {
     WorkDate::parse(s)
 }
 
+/// An `--activity` value, spelled as in JSON (`email_sent`, not `email-sent`).
+fn activity(s: &str) -> Result<Activity, String> {
+    serde_json::from_value(Value::String(s.to_owned()))
+        .map_err(|_| "expected call, meeting, email_sent, email_received or other".to_owned())
+}
+
+/// What `billable edit` changes: at least one flag (clap says which exist).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true)]
+pub struct EditFlags {
+    /// Set the client (a configured client's name); the matter becomes its only matter
+    /// unless --matter is given
+    #[arg(long, value_name = "NAME")]
+    client: Option<String>,
+    /// Set the matter (one of the client's matter ids); '' clears it
+    #[arg(long, value_name = "ID")]
+    matter: Option<String>,
+    /// Set the description as it should appear on the invoice
+    #[arg(long, value_name = "TEXT")]
+    description: Option<String>,
+    /// Set the minutes to bill (a multiple of the billing increment)
+    #[arg(long, value_name = "N")]
+    minutes: Option<u32>,
+    /// Set the day the work was done
+    #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+    date: Option<WorkDate>,
+    /// Whether the work is charged
+    #[arg(long, value_name = "true|false")]
+    billable: Option<bool>,
+    /// Set the UTBMS task code, e.g. L120; '' clears it
+    #[arg(long, value_name = "CODE")]
+    task_code: Option<String>,
+    /// Set the UTBMS activity code, e.g. A104; '' clears it
+    #[arg(long, value_name = "CODE")]
+    activity_code: Option<String>,
+    /// Set the review status
+    #[arg(long, value_enum)]
+    status: Option<StatusArg>,
+}
+
+impl From<EditFlags> for update::Changes {
+    fn from(f: EditFlags) -> update::Changes {
+        update::Changes {
+            status: f.status.map(Into::into),
+            client: f.client,
+            matter: f.matter,
+            description: f.description,
+            billed_minutes: f.minutes,
+            work_date: f.date,
+            billable: f.billable,
+            task_code: f.task_code,
+            activity_code: f.activity_code,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scan the mailbox and save suggested time entries
@@ -201,6 +260,79 @@ pub enum Command {
         /// Print whole descriptions instead of fitting the table to the terminal
         #[arg(long)]
         wide: bool,
+    },
+    /// Approve entries, by the ids `billable entries` shows (or whole ids)
+    Approve {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Reject entries, by the ids `billable entries` shows (or whole ids)
+    Reject {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Change entries: every flag given applies to every ID; all or nothing
+    Edit {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        changes: EditFlags,
+    },
+    /// Add an entry by hand for work that left no mail (approved, as you entered it)
+    Add {
+        /// A configured client's name
+        #[arg(long, value_name = "NAME")]
+        client: String,
+        /// The day the work was done
+        #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+        date: WorkDate,
+        /// Minutes to bill (a multiple of the billing increment)
+        #[arg(long, value_name = "N")]
+        minutes: u32,
+        /// The description as it should appear on the invoice
+        #[arg(long, value_name = "TEXT")]
+        description: String,
+        /// One of the client's matter ids [default: its only matter]
+        #[arg(long, value_name = "ID")]
+        matter: Option<String>,
+        /// call, meeting, email_sent, email_received or other [default: call]
+        #[arg(long, value_parser = activity, value_name = "ACTIVITY")]
+        activity: Option<Activity>,
+        /// UTBMS activity code, e.g. A106
+        #[arg(long, value_name = "CODE")]
+        activity_code: Option<String>,
+        /// UTBMS task code, e.g. L120 [default: the matter's, when it uses task codes]
+        #[arg(long, value_name = "CODE")]
+        task_code: Option<String>,
+        /// Recorded but not charged
+        #[arg(long)]
+        not_billable: bool,
+    },
+    /// Merge entries of one client and matter into one, their raw minutes rounded once
+    Merge {
+        #[arg(required = true, num_args = 2.., value_name = "ID")]
+        ids: Vec<String>,
+        /// The merged entry's description [default: the parts' joined]
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+    /// Undo a merge: restore the entries a merged entry was made of
+    Split {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Walk through the entries awaiting review one at a time, oldest first (needs a
+    /// terminal): a approve, r reject, m minutes, d description, s skip, q quit
+    Review {
+        /// First work date included (YYYY-MM-DD)
+        #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+        from: Option<WorkDate>,
+        /// Last work date included (YYYY-MM-DD)
+        #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+        to: Option<WorkDate>,
+        /// Only this client's entries (its name as configured)
+        #[arg(long, value_name = "NAME")]
+        client: Option<String>,
     },
     /// Show settings, or change them with --set, --add and --remove
     #[command(after_help = settings_keys_help())]
@@ -592,6 +724,66 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             let width = (!wide).then(|| terminal_width(&config));
             Answer::new(&out, render::entries(&out, width))
         }
+        Command::Approve { ids } => {
+            let changes = update::Changes {
+                status: Some(EntryStatus::Approved),
+                ..Default::default()
+            };
+            updated(&ctx, &user, &ids, changes, "Approved", &config).await?
+        }
+        Command::Reject { ids } => {
+            let changes = update::Changes {
+                status: Some(EntryStatus::Rejected),
+                ..Default::default()
+            };
+            updated(&ctx, &user, &ids, changes, "Rejected", &config).await?
+        }
+        Command::Edit { ids, changes } => {
+            updated(&ctx, &user, &ids, changes.into(), "Updated", &config).await?
+        }
+        Command::Add {
+            client,
+            date,
+            minutes,
+            description,
+            matter,
+            activity,
+            activity_code,
+            task_code,
+            not_billable,
+        } => {
+            let args = add::Args {
+                client,
+                matter,
+                work_date: date,
+                billed_minutes: minutes,
+                description,
+                activity,
+                activity_code,
+                task_code,
+                billable: not_billable.then_some(false),
+                status: None,
+            };
+            let out = tools::run::<add::AddTimeEntry>(&ctx, &user, args, &NoProgress).await?;
+            Answer::new(&out, render::added(&out, Some(terminal_width(&config))))
+        }
+        Command::Merge { ids, description } => {
+            let args = merge::MergeArgs {
+                ids: ids::resolve(&ctx, &user, &ids).await?,
+                description,
+            };
+            let out = tools::run::<merge::MergeTimeEntries>(&ctx, &user, args, &NoProgress).await?;
+            Answer::new(&out, render::merged(&out, Some(terminal_width(&config))))
+        }
+        Command::Split { id } => {
+            let id = ids::resolve(&ctx, &user, &[id]).await?.remove(0);
+            let args = merge::SplitArgs { id };
+            let out = tools::run::<merge::SplitTimeEntry>(&ctx, &user, args, &NoProgress).await?;
+            Answer::new(&out, render::split(&out, Some(terminal_width(&config))))
+        }
+        Command::Review { from, to, client } => {
+            review::run(&ctx, &user, review::Filter { from, to, client }).await?
+        }
         Command::Configure { set, add, remove } => {
             let mut args = configure_args(&set)?;
             if !add.is_empty() || !remove.is_empty() {
@@ -643,6 +835,27 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
         | Command::Mcp => Answer::silent(),
     };
     Ok(answer)
+}
+
+/// `approve`, `reject` and `edit`: one `update_time_entries` call over the ids as
+/// typed (short ids resolved), all or nothing.
+async fn updated(
+    ctx: &Context,
+    user: &UserId,
+    typed: &[String],
+    changes: update::Changes,
+    done: &str,
+    config: &Config,
+) -> Result<Answer, Error> {
+    let args = update::Args {
+        ids: ids::resolve(ctx, user, typed).await?,
+        changes,
+    };
+    let out = tools::run::<update::UpdateTimeEntries>(ctx, user, args, &NoProgress).await?;
+    Ok(Answer::new(
+        &out,
+        render::updated(&out, done, Some(terminal_width(config))),
+    ))
 }
 
 /// `configure --set KEY=VALUE …` as the tool's arguments. A VALUE is JSON when it

@@ -2,7 +2,9 @@
 
 use crate::domain::{Settings, Summary, SummaryGroup, TimeEntry};
 use crate::migrate::Report;
-use crate::tools::{analyze, list, scan};
+use crate::tools::{analyze, list, merge, scan, update};
+
+use super::ids;
 
 fn or_dash(v: Option<&str>) -> String {
     v.map_or_else(|| "-".to_owned(), str::to_owned)
@@ -83,7 +85,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-const ENTRY_HEADERS: [&str; 7] = [
+const ENTRY_HEADERS: [&str; 8] = [
+    "id",
     "date",
     "client",
     "activity",
@@ -106,6 +109,7 @@ fn entry_rows_within(entries: &[TimeEntry], description: Option<usize>) -> Vec<V
         .iter()
         .map(|e| {
             vec![
+                ids::short(&e.id).to_owned(),
                 e.work_date.to_string(),
                 or_dash(e.client.as_deref()),
                 e.activity.as_str().to_owned(),
@@ -121,24 +125,48 @@ fn entry_rows_within(entries: &[TimeEntry], description: Option<usize>) -> Vec<V
         .collect()
 }
 
+/// Descriptions are never cut shorter than this to fit a terminal.
+const MIN_DESCRIPTION: usize = 20;
+
 /// The entries table fitted to `width` columns by cutting descriptions (never below
-/// 20 characters), or with whole descriptions when `width` is None (`--wide`).
+/// [`MIN_DESCRIPTION`] characters), or with whole descriptions when `width` is None
+/// (`--wide`). Where even that is too wide, the activity column is left out: the
+/// description says it in words, and the id a person copies must stay.
 fn entries_table(entries: &[TimeEntry], width: Option<usize>) -> String {
-    let description = width.map(|width| {
-        let rows = entry_rows_within(entries, None);
-        let others: usize = (0..ENTRY_HEADERS.len() - 1)
+    let mut headers = ENTRY_HEADERS.to_vec();
+    let mut rows = entry_rows_within(entries, None);
+    let Some(width) = width else {
+        return table(&headers, &rows);
+    };
+    let others = |headers: &[&str], rows: &[Vec<String>]| -> usize {
+        (0..headers.len() - 1)
             .map(|i| {
                 rows.iter()
                     .map(|r| r[i].chars().count())
-                    .chain([ENTRY_HEADERS[i].len()])
+                    .chain([headers[i].chars().count()])
                     .max()
                     .unwrap_or(0)
                     + 2
             })
-            .sum();
-        width.saturating_sub(others).max(20)
-    });
-    table(&ENTRY_HEADERS, &entry_rows_within(entries, description))
+            .sum()
+    };
+    if width.saturating_sub(others(&headers, &rows)) < MIN_DESCRIPTION
+        && let Some(i) = headers.iter().position(|h| *h == "activity")
+    {
+        headers.remove(i);
+        for row in &mut rows {
+            row.remove(i);
+        }
+    }
+    let description = width
+        .saturating_sub(others(&headers, &rows))
+        .max(MIN_DESCRIPTION);
+    for row in &mut rows {
+        if let Some(d) = row.last_mut() {
+            *d = clip(d, description);
+        }
+    }
+    table(&headers, &rows)
 }
 
 /// `billable entries`: the page, fitted to `width` (see [`entries_table`]).
@@ -320,6 +348,96 @@ pub fn scan(v: &scan::Output, width: Option<usize>) -> String {
     out
 }
 
+/// `approve`, `reject` and `edit`: what was done, then the entries as they are now.
+pub fn updated(out: &update::Output, done: &str, width: Option<usize>) -> String {
+    format!(
+        "{done} {}.\n{}",
+        count(out.updated, "entry", "entries"),
+        entries_table(&out.entries, width)
+    )
+}
+
+/// `add`: the new entry.
+pub fn added(entry: &TimeEntry, width: Option<usize>) -> String {
+    format!(
+        "Added 1 entry ({}).\n{}",
+        entry.status.as_str(),
+        entries_table(std::slice::from_ref(entry), width)
+    )
+}
+
+/// `merge`: the one entry the parts became.
+pub fn merged(out: &merge::MergeOutput, width: Option<usize>) -> String {
+    format!(
+        "Merged {} into one ({} raw minutes billed as {}); `billable split {}` undoes it.\n{}",
+        count(out.merged.len() as u64, "entry", "entries"),
+        out.entry.duration_minutes,
+        out.entry.billed_minutes,
+        ids::short(&out.entry.id),
+        entries_table(std::slice::from_ref(&out.entry), width)
+    )
+}
+
+/// `split`: the entries restored.
+pub fn split(out: &merge::SplitOutput, width: Option<usize>) -> String {
+    format!(
+        "Split {} back into {}.\n{}",
+        ids::short(&out.removed),
+        count(out.entries.len() as u64, "entry", "entries"),
+        entries_table(&out.entries, width)
+    )
+}
+
+/// One entry as `billable review` shows it, `n` of `total`.
+pub fn review_card(e: &TimeEntry, n: usize, total: usize) -> String {
+    let matter = e
+        .matter
+        .as_deref()
+        .map_or_else(String::new, |m| format!(" · {m}"));
+    let not_billable = if e.billable { "" } else { " · not billable" };
+    format!(
+        "\nEntry {n} of {total} · id {} · {}\n  {}  {}{matter} · {}\n  {} min ({} h) · {} {}{not_billable} · confidence {:.2}\n  {}\n",
+        e.id,
+        e.status.as_str(),
+        e.work_date,
+        or_dash(e.client.as_deref()),
+        e.activity.as_str(),
+        e.billed_minutes,
+        hours(u64::from(e.billed_minutes)),
+        money(e.amount),
+        e.currency,
+        e.confidence,
+        e.description,
+    )
+}
+
+/// What `billable review` did, counted.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Tally {
+    pub approved: u64,
+    pub rejected: u64,
+    /// Entries whose minutes or description were changed (whatever was decided).
+    pub edited: u64,
+    pub skipped: u64,
+    /// Entries not reached before quitting.
+    pub left: u64,
+}
+
+pub fn tally(t: &Tally) -> String {
+    let mut text = format!(
+        "{} approved, {} rejected, {} edited, {} skipped.",
+        t.approved, t.rejected, t.edited, t.skipped
+    );
+    if t.left > 0 {
+        text.push_str(&format!(
+            " {} left for later (`billable review` again).",
+            t.left
+        ));
+    }
+    text.push('\n');
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +455,71 @@ mod tests {
         assert_eq!(count(0, "error", "errors"), "0 errors");
         let t = table(&["a", "amount"], &[vec!["x".into(), money(1234.0)]]);
         assert!(t.ends_with("x  1,234.00\n"), "right-aligned: {t}");
+    }
+
+    fn entry(id: &str, description: &str) -> TimeEntry {
+        use crate::domain::{Activity, EntryStatus, WorkDate};
+        TimeEntry {
+            id: id.to_owned(),
+            message_id: format!("m-{id}"),
+            thread_id: None,
+            client: Some("Acme Corp".to_owned()),
+            matter: None,
+            activity: Activity::EmailReceived,
+            description: description.to_owned(),
+            work_date: WorkDate::parse("2026-11-16").unwrap(),
+            duration_minutes: 12.0,
+            billed_minutes: 12,
+            hourly_rate: 350.0,
+            amount: 70.0,
+            currency: "USD".to_owned(),
+            billable: true,
+            confidence: 0.85,
+            status: EntryStatus::NeedsReview,
+            analyzer: "rules".to_owned(),
+            created_at: chrono::Utc::now(),
+            event_uid: None,
+            task_code: None,
+            activity_code: None,
+            reviewed_at: None,
+            export_batch: None,
+            exported_at: None,
+            merged_into: None,
+        }
+    }
+
+    #[test]
+    fn a_narrow_table_keeps_the_short_ids_and_leaves_out_the_activity() {
+        let entries = [entry(
+            "0190a5b2-3c4d-7001-8000-00001a2b3c4d",
+            "Review email and attachment from Jane Cooper re: the MSA redline",
+        )];
+        let wide = entries_table(&entries, Some(140));
+        assert!(
+            wide.contains("activity") && wide.contains("1a2b3c4d"),
+            "{wide}"
+        );
+        let narrow = entries_table(&entries, Some(90));
+        assert!(!narrow.contains("activity"), "{narrow}");
+        assert!(narrow.lines().all(|l| l.chars().count() <= 90), "{narrow}");
+        assert!(
+            narrow.lines().nth(2).unwrap().starts_with("1a2b3c4d  "),
+            "{narrow}"
+        );
+    }
+
+    #[test]
+    fn the_review_tally_says_what_is_left() {
+        let mut t = Tally {
+            approved: 3,
+            rejected: 1,
+            edited: 1,
+            skipped: 2,
+            left: 0,
+        };
+        assert_eq!(tally(&t), "3 approved, 1 rejected, 1 edited, 2 skipped.\n");
+        t.left = 4;
+        assert!(tally(&t).contains("4 left for later"));
     }
 
     #[test]

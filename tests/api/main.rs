@@ -18,6 +18,7 @@ mod mcp;
 mod postgres;
 mod real_dev;
 mod review;
+mod review_cli;
 mod scan;
 mod services;
 mod store_suite;
