@@ -89,7 +89,13 @@ async fn fixture(n: usize) -> Fixture {
         "clients": [{"name": "Acme", "ledes_client_id": "ACME-1", "hourly_rate": 425,
                      "matters": [{"id": "A-100", "name": "Lease dispute", "task_codes": true}]}]
     });
-    call(&ctx, &user, "configure_time_tracking", json!({"settings": settings})).await;
+    call(
+        &ctx,
+        &user,
+        "configure_time_tracking",
+        json!({"settings": settings}),
+    )
+    .await;
     Fixture {
         _dir: dir,
         ctx,
@@ -134,7 +140,8 @@ fn review(c: &mut Criterion) {
         "update_time_entries",
         json!({"ids": f.ids, "changes": {"status": "approved"}}),
     ));
-    let ledes = json!({"format": "ledes1998b", "invoice": {"number": "INV-1", "date": "2026-12-31"}});
+    let ledes =
+        json!({"format": "ledes1998b", "invoice": {"number": "INV-1", "date": "2026-12-31"}});
     group.bench_function("ledes_export_10k_marking_each", |b| {
         b.iter_batched(
             || {

@@ -3,6 +3,7 @@
 //! 0 success, 2 bad input, 3 a dependency unavailable or a scan interrupted, 1 anything
 //! else.
 
+mod export;
 mod ids;
 mod overlay;
 mod render;
@@ -321,6 +322,9 @@ pub enum Command {
         #[arg(value_name = "ID")]
         id: String,
     },
+    /// Export approved entries as a file for a billing system (csv, ledes1998b,
+    /// harvest_csv, toggl_csv); each entry is exported once
+    Export(export::ExportArgs),
     /// Walk through the entries awaiting review one at a time, oldest first (needs a
     /// terminal): a approve, r reject, m minutes, d description, s skip, q quit
     Review {
@@ -626,6 +630,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
     let config = config(&cli, false)?;
     let ctx = context(&cli, &config).await?;
     let user = local_user(&config);
+    let cli_json = cli.json;
     // Counted only for a scan's bar on a terminal: counting reads a whole mbox.
     let source_messages = (matches!(cli.command, Command::Scan { .. })
         && std::io::stderr().is_terminal())
@@ -780,6 +785,20 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             let args = merge::SplitArgs { id };
             let out = tools::run::<merge::SplitTimeEntry>(&ctx, &user, args, &NoProgress).await?;
             Answer::new(&out, render::split(&out, Some(terminal_width(&config))))
+        }
+        Command::Export(args) => {
+            let (out, path) = export::run(&ctx, &user, args).await?;
+            let summary = render::exported(&out, path.as_deref());
+            match path {
+                Some(_) => Answer::new(&out, summary),
+                // The file itself goes to standard output; what was done, to stderr.
+                None => {
+                    if !cli_json {
+                        eprint!("{summary}");
+                    }
+                    Answer::new(&out, out.content.clone())
+                }
+            }
         }
         Command::Review { from, to, client } => {
             review::run(&ctx, &user, review::Filter { from, to, client }).await?

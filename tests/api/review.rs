@@ -207,3 +207,130 @@ async fn review_and_release_through_v1_tools_call_exports_the_expected_files_onc
     let after = reviewed(&tool(&s, "list_time_entries", all).await);
     assert_eq!(after, before);
 }
+
+#[test]
+fn review_and_release_through_the_cli_writes_the_same_files_once() {
+    use crate::helpers::{TestApp, path_str};
+    let app = TestApp::new();
+    let settings = app.write("settings.json", &release_settings().to_string());
+    let mbox = fixture("demo.mbox");
+    let run = |args: &[&str]| {
+        let run = app.run(args);
+        run.assert_ok();
+        run
+    };
+    run(&["--settings", path_str(&settings), "configure"]);
+    run(&["--mbox", path_str(&mbox), "scan"]);
+    let listed = run(&["--json", "entries", "--limit", "500"]).json();
+
+    let merged = run(&[
+        "--json",
+        "merge",
+        &id_of(&listed, "msa-redline-2"),
+        &id_of(&listed, "msa-redline-reply-1"),
+        "--description",
+        "Reviewed Jane Cooper's redline of the MSA and replied",
+    ])
+    .json();
+    let merged_id = merged["entry"]["id"].as_str().unwrap().to_owned();
+    let tps = id_of(&listed, "CAB+tps-retention-1");
+    run(&[
+        "edit",
+        &tps,
+        "--client",
+        "Acme Corp",
+        "--minutes",
+        "18",
+        "--description",
+        "Reviewed the TPS retention question for the MSA",
+    ]);
+    run(&[
+        "approve",
+        &merged_id,
+        &id_of(&listed, "invite-msa-call"),
+        &tps,
+    ]);
+    run(&["reject", &id_of(&listed, "initech-merger-q")]);
+    run(&[
+        "add",
+        "--client",
+        "Acme Corp",
+        "--date",
+        "2026-11-24",
+        "--minutes",
+        "30",
+        "--description",
+        "Call with Jane Cooper on the MSA signature blocks",
+        "--activity-code",
+        "A106",
+    ]);
+
+    let ledes_file = app.dir.path().join("acme-november.txt");
+    let ledes_args = [
+        "export",
+        "--format",
+        "ledes1998b",
+        "--client",
+        "Acme Corp",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-30",
+        "--invoice",
+        "2026-1101",
+        "--invoice-date",
+        "2026-11-30",
+        "--invoice-description",
+        "November 2026",
+        "--out",
+    ];
+    let exported = run(&[&ledes_args[..], &[path_str(&ledes_file)]].concat());
+    assert!(
+        exported.stdout().contains("Exported 4 entries"),
+        "{}",
+        exported.stdout()
+    );
+    let text = std::fs::read_to_string(&ledes_file).expect("the LEDES file");
+    ledes::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_expected("november.ledes.txt", &text);
+
+    let csv_file = app.dir.path().join("november.csv");
+    run(&[
+        "export",
+        "--format",
+        "csv",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-30",
+        "--include-exported",
+        "--out",
+        path_str(&csv_file),
+    ]);
+    assert_expected(
+        "november.csv",
+        &std::fs::read_to_string(&csv_file).expect("csv"),
+    );
+
+    // The file is never overwritten without --force, and nothing is marked.
+    let again = app.run(&[&ledes_args[..], &[path_str(&csv_file)]].concat());
+    assert_eq!(again.code(), 2, "{}", again.stderr());
+    assert!(again.stderr().contains("--force"), "{}", again.stderr());
+    // A second export sends nothing again.
+    let second = app.dir.path().join("second.txt");
+    let out = run(&[&ledes_args[..], &[path_str(&second)]].concat());
+    assert!(
+        out.stdout().contains("Nothing new to export"),
+        "{}",
+        out.stdout()
+    );
+    let text = std::fs::read_to_string(&second).expect("second file");
+    assert_eq!(ledes::parse(&text).expect("valid").items.len(), 0);
+
+    let all = ["--json", "entries", "--limit", "500"];
+    let before = reviewed(&run(&all).json());
+    assert_eq!(before.len(), 5, "{before:?}");
+    run(&["--mbox", path_str(&mbox), "scan"]);
+    run(&["--mbox", path_str(&mbox), "scan", "--reanalyze"]);
+    assert_eq!(reviewed(&run(&all).json()), before);
+}
