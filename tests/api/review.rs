@@ -334,3 +334,95 @@ fn review_and_release_through_the_cli_writes_the_same_files_once() {
     run(&["--mbox", path_str(&mbox), "scan", "--reanalyze"]);
     assert_eq!(reviewed(&run(&all).json()), before);
 }
+
+/// A short reply of Jane's on one thread, at `hour` on 2026-11-18.
+fn reply(n: u32, hour: u32) -> String {
+    format!(
+        "From jane@acme.com Wed Nov 18 {hour:02}:00:00 2026\n\
+         From: Jane Cooper <jane@acme.com>\n\
+         To: Alex Morgan <alex@morganlegal.com>\n\
+         Subject: Re: MSA open points\n\
+         Date: Wed, 18 Nov 2026 {hour:02}:00:00 -0500\n\
+         Message-ID: <reply-{n}@acme.com>\n\
+         In-Reply-To: <root@acme.com>\n\
+         References: <root@acme.com>\n\
+         \n\
+         Thanks Alex, point {n} works for us; please keep the cap at twelve months.\n\n"
+    )
+}
+
+#[tokio::test]
+async fn a_thread_day_of_short_replies_is_one_entry_rounded_once_and_stays_one() {
+    use crate::helpers::{TestApp, call};
+    let app = TestApp::new();
+    let mut settings = demo_settings();
+    settings["rollup"] = json!("thread_day");
+    let mbox = app.write(
+        "thread.mbox",
+        &(1..=3).map(|n| reply(n, 9 + n)).collect::<String>(),
+    );
+    let source = || {
+        let s = billable::mail::mbox::MboxSource::open(&mbox).expect("mbox");
+        Some(std::sync::Arc::new(s) as std::sync::Arc<dyn billable::mail::MailSource>)
+    };
+    let ctx = app.context(source());
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": settings}),
+    )
+    .await
+    .unwrap();
+    let scanned = call(&ctx, "scan_billable_time", json!({})).await.unwrap();
+    assert_eq!(
+        (
+            scanned["entries_created"].as_u64(),
+            scanned["rolled_up"].as_u64()
+        ),
+        (Some(3), Some(2))
+    );
+
+    let list = || async {
+        call(&ctx, "list_time_entries", json!({})).await.unwrap()["entries"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let entries = list().await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let rolled = &entries[0];
+    // Three replies of a fraction of a minute each: 6 minutes once, not 18.
+    assert_eq!(rolled["billed_minutes"], 6, "{rolled}");
+    assert_eq!(
+        (rolled["analyzer"].as_str(), rolled["status"].as_str()),
+        (Some("rollup"), Some("suggested"))
+    );
+    assert!(rolled["reviewed_at"].is_null(), "{rolled}");
+
+    call(&ctx, "scan_billable_time", json!({})).await.unwrap();
+    assert_eq!(list().await, entries, "a rescan changes nothing");
+
+    // More mail of the same thread and day joins the same entry.
+    let mut text = std::fs::read_to_string(&mbox).unwrap();
+    text.push_str(&reply(4, 15));
+    std::fs::write(&mbox, text).unwrap();
+    let ctx = app.context(source());
+    let again = call(&ctx, "scan_billable_time", json!({})).await.unwrap();
+    assert_eq!(again["entries_created"], 1, "{again}");
+    let entries = call(&ctx, "list_time_entries", json!({})).await.unwrap()["entries"].clone();
+    assert_eq!(entries.as_array().unwrap().len(), 1, "{entries}");
+    let id = entries[0]["id"].as_str().unwrap();
+    let parts = ctx
+        .store
+        .merged_parts(&billable::domain::UserId::local(), id)
+        .await
+        .unwrap();
+    assert_eq!(parts.len(), 4);
+    let summary = call(&ctx, "get_time_tracking_summary", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary["total"][0]["billed_minutes"],
+        entries[0]["billed_minutes"]
+    );
+}
