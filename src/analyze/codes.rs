@@ -9,7 +9,8 @@
 //!   a forward; otherwise it is communicating, coded by the primary counterpart
 //!   (the To recipients, else Cc): A106 when one of them is the client's, A107 when
 //!   one looks like another law firm ([`looks_like_law_firm`]), else A108. A call the
-//!   owner reports is communicating too;
+//!   owner reports is communicating too; other work the owner reports ("spent 2
+//!   hours on the brief") is coded like the mail that reports it;
 //! - a meeting is A106 when everyone else in it is the client's: the ABA code set
 //!   files conferences with the client under communicating with the client. With
 //!   anyone else present (other counsel, a counterparty, a court) it is A109, attending.

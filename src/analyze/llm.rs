@@ -421,6 +421,13 @@ impl LlmAnalyzer {
                 if e.client.as_deref() != Some(client.as_str())
                     && let Some(rule) = settings.clients.iter().find(|c| c.name == client)
                 {
+                    // What the rules said of the matter and codes was about their
+                    // client: said again for the old one, it is found and dropped.
+                    if let Some(old) = e.client.as_deref().and_then(|c| settings.client(c)) {
+                        let mut said = Vec::new();
+                        rules::file(&mut e.clone(), email, settings, old, &mut said);
+                        reasons.retain(|r| !said.contains(r));
+                    }
                     reasons.push(format!(
                         "the model chose client {client} among the message's clients"
                     ));
