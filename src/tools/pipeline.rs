@@ -147,17 +147,45 @@ impl Recorder {
                 self.events.insert(uid, state);
             }
         }
+        if threads.is_empty() {
+            return Ok(());
+        }
+        self.load_settings(ctx, user).await?;
+        let mut threads: Vec<String> = threads
+            .into_iter()
+            .filter(|(_, client)| self.has_several_matters(client))
+            .map(|(t, _)| t)
+            .collect();
         threads.sort_unstable();
         threads.dedup();
         self.load_threads(ctx, user, threads).await
     }
 
-    /// The thread of an entry whose matter the thread may still decide, when this
-    /// recorder has not looked it up yet.
-    fn open_thread(&self, entry: &TimeEntry) -> Option<String> {
-        let thread = entry.thread_id.as_ref()?;
-        (entry.matter.is_none() && entry.client.is_some() && !self.threads.contains_key(thread))
-            .then(|| thread.clone())
+    /// The thread and client of an entry whose matter the thread may still decide,
+    /// when this recorder has not looked the thread up yet.
+    fn open_thread(&self, entry: &TimeEntry) -> Option<(String, String)> {
+        let (Some(thread), None, Some(client)) = (&entry.thread_id, &entry.matter, &entry.client)
+        else {
+            return None;
+        };
+        (!self.threads.contains_key(thread)).then(|| (thread.clone(), client.clone()))
+    }
+
+    async fn load_settings(&mut self, ctx: &Context, user: &UserId) -> Result<()> {
+        if self.settings.is_none() {
+            self.settings = Some(ctx.store.settings(user).await?);
+        }
+        Ok(())
+    }
+
+    /// Only then can a thread decide anything: with one matter the rules already
+    /// filed the entry, with none there is nothing to file it under. Most users have
+    /// no such client, and their scans ask the store nothing about threads.
+    fn has_several_matters(&self, client: &str) -> bool {
+        self.settings
+            .as_ref()
+            .and_then(|s| s.client(client))
+            .is_some_and(|c| c.matters.len() > 1)
     }
 
     async fn load_threads(
@@ -187,21 +215,23 @@ impl Recorder {
         email: &Email,
         entry: &mut TimeEntry,
     ) -> Result<Option<String>> {
-        let (Some(thread), None, Some(_)) = (entry.thread_id.clone(), &entry.matter, &entry.client)
+        let (Some(thread), None, Some(client)) =
+            (entry.thread_id.clone(), &entry.matter, entry.client.clone())
         else {
             return Ok(None);
         };
+        self.load_settings(ctx, user).await?;
+        if !self.has_several_matters(&client) {
+            return Ok(None);
+        }
         if !self.threads.contains_key(&thread) {
             self.load_threads(ctx, user, vec![thread.clone()]).await?;
         }
-        let Some(Some((client, matter_id))) = self.threads.get(&thread).cloned() else {
+        let Some(Some((earlier, matter_id))) = self.threads.get(&thread).cloned() else {
             return Ok(None);
         };
-        if entry.client.as_deref() != Some(client.as_str()) {
+        if earlier != client {
             return Ok(None);
-        }
-        if self.settings.is_none() {
-            self.settings = Some(ctx.store.settings(user).await?);
         }
         let Some(rule) = self.settings.as_ref().and_then(|s| s.client(&client)) else {
             return Ok(None);
