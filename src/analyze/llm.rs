@@ -48,7 +48,7 @@ use tokio::sync::Semaphore;
 use self::answer::Verdict;
 use self::http::{Failure, Transport};
 use self::prompt::Item;
-use super::{Analysis, AnalyzeError, Analyzer, Outcome, duration, rules};
+use super::{Analysis, AnalyzeError, Analyzer, Outcome, duration, matter, rules};
 use crate::config::LlmConfig;
 use crate::domain::{Email, EntryStatus, Settings, TimeEntry, WorkDate};
 
@@ -385,7 +385,13 @@ impl LlmAnalyzer {
         }
     }
 
-    fn finish(&self, rules_analysis: &Analysis, verdict: Verdict, settings: &Settings) -> Analysis {
+    fn finish(
+        &self,
+        email: &Email,
+        rules_analysis: &Analysis,
+        verdict: Verdict,
+        settings: &Settings,
+    ) -> Analysis {
         let mut reasons = rules_analysis.reasons.clone();
         let Outcome::Entry(base) = &rules_analysis.outcome else {
             return rules_analysis.clone();
@@ -415,13 +421,32 @@ impl LlmAnalyzer {
                 if e.client.as_deref() != Some(client.as_str())
                     && let Some(rule) = settings.clients.iter().find(|c| c.name == client)
                 {
+                    // What the rules said of the matter and codes was about their
+                    // client: said again for the old one, it is found and dropped.
+                    if let Some(old) = e.client.as_deref().and_then(|c| settings.client(c)) {
+                        let mut said = Vec::new();
+                        rules::file(&mut e.clone(), email, settings, old, &mut said);
+                        reasons.retain(|r| !said.contains(r));
+                    }
                     reasons.push(format!(
                         "the model chose client {client} among the message's clients"
                     ));
                     e.client = Some(rule.name.clone());
-                    e.matter = rule.only_matter().map(|m| m.id.clone());
                     e.hourly_rate = rule.rate(settings);
+                    // The matter and the codes are the rules' for the new client: the
+                    // model chooses neither.
+                    rules::file(&mut e, email, settings, rule, &mut reasons);
                 }
+                let two_matters = settings
+                    .clients
+                    .iter()
+                    .find(|c| e.client.as_deref() == Some(c.name.as_str()))
+                    .is_some_and(|rule| {
+                        matches!(
+                            matter::choose(rule, &email.subject, None),
+                            matter::Choice::Ambiguous(_)
+                        )
+                    });
                 if let Some(asked) = held_from {
                     reasons.push(format!(
                         "the model's {asked} min was held to the rules estimate of {} min",
@@ -439,6 +464,8 @@ impl LlmAnalyzer {
                         "confidence {confidence} is below your minimum {}, so it needs review",
                         settings.min_confidence
                     ));
+                    EntryStatus::NeedsReview
+                } else if two_matters {
                     EntryStatus::NeedsReview
                 } else {
                     EntryStatus::Suggested
@@ -517,7 +544,7 @@ impl Analyzer for LlmAnalyzer {
             for (k, verdict) in group.into_iter().enumerate() {
                 let p = positions[from + k];
                 results[p] = match verdict {
-                    Ok(v) => Ok(self.finish(&base[p], v, settings)),
+                    Ok(v) => Ok(self.finish(&emails[p], &base[p], v, settings)),
                     Err(Ok(why)) => Ok(fallback(base[p].clone(), &why)),
                     Err(Err(why)) => Err(AnalyzeError::Unavailable(why)),
                 };

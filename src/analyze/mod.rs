@@ -2,8 +2,10 @@
 //! runs; an `Analyzer` (offline `rules`, or `llm`) turns the rest into entries.
 
 pub mod cache;
+pub mod codes;
 pub mod duration;
 pub mod llm;
+pub mod matter;
 pub mod rules;
 #[cfg(test)]
 mod table_tests;

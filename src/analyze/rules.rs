@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Analysis, AnalyzeError, Analyzer, Outcome, duration};
+use super::{Analysis, AnalyzeError, Analyzer, Outcome, codes, duration, matter};
 use crate::domain::{
     Activity, Address, CalendarEvent, CalendarMethod, ClientRule, Email, EntryStatus, PartStat,
     Rounding, Settings, TimeEntry, WorkDate,
@@ -226,7 +226,7 @@ pub fn keyword_match<'a>(subject: &str, settings: &'a Settings) -> Option<Client
 }
 
 /// `needle` occurs in `hay` with no letter, digit or `_` touching it on either side.
-fn contains_whole_word(hay: &str, needle: &str) -> bool {
+pub(crate) fn contains_whole_word(hay: &str, needle: &str) -> bool {
     if needle.is_empty() {
         return false;
     }
@@ -360,7 +360,7 @@ fn calendar(
 }
 
 /// An ORGANIZER/ATTENDEE value as an address; tolerates a `mailto:` left by the parser.
-fn calendar_address(value: &str) -> Address {
+pub(crate) fn calendar_address(value: &str) -> Address {
     let v = value.trim();
     let v = match v.get(..7) {
         Some(p) if p.eq_ignore_ascii_case("mailto:") => &v[7..],
@@ -697,14 +697,14 @@ fn entry(
     } else {
         EntryStatus::Suggested
     };
-    TimeEntry {
+    let mut entry = TimeEntry {
         // Time-ordered ids: a scan's new rows land at the end of the primary-key
         // index instead of at random pages.
         id: uuid::Uuid::now_v7().to_string(),
         message_id: email.id.clone(),
         thread_id: email.thread_id.clone(),
         client: Some(m.client.name.clone()),
-        matter: m.client.only_matter().map(|x| x.id.clone()),
+        matter: None,
         activity,
         description: clean_description(&description),
         work_date: WorkDate(date),
@@ -725,7 +725,32 @@ fn entry(
         export_batch: None,
         exported_at: None,
         merged_into: None,
+    };
+    file(&mut entry, email, settings, m.client, reasons);
+    entry
+}
+
+/// Files an entry for `client` under its matter and codes (SPEC §4, matters and
+/// codes): sets `matter`, `task_code` and `activity_code`, says how in `reasons`, and
+/// marks the entry needs_review when two matters fit. Both analyzers call it once
+/// the client is decided; the thread's matter is the pipeline's to add.
+pub(crate) fn file(
+    entry: &mut TimeEntry,
+    email: &Email,
+    settings: &Settings,
+    client: &ClientRule,
+    reasons: &mut Vec<String>,
+) {
+    let choice = matter::choose(client, &email.subject, None);
+    reasons.extend(choice.reason(client));
+    entry.matter = choice.id();
+    entry.task_code = codes::task_code(entry.matter.as_deref().and_then(|id| client.matter(id)));
+    if matches!(choice, matter::Choice::Ambiguous(_)) {
+        entry.status = EntryStatus::NeedsReview;
     }
+    let (code, why) = codes::activity_code(email, settings, client, entry.activity);
+    entry.activity_code = Some(code.to_owned());
+    reasons.push(why);
 }
 
 fn rounding_reason(raw: f64, billed: u32, settings: &Settings) -> String {

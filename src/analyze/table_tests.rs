@@ -194,6 +194,8 @@ enum Also {
     Rate(f64),
     Confidence(f64),
     Matter(Option<&'static str>),
+    TaskCode(Option<&'static str>),
+    ActivityCode(&'static str),
     /// Some reason contains this text.
     Reason(&'static str),
     Description(&'static str),
@@ -242,6 +244,19 @@ fn review(client: &'static str, activity: Activity, date: &'static str, billed: 
         billed,
         status: EntryStatus::NeedsReview,
     }
+}
+
+/// Acme with three matters: A-1 by number or "lease", A-2 with task codes, A-3 with
+/// task codes but no default.
+fn matters() -> Value {
+    json!({"clients": [
+        {"name": "Acme", "domains": ["acme.com"], "keywords": ["Widget"], "matters": [
+            {"id": "A-1", "name": "Lease", "keywords": ["lease"]},
+            {"id": "A-2", "name": "Merger", "keywords": ["merger"],
+             "task_codes": true, "default_task_code": "L120"},
+            {"id": "A-3", "name": "Patent", "keywords": ["patent"], "task_codes": true}
+        ]}
+    ]})
 }
 
 const SENT: Activity = Activity::EmailSent;
@@ -827,6 +842,190 @@ fn rows() -> Vec<Row> {
             entry("Acme", Activity::Meeting, DAY, 30),
         )
         .also(&[Also::Raw(30.0)]),
+        // ── matters: number, then keyword, then the only matter ───────────────
+        row(
+            "matter by its number in the subject, any case",
+            sent(&["jane@acme.com"]).subject("Re: a-2 signing"),
+            matters(),
+            entry("Acme", SENT, DAY, 24),
+        )
+        .also(&[
+            Also::Matter(Some("A-2")),
+            Also::Reason("matter A-2 (Merger): its number is in the subject"),
+        ]),
+        row(
+            "matter number is a whole token",
+            sent(&["jane@acme.com"]).subject("A-20 signing"),
+            matters(),
+            entry("Acme", SENT, DAY, 24),
+        )
+        .also(&[Also::Matter(None), Also::Reason("no matter")]),
+        row(
+            "matter by its keyword in the subject",
+            sent(&["jane@acme.com"]).subject("Lease renewal"),
+            matters(),
+            entry("Acme", SENT, DAY, 24),
+        )
+        .also(&[
+            Also::Matter(Some("A-1")),
+            Also::Reason("matter A-1 (Lease) by the keyword \"lease\""),
+        ]),
+        row(
+            "a matter number beats another matter's keyword",
+            sent(&["jane@acme.com"]).subject("A-2: the lease schedule"),
+            matters(),
+            entry("Acme", SENT, DAY, 24),
+        )
+        .also(&[Also::Matter(Some("A-2"))]),
+        row(
+            "two matter numbers in the subject need review and name both",
+            sent(&["jane@acme.com"]).subject("A-1 / A-2 conflicts"),
+            matters(),
+            review("Acme", SENT, DAY, 24),
+        )
+        .also(&[
+            Also::Matter(None),
+            Also::Reason("the subject fits matters A-1 (Lease) and A-2 (Merger); choose one"),
+        ]),
+        row(
+            "two matters' keywords in the subject need review",
+            received("jane@acme.com").subject("Lease and merger timing"),
+            matters(),
+            review("Acme", RECV, DAY, 6),
+        )
+        .also(&[Also::Matter(None), Also::Reason("choose one")]),
+        row(
+            "no matter named for a client with several: none, not a guess",
+            sent(&["jane@acme.com"]),
+            matters(),
+            entry("Acme", SENT, DAY, 24),
+        )
+        .also(&[Also::Matter(None), Also::TaskCode(None)]),
+        row(
+            "the client's only matter when the subject names none",
+            sent(&["jane@acme.com"]),
+            none.clone(),
+            entry("Acme", SENT, DAY, 24),
+        )
+        .also(&[
+            Also::Matter(Some("Acme-001")),
+            Also::Reason("matter Acme-001, the only matter of Acme"),
+        ]),
+        // ── task codes: the matter's default, only when it uses task codes ─────
+        row(
+            "task code from a matter that uses task codes",
+            sent(&["jane@acme.com"]).subject("Merger closing"),
+            matters(),
+            entry("Acme", SENT, DAY, 24),
+        )
+        .also(&[Also::Matter(Some("A-2")), Also::TaskCode(Some("L120"))]),
+        row(
+            "no task code for a matter without task codes",
+            sent(&["jane@acme.com"]).subject("Lease renewal"),
+            matters(),
+            entry("Acme", SENT, DAY, 24),
+        )
+        .also(&[Also::Matter(Some("A-1")), Also::TaskCode(None)]),
+        row(
+            "no task code invented when the matter has no default",
+            sent(&["jane@acme.com"]).subject("Patent filing"),
+            matters(),
+            entry("Acme", SENT, DAY, 24),
+        )
+        .also(&[Also::Matter(Some("A-3")), Also::TaskCode(None)]),
+        // ── activity codes (UTBMS A-codes) ─────────────────────────────────────
+        row(
+            "received mail is review: A104",
+            received("jane@acme.com"),
+            none.clone(),
+            entry("Acme", RECV, DAY, 6),
+        )
+        .also(&[Also::ActivityCode("A104")]),
+        row(
+            "a long message of your own is drafting: A103",
+            sent(&["jane@acme.com"]).words(412),
+            none.clone(),
+            entry("Acme", SENT, DAY, 24),
+        )
+        .also(&[Also::ActivityCode("A103"), Also::Reason("412 new words")]),
+        row(
+            "a document you send is drafting: A103",
+            sent(&["jane@acme.com"]).words(40).attachments(1),
+            none.clone(),
+            entry("Acme", SENT, DAY, 6),
+        )
+        .also(&[Also::ActivityCode("A103")]),
+        row(
+            "a forwarded attachment is not drafting",
+            sent(&["jane@acme.com"]).subject("Fwd: lease").words(40).attachments(1),
+            none.clone(),
+            entry("Acme", SENT, DAY, 6),
+        )
+        .also(&[Also::ActivityCode("A106")]),
+        row(
+            "a short note to the client's people: A106",
+            sent(&["jane@acme.com"]).words(40),
+            none.clone(),
+            entry("Acme", SENT, DAY, 6),
+        )
+        .also(&[Also::ActivityCode("A106")]),
+        row(
+            "a note to another law firm, the client copied: A107",
+            sent(&["kim@smithlaw.com"]).cc(&["jane@acme.com"]).words(40),
+            none.clone(),
+            entry("Acme", SENT, DAY, 6),
+        )
+        .also(&[Also::ActivityCode("A107"), Also::Reason("another law firm")]),
+        row(
+            "a note to another party, the client copied: A108",
+            sent(&["x@other.org"]).cc(&["jane@acme.com"]).words(40),
+            none.clone(),
+            entry("Acme", SENT, DAY, 6),
+        )
+        .also(&[Also::ActivityCode("A108")]),
+        row(
+            "a colleague at your own firm is not another law firm",
+            sent(&["pat@smithlaw.com"])
+                .from("me@smithlaw.com")
+                .subject("Widget")
+                .words(40),
+            json!({"my_addresses": ["me@smithlaw.com"]}),
+            review("Acme", SENT, DAY, 6),
+        )
+        .also(&[Also::ActivityCode("A108")]),
+        row(
+            "a meeting with the client's people only: A106",
+            received("jane@acme.com").calendar(event(CalendarMethod::Request)),
+            none.clone(),
+            Want::Meeting {
+                client: "Acme",
+                date: DAY,
+                billed: 60,
+                uid: "evt-1@acme.com",
+                sequence: 2,
+            },
+        )
+        .also(&[Also::ActivityCode("A106")]),
+        row(
+            "a meeting with others present is attending: A109",
+            received("jane@acme.com").calendar(CalendarEvent {
+                attendees: vec![
+                    ("jane@acme.com".into(), PartStat::Accepted),
+                    ("kim@smithlaw.com".into(), PartStat::Accepted),
+                    (ME.into(), PartStat::NeedsAction),
+                ],
+                ..event(CalendarMethod::Request)
+            }),
+            none.clone(),
+            Want::Meeting {
+                client: "Acme",
+                date: DAY,
+                billed: 60,
+                uid: "evt-1@acme.com",
+                sequence: 2,
+            },
+        )
+        .also(&[Also::ActivityCode("A109"), Also::Matter(Some("Acme-001"))]),
         // ── triage: automated mail is never billable, even from a client ───────
         row(
             "List-Unsubscribe",
@@ -1068,6 +1267,8 @@ fn check(row: Row) -> Vec<String> {
                 Also::Rate(v) => (e.hourly_rate - v).abs() > 1e-9,
                 Also::Confidence(v) => (e.confidence - v).abs() > 1e-9,
                 Also::Matter(m) => e.matter.as_deref() != m,
+                Also::TaskCode(c) => e.task_code.as_deref() != c,
+                Also::ActivityCode(c) => e.activity_code.as_deref() != Some(c),
                 Also::Reason(r) => !reasons.contains(r),
                 Also::Description(d) => e.description != d,
             };

@@ -90,6 +90,14 @@ impl Store for CachedStore {
         self.inner.entry_by_message(user, message_id).await
     }
 
+    async fn thread_matters(
+        &self,
+        user: &UserId,
+        thread_ids: &[String],
+    ) -> Result<HashMap<String, (String, String)>, StoreError> {
+        self.inner.thread_matters(user, thread_ids).await
+    }
+
     async fn save_batch(&self, user: &UserId, batch: &Batch) -> Result<Saved, StoreError> {
         let saved = self.inner.save_batch(user, batch).await;
         self.invalidate(user);

@@ -913,6 +913,53 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn thread_matters(
+        &self,
+        user: &UserId,
+        thread_ids: &[String],
+    ) -> Result<HashMap<String, (String, String)>, StoreError> {
+        if thread_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let user = user.as_str().to_owned();
+        let ids = thread_ids.to_vec();
+        self.with_reader(move |conn| {
+            // thread -> (work_date, created_at, client, matter), the latest kept.
+            let mut latest: HashMap<String, (String, String, String, String)> = HashMap::new();
+            select_in(
+                conn,
+                "SELECT thread_id, work_date, created_at, client, matter FROM time_entries \
+                 WHERE user_id = ? AND client IS NOT NULL AND matter IS NOT NULL AND matter <> '' \
+                 AND thread_id",
+                &user,
+                &ids,
+                "look up the matters of threads",
+                |row| {
+                    let thread: String = col(row, 0, "time entry thread_id")?;
+                    let row = (
+                        col(row, 1, "time entry work_date")?,
+                        col(row, 2, "time entry created_at")?,
+                        col(row, 3, "time entry client")?,
+                        col(row, 4, "time entry matter")?,
+                    );
+                    // Dates and timestamps are stored in forms that sort as text.
+                    match latest.get(&thread) {
+                        Some(known) if (&known.0, &known.1) >= (&row.0, &row.1) => {}
+                        _ => {
+                            latest.insert(thread, row);
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
+            Ok(latest
+                .into_iter()
+                .map(|(t, (_, _, client, matter))| (t, (client, matter)))
+                .collect())
+        })
+        .await
+    }
+
     async fn entry_by_message(
         &self,
         user: &UserId,

@@ -570,6 +570,44 @@ impl Store for SupabaseStore {
         Ok(rows.into_iter().map(|e| (e.uid.clone(), e)).collect())
     }
 
+    /// Newest first, so the first row of a thread is its answer; the ids are quoted
+    /// because Message-IDs may hold commas or parentheses, and sent
+    /// `THREADS_PER_CALL` at a time to keep the URL short.
+    async fn thread_matters(
+        &self,
+        user: &UserId,
+        thread_ids: &[String],
+    ) -> Result<HashMap<String, (String, String)>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            thread_id: String,
+            client: String,
+            matter: String,
+        }
+        const THREADS_PER_CALL: usize = 100;
+        let mut found = HashMap::new();
+        for chunk in thread_ids.chunks(THREADS_PER_CALL) {
+            let quoted = chunk
+                .iter()
+                .map(|t| format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\"")));
+            let request = self
+                .from(user, "time_entries")?
+                .select("client,matter,thread_id")
+                .in_("thread_id", quoted)
+                .not("is", "client", "null")
+                // Also drops NULL, which is never unequal to anything.
+                .neq("matter", "")
+                .order("work_date.desc,created_at.desc");
+            let rows: Vec<Row> = self
+                .fetch(request, "look up the matters of threads", "thread matters")
+                .await?;
+            for r in rows {
+                found.entry(r.thread_id).or_insert((r.client, r.matter));
+            }
+        }
+        Ok(found)
+    }
+
     async fn entry_by_message(
         &self,
         user: &UserId,

@@ -7,9 +7,9 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::analyze::rules::MAX_DESCRIPTION_CHARS;
-use crate::analyze::{Analysis, Outcome};
+use crate::analyze::{Analysis, Outcome, codes, matter};
 use crate::context::Context;
-use crate::domain::{Email, TimeEntry, UserId, text};
+use crate::domain::{Email, Settings, TimeEntry, UserId, text};
 use crate::error::Result;
 use crate::store::{Batch, EventState, Processed, Saved};
 
@@ -47,9 +47,20 @@ pub use crate::store::ProcessedOutcome as Disposition;
 
 /// Accumulates a chunk's writes. Calendar state read from the store is cached here so
 /// a REQUEST and its CANCEL in the same chunk see each other.
+///
+/// It also holds the thread hint of matter assignment (`analyze::matter`): the
+/// (client, matter) of each thread's latest entry, from the store and from the
+/// entries staged so far in this scan. The analyzers cannot take it themselves: a
+/// scan analyzes a chunk while the previous one is still being recorded, and an
+/// analysis is cached by message content, which a thread's other mail must not change.
 pub struct Recorder {
     analyzer: String,
     events: HashMap<String, Option<EventState>>,
+    /// Thread id -> (client, matter) of its latest entry with a matter; `None` when
+    /// the store knows none.
+    threads: HashMap<String, Option<(String, String)>>,
+    /// Read once, the first time a thread hint applies.
+    settings: Option<Settings>,
     pub batch: Batch,
 }
 
@@ -58,6 +69,8 @@ impl Recorder {
         Recorder {
             analyzer,
             events: HashMap::new(),
+            threads: HashMap::new(),
+            settings: None,
             batch: Batch::default(),
         }
     }
@@ -103,32 +116,140 @@ impl Recorder {
     }
 
     /// Loads the stored state of the meetings in `analyses` that this recorder has not
-    /// seen yet, in one store call, so recording a chunk of invites asks once.
+    /// seen yet, and the matters of the threads whose entries have none, in one store
+    /// call each, so recording a chunk asks once.
     pub async fn prefetch_events<'a>(
         &mut self,
         ctx: &Context,
         user: &UserId,
         analyses: impl Iterator<Item = &'a Analysis>,
     ) -> Result<()> {
-        let mut uids: Vec<String> = analyses
-            .filter_map(|a| match &a.outcome {
-                Outcome::Meeting { uid, .. } | Outcome::CancelMeeting { uid, .. } => Some(uid),
-                _ => None,
-            })
-            .filter(|uid| !self.events.contains_key(*uid))
-            .cloned()
-            .collect();
+        let mut uids = Vec::new();
+        let mut threads = Vec::new();
+        for a in analyses {
+            match &a.outcome {
+                Outcome::Meeting { uid, entry, .. } => {
+                    uids.push(uid.clone());
+                    threads.extend(self.open_thread(entry));
+                }
+                Outcome::CancelMeeting { uid, .. } => uids.push(uid.clone()),
+                Outcome::Entry(entry) => threads.extend(self.open_thread(entry)),
+                Outcome::NotBillable => {}
+            }
+        }
+        uids.retain(|uid| !self.events.contains_key(uid));
         uids.sort_unstable();
         uids.dedup();
-        if uids.is_empty() {
+        if !uids.is_empty() {
+            let mut found = ctx.store.events(user, &uids).await?;
+            for uid in uids {
+                let state = found.remove(&uid);
+                self.events.insert(uid, state);
+            }
+        }
+        if threads.is_empty() {
             return Ok(());
         }
-        let mut found = ctx.store.events(user, &uids).await?;
-        for uid in uids {
-            let state = found.remove(&uid);
-            self.events.insert(uid, state);
+        self.load_settings(ctx, user).await?;
+        let mut threads: Vec<String> = threads
+            .into_iter()
+            .filter(|(_, client)| self.has_several_matters(client))
+            .map(|(t, _)| t)
+            .collect();
+        threads.sort_unstable();
+        threads.dedup();
+        self.load_threads(ctx, user, threads).await
+    }
+
+    /// The thread and client of an entry whose matter the thread may still decide,
+    /// when this recorder has not looked the thread up yet.
+    fn open_thread(&self, entry: &TimeEntry) -> Option<(String, String)> {
+        let (Some(thread), None, Some(client)) = (&entry.thread_id, &entry.matter, &entry.client)
+        else {
+            return None;
+        };
+        (!self.threads.contains_key(thread)).then(|| (thread.clone(), client.clone()))
+    }
+
+    async fn load_settings(&mut self, ctx: &Context, user: &UserId) -> Result<()> {
+        if self.settings.is_none() {
+            self.settings = Some(ctx.store.settings(user).await?);
         }
         Ok(())
+    }
+
+    /// Only then can a thread decide anything: with one matter the rules already
+    /// filed the entry, with none there is nothing to file it under. Most users have
+    /// no such client, and their scans ask the store nothing about threads.
+    fn has_several_matters(&self, client: &str) -> bool {
+        self.settings
+            .as_ref()
+            .and_then(|s| s.client(client))
+            .is_some_and(|c| c.matters.len() > 1)
+    }
+
+    async fn load_threads(
+        &mut self,
+        ctx: &Context,
+        user: &UserId,
+        threads: Vec<String>,
+    ) -> Result<()> {
+        if threads.is_empty() {
+            return Ok(());
+        }
+        let mut found = ctx.store.thread_matters(user, &threads).await?;
+        for t in threads {
+            let known = found.remove(&t);
+            self.threads.insert(t, known);
+        }
+        Ok(())
+    }
+
+    /// Files `entry` under its thread's matter when nothing in its Subject names one
+    /// and the thread's latest entry is for the same client. `analyze::matter::choose`
+    /// decides, so the order of evidence stays the analyzers'.
+    async fn thread_matter(
+        &mut self,
+        ctx: &Context,
+        user: &UserId,
+        email: &Email,
+        entry: &mut TimeEntry,
+    ) -> Result<Option<String>> {
+        let (Some(thread), None, Some(client)) =
+            (entry.thread_id.clone(), &entry.matter, entry.client.clone())
+        else {
+            return Ok(None);
+        };
+        self.load_settings(ctx, user).await?;
+        if !self.has_several_matters(&client) {
+            return Ok(None);
+        }
+        if !self.threads.contains_key(&thread) {
+            self.load_threads(ctx, user, vec![thread.clone()]).await?;
+        }
+        let Some(Some((earlier, matter_id))) = self.threads.get(&thread).cloned() else {
+            return Ok(None);
+        };
+        if earlier != client {
+            return Ok(None);
+        }
+        let Some(rule) = self.settings.as_ref().and_then(|s| s.client(&client)) else {
+            return Ok(None);
+        };
+        let choice = matter::choose(rule, &email.subject, Some(&matter_id));
+        if !matches!(choice, matter::Choice::Matter(_, matter::MatterBy::Thread)) {
+            return Ok(None);
+        }
+        entry.matter = choice.id();
+        entry.task_code = codes::task_code(entry.matter.as_deref().and_then(|id| rule.matter(id)));
+        Ok(choice.reason(rule))
+    }
+
+    /// Remembers a staged entry's matter as its thread's latest.
+    fn note_thread(&mut self, entry: &TimeEntry) {
+        if let (Some(t), Some(c), Some(m)) = (&entry.thread_id, &entry.client, &entry.matter) {
+            self.threads.insert(t.clone(), Some((c.clone(), m.clone())));
+        }
     }
 
     fn set_event(&mut self, state: EventState) {
@@ -223,6 +344,16 @@ impl Recorder {
                 }
                 (Disposition::Cancelled, None)
             }
+        };
+        let entry = match entry {
+            Some(mut e) => {
+                if let Some(why) = self.thread_matter(ctx, user, email, &mut e).await? {
+                    tracing::debug!(message = %email.id, %why, "matter from the thread");
+                }
+                self.note_thread(&e);
+                Some(e)
+            }
+            None => None,
         };
         self.processed(&email.id, &email.content_hash, what, reason);
         if let Some(e) = entry {

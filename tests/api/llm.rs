@@ -687,3 +687,38 @@ fn the_llm_analyzer_without_a_server_says_how_to_configure_one() {
     assert_eq!(run.code(), 3, "{}", run.stderr());
     assert!(run.stderr().contains("OPENAI_API_KEY"), "{}", run.stderr());
 }
+
+#[tokio::test]
+async fn when_the_model_picks_another_client_its_matter_and_codes_follow_the_rules() {
+    // To Acme, Cc Globex: the rules take Acme (the first To), and Globex is a
+    // candidate the model may choose.
+    let raw = "From: Alex Morgan <alex@morganlegal.com>\nTo: Dana <dana@acme.com>\n\
+               Cc: Kim <kim@globex.io>\nSubject: Term sheet\nDate: Mon, 2 Nov 2026 10:00:00 -0500\n\
+               Message-ID: <both@test.example>\n\nKim, Dana: the term sheet goes to the board \
+               on Friday. Please send me your comments on the option pool by Thursday.\n";
+    let rules = rules_entry(raw).await;
+    assert_eq!(rules["client"], "Acme Corp");
+    assert_eq!(rules["matter"], "MSA renewal");
+    let fake = FakeOpenAi::start(Behaviour::always(Mode::Obedient {
+        client: "Globex".into(),
+        minutes: 1.0,
+    }))
+    .await;
+    let app = TestApp::new();
+    let mbox = app.write("m.mbox", &client_mail(1));
+    let (ctx, _) = llm_app(&app, &mbox, config(&fake)).await;
+    let out = call(&ctx, "analyze_time_entry", json!({"raw_email": raw}))
+        .await
+        .expect("analyze");
+    let e = &out["entry"];
+    assert_eq!(e["client"], "Globex", "{out}");
+    assert_eq!(e["matter"], "Series B financing", "{out}");
+    // Globex is only copied: the addressee is Acme's, neither Globex's nor a law firm.
+    assert_eq!(e["activity_code"], "A108", "{out}");
+    let reasons = out["reasons"].to_string();
+    assert!(reasons.contains("the only matter of Globex"), "{reasons}");
+    assert!(
+        !reasons.contains("MSA renewal"),
+        "the rules' matter is not left in: {reasons}"
+    );
+}

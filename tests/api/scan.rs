@@ -524,3 +524,55 @@ async fn an_analyzer_that_panics_costs_that_message_not_the_scan() {
     let again = scan(&ctx).await;
     assert_eq!(again["skipped_already_processed"], 3, "{again}");
 }
+
+/// One received message of the thread `thread` (a Gmail thread id, as Takeout writes).
+fn threaded(id: &str, thread: &str, subject: &str, day: u32) -> String {
+    format!(
+        "From x@xxx Mon Nov {day} 14:00:00 +0000 2026\nX-GM-THRID: {thread}\nFrom: Jane Cooper <jane.cooper@acme.com>\nTo: Alex Morgan <alex@morganlegal.com>\nSubject: {subject}\nDate: Mon, {day} Nov 2026 09:00:00 -0500\nMessage-ID: <{id}>\n\nAlex, here are our comments on the closing checklist and the open items for the \
+         signing. Could you look at the escrow section in particular?\nJane\n\n"
+    )
+}
+
+#[tokio::test]
+async fn a_reply_is_filed_under_its_threads_matter_in_the_same_scan_and_the_next() {
+    let app = TestApp::new();
+    let mut settings = crate::helpers::demo_settings();
+    settings["clients"][0]["matter"] = Value::Null;
+    settings["clients"][0]["matters"] = json!([
+        {"id": "A-1", "name": "Lease", "keywords": ["lease"]},
+        {"id": "A-2", "name": "Merger", "task_codes": true, "default_task_code": "L120"}
+    ]);
+    let first = app.write(
+        "first.mbox",
+        &(threaded("m1@acme.com", "t-1", "A-2 closing checklist", 16)
+            + &threaded("m2@acme.com", "t-1", "Re: closing checklist", 17)),
+    );
+    let ctx = app.context(Some(Arc::new(MboxSource::open(first).expect("mbox"))));
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": settings}),
+    )
+    .await
+    .expect("configure");
+    scan(&ctx).await;
+    let second = app.write(
+        "second.mbox",
+        &(threaded("m3@acme.com", "t-1", "Re: closing checklist", 18)
+            + &threaded("m4@acme.com", "t-2", "Re: closing checklist", 18)),
+    );
+    let ctx = app.context(Some(Arc::new(MboxSource::open(second).expect("mbox"))));
+    scan(&ctx).await;
+
+    let entries = all_entries(&ctx).await;
+    for (id, matter) in [
+        ("m1@acme.com", json!("A-2")),
+        // The thread's earlier entry of the same scan, then of an earlier scan.
+        ("m2@acme.com", json!("A-2")),
+        ("m3@acme.com", json!("A-2")),
+        // Another thread with the same Subject words: nothing names a matter.
+        ("m4@acme.com", Value::Null),
+    ] {
+        assert_eq!(by_message(&entries, id)["matter"], matter, "{id}");
+    }
+}

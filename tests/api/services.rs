@@ -197,6 +197,13 @@ impl Store for SignedIn {
     ) -> Result<std::collections::HashMap<String, EventState>, StoreError> {
         self.0.events(&self.user(user), uids).await
     }
+    async fn thread_matters(
+        &self,
+        user: &UserId,
+        thread_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, (String, String)>, StoreError> {
+        self.0.thread_matters(&self.user(user), thread_ids).await
+    }
     async fn entry_by_message(
         &self,
         user: &UserId,

@@ -828,6 +828,45 @@ pub async fn events_are_looked_up_together_by_any_uid(store: &dyn Store) {
     assert!(store.events(&user, &[]).await.unwrap().is_empty());
 }
 
+pub async fn thread_matters_are_each_threads_latest_entry_with_a_matter(store: &dyn Store) {
+    let (user, other) = (fresh_user(), fresh_user());
+    // Thread ids are Message-IDs: free text, like calendar UIDs.
+    let odd = "a,b.(c)\"d\" e@mail";
+    let e = |id: &str, day: &str, thread: &str, client: &str, matter: Option<&str>| TimeEntry {
+        thread_id: Some(thread.to_owned()),
+        matter: matter.map(str::to_owned),
+        ..entry(id, day, Some(client))
+    };
+    let batch = entries_batch(vec![
+        e("m1", "2026-04-01", "t1", "Acme", Some("A-1")),
+        e("m2", "2026-04-03", "t1", "Acme", Some("A-2")),
+        // The latest entry has no matter: the latest that has one answers.
+        e("m3", "2026-04-05", "t1", "Acme", None),
+        e("m4", "2026-04-02", odd, "Beta", Some("B-1")),
+        e("m5", "2026-04-02", "t3", "Acme", None),
+    ]);
+    store.save_batch(&user, &batch).await.unwrap();
+    let asked: Vec<String> = ["t1", odd, "t3", "never-seen"]
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
+    let found = store.thread_matters(&user, &asked).await.unwrap();
+    let expected: HashMap<String, (String, String)> =
+        [("t1", ("Acme", "A-2")), (odd, ("Beta", "B-1"))]
+            .into_iter()
+            .map(|(t, (c, m))| (t.to_owned(), (c.to_owned(), m.to_owned())))
+            .collect();
+    assert_eq!(found, expected);
+    assert!(
+        store
+            .thread_matters(&other, &asked)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.thread_matters(&user, &[]).await.unwrap().is_empty());
+}
+
 pub async fn scans_are_recorded_updated_and_listed_newest_first(store: &dyn Store) {
     let user = fresh_user();
     let first = scan("scan-1", "2026-04-01T09:00:00Z");
@@ -1137,6 +1176,7 @@ on_sqlite!(
     rejected_entries_are_listed_but_left_out_of_summaries,
     calendar_events_are_upserted_and_found_by_uid,
     events_are_looked_up_together_by_any_uid,
+    thread_matters_are_each_threads_latest_entry_with_a_matter,
     scans_are_recorded_updated_and_listed_newest_first,
     a_persons_change_is_kept_whole_through_later_batches,
     a_manual_entry_is_inserted_and_removed_by_id,
@@ -1182,6 +1222,7 @@ on_supabase!(
     rejected_entries_are_listed_but_left_out_of_summaries,
     calendar_events_are_upserted_and_found_by_uid,
     events_are_looked_up_together_by_any_uid,
+    thread_matters_are_each_threads_latest_entry_with_a_matter,
     scans_are_recorded_updated_and_listed_newest_first,
     a_persons_change_is_kept_whole_through_later_batches,
     a_manual_entry_is_inserted_and_removed_by_id,
