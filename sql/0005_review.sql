@@ -14,6 +14,9 @@ alter table public.time_entries
 
 create index if not exists time_entries_merged
   on public.time_entries (user_id, merged_into) where merged_into is not null;
+-- A scan asks for the matter of each thread it sees (thread_matters).
+create index if not exists time_entries_user_thread
+  on public.time_entries (user_id, thread_id) where thread_id is not null;
 
 -- A bulk upsert (`resolution=merge-duplicates`) is a re-analysis: it keeps the
 -- entry's id and created_at and never changes an entry a person reviewed, merged or

@@ -77,6 +77,14 @@ impl Store for RunSettings {
         self.inner.save_batch(user, batch).await
     }
 
+    async fn thread_matters(
+        &self,
+        user: &UserId,
+        thread_ids: &[String],
+    ) -> Result<HashMap<String, (String, String)>, StoreError> {
+        self.inner.thread_matters(user, thread_ids).await
+    }
+
     async fn entries_by_id(
         &self,
         user: &UserId,

@@ -279,6 +279,13 @@ mod tests {
         async fn merged_parts(&self, _: &UserId, _: &str) -> Result<Vec<TimeEntry>, StoreError> {
             Ok(Vec::new())
         }
+        async fn thread_matters(
+            &self,
+            _: &UserId,
+            _: &[String],
+        ) -> Result<HashMap<String, (String, String)>, StoreError> {
+            Ok(HashMap::new())
+        }
         async fn list_entries(
             &self,
             _: &UserId,

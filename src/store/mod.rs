@@ -266,15 +266,11 @@ pub trait Store: Send + Sync {
     /// For each of `thread_ids` with an entry that has a matter: the (client, matter)
     /// of its most recent such entry (by work date, then creation). A scan asks once
     /// per chunk, so a reply in a thread is filed like the thread's earlier mail.
-    /// The default knows none: a store wrapper that does not pass it on costs the
-    /// thread step of matter assignment, nothing else.
     async fn thread_matters(
         &self,
-        _user: &UserId,
-        _thread_ids: &[String],
-    ) -> Result<HashMap<String, (String, String)>, StoreError> {
-        Ok(HashMap::new())
-    }
+        user: &UserId,
+        thread_ids: &[String],
+    ) -> Result<HashMap<String, (String, String)>, StoreError>;
 
     /// Saves a chunk in one transaction (or one request per table); saving the same
     /// batch twice changes nothing.

@@ -116,6 +116,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE time_entries ADD COLUMN merged_into TEXT;
     CREATE INDEX IF NOT EXISTS time_entries_merged
         ON time_entries (user_id, merged_into) WHERE merged_into IS NOT NULL;
+    -- A scan asks for the matter of each thread it sees (thread_matters).
+    CREATE INDEX IF NOT EXISTS time_entries_user_thread
+        ON time_entries (user_id, thread_id) WHERE thread_id IS NOT NULL;
     "#,
 ];
 
