@@ -167,3 +167,21 @@ $$;
 
 revoke all on function public.time_summary(date, date, text, boolean, text, text) from public, anon;
 grant execute on function public.time_summary(date, date, text, boolean, text, text) to authenticated;
+
+-- For each of `p_threads`: the client and matter of its latest entry that has a
+-- matter, so a scan files a reply like the thread's earlier mail. A body parameter,
+-- like calendar_event_states, because a thread id (a Message-ID) may hold any
+-- character.
+create or replace function public.thread_matters(p_threads text[])
+returns table (thread_id text, client text, matter text)
+language sql stable security invoker
+as $$
+  select distinct on (e.thread_id) e.thread_id, e.client, e.matter
+  from public.time_entries e
+  where e.user_id = (select auth.uid()) and e.thread_id = any(p_threads)
+    and e.client is not null and e.matter is not null and e.matter <> ''
+  order by e.thread_id, e.work_date desc, e.created_at desc
+$$;
+
+revoke all on function public.thread_matters(text[]) from public, anon;
+grant execute on function public.thread_matters(text[]) to authenticated;

@@ -570,9 +570,9 @@ impl Store for SupabaseStore {
         Ok(rows.into_iter().map(|e| (e.uid.clone(), e)).collect())
     }
 
-    /// Newest first, so the first row of a thread is its answer; the ids are quoted
-    /// because Message-IDs may hold commas or parentheses, and sent
-    /// `THREADS_PER_CALL` at a time to keep the URL short.
+    /// One `thread_matters` call per `IDS_PER_CALL` threads, the ids in the body:
+    /// Message-IDs may hold any character, which a query string does not carry
+    /// faithfully through every PostgREST.
     async fn thread_matters(
         &self,
         user: &UserId,
@@ -584,27 +584,20 @@ impl Store for SupabaseStore {
             client: String,
             matter: String,
         }
-        const THREADS_PER_CALL: usize = 100;
-        let mut found = HashMap::new();
-        for chunk in thread_ids.chunks(THREADS_PER_CALL) {
-            let quoted = chunk
-                .iter()
-                .map(|t| format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\"")));
-            let request = self
-                .from(user, "time_entries")?
-                .select("client,matter,thread_id")
-                .in_("thread_id", quoted)
-                .not("is", "client", "null")
-                // Also drops NULL, which is never unequal to anything.
-                .neq("matter", "")
-                .order("work_date.desc,created_at.desc");
-            let rows: Vec<Row> = self
-                .fetch(request, "look up the matters of threads", "thread matters")
-                .await?;
-            for r in rows {
-                found.entry(r.thread_id).or_insert((r.client, r.matter));
-            }
-        }
+        let rows: Vec<Row> = self
+            .rpc_by_ids(
+                user,
+                "thread_matters",
+                "p_threads",
+                thread_ids,
+                "look up the matters of threads",
+                "thread matters",
+            )
+            .await?;
+        let found = rows
+            .into_iter()
+            .map(|r| (r.thread_id, (r.client, r.matter)))
+            .collect();
         Ok(found)
     }
 
