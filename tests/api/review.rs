@@ -426,3 +426,67 @@ async fn a_thread_day_of_short_replies_is_one_entry_rounded_once_and_stays_one()
         entries[0]["billed_minutes"]
     );
 }
+
+#[test]
+fn exports_that_cannot_be_made_exit_2_name_the_problem_and_mark_nothing() {
+    use crate::helpers::{TestApp, path_str};
+    let app = TestApp::new();
+    let mut settings = release_settings();
+    settings["timekeeper_id"] = json!("");
+    let settings = app.write("settings.json", &settings.to_string());
+    let mbox = fixture("demo.mbox");
+    app.run(&["--settings", path_str(&settings), "configure"])
+        .assert_ok();
+    app.run(&["--mbox", path_str(&mbox), "scan"]).assert_ok();
+    let out = app.dir.path().join("out.txt");
+    let refused = |args: &[&str], needle: &str| {
+        let run = app.run(args);
+        assert_eq!(run.code(), 2, "{args:?}: {}{}", run.stdout(), run.stderr());
+        assert!(run.stderr().contains(needle), "{args:?}: {}", run.stderr());
+        assert!(!out.exists(), "{args:?} left a file behind");
+    };
+    // Nothing approved yet, while entries await review.
+    refused(
+        &["export", "--format", "csv", "--out", path_str(&out)],
+        "await review; approve them first",
+    );
+    let listed = app.run(&["--json", "entries"]).json();
+    let invite = id_of(&listed, "invite-msa-call");
+    app.run(&["approve", &invite]).assert_ok();
+    // LEDES without a timekeeper id names the entry and the setting.
+    refused(
+        &[
+            "export",
+            "--format",
+            "ledes1998b",
+            "--client",
+            "Acme Corp",
+            "--invoice",
+            "1",
+            "--out",
+            path_str(&out),
+        ],
+        "timekeeper_id",
+    );
+    let run = app.run(&["export", "--format", "pdf", "--out", path_str(&out)]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("pdf"), "{}", run.stderr());
+    // Through the tool: an unknown format names the field and the formats there are.
+    let run = app.run(&["tool", "export_time_entries", r#"{"format": "pdf"}"#]);
+    assert_eq!(run.code(), 2, "{}", run.stdout());
+    let text = format!("{}{}", run.stdout(), run.stderr());
+    assert!(
+        text.contains("format") && text.contains("ledes1998b"),
+        "{text}"
+    );
+
+    let after = app.run(&["--json", "entries"]).json();
+    assert!(
+        after["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["exported_at"].is_null()),
+        "a refused export marked entries: {after}"
+    );
+}

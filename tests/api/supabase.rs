@@ -615,7 +615,7 @@ async fn refused(ctx: &Context, user: &UserId, tool: &str, args: Value) -> Strin
 }
 
 #[tokio::test]
-async fn user_b_cannot_update_merge_or_split_user_as_entries() {
+async fn user_b_cannot_update_merge_split_or_export_user_as_entries() {
     if SUPABASE.skipped() {
         return;
     }
@@ -649,14 +649,14 @@ async fn user_b_cannot_update_merge_or_split_user_as_entries() {
     )
     .await;
     let merged_id = merged["entry"]["id"].as_str().unwrap().to_owned();
-    let before = call(&ctx, &a, "list_time_entries", json!({"limit": 500})).await;
-    let ids: Vec<String> = before["entries"]
+    let listed = call(&ctx, &a, "list_time_entries", json!({"limit": 500})).await;
+    let ids: Vec<String> = listed["entries"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["id"].as_str().unwrap().to_owned())
         .collect();
-    assert!(ids.len() > 2, "{before}");
+    assert!(ids.len() > 2, "{listed}");
 
     let message = refused(
         &ctx,
@@ -677,6 +677,18 @@ async fn user_b_cannot_update_merge_or_split_user_as_entries() {
     )
     .await;
     refused(&ctx, &b, "split_time_entry", json!({"id": merged_id})).await;
+    // B's export holds none of A's entries and marks none of them.
+    let approve = json!({"ids": [ids[0]], "changes": {"status": "approved"}});
+    call(&ctx, &a, "update_time_entries", approve).await;
+    let before = call(&ctx, &a, "list_time_entries", json!({"limit": 500})).await;
+    let exported = call(
+        &ctx,
+        &b,
+        "export_time_entries",
+        json!({"format": "csv", "include_exported": true}),
+    )
+    .await;
+    assert_eq!(exported["entries"], 0, "{exported}");
 
     // Past the tools, the database itself refuses: B's write of A's row is an error
     // (row-level security on the upsert), and B's delete of it removes nothing.
