@@ -1,7 +1,7 @@
 //! What the review tools share: finding a user's entries by id, and checking a
 //! person's values against the settings before anything is written.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::analyze::duration;
 use crate::context::Context;
@@ -39,10 +39,16 @@ pub fn unique_ids(ids: &[String], field: &str) -> Result<Vec<String>> {
 /// The user's entries with these ids, in the same order; any id that is unknown (or
 /// another user's) fails the whole call, naming it.
 pub async fn entries(ctx: &Context, user: &UserId, ids: &[String]) -> Result<Vec<TimeEntry>> {
-    let mut found = ctx.store.entries_by_id(user, ids).await?;
+    let mut found: HashMap<String, TimeEntry> = ctx
+        .store
+        .entries_by_id(user, ids)
+        .await?
+        .into_iter()
+        .map(|e| (e.id.clone(), e))
+        .collect();
     let missing: Vec<&str> = ids
         .iter()
-        .filter(|id| !found.iter().any(|e| &e.id == *id))
+        .filter(|id| !found.contains_key(*id))
         .map(String::as_str)
         .collect();
     if !missing.is_empty() {
@@ -57,8 +63,7 @@ pub async fn entries(ctx: &Context, user: &UserId, ids: &[String]) -> Result<Vec
             shown.join(", ")
         )));
     }
-    found.sort_by_key(|e| ids.iter().position(|id| *id == e.id));
-    Ok(found)
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
 /// Refuses entries a person may no longer change here: exported ones (the billing
