@@ -267,10 +267,14 @@ pub async fn split(ctx: &Context, user: &UserId, args: SplitArgs) -> Result<Spli
             format!("entry {id} is not a merged entry, so there is nothing to split"),
         ));
     }
+    // A split is a person's decision: parts a scan rolled up (never reviewed) are
+    // marked reviewed now, so the next scan does not roll them up again.
+    let now = Utc::now();
     let restored: Vec<TimeEntry> = parts
         .into_iter()
         .map(|p| TimeEntry {
             merged_into: None,
+            reviewed_at: p.reviewed_at.or(Some(now)),
             ..p
         })
         .collect();

@@ -425,6 +425,25 @@ async fn a_thread_day_of_short_replies_is_one_entry_rounded_once_and_stays_one()
         summary["total"][0]["billed_minutes"],
         entries[0]["billed_minutes"]
     );
+
+    // A person who splits it keeps it split: the next scan does not roll it up again.
+    call(&ctx, "split_time_entry", json!({"id": id}))
+        .await
+        .unwrap();
+    let mut text = std::fs::read_to_string(&mbox).unwrap();
+    text.push_str(&reply(5, 16));
+    std::fs::write(&mbox, text).unwrap();
+    let ctx = app.context(source());
+    let again = call(&ctx, "scan_billable_time", json!({})).await.unwrap();
+    assert_eq!(
+        (
+            again["entries_created"].as_u64(),
+            again["rolled_up"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    let entries = call(&ctx, "list_time_entries", json!({})).await.unwrap()["entries"].clone();
+    assert_eq!(entries.as_array().unwrap().len(), 5, "{entries}");
 }
 
 #[test]
