@@ -438,6 +438,37 @@ pub fn tally(t: &Tally) -> String {
     text
 }
 
+/// What an export did, in a line or two.
+pub fn exported(out: &crate::tools::export::Output, path: Option<&std::path::Path>) -> String {
+    let to = path.map_or_else(String::new, |p| format!(" to {}", p.display()));
+    let mut text = if out.entries == 0 {
+        format!(
+            "Nothing new to export{to}: every approved entry in the period was exported \
+             before (--include-exported sends them again).\n"
+        )
+    } else {
+        let marked = match &out.batch_id {
+            Some(b) => format!("; marked exported as batch {b}"),
+            None => "; nothing marked exported".to_owned(),
+        };
+        format!(
+            "Exported {} {} ({:.1} h, {:.2}) as {}{to}{marked}.\n",
+            out.entries,
+            if out.entries == 1 { "entry" } else { "entries" },
+            out.billed_minutes as f64 / 60.0,
+            out.amount,
+            out.format.as_str(),
+        )
+    };
+    if out.awaiting_review > 0 {
+        text.push_str(&format!(
+            "{} more in the period await review (`billable review`).\n",
+            out.awaiting_review
+        ));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,35 +561,4 @@ mod tests {
         );
         assert_eq!(t, "name   n\n----  --\na      5\nbb    10\n");
     }
-}
-
-/// What an export did, in a line or two.
-pub fn exported(out: &crate::tools::export::Output, path: Option<&std::path::Path>) -> String {
-    let to = path.map_or_else(String::new, |p| format!(" to {}", p.display()));
-    let mut text = if out.entries == 0 {
-        format!(
-            "Nothing new to export{to}: every approved entry in the period was exported \
-             before (--include-exported sends them again).\n"
-        )
-    } else {
-        let marked = match &out.batch_id {
-            Some(b) => format!("; marked exported as batch {b}"),
-            None => "; nothing marked exported".to_owned(),
-        };
-        format!(
-            "Exported {} {} ({:.1} h, {:.2}) as {}{to}{marked}.\n",
-            out.entries,
-            if out.entries == 1 { "entry" } else { "entries" },
-            out.billed_minutes as f64 / 60.0,
-            out.amount,
-            out.format.as_str(),
-        )
-    };
-    if out.awaiting_review > 0 {
-        text.push_str(&format!(
-            "{} more in the period await review (`billable review`).\n",
-            out.awaiting_review
-        ));
-    }
-    text
 }

@@ -149,7 +149,7 @@ pub fn billed_minutes(settings: &Settings, minutes: u32, field: &str) -> Result<
         ));
     }
     let inc = settings.billing_increment_minutes.max(1);
-    if minutes % inc != 0 {
+    if !minutes.is_multiple_of(inc) {
         return Err(Error::invalid(
             field,
             format!(
