@@ -921,15 +921,15 @@ pub async fn a_persons_change_is_kept_whole_through_later_batches(store: &dyn St
         ..suggested.clone()
     };
     store
-        .write_reviewed(&user, &[edited.clone()], &[])
+        .write_reviewed(&user, std::slice::from_ref(&edited), &[])
         .await
         .unwrap();
     assert_eq!(
         store
-            .entries_by_id(&user, &[edited.id.clone()])
+            .entries_by_id(&user, std::slice::from_ref(&edited.id))
             .await
             .unwrap(),
-        [edited.clone()]
+        std::slice::from_ref(&edited)
     );
 
     // A rescan (the analysis again, unreviewed) and a cancellation leave it alone.
@@ -950,7 +950,7 @@ pub async fn a_persons_change_is_kept_whole_through_later_batches(store: &dyn St
         ..edited
     };
     store
-        .write_reviewed(&user, &[approved.clone()], &[])
+        .write_reviewed(&user, std::slice::from_ref(&approved), &[])
         .await
         .unwrap();
     assert_eq!(
@@ -968,12 +968,12 @@ pub async fn a_manual_entry_is_inserted_and_removed_by_id(store: &dyn Store) {
         ..entry("manual:call-1", "2026-04-03", Some("Acme"))
     };
     store
-        .write_reviewed(&user, &[manual.clone()], &[])
+        .write_reviewed(&user, std::slice::from_ref(&manual), &[])
         .await
         .unwrap();
     assert_eq!(listed(store, &user, all()).await, ["manual:call-1"]);
     store
-        .write_reviewed(&user, &[], &[manual.id.clone()])
+        .write_reviewed(&user, &[], std::slice::from_ref(&manual.id))
         .await
         .unwrap();
     assert!(listed(store, &user, all()).await.is_empty());
@@ -993,12 +993,12 @@ pub async fn entries_by_id_finds_only_the_users_own(store: &dyn Store) {
     ];
     assert_eq!(
         store.entries_by_id(&a, &asked).await.unwrap(),
-        [mine.clone()]
+        std::slice::from_ref(&mine)
     );
     assert!(store.entries_by_id(&b, &asked).await.unwrap().is_empty());
     // B deleting A's id removes nothing.
     store
-        .write_reviewed(&b, &[], &[mine.id.clone()])
+        .write_reviewed(&b, &[], std::slice::from_ref(&mine.id))
         .await
         .unwrap();
     assert_eq!(store.entries_by_id(&a, &asked).await.unwrap(), [mine]);
@@ -1059,7 +1059,7 @@ pub async fn merged_entries_are_hidden_until_split(store: &dyn Store) {
         })
         .collect();
     store
-        .write_reviewed(&user, &restored, &[merged.id.clone()])
+        .write_reviewed(&user, &restored, std::slice::from_ref(&merged.id))
         .await
         .unwrap();
     assert_eq!(listed(store, &user, all()).await, ["m1", "m2"]);
