@@ -328,6 +328,14 @@ pub fn scan(v: &scan::Output, width: Option<usize>) -> String {
     for e in v.errors.iter().take(10) {
         out.push_str(&format!("  error {}: {}\n", e.message_id, e.reason));
     }
+    if v.rolled_up > 0 {
+        out.push_str(&format!(
+            "The rollup setting folded {} into others of the same thread or matter and \
+             day; the totals above are per message, `billable summary` shows what will be \
+             billed.\n",
+            count(v.rolled_up, "entry", "entries"),
+        ));
+    }
     let domains: Vec<String> = v
         .unmatched_domains
         .iter()
