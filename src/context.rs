@@ -9,7 +9,7 @@ use crate::analyze::cache::AnalysisCache;
 use crate::analyze::llm::LlmAnalyzer;
 use crate::analyze::rules::RulesAnalyzer;
 use crate::config::{AnalyzerChoice, Config, SourceConfig};
-use crate::domain::UserId;
+use crate::domain::{Settings, UserId};
 use crate::error::Result;
 use crate::mail::eml_dir::EmlDirSource;
 use crate::mail::gmail::GmailHub;
@@ -29,6 +29,8 @@ pub struct Context {
     /// The store behind its summary cache (a [`CachedStore`]), so every write drops
     /// the writer's cached summaries.
     pub store: Arc<dyn Store>,
+    /// The same store as `store`, typed, for what only the cache does.
+    cache: Arc<CachedStore>,
     /// Analyses per user and message content, in front of the analyzer.
     pub analyses: AnalysisCache,
 }
@@ -41,13 +43,21 @@ impl Context {
         analyzer: Arc<dyn Analyzer>,
         store: Arc<dyn Store>,
     ) -> Self {
+        let cache = Arc::new(CachedStore::new(store));
         Context {
             source,
             gmail: None,
             analyzer,
-            store: Arc::new(CachedStore::new(store)),
+            store: cache.clone(),
+            cache,
             analyses: AnalysisCache::new(),
         }
+    }
+
+    /// `user`'s settings for the rest of this run, stored nowhere (`--settings FILE`
+    /// without `--save`); see [`CachedStore::use_for_run`].
+    pub fn use_settings_for_run(&self, user: UserId, settings: Settings) {
+        self.cache.use_for_run(user, settings);
     }
 
     /// Reads Gmail through `hub` for users without a local source.

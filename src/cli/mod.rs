@@ -5,7 +5,6 @@
 
 mod export;
 mod ids;
-mod overlay;
 mod render;
 mod review;
 
@@ -551,7 +550,7 @@ fn config(cli: &Cli, server: bool) -> Result<Config, Error> {
 /// The context a configuration describes, with `--settings` applied for the local
 /// user: for this run only, or stored with `--save` (said on stderr).
 async fn context(cli: &Cli, config: &Config) -> Result<Context, Error> {
-    let mut ctx = Context::from_config(config)?;
+    let ctx = Context::from_config(config)?;
     let Some(path) = &cli.settings else {
         return Ok(ctx);
     };
@@ -587,11 +586,7 @@ async fn context(cli: &Cli, config: &Config) -> Result<Context, Error> {
         }
         None => stored,
     };
-    ctx.store = std::sync::Arc::new(overlay::RunSettings {
-        inner: ctx.store.clone(),
-        user,
-        settings: std::sync::RwLock::new(settings),
-    });
+    ctx.use_settings_for_run(user, settings);
     Ok(ctx)
 }
 

@@ -1,9 +1,13 @@
 //! The summary cache in front of any store. `Context::new` wraps every store in it,
 //! so invalidation lives next to the writes: each write method drops the writer's
 //! cached summaries itself, and no caller has to remember to.
+//!
+//! It also holds settings that apply for one run only (`--settings FILE` without
+//! `--save`): [`CachedStore::use_for_run`] makes `settings` answer them for one user,
+//! while everything else reaches the real store untouched.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,6 +26,8 @@ pub struct CachedStore {
     inner: Arc<dyn Store>,
     summaries: moka::future::Cache<Key, Arc<Summary>>,
     generations: Mutex<HashMap<UserId, u64>>,
+    /// One user's settings for this run, in place of the stored ones.
+    run_settings: RwLock<Option<(UserId, Settings)>>,
 }
 
 impl CachedStore {
@@ -33,7 +39,22 @@ impl CachedStore {
                 .time_to_live(Duration::from_secs(300))
                 .build(),
             generations: Mutex::new(HashMap::new()),
+            run_settings: RwLock::new(None),
         }
+    }
+
+    /// Answers `user`'s settings with `settings` for the rest of this process,
+    /// storing nothing. A change of settings during the run (a chat assistant calling
+    /// `configure_time_tracking` on `serve`) is stored as asked and seen from then on.
+    pub fn use_for_run(&self, user: UserId, settings: Settings) {
+        *self.run_settings.write().unwrap_or_else(|p| p.into_inner()) = Some((user, settings));
+    }
+
+    fn run_settings_of(&self, user: &UserId) -> Option<Settings> {
+        let run = self.run_settings.read().unwrap_or_else(|p| p.into_inner());
+        run.as_ref()
+            .filter(|(u, _)| u == user)
+            .map(|(_, s)| s.clone())
     }
 
     fn generation(&self, user: &UserId) -> u64 {
@@ -53,12 +74,23 @@ impl CachedStore {
 #[async_trait]
 impl Store for CachedStore {
     async fn settings(&self, user: &UserId) -> Result<Settings, StoreError> {
-        self.inner.settings(user).await
+        match self.run_settings_of(user) {
+            Some(settings) => Ok(settings),
+            None => self.inner.settings(user).await,
+        }
     }
 
     async fn save_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError> {
         let saved = self.inner.save_settings(user, settings).await;
         self.invalidate(user);
+        if saved.is_ok() {
+            let mut run = self.run_settings.write().unwrap_or_else(|p| p.into_inner());
+            if let Some((u, s)) = run.as_mut()
+                && u == user
+            {
+                *s = settings.clone();
+            }
+        }
         saved
     }
 
@@ -391,6 +423,26 @@ mod tests {
         store.save_batch(&a, &Batch::default()).await.unwrap();
         store.summary(&b, &query(GroupBy::Client)).await.unwrap();
         assert_eq!(fake.computed.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn run_settings_answer_for_their_user_only_and_follow_a_saved_change() {
+        let (_, store) = cached();
+        let (me, other) = (UserId::local(), UserId::new("someone-else"));
+        let run = Settings {
+            billing_increment_minutes: 15,
+            ..Settings::default()
+        };
+        store.use_for_run(me.clone(), run.clone());
+        assert_eq!(store.settings(&me).await.unwrap(), run);
+        // The fake store always answers the defaults: only `me` is overridden.
+        assert_eq!(store.settings(&other).await.unwrap(), Settings::default());
+        let changed = Settings {
+            billing_increment_minutes: 30,
+            ..run
+        };
+        store.save_settings(&me, &changed).await.unwrap();
+        assert_eq!(store.settings(&me).await.unwrap(), changed);
     }
 
     #[tokio::test]

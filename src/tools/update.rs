@@ -116,24 +116,19 @@ struct Checked<'a> {
 
 impl<'a> Checked<'a> {
     fn of(raw: &'a Changes, settings: &Settings) -> Result<Checked<'a>> {
-        let client = raw
+        let rule = raw
             .client
             .as_deref()
-            .map(|c| review::client(settings, c, "changes.client").map(|c| c.name.clone()))
+            .map(|c| review::client(settings, c, "changes.client"))
             .transpose()?;
         // With a new client, the matter is checked against it here; otherwise
         // against each entry's own client in `apply`.
-        let matter = match (&client, raw.matter.as_deref()) {
-            (Some(c), Some(m)) => {
-                let rule = review::client(settings, c, "changes.client")?;
-                Some(review::matter(rule, m, "changes.matter")?)
-            }
-            (Some(c), None) => {
-                let rule = review::client(settings, c, "changes.client")?;
-                Some(rule.only_matter().map(|m| m.id.clone()))
-            }
+        let matter = match (rule, raw.matter.as_deref()) {
+            (Some(rule), Some(m)) => Some(review::matter(rule, m, "changes.matter")?),
+            (Some(rule), None) => Some(rule.only_matter().map(|m| m.id.clone())),
             (None, _) => None,
         };
+        let client = rule.map(|c| c.name.clone());
         Ok(Checked {
             raw,
             client,
