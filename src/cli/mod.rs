@@ -35,18 +35,10 @@ pub struct Cli {
     /// SQLite file for entries and settings [env: BILLABLE_DB; default: billable.sqlite3 in your data directory]
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Read mail from an mbox file, e.g. a Google Takeout export [env: BILLABLE_MBOX]
-    #[arg(long, global = true, value_name = "FILE", conflicts_with_all = ["maildir", "eml_dir"])]
-    pub mbox: Option<PathBuf>,
-    /// Read mail from a Maildir folder [env: BILLABLE_MAILDIR]
-    #[arg(long, global = true, value_name = "DIR", conflicts_with = "eml_dir")]
-    pub maildir: Option<PathBuf>,
-    /// Read mail from a folder of .eml files [env: BILLABLE_EML_DIR]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub eml_dir: Option<PathBuf>,
-    /// Read mail from Gmail (credentials from GMAIL_* variables; see `billable auth gmail`)
-    #[arg(long, global = true, conflicts_with_all = ["mbox", "maildir", "eml_dir"])]
-    pub gmail: bool,
+    // Where mail comes from, before the command (`billable --mbox FILE scan`); the
+    // commands that read mail also take it after their name.
+    #[command(flatten)]
+    pub mail: MailArgs,
     /// Use these settings for this run only: a JSON object of settings to change, as for
     /// `configure` (e.g. {"timezone": "Europe/Paris", "clients": [...]}); `configure` stores
     /// them, other commands only with --save
@@ -59,11 +51,44 @@ pub struct Cli {
     /// Print JSON instead of tables
     #[arg(long, global = true)]
     pub json: bool,
-    /// Which analyzer runs [default: llm when OPENAI_API_KEY or OPENAI_BASE_URL is set, else rules]
-    #[arg(long, global = true, value_enum)]
-    pub analyzer: Option<AnalyzerArg>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The mail source and the analyzer: options only for the commands that read mail
+/// (scan, analyze, tool, serve, mcp).
+#[derive(Debug, Clone, Default, Args)]
+pub struct MailArgs {
+    /// Read mail from an mbox file, e.g. a Google Takeout export [env: BILLABLE_MBOX]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["maildir", "eml_dir"])]
+    pub mbox: Option<PathBuf>,
+    /// Read mail from a Maildir folder [env: BILLABLE_MAILDIR]
+    #[arg(long, value_name = "DIR", conflicts_with = "eml_dir")]
+    pub maildir: Option<PathBuf>,
+    /// Read mail from a folder of .eml files [env: BILLABLE_EML_DIR]
+    #[arg(long, value_name = "DIR")]
+    pub eml_dir: Option<PathBuf>,
+    /// Read mail from Gmail (credentials from GMAIL_* variables; see `billable auth gmail`)
+    #[arg(long, conflicts_with_all = ["mbox", "maildir", "eml_dir"])]
+    pub gmail: bool,
+    /// Which analyzer runs [default: llm when OPENAI_API_KEY or OPENAI_BASE_URL is set, else rules]
+    #[arg(long, value_enum)]
+    pub analyzer: Option<AnalyzerArg>,
+}
+
+impl MailArgs {
+    /// The first option given, as typed, or None.
+    fn given(&self) -> Option<&'static str> {
+        [
+            (self.mbox.is_some(), "--mbox"),
+            (self.maildir.is_some(), "--maildir"),
+            (self.eml_dir.is_some(), "--eml-dir"),
+            (self.gmail, "--gmail"),
+            (self.analyzer.is_some(), "--analyzer"),
+        ]
+        .into_iter()
+        .find_map(|(set, flag)| set.then_some(flag))
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -200,6 +225,8 @@ pub enum Command {
         /// Analyze messages again even if already processed
         #[arg(long)]
         reanalyze: bool,
+        #[command(flatten)]
+        mail: MailArgs,
     },
     /// Analyze one message (an .eml file, or --id from the mail source)
     Analyze {
@@ -212,6 +239,8 @@ pub enum Command {
         /// Save the proposed entry
         #[arg(long)]
         save: bool,
+        #[command(flatten)]
+        mail: MailArgs,
     },
     /// Totals for a period
     Summary {
@@ -361,6 +390,8 @@ pub enum Command {
         name: String,
         /// Arguments as a JSON object; `-` reads standard input [default: {}]
         args: Option<String>,
+        #[command(flatten)]
+        mail: MailArgs,
     },
     /// Print the OpenAI `tools` array, or with --write regenerate tools/*.json from the types
     Tools {
@@ -373,9 +404,14 @@ pub enum Command {
         /// Address to listen on, HOST:PORT [env: BILLABLE_BIND; default: 127.0.0.1:8787]
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
+        #[command(flatten)]
+        mail: MailArgs,
     },
     /// Serve the tools over MCP on stdin/stdout (for Claude Desktop, IDEs, agents)
-    Mcp,
+    Mcp {
+        #[command(flatten)]
+        mail: MailArgs,
+    },
     /// Apply the Postgres migrations in sql/ to DATABASE_URL (plain Postgres or Supabase)
     Migrate {
         /// Never apply the plain-Postgres stand-in for Supabase's roles and auth schema
@@ -404,9 +440,108 @@ pub enum AuthProvider {
     },
 }
 
+impl Cli {
+    /// The command line with the mail options given after a command moved to the top,
+    /// where the rest of the CLI reads them; an option that the command would ignore,
+    /// or the mail source given twice, is refused.
+    fn resolved(mut self) -> Result<Cli, Error> {
+        let after = match &mut self.command {
+            Command::Scan { mail, .. }
+            | Command::Analyze { mail, .. }
+            | Command::Tool { mail, .. }
+            | Command::Serve { mail, .. }
+            | Command::Mcp { mail } => Some(std::mem::take(mail)),
+            _ => None,
+        };
+        let name = self.command.name();
+        match after {
+            Some(after) => {
+                if let (Some(_), Some(flag)) = (self.mail.given(), after.given()) {
+                    return Err(Error::invalid(
+                        flag,
+                        "give the mail source and analyzer either before the command or after \
+                         it, not both",
+                    ));
+                }
+                if after.given().is_some() {
+                    self.mail = after;
+                }
+            }
+            None => {
+                if let Some(flag) = self.mail.given() {
+                    return Err(Error::invalid(
+                        flag,
+                        format!(
+                            "`{name}` reads no mail, so {flag} would be ignored; it is for scan, \
+                             analyze, tool, serve and mcp"
+                        ),
+                    ));
+                }
+            }
+        }
+        let store_free = matches!(
+            self.command,
+            Command::Tools { .. } | Command::Migrate { .. } | Command::Auth { .. }
+        );
+        if store_free {
+            let why = match self.command {
+                Command::Migrate { .. } => "it migrates the Postgres database in DATABASE_URL",
+                _ => "it uses no settings or entries",
+            };
+            for (set, flag) in [
+                (self.db.is_some(), "--db"),
+                (self.settings.is_some(), "--settings"),
+            ] {
+                if set {
+                    return Err(Error::invalid(
+                        flag,
+                        format!("`{name}` takes no {flag}: {why}"),
+                    ));
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+impl Command {
+    /// The command's name as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Scan { .. } => "scan",
+            Command::Analyze { .. } => "analyze",
+            Command::Summary { .. } => "summary",
+            Command::Entries { .. } => "entries",
+            Command::Approve { .. } => "approve",
+            Command::Reject { .. } => "reject",
+            Command::Edit { .. } => "edit",
+            Command::Add { .. } => "add",
+            Command::Merge { .. } => "merge",
+            Command::Split { .. } => "split",
+            Command::Export(_) => "export",
+            Command::Review { .. } => "review",
+            Command::Configure { .. } => "configure",
+            Command::Tool { .. } => "tool",
+            Command::Tools { .. } => "tools",
+            Command::Serve { .. } => "serve",
+            Command::Mcp { .. } => "mcp",
+            Command::Migrate { .. } => "migrate",
+            Command::Auth { .. } => "auth",
+        }
+    }
+}
+
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> ExitCode {
-    if matches!(cli.command, Command::Serve { .. } | Command::Mcp) {
+    let json_flag = cli.json;
+    let cli = match cli.resolved() {
+        Ok(cli) => cli,
+        Err(e) => {
+            report(&e, json_flag);
+            return exit_code(&e);
+        }
+    };
+    if matches!(cli.command, Command::Serve { .. } | Command::Mcp { .. }) {
         return serve(cli).await;
     }
     let json_out = cli.json || matches!(cli.command, Command::Tool { .. } | Command::Tools { .. });
@@ -517,7 +652,7 @@ fn config(cli: &Cli, server: bool) -> Result<Config, Error> {
     if let Some(db) = &cli.db {
         config.db = Some(db.clone());
     }
-    match (&cli.mbox, &cli.maildir, &cli.eml_dir) {
+    match (&cli.mail.mbox, &cli.mail.maildir, &cli.mail.eml_dir) {
         (Some(p), _, _) => {
             check_mbox(p)?;
             config.source = SourceConfig::Mbox(p.clone());
@@ -527,7 +662,7 @@ fn config(cli: &Cli, server: bool) -> Result<Config, Error> {
         _ => {}
     }
     let gmail = config.gmail.take();
-    config.gmail = if cli.gmail {
+    config.gmail = if cli.mail.gmail {
         Some(gmail.ok_or_else(|| {
             Error::invalid(
                 "--gmail",
@@ -540,7 +675,7 @@ fn config(cli: &Cli, server: bool) -> Result<Config, Error> {
     } else {
         None
     };
-    config.analyzer = cli.analyzer.map(|a| match a {
+    config.analyzer = cli.mail.analyzer.map(|a| match a {
         AnalyzerArg::Rules => AnalyzerChoice::Rules,
         AnalyzerArg::Llm => AnalyzerChoice::Llm,
     });
@@ -614,7 +749,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
         }
         Command::Auth { provider } => return auth(&config(&cli, false)?, provider).await,
         Command::Migrate { no_compat } => return migrate(&config(&cli, false)?, *no_compat).await,
-        Command::Serve { .. } | Command::Mcp => {
+        Command::Serve { .. } | Command::Mcp { .. } => {
             return Err(Error::invalid(
                 "command",
                 "serve and mcp are not tool calls",
@@ -639,6 +774,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             max_messages,
             dry_run,
             reanalyze,
+            ..
         } => {
             let args = scan::Args {
                 query,
@@ -661,7 +797,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             }
             answer
         }
-        Command::Analyze { file, id, save } => {
+        Command::Analyze { file, id, save, .. } => {
             let (message_id, raw_email) = match (file, id) {
                 (Some(path), _) => (None, Some(read_text(&path, "file")?)),
                 (None, Some(id)) => (Some(id), None),
@@ -821,7 +957,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
                     .await?;
             Answer::new(&out, render::settings(&out))
         }
-        Command::Tool { name, args } => {
+        Command::Tool { name, args, .. } => {
             let args = match args.as_deref() {
                 None => Value::Object(Map::new()),
                 Some(text) => {
@@ -846,7 +982,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
         | Command::Auth { .. }
         | Command::Migrate { .. }
         | Command::Serve { .. }
-        | Command::Mcp => Answer::silent(),
+        | Command::Mcp { .. } => Answer::silent(),
     };
     Ok(answer)
 }
@@ -1152,7 +1288,7 @@ async fn serve(cli: Cli) -> ExitCode {
         let mut server = config.server.clone();
         let ctx = std::sync::Arc::new(context(&cli, &config).await?);
         match cli.command {
-            Command::Serve { bind } => {
+            Command::Serve { bind, .. } => {
                 if let Some(bind) = bind {
                     server.bind = bind;
                 }
@@ -1235,10 +1371,10 @@ fn messages_in_source(cli: &Cli) -> Option<u64> {
                 .count() as u64,
         )
     };
-    if let Some(mbox) = &cli.mbox {
+    if let Some(mbox) = &cli.mail.mbox {
         return crate::mail::mbox::count_messages(mbox);
     }
-    match (&cli.maildir, &cli.eml_dir) {
+    match (&cli.mail.maildir, &cli.mail.eml_dir) {
         (Some(dir), _) => {
             Some(files(&dir.join("cur")).unwrap_or(0) + files(&dir.join("new")).unwrap_or(0))
         }

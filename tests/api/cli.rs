@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, demo_settings, fixture, path_str};
+use crate::helpers::{Run, TestApp, billable, demo_settings, fixture, path_str};
 
 const ENTRY_FIELDS: [&str; 19] = [
     "id",
@@ -34,8 +34,8 @@ fn assert_entry_fields(entry: &Value) {
 
 #[test]
 fn tools_prints_the_openai_tools_array() {
-    let app = TestApp::new();
-    let run = app.run(&["tools"]);
+    let home = tempfile::tempdir().unwrap();
+    let run = Run(billable(home.path()).arg("tools").output().unwrap());
     run.assert_ok();
     let tools = run.json();
     let names: Vec<&str> = tools
@@ -810,16 +810,71 @@ fn help_says_each_options_format_and_lists_the_tools() {
     );
     assert!(help(&["summary", "--help"]).contains("Count only billable"));
     assert!(help(&["serve", "--help"]).contains("HOST:PORT"));
+    for reads_mail in ["scan", "analyze", "tool", "serve", "mcp"] {
+        let h = help(&[reads_mail, "--help"]);
+        assert!(h.contains("--mbox") && h.contains("--analyzer"), "{h}");
+    }
+    for reads_none in ["tools", "migrate", "auth", "entries", "export"] {
+        let h = help(&[reads_none, "--help"]);
+        assert!(!h.contains("--mbox") && !h.contains("--gmail"), "{h}");
+    }
+}
+
+#[test]
+fn an_option_the_command_would_ignore_is_refused() {
+    let app = TestApp::new();
+    let mbox = app.write("m.mbox", "");
+    let m = path_str(&mbox);
+    let home = app.dir.path();
+    let refused = |command: &mut std::process::Command, says: &str| {
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(out.stdout.is_empty());
+    };
+    refused(
+        billable(home).args(["--mbox", m, "tools"]),
+        "`tools` reads no mail, so --mbox would be ignored",
+    );
+    refused(
+        billable(home).args(["--analyzer", "llm", "entries"]),
+        "`entries` reads no mail, so --analyzer would be ignored",
+    );
+    refused(billable(home).args(["tools", "--mbox", m]), "--mbox");
+    refused(
+        billable(home).args(["--db", "x.sqlite3", "migrate"]),
+        "`migrate` takes no --db: it migrates the Postgres database in DATABASE_URL",
+    );
+    refused(
+        billable(home).args(["--mbox", m, "scan", "--maildir", "d"]),
+        "either before the command or after it, not both",
+    );
+    // After the command's name works as before it.
+    let demo = fixture("demo.mbox");
+    let d = path_str(&demo);
+    let settings = fixture("demo-settings.json");
+    let found = |args: &[&str]| {
+        let run = app.run(&[&["--settings", path_str(&settings)], args].concat());
+        run.assert_ok();
+        run.json()["entries"].as_array().unwrap().len()
+    };
+    let before = found(&["--json", "--mbox", d, "scan", "--dry-run"]);
+    assert!(before > 0);
+    assert_eq!(found(&["--json", "scan", "--mbox", d, "--dry-run"]), before);
 }
 
 #[test]
 fn a_reader_that_stops_early_gets_no_panic() {
     use std::io::Read;
     let app = TestApp::new();
-    for args in [&["tools"][..], &["--json", "configure"][..]] {
-        let mut child = app
-            .command()
-            .args(args)
+    let mut tools = billable(app.dir.path());
+    tools.arg("tools");
+    let mut configure = app.command();
+    configure.args(["--json", "configure"]);
+    for mut command in [tools, configure] {
+        let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+        let mut child = command
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

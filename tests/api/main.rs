@@ -16,6 +16,7 @@ mod llm;
 mod mbox_gen;
 mod mcp;
 mod postgres;
+mod readme;
 mod real_dev;
 mod review;
 mod review_cli;
