@@ -1,18 +1,24 @@
 //! A Gmail scan against the quota: the fake Gmail server (tests/api/fake_gmail.rs)
 //! enforces 250 units/s at legacy costs with 20 ms of latency per request, the client
 //! runs the legacy profile, and a whole `scan_billable_time` of a generated mailbox
-//! goes into a fresh SQLite file each iteration. Each iteration prints the ratio of its
-//! time to the quota-bound time (units needed ÷ 250 units/s) and the 429s the fake had
-//! to answer, which must be zero.
+//! goes into a fresh SQLite file each iteration. Each iteration prints the bodies
+//! fetched per candidate the listing found (at most 1.1), the ratio of its time to the
+//! quota-bound time of those (units needed ÷ 250 units/s) and to that of the old full
+//! listing, which fetched every body, and the 429s the fake had to answer (none).
 //!
-//! `GMAIL_BENCH_MESSAGES` sets the mailbox size: 1,000 under `cargo bench`, 200 when
-//! run once as a test (`cargo test --all-targets`).
+//! Two mailboxes: the benchmark mailbox (mostly client mail; `GMAIL_BENCH_MESSAGES`
+//! sets its size: 1,000 under `cargo bench`, 200 when run once as a test by `cargo
+//! test --all-targets`), and one where one message in ten is a client's (5,000, or
+//! 500 as a test).
 
 #[path = "support/mbox_gen.rs"]
 mod mbox_gen;
 
 #[path = "../tests/api/fake_gmail.rs"]
 mod fake_gmail;
+
+#[path = "../tests/api/gmail_query.rs"]
+mod gmail_query;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,16 +33,45 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use fake_gmail::{Bucket, FakeGmail, Faults, TOKEN};
 use serde_json::json;
 
+fn under_bench() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 fn messages() -> usize {
-    let under_bench = std::env::args().any(|a| a == "--bench");
     std::env::var("GMAIL_BENCH_MESSAGES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(if under_bench { 1000 } else { 200 })
+        .unwrap_or(if under_bench() { 1000 } else { 200 })
 }
 
 fn gmail_scan(c: &mut Criterion) {
     let n = messages();
+    bench_scan(
+        c,
+        &format!("legacy_quota_scan_{n}"),
+        n,
+        mbox_gen::write_mbox,
+    );
+    // The candidate listing's own case: one message in ten is a client's.
+    let n = if under_bench() { 5000 } else { 500 };
+    bench_scan(
+        c,
+        &format!("legacy_quota_scan_{n}_one_in_ten_for_clients"),
+        n,
+        mbox_gen::write_mostly_other_mbox,
+    );
+}
+
+/// Scans a generated mailbox of `n` messages through the fake at the legacy quota,
+/// printing per iteration: the bodies fetched per candidate listed, the time against
+/// the quota-bound time of those candidates, and against that of the old full
+/// listing (every message's body), and the quota 429s (which must be none).
+fn bench_scan(
+    c: &mut Criterion,
+    name: &str,
+    n: usize,
+    write: fn(&mut std::io::BufWriter<std::fs::File>, usize) -> std::io::Result<()>,
+) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -45,7 +80,7 @@ fn gmail_scan(c: &mut Criterion) {
     let mbox = dir.path().join("bench.mbox");
     {
         let mut file = std::io::BufWriter::new(std::fs::File::create(&mbox).expect("mbox"));
-        mbox_gen::write_mbox(&mut file, n).expect("write mbox");
+        write(&mut file, n).expect("write mbox");
     }
     let fake = runtime.block_on(FakeGmail::from_mbox(&mbox));
     fake.set_faults(Faults {
@@ -55,18 +90,21 @@ fn gmail_scan(c: &mut Criterion) {
     });
     let costs = QuotaCosts::for_profile(QuotaProfile::Legacy);
     let listed = fake.len() as u64;
-    // Every body (nothing was processed before), the list pages, two profile reads.
-    let units = listed * u64::from(costs.get)
-        + listed.div_ceil(500) * u64::from(costs.list)
-        + 2 * u64::from(costs.profile);
-    let bound = units as f64 / f64::from(costs.units_per_sec);
+    // Bodies, list pages and two profile reads, in seconds at the quota.
+    let bound = |bodies: u64, pages: u64| {
+        (bodies * u64::from(costs.get)
+            + pages * u64::from(costs.list)
+            + 2 * u64::from(costs.profile)) as f64
+            / f64::from(costs.units_per_sec)
+    };
+    let full_listing = bound(listed, listed.div_ceil(500));
     let settings: serde_json::Value = serde_json::from_str(mbox_gen::SETTINGS).expect("settings");
 
     let mut group = c.benchmark_group("gmail");
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(1));
     group.measurement_time(Duration::from_secs(1));
-    group.bench_function(format!("legacy_quota_scan_{n}"), |b| {
+    group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
@@ -79,9 +117,10 @@ fn gmail_scan(c: &mut Criterion) {
                     .with_gmail(Arc::new(GmailHub::new(config)));
                 // A quiet second at Google's end: a full bucket, as for a fresh client.
                 fake.set_bucket(Some(Bucket::legacy()));
+                fake.reset_calls();
                 let before = fake.quota_429s();
                 let user = UserId::local();
-                let elapsed = runtime.block_on(async {
+                let (elapsed, candidates) = runtime.block_on(async {
                     tools::call(&ctx, &user, "configure_time_tracking", json!({"settings": settings}), &NoProgress)
                         .await
                         .expect("configure");
@@ -90,18 +129,25 @@ fn gmail_scan(c: &mut Criterion) {
                         .await
                         .expect("scan");
                     assert_eq!(out["status"], "completed", "{out}");
-                    assert_eq!(out["examined"].as_u64(), Some(listed), "{out}");
-                    started.elapsed()
+                    (started.elapsed(), out["examined"].as_u64().unwrap_or_default())
                 });
                 let refused = fake.quota_429s() - before;
+                let gets = fake.calls("messages.get");
+                let pages = fake.calls("messages.list");
+                let needed = bound(candidates, pages);
                 eprintln!(
-                    "gmail legacy scan of {listed} messages: {:.2} s, quota-bound {:.2} s ({units} units / {} units/s), ratio {:.3}, quota 429s {refused}",
+                    "gmail legacy scan, {listed} messages, {candidates} candidates: {gets} bodies ({:.3} per candidate), \
+                     {:.2} s, quota-bound {:.2} s (ratio {:.3}); the full listing's quota-bound time {:.2} s \
+                     (this scan takes {:.3} of it); quota 429s {refused}",
+                    gets as f64 / candidates.max(1) as f64,
                     elapsed.as_secs_f64(),
-                    bound,
-                    costs.units_per_sec,
-                    elapsed.as_secs_f64() / bound,
+                    needed,
+                    elapsed.as_secs_f64() / needed,
+                    full_listing,
+                    elapsed.as_secs_f64() / full_listing,
                 );
                 assert_eq!(refused, 0, "the fake answered quota 429s");
+                assert!(gets as f64 <= 1.1 * candidates as f64, "{gets} bodies for {candidates} candidates");
                 total += elapsed;
             }
             total

@@ -227,6 +227,7 @@ fn outcome(out: &analyze::Output) -> String {
         O::NotBillable => "not billable: no entry".to_owned(),
         O::Automated => "automated mail: never billed".to_owned(),
         O::Malformed => "unreadable mail: no entry".to_owned(),
+        O::Duplicate => "another copy of a message already processed: no entry".to_owned(),
     }
 }
 
@@ -327,6 +328,9 @@ pub fn scan(v: &scan::Output, width: Option<usize>) -> String {
     ));
     for e in v.errors.iter().take(10) {
         out.push_str(&format!("  error {}: {}\n", e.message_id, e.reason));
+    }
+    if let Some(listing) = &v.listing {
+        out.push_str(&format!("Listed {listing}.\n"));
     }
     if v.rolled_up > 0 {
         out.push_str(&format!(

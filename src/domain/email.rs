@@ -35,6 +35,10 @@ pub struct Email {
     /// Gmail id, or the Message-ID header without angle brackets for local sources
     /// (a content hash when the header is missing).
     pub id: String,
+    /// The Message-ID header without angle brackets (when it has one, of at most
+    /// `mail::parse::MAX_MESSAGE_ID_BYTES`): one RFC message delivered twice (the owner
+    /// in Cc of their own mail, two aliases) has two Gmail ids but this one id.
+    pub rfc_id: Option<String>,
     pub thread_id: Option<String>,
     /// Gmail labels (`X-Gmail-Labels` in Takeout, `labelIds` from the API).
     pub labels: Vec<String>,

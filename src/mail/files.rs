@@ -20,6 +20,43 @@ use super::{Listed, MailError, MailQuery, MailSource, RawEmail, io_error};
 /// almost always a broken file; it is skipped and reported.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// How much of a message is kept whole (256 KiB, four times the text an analyzer
+/// reads). Past it, lines of base64 (the body of an attachment) are read and
+/// dropped: the analyzer needs an attachment's headers, never its content, so a
+/// message with a 25 MB attachment costs about this much memory, not its size. Text
+/// past it is kept (up to `MAX_MESSAGE_BYTES`).
+pub const KEEP_WHOLE_BYTES: usize = 256 * 1024;
+
+/// Whether a message line, with `kept` bytes of the message kept before it, is
+/// dropped: past [`KEEP_WHOLE_BYTES`], a line of 60 to 998 base64 characters. Lines
+/// of an encoded body are 76 characters (multiples of 4), so what is kept of a part
+/// still decodes, to a prefix of it.
+pub(crate) fn drops_line(kept: usize, line: &[u8]) -> bool {
+    if kept <= KEEP_WHOLE_BYTES {
+        return false;
+    }
+    let text = line.trim_ascii_end();
+    (60..=998).contains(&text.len())
+        && text
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+}
+
+/// A message as kept ([`drops_line`]): itself when it is small.
+pub(crate) fn slim(bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.len() <= KEEP_WHOLE_BYTES {
+        return bytes;
+    }
+    let mut kept = Vec::with_capacity(KEEP_WHOLE_BYTES + 64 * 1024);
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        if !drops_line(kept.len(), line) {
+            kept.extend_from_slice(line);
+        }
+    }
+    kept.shrink_to_fit();
+    kept
+}
+
 /// How a kind of folder holds its messages: what Maildir and a folder of `.eml`
 /// files differ in. The rest of such a source is `FilesSource`.
 pub trait Layout: Clone + std::fmt::Debug + Send + Sync + 'static {
@@ -99,9 +136,10 @@ pub(super) fn read_message_file(path: &Path) -> Result<Vec<u8>, MailError> {
     std::fs::read(path).map_err(|source| io_error(path, source))
 }
 
-/// One message file as a source yields it, with the labels its folder gives it.
+/// One message file as a source yields it (slimmed), with the labels its folder
+/// gives it.
 fn read_labelled_file(path: &Path, labels: &[String]) -> Result<RawEmail, MailError> {
-    let bytes = read_message_file(path)?;
+    let bytes = slim(read_message_file(path)?);
     let extra: Vec<&str> = labels.iter().map(String::as_str).collect();
     Ok(raw_from_bytes(bytes, &extra))
 }
@@ -150,8 +188,8 @@ where
 /// What every local source does with a message it has read: the first copy of an id
 /// wins (Takeout repeats a message that sits in several places), then the query
 /// filters on headers. `None` means the message is not listed.
-fn admit(raw: RawEmail, seen: &mut HashSet<String>, query: &CompiledQuery) -> Option<Listed> {
-    if !seen.insert(raw.id.clone()) {
+fn admit(raw: RawEmail, seen: &mut HashSet<u128>, query: &CompiledQuery) -> Option<Listed> {
+    if !seen.insert(super::id_key(&raw.id)) {
         return None;
     }
     if !query.is_unfiltered() {
@@ -263,7 +301,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -274,6 +312,56 @@ mod tests {
     fn raw(id: &str, subject: &str) -> RawEmail {
         let text = format!("Message-ID: <{id}>\r\nSubject: {subject}\r\n\r\nbody");
         raw_from_bytes(text.into_bytes(), &[])
+    }
+
+    /// A client's message with an attachment of `megabytes` MB, base64 as mail has it.
+    pub(crate) fn with_attachment(megabytes: usize) -> Vec<u8> {
+        let mut m = String::from(
+            "From: Jane <jane@acme.com>\r\nTo: alex@firm.com\r\nSubject: The signed scan\r\n\
+             Date: Mon, 02 Nov 2026 09:00:00 -0500\r\nMessage-ID: <big@acme.com>\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nAlex, the signed agreement is attached.\r\n\
+             --b\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\n\
+             Content-Disposition: attachment; filename=\"scan.pdf\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n",
+        );
+        let line =
+            "JVBERi0xLjQKJcfsj6IKMSAwIG9iago8PC9UeXBlL0NhdGFsb2c+PgplbmRvYmoKJcfsj6IKMSAw\r\n";
+        for _ in 0..megabytes * 1024 * 1024 / 57 {
+            m.push_str(line);
+        }
+        m.push_str("--b--\r\n");
+        m.into_bytes()
+    }
+
+    #[test]
+    fn an_attachments_body_is_dropped_and_the_message_reads_the_same() {
+        let full = with_attachment(3);
+        assert!(full.len() > 3 * 1024 * 1024);
+        let kept = slim(full.clone());
+        assert!(
+            kept.len() < KEEP_WHOLE_BYTES + 4096,
+            "{} bytes kept",
+            kept.len()
+        );
+        let parse = |bytes: Vec<u8>| {
+            crate::mail::parse::parse_email(&RawEmail {
+                id: "big".into(),
+                bytes,
+                ..RawEmail::default()
+            })
+            .expect("parses")
+        };
+        let (a, b) = (parse(full), parse(kept));
+        assert_eq!(a.attachments, 1);
+        assert_eq!(b.attachments, 1);
+        assert_eq!(a.new_text, b.new_text);
+        assert_eq!((a.subject, a.from, a.date), (b.subject, b.from, b.date));
+        // Small messages, and text however long, are kept whole.
+        let small = with_attachment(0);
+        assert_eq!(slim(small.clone()), small);
+        let text = "word ".repeat(400_000).into_bytes();
+        assert_eq!(slim(text.clone()), text);
     }
 
     fn query(text: &str) -> MailQuery {

@@ -458,6 +458,108 @@ pub fn gmail_q(query: &MailQuery) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" "))
 }
 
+/// The longest `q` a candidate listing sends. Gmail documents no limit, but request
+/// lines past a few kilobytes are refused on the way; the terms of a long client list
+/// go into several queries instead, their ids merged.
+pub const MAX_Q_CHARS: usize = 1500;
+
+/// Gmail's tabs of automated mail, left out of a candidate listing unless the user's
+/// own query names a category.
+const AUTOMATED_CATEGORIES: [&str; 3] = ["promotions", "social", "forums"];
+
+/// The words that can make a message one of a client's: every client's domains,
+/// addresses, name, aliases and keywords (subject keywords, but Gmail also finds them
+/// in a forwarded header or the quoted thread, as the analyzer's thread match does).
+/// Case-insensitive duplicates are dropped.
+pub fn candidate_terms(settings: &crate::domain::Settings) -> Vec<String> {
+    let mut seen = HashSet::new();
+    settings
+        .clients
+        .iter()
+        .flat_map(|c| {
+            c.domains
+                .iter()
+                .chain(&c.addresses)
+                .chain(std::iter::once(&c.name))
+                .chain(&c.aliases)
+                .chain(&c.keywords)
+        })
+        .map(|t| t.trim().trim_start_matches('@').to_owned())
+        .filter(|t| !t.is_empty() && seen.insert(t.to_lowercase()))
+        .collect()
+}
+
+/// One candidate word as a Gmail search term: quotes, braces and parentheses dropped
+/// (they are Gmail syntax), a phrase quoted; None when nothing is left.
+fn gmail_term(word: &str) -> Option<String> {
+    let cleaned: String = word
+        .chars()
+        .map(|c| if "\"{}()".contains(c) { ' ' } else { c })
+        .collect();
+    let words: Vec<&str> = cleaned.split_whitespace().collect();
+    let plain = |w: &str| {
+        w.chars()
+            .all(|c| c.is_alphanumeric() || ".@_+-'&".contains(c))
+            && !w.starts_with('-')
+            && !w.contains(':')
+            && w != "OR"
+            && w != "AND"
+    };
+    match words.as_slice() {
+        [] => None,
+        [one] if plain(one) => Some((*one).to_owned()),
+        _ => Some(format!("\"{}\"", words.join(" "))),
+    }
+}
+
+/// The `messages.list` queries of a scan. Without candidate words, the one query of
+/// [`gmail_q`] (everything, or the user's query and dates). With them, each query is
+/// `{word word …}` (Gmail's any-of) over a share of the words, without Gmail's
+/// automated categories unless the user's query names one, and with the user's query
+/// and dates, each query at most [`MAX_Q_CHARS`] long.
+pub fn gmail_queries(query: &MailQuery) -> Vec<Option<String>> {
+    let base = gmail_q(query);
+    let terms: Vec<String> = query
+        .candidates
+        .iter()
+        .filter_map(|w| gmail_term(w))
+        .collect();
+    if terms.is_empty() {
+        return vec![base];
+    }
+    let mut tail = String::new();
+    let names_category = query
+        .query
+        .as_deref()
+        .is_some_and(|q| q.to_ascii_lowercase().contains("category:"));
+    if !names_category {
+        for c in AUTOMATED_CATEGORIES {
+            tail.push_str(" -category:");
+            tail.push_str(c);
+        }
+    }
+    if let Some(b) = &base {
+        tail.push_str(" (");
+        tail.push_str(b);
+        tail.push(')');
+    }
+    let room = MAX_Q_CHARS.saturating_sub(tail.len() + 2);
+    let mut queries = Vec::new();
+    let mut group = String::new();
+    for term in terms {
+        if !group.is_empty() && group.len() + 1 + term.len() > room {
+            queries.push(Some(format!("{{{group}}}{tail}")));
+            group.clear();
+        }
+        if !group.is_empty() {
+            group.push(' ');
+        }
+        group.push_str(&term);
+    }
+    queries.push(Some(format!("{{{group}}}{tail}")));
+    queries
+}
+
 fn listed(m: google_gmail1::api::Message) -> Option<Listed> {
     Some(Listed {
         id: m.id?,
@@ -674,7 +776,8 @@ impl GmailSource {
             id: message.id.unwrap_or_else(|| id.to_owned()),
             thread_id: message.thread_id,
             labels: message.label_ids.unwrap_or_default(),
-            bytes,
+            // Attachment bodies go at once, not when the chunk is parsed.
+            bytes: super::files::slim(bytes),
         })
     }
 }
@@ -689,7 +792,26 @@ impl MailSource for GmailSource {
     }
 
     fn list<'a>(&'a self, query: &'a MailQuery) -> BoxStream<'a, Result<Listed, MailError>> {
-        self.list_all(gmail_q(query))
+        let queries = gmail_queries(query);
+        if let [q] = queries.as_slice() {
+            return self.list_all(q.clone());
+        }
+        // A message several queries find is listed once.
+        first_of_each_id(stream::iter(queries).flat_map(move |q| self.list_all(q)))
+    }
+
+    fn listing(&self, query: &MailQuery) -> Option<String> {
+        if query.candidates.is_empty() {
+            return Some(
+                "every message: no clients are configured, so any mail could be billable"
+                    .to_owned(),
+            );
+        }
+        let n = gmail_queries(query).len();
+        let queries = if n == 1 { "query" } else { "queries" };
+        Some(format!(
+            "only mail that names a configured client ({n} Gmail {queries})"
+        ))
     }
 
     fn list_since<'a>(
@@ -700,8 +822,10 @@ impl MailSource for GmailSource {
         let Ok(start) = cursor.trim().parse::<u64>() else {
             return self.list(query);
         };
-        if !query.is_unfiltered() {
-            // history.list has no query; a filtered scan lists (ids only, cheap).
+        if !query.is_unfiltered() || !query.candidates.is_empty() {
+            // history.list has no query: a filtered scan lists (ids only, cheap), and
+            // so does a candidate listing, which then also finds older mail of a
+            // client added since the last scan.
             return self.list(query);
         }
         enum Page {
@@ -709,8 +833,7 @@ impl MailSource for GmailSource {
             Next(String),
             Done,
         }
-        let mut seen = HashSet::new();
-        stream::unfold(Page::Start, move |state| async move {
+        let added = stream::unfold(Page::Start, move |state| async move {
             let token = match state {
                 Page::Start => None,
                 Page::Next(t) => Some(t),
@@ -743,15 +866,8 @@ impl MailSource for GmailSource {
                 )),
             }
         })
-        .flatten()
-        .filter(move |item| {
-            let keep = match item {
-                Ok(l) => seen.insert(l.id.clone()),
-                Err(_) => true,
-            };
-            futures::future::ready(keep)
-        })
-        .boxed()
+        .flatten();
+        first_of_each_id(added)
     }
 
     async fn get(&self, id: &str) -> Result<RawEmail, MailError> {
@@ -801,6 +917,22 @@ impl MailSource for GmailSource {
     }
 }
 
+/// The listing with each message id once (the first time it comes); errors pass.
+fn first_of_each_id<'a>(
+    listing: impl futures::Stream<Item = Result<Listed, MailError>> + Send + 'a,
+) -> BoxStream<'a, Result<Listed, MailError>> {
+    let mut seen = HashSet::new();
+    listing
+        .filter(move |item| {
+            let keep = match item {
+                Ok(l) => seen.insert(crate::mail::id_key(&l.id)),
+                Err(_) => true,
+            };
+            futures::future::ready(keep)
+        })
+        .boxed()
+}
+
 /// A listing that fails part-way fails the scan (which is then resumable), never
 /// one message: a scan that went on would look complete and record its cursor.
 fn listing_failed(e: MailError) -> MailError {
@@ -834,6 +966,93 @@ fn page_added(history: Option<Vec<google_gmail1::api::History>>) -> Vec<Result<L
 mod tests {
     use super::*;
 
+    fn candidates(words: &[&str]) -> MailQuery {
+        MailQuery {
+            candidates: words.iter().map(|w| (*w).to_owned()).collect(),
+            ..MailQuery::default()
+        }
+    }
+
+    #[test]
+    fn candidate_words_are_every_clients_domains_addresses_names_aliases_and_keywords() {
+        let settings = crate::domain::Settings::from_json(serde_json::json!({"clients": [
+            {"name": "Acme Corp", "domains": ["acme.com"], "addresses": ["jane@gmail.com"],
+             "keywords": ["Roadrunner", "acme"], "aliases": ["Acme Labs", "acmelabs.io"]},
+            {"name": "Globex", "domains": ["globex.io"]}
+        ]}))
+        .unwrap();
+        let mut terms = candidate_terms(&settings);
+        terms.sort();
+        assert_eq!(
+            terms,
+            [
+                "Acme Corp",
+                "Acme Labs",
+                "Globex",
+                "Roadrunner",
+                "acme",
+                "acme.com",
+                "acmelabs.io",
+                "globex.io",
+                "jane@gmail.com"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_candidate_query_is_any_of_the_words_without_automated_tabs_and_with_the_users_query() {
+        let mut query = candidates(&["acme.com", "Acme Corp", "jane@acme.com", "a \"quoted\" {x}"]);
+        assert_eq!(
+            gmail_queries(&query),
+            [Some(
+                "{acme.com \"Acme Corp\" jane@acme.com \"a quoted x\"} -category:promotions -category:social -category:forums"
+                    .to_owned()
+            )]
+        );
+        query.query = Some("subject:contract OR label:work".to_owned());
+        query.after = NaiveDate::from_ymd_opt(2026, 11, 1);
+        let q = gmail_queries(&query).remove(0).unwrap();
+        assert!(
+            q.ends_with(" (subject:contract OR label:work after:1793491200)"),
+            "{q}"
+        );
+        // The user's own category choice wins.
+        query.query = Some("category:promotions".to_owned());
+        let q = gmail_queries(&query).remove(0).unwrap();
+        assert!(!q.contains("-category:"), "{q}");
+        // Syntax words are quoted, so a client called OR or -x is a word.
+        assert_eq!(
+            gmail_queries(&candidates(&["OR", "-x", "a:b"])),
+            [Some(
+                "{\"OR\" \"-x\" \"a:b\"} -category:promotions -category:social -category:forums"
+                    .to_owned()
+            )]
+        );
+        // No words: the query as before (everything when the user gave none).
+        assert_eq!(gmail_queries(&MailQuery::default()), [None]);
+        assert_eq!(gmail_queries(&candidates(&[" ", "{}"])), [None]);
+    }
+
+    #[test]
+    fn a_long_client_list_is_split_into_queries_of_bounded_length_covering_every_word() {
+        let words: Vec<String> = (0..2000).map(|i| format!("client{i}.example")).collect();
+        let query = MailQuery {
+            candidates: words.clone(),
+            query: Some("-label:done".to_owned()),
+            ..MailQuery::default()
+        };
+        let queries: Vec<String> = gmail_queries(&query).into_iter().flatten().collect();
+        assert!(queries.len() > 10, "{}", queries.len());
+        let mut covered = Vec::new();
+        for q in &queries {
+            assert!(q.len() <= MAX_Q_CHARS, "{} chars", q.len());
+            assert!(q.ends_with(" (-label:done)"), "{q}");
+            let group = q.trim_start_matches('{').split('}').next().unwrap();
+            covered.extend(group.split(' ').map(str::to_owned));
+        }
+        assert_eq!(covered, words);
+    }
+
     #[test]
     fn date_ranges_become_epoch_seconds_at_midnight_in_the_users_zone() {
         let query = MailQuery {
@@ -841,6 +1060,7 @@ mod tests {
             after: NaiveDate::from_ymd_opt(2026, 11, 1),
             before: NaiveDate::from_ymd_opt(2026, 11, 2),
             timezone: chrono_tz::America::New_York,
+            candidates: Vec::new(),
         };
         // Midnight in New York on 1 Nov 2026 (EDT, UTC-4) and 2 Nov (EST, UTC-5).
         assert_eq!(

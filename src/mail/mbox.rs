@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 pub use super::files::MAX_MESSAGE_BYTES;
-use super::files::{local_listing, run_blocking};
+use super::files::{drops_line, local_listing, run_blocking};
 use super::parse::raw_from_bytes;
 use super::{Listed, MailError, MailQuery, MailSource, RawEmail, io_error};
 
@@ -191,10 +191,13 @@ impl<R: BufRead> MboxReader<R> {
         }
         self.index += 1;
         let mut message: Vec<u8> = Vec::new();
+        // Bytes of the message read, kept or not: the size limit is on these.
+        let mut read = 0;
         let mut too_large = false;
         if self.single_message {
             // The first header line is already in `self.line`.
             message.extend_from_slice(&self.line);
+            read = message.len();
         }
         let mut previous_blank = false;
         loop {
@@ -217,12 +220,16 @@ impl<R: BufRead> MboxReader<R> {
                 continue;
             }
             let unescaped = unescape_from(&self.line);
-            if message.len() + unescaped.len() > MAX_MESSAGE_BYTES {
+            read += unescaped.len();
+            if read > MAX_MESSAGE_BYTES {
                 too_large = true;
                 message = Vec::new();
                 continue;
             }
-            message.extend_from_slice(unescaped);
+            // An attachment's body is read and counted, not kept.
+            if !drops_line(message.len(), unescaped) {
+                message.extend_from_slice(unescaped);
+            }
         }
         if too_large {
             return Some(Err(ReadError::TooLarge { index: self.index }));
@@ -324,6 +331,21 @@ mod tests {
         };
         assert!(file.write_all(content).is_ok());
         file
+    }
+
+    #[tokio::test]
+    async fn a_25_mb_attachment_is_read_and_counted_but_not_kept() {
+        let mut mbox = b"From a@b Mon Nov  2 09:00:00 2026\n".to_vec();
+        mbox.extend(crate::mail::files::tests::with_attachment(25));
+        mbox.extend(b"\nFrom a@b Mon Nov  2 10:00:00 2026\nMessage-ID: <next@x>\n\nhello\n");
+        let file = write_mbox(&mbox);
+        let source = MboxSource::open(file.path()).unwrap();
+        let raws = ok_raws(list_all(&source, &MailQuery::default()).await);
+        assert_eq!(raws.len(), 2);
+        assert!(raws[0].bytes.len() < 512 * 1024, "{}", raws[0].bytes.len());
+        let email = crate::mail::parse::parse_email(&raws[0]).unwrap();
+        assert_eq!(email.attachments, 1);
+        assert_eq!(raws[1].id, "next@x");
     }
 
     async fn list_all(source: &MboxSource, query: &MailQuery) -> Vec<Result<Listed, MailError>> {

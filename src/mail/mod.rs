@@ -58,6 +58,17 @@ pub enum MailError {
     Upstream(String),
 }
 
+/// A message id as sets of ids seen hold it: 128 bits of its SHA-256, 16 bytes
+/// however long the id, so a scan of a large mailbox remembers every id in little
+/// memory (two ids colliding is as unlikely as a SHA-256 collision of 128 bits).
+pub fn id_key(id: &str) -> u128 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(id.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_le_bytes(first)
+}
+
 /// An I/O error on a mail file or folder, naming the path.
 pub(crate) fn io_error(path: &std::path::Path, source: std::io::Error) -> MailError {
     MailError::Io {
@@ -77,6 +88,12 @@ pub trait MailSource: Send + Sync {
     /// the order. Errors on single messages are yielded in the stream; the stream ends
     /// after an error that stops the whole listing.
     fn list<'a>(&'a self, query: &'a MailQuery) -> BoxStream<'a, Result<Listed, MailError>>;
+
+    /// What `list` reads of the mailbox for `query`, in words for the scan report,
+    /// when it is not simply every message that matches.
+    fn listing(&self, _query: &MailQuery) -> Option<String> {
+        None
+    }
 
     /// The raw bytes of a listed message (local sources already carry them).
     async fn fetch(&self, listed: Listed) -> Result<RawEmail, MailError> {

@@ -30,6 +30,11 @@ pub struct MailQuery {
     pub before: Option<NaiveDate>,
     /// The user's time zone: days start at midnight there.
     pub timezone: Tz,
+    /// Words that make a message worth fetching (the clients' domains, addresses,
+    /// names, aliases and keywords); empty: every message. Only Gmail uses them, to
+    /// list candidates instead of the whole mailbox (`gmail::gmail_queries`); a local
+    /// source reads every message anyway, at no cost per message.
+    pub candidates: Vec<String>,
 }
 
 impl Default for MailQuery {
@@ -39,6 +44,7 @@ impl Default for MailQuery {
             after: None,
             before: None,
             timezone: Tz::UTC,
+            candidates: Vec::new(),
         }
     }
 }

@@ -45,10 +45,12 @@ pub enum ProcessedOutcome {
     Automated,
     /// Mail that could not be read.
     Malformed,
+    /// A second copy (another source id) of an RFC message already processed.
+    Duplicate,
 }
 
 impl ProcessedOutcome {
-    pub const ALL: [ProcessedOutcome; 7] = [
+    pub const ALL: [ProcessedOutcome; 8] = [
         ProcessedOutcome::Entry,
         ProcessedOutcome::Meeting,
         ProcessedOutcome::MeetingUpdated,
@@ -56,6 +58,7 @@ impl ProcessedOutcome {
         ProcessedOutcome::NotBillable,
         ProcessedOutcome::Automated,
         ProcessedOutcome::Malformed,
+        ProcessedOutcome::Duplicate,
     ];
 
     /// The stored spelling, the same as serde's.
@@ -68,6 +71,7 @@ impl ProcessedOutcome {
             ProcessedOutcome::NotBillable => "not_billable",
             ProcessedOutcome::Automated => "automated",
             ProcessedOutcome::Malformed => "malformed",
+            ProcessedOutcome::Duplicate => "duplicate",
         }
     }
 
@@ -153,8 +157,12 @@ impl Batch {
 pub struct Saved {
     /// Message ids whose entry did not exist before this batch.
     pub created: Vec<String>,
-    pub updated: usize,
-    pub deleted: usize,
+    /// Message ids whose existing entry this batch changed (an entry a person
+    /// reviewed, merged or exported is never changed, nor one that would not change).
+    pub updated: Vec<String>,
+    /// Message ids whose entry this batch removed (a cancelled meeting's, unless a
+    /// person reviewed it).
+    pub deleted: Vec<String>,
 }
 
 /// A page of entries, newest first (work_date, then created_at).
@@ -354,7 +362,8 @@ mod tests {
                 "cancelled",
                 "not_billable",
                 "automated",
-                "malformed"
+                "malformed",
+                "duplicate"
             ]
         );
         let statuses: Vec<_> = ScanStatus::ALL.map(ScanStatus::as_str).into();

@@ -671,11 +671,14 @@ fn write_batch(
             saved.created.push(entry.message_id.clone());
             continue;
         }
-        saved.updated += update
+        let changed = update
             .execute(params_from_iter(
                 columns.iter().copied().chain([&stamp as &dyn ToSql]),
             ))
             .map_err(sqlite("update a time entry"))?;
+        if changed == 1 {
+            saved.updated.push(entry.message_id.clone());
+        }
     }
 
     let mut delete = tx
@@ -684,9 +687,13 @@ fn write_batch(
         ))
         .map_err(sqlite("prepare the entry delete"))?;
     for message_id in &batch.deleted_entries {
-        saved.deleted += delete
+        if delete
             .execute(params![user, message_id])
-            .map_err(sqlite("delete a time entry"))?;
+            .map_err(sqlite("delete a time entry"))?
+            == 1
+        {
+            saved.deleted.push(message_id.clone());
+        }
     }
 
     let mut mark = tx

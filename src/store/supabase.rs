@@ -645,7 +645,7 @@ impl Store for SupabaseStore {
             if w.revision == 0 {
                 saved.created.push(w.message_id);
             } else {
-                saved.updated += 1;
+                saved.updated.push(w.message_id);
             }
         }
 
@@ -666,7 +666,9 @@ impl Store for SupabaseStore {
                     "deleted rows",
                 )
                 .await?;
-            saved.deleted += gone.len();
+            if !gone.is_empty() {
+                saved.deleted.push(message_id.clone());
+            }
         }
 
         let processed: Vec<Value> = last_by_key(&batch.processed, |p| &p.message_id)

@@ -55,9 +55,8 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Settings> {
     {
         let check = MailQuery {
             query: Some(query.to_owned()),
-            after: None,
-            before: None,
             timezone: current.timezone,
+            ..MailQuery::default()
         };
         check
             .validate()

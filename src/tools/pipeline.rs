@@ -86,13 +86,32 @@ impl Recorder {
         });
     }
 
+    /// A parsed message's processed mark. A message whose source id is not its
+    /// Message-ID (Gmail's) is marked under both, so another copy of it, from Gmail
+    /// under another id or from an mbox, is known as processed too.
+    fn processed_email(&mut self, email: &Email, what: Disposition, reason: Option<String>) {
+        if let Some(rfc) = email.rfc_id.as_deref().filter(|rfc| *rfc != email.id) {
+            self.processed(rfc, &email.content_hash, what, reason.clone());
+        }
+        self.processed(&email.id, &email.content_hash, what, reason);
+    }
+
     /// Automated mail: recorded so a rescan skips it, never billed.
     pub fn automated(&mut self, email: &Email, reason: &str) {
+        self.processed_email(email, Disposition::Automated, Some(reason.to_owned()));
+    }
+
+    /// Another copy of an RFC message already processed: recorded, never billed.
+    pub fn copy(&mut self, email: &Email) {
+        let reason = format!(
+            "a copy of message <{}>, already processed under another id",
+            email.rfc_id.as_deref().unwrap_or_default()
+        );
         self.processed(
             &email.id,
             &email.content_hash,
-            Disposition::Automated,
-            Some(reason.to_owned()),
+            Disposition::Duplicate,
+            Some(reason),
         );
     }
 
@@ -355,7 +374,7 @@ impl Recorder {
             }
             None => None,
         };
-        self.processed(&email.id, &email.content_hash, what, reason);
+        self.processed_email(email, what, reason);
         if let Some(e) = entry {
             self.stage_entry(e);
         }

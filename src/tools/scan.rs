@@ -16,12 +16,17 @@ use crate::analyze::{Analysis, AnalyzeError, Analyzer, rules, triage};
 use crate::context::Context;
 use crate::domain::{Email, EntryStatus, Settings, SummaryGroup, TimeEntry, UserId, WorkDate};
 use crate::error::{Error, Result};
-use crate::mail::{Listed, MailError, MailQuery, RawEmail, parse};
+use crate::mail::{Listed, MailError, MailQuery, RawEmail, id_key, parse};
 use crate::store::{Batch, ScanRecord, ScanStatus, Store};
 
 /// Messages handled per chunk: one `processed_ids` lookup, one analyzer call and one
 /// saved batch each.
 pub const CHUNK: usize = 256;
+
+/// The most raw bytes a chunk read from a local source holds: a chunk ends at
+/// [`CHUNK`] messages or here, whichever comes first, so a run of large messages
+/// cannot fill the memory. (Attachment bodies were already dropped while reading.)
+pub const CHUNK_BYTES: usize = 16 * 1024 * 1024;
 /// Entries returned in the output; the rest are in `list_time_entries`.
 const ENTRIES_SHOWN: usize = 50;
 /// Per-message errors listed in the output; `errors_total` counts them all.
@@ -71,9 +76,14 @@ pub struct Output {
     pub status: ScanStatus,
     pub stopped_reason: Option<String>,
     pub source: String,
+    /// What the source listed when that was not every message the query matches:
+    /// a Gmail scan lists only mail that names a configured client.
+    pub listing: Option<String>,
     pub query: Option<String>,
     pub dry_run: bool,
     pub examined: u64,
+    /// Messages an earlier scan processed, and further copies (another Gmail id, same
+    /// Message-ID) of a message already processed.
     pub skipped_already_processed: u64,
     pub skipped_automated: u64,
     pub analyzed: u64,
@@ -119,7 +129,10 @@ struct Scan<'a> {
     pending: Option<pipeline::PendingSave>,
     /// The billable entries this scan created or updated and did not remove, by
     /// message id: what the totals are computed from at the end.
-    totals: HashMap<String, Counted>,
+    totals: HashMap<u128, Counted>,
+    /// The (client, currency) groups `Counted::group` indexes, and their index.
+    groups: Vec<(String, String)>,
+    group_index: HashMap<(String, String), u32>,
     /// A listed message could not be fetched: the mailbox was not fully covered, so
     /// the scan's cursor is not recorded (the next scan lists everything again).
     unfetched: bool,
@@ -187,6 +200,7 @@ pub async fn run(
         after: args.after.map(|d| d.0),
         before: args.before.map(|d| d.0),
         timezone: settings.timezone,
+        candidates: crate::mail::gmail::candidate_terms(&settings),
     };
     query.validate()?;
     let (cursor, since) = sync_point(ctx, user, source.as_ref(), &args, &query).await?;
@@ -223,12 +237,15 @@ pub async fn run(
         unmatched: HashMap::new(),
         pending: None,
         totals: HashMap::new(),
+        groups: Vec::new(),
+        group_index: HashMap::new(),
         unfetched: false,
         out: Output {
             scan_id: record.id.clone(),
             status: ScanStatus::Completed,
             stopped_reason: None,
             source: record.source.clone(),
+            listing: source.listing(&query),
             query: query.query.clone(),
             dry_run,
             examined: 0,
@@ -262,7 +279,7 @@ pub async fn run(
     let limit = args
         .max_messages
         .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
-    let mut chunks = listing.take(limit).chunks(CHUNK);
+    let mut chunks = chunked(listing.take(limit).boxed());
     let prep = Prep {
         ctx,
         user,
@@ -270,6 +287,7 @@ pub async fn run(
         reanalyze: scan.reanalyze,
     };
     let mut seen = HashSet::new();
+    let mut copies = HashSet::new();
     // Two stages overlap: while chunk N is recorded and saved, chunk N+1 is read,
     // looked up, parsed and analyzed (its CPU work on the blocking pool).
     let mut current: Option<Prepared> = None;
@@ -288,7 +306,7 @@ pub async fn run(
                     return None;
                 }
                 let chunk = chunks.next().await?;
-                Some(prep.prepare(chunk, &mut seen).await)
+                Some(prep.prepare(chunk, &mut seen, &mut copies).await)
             },
             async {
                 match current.take() {
@@ -364,6 +382,29 @@ pub async fn run(
         ctx.store.record_scan(user, &record).await?;
     }
     Ok(out)
+}
+
+/// The listing in chunks of at most [`CHUNK`] messages and [`CHUNK_BYTES`] of the
+/// bytes local sources carry.
+fn chunked<'a>(
+    listing: futures::stream::BoxStream<'a, Result<Listed, MailError>>,
+) -> futures::stream::BoxStream<'a, Vec<Result<Listed, MailError>>> {
+    futures::stream::unfold(listing, |mut listing| async move {
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        while let Some(item) = listing.next().await {
+            bytes += match &item {
+                Ok(Listed { raw: Some(raw), .. }) => raw.bytes.len(),
+                _ => 0,
+            };
+            chunk.push(item);
+            if chunk.len() >= CHUNK || bytes >= CHUNK_BYTES {
+                break;
+            }
+        }
+        (!chunk.is_empty()).then_some((chunk, listing))
+    })
+    .boxed()
 }
 
 /// Records the scan as `interrupted`, with the counts reached, when `run` is dropped
@@ -466,7 +507,8 @@ impl Prep<'_> {
     async fn prepare(
         &self,
         chunk: Vec<Result<Listed, MailError>>,
-        seen: &mut HashSet<String>,
+        seen: &mut HashSet<u128>,
+        copies: &mut HashSet<u128>,
     ) -> Prepared {
         let mut out = Prepared {
             examined: 0,
@@ -483,7 +525,7 @@ impl Prep<'_> {
         for item in chunk {
             match item {
                 Ok(l) => {
-                    if seen.insert(l.id.clone()) {
+                    if seen.insert(id_key(&l.id)) {
                         listed.push(l);
                     }
                 }
@@ -549,6 +591,10 @@ impl Prep<'_> {
                 Parsed::Skipped(skipped) => out.skipped.push(skipped),
             }
         }
+        if let Err(e) = self.drop_copies(&mut out, &mut ready, copies).await {
+            out.fatal = Some(e.to_string());
+            return out;
+        }
 
         // 4. Analyze what is left (an analyzer that answers at once already has).
         if let Some(done) = ready.into_iter().collect::<Option<Vec<Analysis>>>() {
@@ -569,6 +615,49 @@ impl Prep<'_> {
     }
 }
 
+impl Prep<'_> {
+    /// Moves to `skipped` the messages that are another copy of an RFC message (same
+    /// Message-ID, another source id: Gmail's copies for two aliases, or the owner in
+    /// Cc of their own mail) processed by an earlier scan or earlier in this one;
+    /// `copies` holds the Message-IDs this scan has seen. A rescan with `reanalyze`
+    /// asks only this scan: every copy is marked processed, the first included.
+    async fn drop_copies(
+        &self,
+        out: &mut Prepared,
+        ready: &mut Vec<Option<Analysis>>,
+        copies: &mut HashSet<u128>,
+    ) -> Result<()> {
+        let rfc_of = |e: &Email| e.rfc_id.clone().filter(|rfc| *rfc != e.id);
+        let asked: Vec<String> = out
+            .emails
+            .iter()
+            .filter_map(rfc_of)
+            .filter(|rfc| !copies.contains(&id_key(rfc)))
+            .collect();
+        if asked.is_empty() && copies.is_empty() {
+            return Ok(());
+        }
+        let done = if asked.is_empty() || self.reanalyze {
+            HashSet::new()
+        } else {
+            self.ctx.store.processed_ids(self.user, &asked).await?
+        };
+        let emails = std::mem::take(&mut out.emails);
+        let analyses = std::mem::take(ready);
+        for (email, analysis) in emails.into_iter().zip(analyses) {
+            let copy = rfc_of(&email)
+                .is_some_and(|rfc| done.contains(&rfc) || !copies.insert(id_key(&rfc)));
+            if copy {
+                out.skipped.push(Skipped::Copy(email));
+            } else {
+                out.emails.push(email);
+                ready.push(analysis);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One fetched message after parsing and triage. Each is moved once, into the chunk's
 /// lists; boxing the large variants would cost an allocation per message instead.
 #[allow(clippy::large_enum_variant)]
@@ -582,6 +671,8 @@ enum Parsed {
 #[allow(clippy::large_enum_variant)]
 enum Skipped {
     Automated(Email, String),
+    /// Another copy of an RFC message already processed.
+    Copy(Email),
     Malformed {
         id: String,
         hash: String,
@@ -714,6 +805,11 @@ impl Scan<'_> {
                     self.recorder.malformed(&id, &hash, &reason);
                     self.error(&id, reason);
                 }
+                Skipped::Copy(email) => {
+                    self.out.skipped_already_processed += 1;
+                    self.progress.skipped += 1;
+                    self.recorder.copy(&email);
+                }
             }
         }
 
@@ -793,12 +889,13 @@ impl Scan<'_> {
             // Nothing is written; report what would be new.
             let ids: Vec<String> = batch.entries.iter().map(|e| e.message_id.clone()).collect();
             let existing = self.ctx.store.processed_ids(self.user, &ids).await?;
-            let created = ids
+            let created: HashSet<String> = ids
                 .into_iter()
                 .filter(|id| !existing.contains(id))
                 .collect();
-            let removed = batch.deleted_entries.len() as u64;
-            self.account(batch, created, 0, removed);
+            let removed = batch.deleted_entries.clone();
+            // A dry run only reports what would be new.
+            self.account(batch, created, HashSet::new(), removed);
             return Ok(());
         }
         // One save in flight at a time keeps chunks in order and memory bounded.
@@ -818,20 +915,31 @@ impl Scan<'_> {
         let (batch, saved) = pipeline::settle(pending).await;
         let saved = saved?;
         let created = saved.created.into_iter().collect();
-        self.account(batch, created, saved.updated as u64, saved.deleted as u64);
+        let updated = saved.updated.into_iter().collect();
+        self.account(batch, created, updated, saved.deleted);
         Ok(())
     }
 
-    fn account(&mut self, batch: Batch, created: HashSet<String>, updated: u64, removed: u64) {
+    /// Counts a saved batch: `created`, `updated` and `removed` are the message ids
+    /// whose entry it created, changed or removed. Only those count in the totals: an entry the store kept
+    /// as it was (a person reviewed it, or it would not change) keeps what it was
+    /// counted as earlier in this scan, or is not this scan's.
+    fn account(
+        &mut self,
+        batch: Batch,
+        created: HashSet<String>,
+        updated: HashSet<String>,
+        removed: Vec<String>,
+    ) {
         self.out.entries_created += created.len() as u64;
-        self.out.entries_updated += updated;
-        self.out.entries_removed += removed;
+        self.out.entries_updated += updated.len() as u64;
+        self.out.entries_removed += removed.len() as u64;
         self.progress.entries = self.out.entries_created;
-        for id in &batch.deleted_entries {
-            self.totals.remove(id);
+        for id in &removed {
+            self.totals.remove(&id_key(id));
         }
-        if !batch.deleted_entries.is_empty() {
-            let gone: HashSet<&String> = batch.deleted_entries.iter().collect();
+        if !removed.is_empty() {
+            let gone: HashSet<&String> = removed.iter().collect();
             self.out.entries.retain(|e| !gone.contains(&e.message_id));
         }
         for e in &batch.entries {
@@ -841,13 +949,14 @@ impl Scan<'_> {
             }
         }
         for e in batch.entries {
-            // A dry run only reports what would be new.
-            let counted = created.contains(&e.message_id) || !self.dry_run;
+            let counted = created.contains(&e.message_id) || updated.contains(&e.message_id);
             if counted && e.billable && e.status != EntryStatus::Rejected {
-                self.totals.insert(e.message_id.clone(), Counted::of(&e));
+                let group = self.group_of(&e);
+                self.totals
+                    .insert(id_key(&e.message_id), Counted::of(&e, group));
             } else if counted {
                 // A later version that is no longer billable leaves the totals.
-                self.totals.remove(&e.message_id);
+                self.totals.remove(&id_key(&e.message_id));
             }
             if let Some(shown) = self
                 .out
@@ -867,6 +976,25 @@ impl Scan<'_> {
         }
     }
 
+    /// The index of an entry's (client, currency) group, added when new. An empty
+    /// client name is as good as none, as in the stores' summaries.
+    fn group_of(&mut self, e: &TimeEntry) -> u32 {
+        let key = (
+            e.client
+                .clone()
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "(none)".to_owned()),
+            e.currency.clone(),
+        );
+        if let Some(i) = self.group_index.get(&key) {
+            return *i;
+        }
+        let i = u32::try_from(self.groups.len()).unwrap_or(u32::MAX);
+        self.groups.push(key.clone());
+        self.group_index.insert(key, i);
+        i
+    }
+
     fn finish(mut self) -> Output {
         let mut domains: Vec<DomainCount> = self
             .unmatched
@@ -880,7 +1008,7 @@ impl Scan<'_> {
         });
         domains.truncate(10);
         self.out.unmatched_domains = domains;
-        let (clients, total) = totals(self.totals.into_values(), &self.out.currency);
+        let (clients, total) = totals(self.totals.into_values(), &self.groups, &self.out.currency);
         self.out.clients = clients;
         self.out.billable_minutes = total.raw_minutes;
         self.out.billed_minutes = total.billed_minutes;
@@ -889,25 +1017,19 @@ impl Scan<'_> {
     }
 }
 
-/// What one entry adds to a scan's totals.
+/// What one entry adds to a scan's totals; kept for every entry of a scan, so small.
 struct Counted {
-    client: String,
-    currency: String,
+    /// Index into the scan's (client, currency) groups.
+    group: u32,
     raw_minutes: f64,
     billed_minutes: u64,
     amount: f64,
 }
 
 impl Counted {
-    fn of(e: &TimeEntry) -> Self {
+    fn of(e: &TimeEntry, group: u32) -> Self {
         Counted {
-            // An empty name is as good as none, as in the stores' summaries.
-            client: e
-                .client
-                .clone()
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| "(none)".to_owned()),
-            currency: e.currency.clone(),
+            group,
             raw_minutes: e.duration_minutes,
             billed_minutes: u64::from(e.billed_minutes),
             amount: e.amount,
@@ -921,11 +1043,12 @@ impl Counted {
 /// in `currency`; entries in other currencies appear in their own groups only.
 fn totals(
     entries: impl Iterator<Item = Counted>,
+    keys: &[(String, String)],
     currency: &str,
 ) -> (Vec<SummaryGroup>, SummaryGroup) {
-    let group = |key: String, currency: String| SummaryGroup {
-        key,
-        currency,
+    let group = |key: &str, currency: &str| SummaryGroup {
+        key: key.to_owned(),
+        currency: currency.to_owned(),
         entries: 0,
         raw_minutes: 0.0,
         billed_minutes: 0,
@@ -944,21 +1067,28 @@ fn totals(
         g.amount = (g.amount * 100.0).round() / 100.0;
         g
     };
-    let mut groups: HashMap<(String, String), SummaryGroup> = HashMap::new();
-    let mut total = group("total".to_owned(), currency.to_owned());
+    let mut groups: Vec<SummaryGroup> = keys
+        .iter()
+        .map(|(client, cur)| group(client, cur))
+        .collect();
+    let mut total = group("total", currency);
     for c in entries {
-        if c.currency == currency {
+        let Some(g) = usize::try_from(c.group)
+            .ok()
+            .and_then(|i| groups.get_mut(i))
+        else {
+            continue;
+        };
+        if g.currency == currency {
             add(&mut total, &c);
         }
-        let key = (c.client.clone(), c.currency.clone());
-        add(
-            groups
-                .entry(key)
-                .or_insert_with(|| group(c.client.clone(), c.currency.clone())),
-            &c,
-        );
+        add(g, &c);
     }
-    let mut groups: Vec<SummaryGroup> = groups.into_values().map(round).collect();
+    let mut groups: Vec<SummaryGroup> = groups
+        .into_iter()
+        .filter(|g| g.entries > 0)
+        .map(round)
+        .collect();
     groups.sort_by(|a, b| {
         b.billed_minutes
             .cmp(&a.billed_minutes)

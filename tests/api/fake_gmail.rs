@@ -1,7 +1,7 @@
 //! A fake Gmail API on 127.0.0.1:0 that serves a mailbox through Gmail's real wire
 //! format, so the real google-gmail1 client is what the tests exercise:
-//! `users.getProfile`, `users.messages.list` (pagination, `q` with the local query
-//! subset plus epoch `after:`/`before:`), `users.messages.get` (raw, full, metadata,
+//! `users.getProfile`, `users.messages.list` (pagination, `q` with Gmail's search
+//! operators as `gmail_query` evaluates them), `users.messages.get` (raw, full, metadata,
 //! minimal), `users.messages.attachments.get` and `users.history.list` (404 for an
 //! expired start id). Faults are injectable: latency, a share of 429s (with
 //! Retry-After), 403 rateLimitExceeded and 503s, a rejected token (401), and a quota
@@ -21,10 +21,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use base64::Engine as _;
 use billable::mail::mbox::MboxSource;
-use billable::mail::query::HeaderInfo;
 use billable::mail::{MailQuery, MailSource, RawEmail};
 use futures::StreamExt;
 use serde_json::{Value, json};
+
+use crate::gmail_query::{GmailQuery, Searchable};
 
 pub const TOKEN: &str = "fake-gmail-token";
 pub const ADDRESS: &str = "alex@morganlegal.com";
@@ -35,8 +36,8 @@ pub struct FakeMessage {
     pub thread_id: String,
     /// Gmail label ids (SENT, INBOX, CATEGORY_PROMOTIONS, Label_…).
     pub label_ids: Vec<String>,
-    /// The Takeout names, for the local query matcher.
-    takeout_labels: Vec<String>,
+    /// What `q` searches of the message, as Gmail would.
+    searchable: Arc<Searchable>,
     pub message_id: String,
     pub history_id: u64,
     pub bytes: Vec<u8>,
@@ -287,18 +288,35 @@ impl FakeGmail {
         inner.history_id += 1;
         let n = inner.messages.len() as u64;
         let id = format!("{:016x}", 0x18c4_0000_0000_0000u64 + n * 7919);
-        let label_ids = raw.labels.iter().map(|l| label_id(l)).collect();
+        let label_ids: Vec<String> = raw.labels.iter().map(|l| label_id(l)).collect();
         let message = FakeMessage {
             thread_id: raw.thread_id.clone().unwrap_or_else(|| id.clone()),
             id: id.clone(),
+            searchable: Arc::new(Searchable::from_raw(&raw.bytes, &label_ids)),
             label_ids,
-            takeout_labels: raw.labels.clone(),
             message_id: raw.id.clone(),
             history_id: inner.history_id,
             bytes: raw.bytes,
         };
         inner.messages.push(message);
         id
+    }
+
+    /// Delivers the message with Gmail id `id` once more, as Gmail does for a second
+    /// alias or a list copy: the same bytes (so the same Message-ID) under a new Gmail
+    /// id, in the inbox; returns the new id.
+    pub fn deliver_again(&self, id: &str) -> String {
+        let raw = {
+            let inner = self.inner.lock().unwrap();
+            let m = find(&inner, id).expect("a message with that id");
+            RawEmail {
+                id: m.message_id.clone(),
+                thread_id: Some(m.thread_id.clone()),
+                labels: vec!["Inbox".to_owned()],
+                bytes: m.bytes.clone(),
+            }
+        };
+        self.add(raw)
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -589,25 +607,7 @@ fn page_of<T: Clone>(
 
 fn list(g: &Inner, param: &dyn Fn(&str) -> Option<String>) -> Response<Body> {
     let q = param("q").unwrap_or_default();
-    let mut after = None;
-    let mut before = None;
-    let mut rest = Vec::new();
-    for term in q.split_whitespace() {
-        match term.split_once(':') {
-            Some(("after", n)) if n.chars().all(|c| c.is_ascii_digit()) => {
-                after = n.parse::<i64>().ok()
-            }
-            Some(("before", n)) if n.chars().all(|c| c.is_ascii_digit()) => {
-                before = n.parse::<i64>().ok()
-            }
-            _ => rest.push(term),
-        }
-    }
-    let query = MailQuery {
-        query: (!rest.is_empty()).then(|| rest.join(" ")),
-        ..MailQuery::default()
-    };
-    let query = match query.compile() {
+    let query = match GmailQuery::parse(&q) {
         Ok(query) => query,
         Err(e) => {
             return gmail_error(
@@ -617,9 +617,10 @@ fn list(g: &Inner, param: &dyn Fn(&str) -> Option<String>) -> Response<Body> {
             );
         }
     };
-    let spam_trash = param("includeSpamTrash").as_deref() == Some("true");
+    // As Gmail: spam and trash only when asked for, by the parameter or the query.
+    let spam_trash =
+        param("includeSpamTrash").as_deref() == Some("true") || query.names_spam_or_trash();
     let label_filter: Vec<String> = param("labelIds").into_iter().collect();
-    let with_body = query.needs_body();
     // Newest first, as Gmail lists.
     let matching: Vec<Value> = g
         .messages
@@ -627,13 +628,7 @@ fn list(g: &Inner, param: &dyn Fn(&str) -> Option<String>) -> Response<Body> {
         .rev()
         .filter(|m| spam_trash || !m.label_ids.iter().any(|l| l == "SPAM" || l == "TRASH"))
         .filter(|m| label_filter.iter().all(|l| m.label_ids.contains(l)))
-        .filter(|m| {
-            let info = HeaderInfo::from_bytes(&m.bytes, &m.takeout_labels, with_body);
-            let t = info.date.map(|d| d.timestamp());
-            after.is_none_or(|a| t.is_some_and(|t| t >= a))
-                && before.is_none_or(|b| t.is_some_and(|t| t < b))
-                && query.matches(&info)
-        })
+        .filter(|m| query.matches(&m.searchable))
         .map(|m| json!({"id": m.id, "threadId": m.thread_id}))
         .collect();
     let total = matching.len();

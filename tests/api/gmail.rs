@@ -19,6 +19,10 @@ use crate::fake_gmail::{Bucket, FakeGmail, Faults, TOKEN};
 use crate::helpers::{TestApp, call, configure_demo, demo_settings, fixture, scan};
 use crate::mbox_gen;
 
+/// What Gmail lists of the demo mailbox for its clients: all 16 messages but the
+/// newsletter in Promotions and the dinner invitation to a friend.
+const DEMO_CANDIDATES: u64 = 14;
+
 /// A client with generous quota (the fake enforces none unless told) and short
 /// backoffs, so fault tests stay quick.
 fn config(fake: &FakeGmail) -> GmailConfig {
@@ -37,6 +41,24 @@ async fn gmail_context(app: &TestApp, config: GmailConfig) -> Context {
         .context(None)
         .with_gmail(Arc::new(GmailHub::new(config)));
     configure_demo(&ctx).await;
+    ctx
+}
+
+/// As [`gmail_context`] with no clients: the scan lists the whole mailbox, and a
+/// scan of all of it can then sync by history.
+async fn gmail_context_without_clients(app: &TestApp, config: GmailConfig) -> Context {
+    let ctx = app
+        .context(None)
+        .with_gmail(Arc::new(GmailHub::new(config)));
+    let mut settings = demo_settings();
+    settings["clients"] = json!([]);
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({ "settings": settings }),
+    )
+    .await
+    .expect("configure");
     ctx
 }
 
@@ -116,6 +138,17 @@ async fn mbox_entries() -> BTreeMap<String, (Value, Value, Value, Value)> {
     keyed(&entries(&ctx).await, None)
 }
 
+/// A client's new message, arriving after a first scan.
+fn new_client_message() -> RawEmail {
+    raw(
+        "new-1@acme.com",
+        "Wile Coyote <wile@acme.com>",
+        "alex@morganlegal.com",
+        &["Inbox"],
+        "Alex, please review the attached indemnity changes before Friday. We need your view on the cap.",
+    )
+}
+
 fn raw(id: &str, from: &str, to: &str, labels: &[&str], body: &str) -> RawEmail {
     let text = format!(
         "From: {from}\r\nTo: {to}\r\nSubject: Re: MSA redlines\r\nDate: Tue, 17 Nov 2026 10:00:00 -0500\r\n\
@@ -142,7 +175,7 @@ async fn scanning_the_demo_mailbox_through_gmail_gives_the_same_entries_as_the_m
     let ctx = gmail_context(&app, config(&fake)).await;
     let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
-    assert_eq!(out["examined"], 16, "{out}");
+    assert_eq!(out["examined"], DEMO_CANDIDATES, "{out}");
     assert_eq!(out["errors_total"], 0, "{out}");
     assert!(
         out["source"].as_str().unwrap().starts_with("gmail"),
@@ -152,7 +185,7 @@ async fn scanning_the_demo_mailbox_through_gmail_gives_the_same_entries_as_the_m
     let got = keyed(&entries(&ctx).await, Some(&fake.message_ids()));
     assert_eq!(got, expected);
     // Ids only were listed; each body fetched once, as raw.
-    assert_eq!(fake.calls("messages.get"), 16);
+    assert_eq!(fake.calls("messages.get"), DEMO_CANDIDATES);
 }
 
 #[tokio::test]
@@ -171,7 +204,7 @@ async fn a_rescan_through_gmail_fetches_no_bodies_and_creates_nothing() {
     )
     .await
     .expect("rescan");
-    assert_eq!(out["skipped_already_processed"], 16, "{out}");
+    assert_eq!(out["skipped_already_processed"], DEMO_CANDIDATES, "{out}");
     assert_eq!(out["entries_created"], 0, "{out}");
     assert_eq!(fake.calls("messages.get"), 0);
     assert!(fake.calls("messages.list") >= 1);
@@ -225,17 +258,17 @@ async fn rate_limit_403s_are_retried_like_429s() {
 async fn after_one_scan_a_new_message_is_found_through_history_with_one_fetch() {
     let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
     let app = TestApp::new();
-    let ctx = gmail_context(&app, config(&fake)).await;
-    scan(&ctx).await;
-    let before = entries(&ctx).await.len();
+    let ctx = gmail_context_without_clients(&app, config(&fake)).await;
+    let first = scan(&ctx).await;
+    assert!(
+        first["listing"]
+            .as_str()
+            .unwrap()
+            .starts_with("every message"),
+        "{first}"
+    );
 
-    fake.add(raw(
-        "new-1@acme.com",
-        "Wile Coyote <wile@acme.com>",
-        "alex@morganlegal.com",
-        &["Inbox"],
-        "Alex, please review the attached indemnity changes before Friday. We need your view on the cap.",
-    ));
+    fake.add(new_client_message());
     fake.reset_calls();
     let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
@@ -243,7 +276,6 @@ async fn after_one_scan_a_new_message_is_found_through_history_with_one_fetch() 
     assert!(fake.calls("history.list") >= 1, "history was read");
     assert_eq!(fake.calls("messages.list"), 0, "no full listing");
     assert_eq!(fake.calls("messages.get"), 1, "exactly one body fetched");
-    assert_eq!(entries(&ctx).await.len(), before + 1);
 
     // Nothing new: history is read, nothing fetched.
     fake.reset_calls();
@@ -253,10 +285,27 @@ async fn after_one_scan_a_new_message_is_found_through_history_with_one_fetch() 
 }
 
 #[tokio::test]
-async fn an_expired_history_id_falls_back_to_a_full_listing() {
+async fn with_clients_a_rescan_lists_their_mail_again_and_fetches_only_the_new_message() {
     let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
     let app = TestApp::new();
     let ctx = gmail_context(&app, config(&fake)).await;
+    scan(&ctx).await;
+    let before = entries(&ctx).await.len();
+    fake.add(new_client_message());
+    fake.reset_calls();
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(fake.calls("history.list"), 0, "{out}");
+    assert!(fake.calls("messages.list") >= 1);
+    assert_eq!(fake.calls("messages.get"), 1, "exactly one body fetched");
+    assert_eq!(entries(&ctx).await.len(), before + 1);
+}
+
+#[tokio::test]
+async fn an_expired_history_id_falls_back_to_a_full_listing() {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let app = TestApp::new();
+    let ctx = gmail_context_without_clients(&app, config(&fake)).await;
     scan(&ctx).await;
     fake.add(raw(
         "new-2@globex.io",
@@ -725,7 +774,7 @@ async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_a
     let ctx = gmail_context(&app, config.clone()).await;
     let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
-    assert_eq!(out["examined"], 16, "{out}");
+    assert_eq!(out["examined"], DEMO_CANDIDATES, "{out}");
 
     // Without a stored grant a scan asks for `billable auth gmail`, it never prompts.
     let other = TestApp::new();
@@ -771,7 +820,7 @@ async fn the_cli_scans_gmail_with_the_gmail_flag_and_environment_credentials() {
         String::from_utf8_lossy(&out.stderr)
     );
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(json["examined"], 16, "{json}");
+    assert_eq!(json["examined"], DEMO_CANDIDATES, "{json}");
     assert!(json["entries_created"].as_u64().unwrap() >= 5, "{json}");
 
     // A wrong token: exit 3 and the re-authorise advice on stderr.
@@ -891,7 +940,7 @@ async fn a_workspace_service_account_reads_the_users_mailbox_by_delegation() {
         .await
         .expect("scan");
     assert_eq!(out["status"], "completed", "{out}");
-    assert_eq!(out["examined"], 16, "{out}");
+    assert_eq!(out["examined"], DEMO_CANDIDATES, "{out}");
 
     let claims = claims.lock().unwrap().clone();
     assert!(!claims.is_empty(), "a token was requested");
@@ -998,7 +1047,7 @@ async fn bodies_are_fetched_several_at_a_time_but_never_more_than_the_bound() {
     config.concurrency = 4;
     let ctx = gmail_context(&app, config).await;
     let out = scan(&ctx).await;
-    assert_eq!(out["examined"], 16, "{out}");
+    assert_eq!(out["examined"], DEMO_CANDIDATES, "{out}");
     let most = fake.max_in_flight();
     assert!(
         (2..=4).contains(&most),

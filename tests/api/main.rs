@@ -6,6 +6,8 @@ mod corpus;
 mod fake_gmail;
 mod fake_openai;
 mod gmail;
+mod gmail_candidates;
+mod gmail_query;
 mod helpers;
 mod hostile;
 mod http;

@@ -189,6 +189,66 @@ async fn reanalyzing_updates_entries_in_place_without_duplicates() {
     );
 }
 
+/// A reanalyzing scan counts what it changed, at what the store holds: an entry a
+/// person approved and edited keeps its minutes and is none of the scan's.
+#[tokio::test]
+async fn a_reanalyzing_scans_totals_are_what_it_changed_and_leave_a_reviewed_entry_out() {
+    let app = TestApp::new();
+    let ctx = configured(&app, demo_source()).await;
+    scan(&ctx).await;
+    let first = all_entries(&ctx).await;
+    let id = by_message(&first, "msa-redline-reply-1@morganlegal.com")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        &ctx,
+        "update_time_entries",
+        json!({"ids": [id], "changes": {"status": "approved", "billed_minutes": 30}}),
+    )
+    .await
+    .expect("approve");
+    // Every rate changes, so every entry a person did not review is rewritten.
+    call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": {"default_hourly_rate": 310, "clients": [
+            {"name": "Acme Corp", "domains": ["acme.com"], "keywords": ["Acme"], "matter": "MSA renewal", "hourly_rate": 360},
+            {"name": "Globex", "domains": ["globex.io"], "matter": "Series B financing", "hourly_rate": 410},
+            {"name": "Initech", "addresses": ["bill.lumbergh@gmail.com"], "keywords": ["Initech"]}
+        ]}}),
+    )
+    .await
+    .expect("configure");
+    let again = call(&ctx, "scan_billable_time", json!({"reanalyze": true}))
+        .await
+        .expect("rescan");
+    let by_status = call(
+        &ctx,
+        "get_time_tracking_summary",
+        json!({"group_by": "status"}),
+    )
+    .await
+    .expect("summary");
+    let (mut minutes, mut amount, mut entries) = (0, 0.0, 0);
+    for g in by_status["groups"].as_array().unwrap() {
+        if g["key"] != "approved" {
+            minutes += g["billed_minutes"].as_u64().unwrap();
+            amount += g["amount"].as_f64().unwrap();
+            entries += g["entries"].as_u64().unwrap();
+        }
+    }
+    assert_eq!(again["entries_updated"].as_u64(), Some(entries), "{again}");
+    assert_eq!(again["billed_minutes"].as_u64(), Some(minutes), "{again}");
+    assert!(
+        (again["amount"].as_f64().unwrap() - amount).abs() < 0.005,
+        "{again}"
+    );
+    let after = all_entries(&ctx).await;
+    let kept = by_message(&after, "msa-redline-reply-1@morganlegal.com");
+    assert_eq!(kept["billed_minutes"], 30);
+}
+
 #[tokio::test]
 async fn max_messages_and_the_date_range_limit_what_is_examined() {
     let app = TestApp::new();

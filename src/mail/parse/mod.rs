@@ -36,6 +36,10 @@ pub use quote::{count_words, strip_quoted, thread_addresses};
 /// cut at a character boundary so oversized mail never reaches an LLM whole.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
+/// The longest Message-ID kept as a message's RFC id (RFC 5322's line limit); a longer
+/// one is no id anyone else would send.
+pub const MAX_MESSAGE_ID_BYTES: usize = 998;
+
 /// The most addresses kept from a message's quoted history.
 pub const MAX_THREAD_ADDRESSES: usize = 50;
 
@@ -67,6 +71,10 @@ pub fn parse_email(raw: &RawEmail) -> Result<Email, MailError> {
 
     Ok(Email {
         id: raw.id.clone(),
+        rfc_id: msg
+            .message_id()
+            .map(headers::clean_message_id)
+            .filter(|id| !id.is_empty() && id.len() <= MAX_MESSAGE_ID_BYTES),
         thread_id,
         labels: raw.labels.clone(),
         from: msg.from().and_then(|a| a.iter().find_map(to_address)),
