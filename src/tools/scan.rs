@@ -921,9 +921,9 @@ impl Scan<'_> {
     }
 
     /// Counts a saved batch: `created`, `updated` and `removed` are the message ids
-    /// whose entry it created, changed or removed. Only those count in the totals: an entry the store kept
-    /// as it was (a person reviewed it, or it would not change) keeps what it was
-    /// counted as earlier in this scan, or is not this scan's.
+    /// whose entry it created, changed or removed. Only those count in the totals: an
+    /// entry the store kept as it was (a person reviewed it, or it would not change)
+    /// keeps what it was counted as earlier in this scan, or is not this scan's.
     fn account(
         &mut self,
         batch: Batch,
