@@ -17,6 +17,10 @@ export BENCH_MESSAGES="${BENCH_MESSAGES:-1000}"
 # With BILLABLE_TEST_SERVICES=1 a test that finds them missing fails instead of
 # skipping, so this script (and CI, which runs it) never skips a store.
 export BILLABLE_TEST_SERVICES=1
+# Build every test target first: the services then migrate with the binary this
+# build made, instead of a second build of it with other dependency features.
+cargo test --locked --all-targets --no-run
+export BILLABLE_BIN="${CARGO_TARGET_DIR:-target}/debug/billable"
 source scripts/test-services.sh
 
 cargo test --locked --all-targets "$@"
