@@ -987,7 +987,7 @@ async fn ctrl_c_during_a_scan_saves_what_was_done_records_it_interrupted_and_exi
     assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
     assert!(
         stdout.contains("run the same command again to resume"),
-        "{stdout}"
+        "{stdout}{stderr}"
     );
     let scans = ctx.store.scans(&user, 1).await.expect("scans");
     assert_eq!(scans[0].status.as_str(), "interrupted", "{:?}", scans[0]);
