@@ -16,7 +16,7 @@ use billable::tools::NoProgress;
 use serde_json::{Value, json};
 
 use crate::fake_gmail::{Bucket, FakeGmail, Faults, TOKEN};
-use crate::helpers::{TestApp, call, configure_demo, demo_settings, fixture, scan};
+use crate::helpers::{TestApp, call, configure, configure_demo, demo_settings, fixture, scan};
 use crate::mbox_gen;
 
 /// What Gmail lists of the demo mailbox for its clients: all 16 messages but the
@@ -52,13 +52,7 @@ async fn gmail_context_without_clients(app: &TestApp, config: GmailConfig) -> Co
         .with_gmail(Arc::new(GmailHub::new(config)));
     let mut settings = demo_settings();
     settings["clients"] = json!([]);
-    call(
-        &ctx,
-        "configure_time_tracking",
-        json!({ "settings": settings }),
-    )
-    .await
-    .expect("configure");
+    configure(&ctx, settings).await;
     ctx
 }
 
@@ -81,7 +75,7 @@ impl billable::tools::Progress for ChunkSaved {
 }
 
 /// Every entry, page by page.
-async fn entries_all(ctx: &Context) -> Vec<Value> {
+pub(crate) async fn entries_all(ctx: &Context) -> Vec<Value> {
     let mut all = Vec::new();
     loop {
         let list = call(
@@ -99,11 +93,12 @@ async fn entries_all(ctx: &Context) -> Vec<Value> {
     }
 }
 
-/// Entries by the message's Message-ID: (client, activity, work_date, billed_minutes).
-fn keyed(
+/// Entries by the message's Message-ID (Gmail ids mapped through `ids`): [client,
+/// activity, work_date, billed_minutes, description].
+pub(crate) fn keyed(
     entries: &[Value],
     ids: Option<&HashMap<String, String>>,
-) -> BTreeMap<String, (Value, Value, Value, Value)> {
+) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for e in entries {
         let id = e["message_id"].as_str().expect("message_id").to_owned();
@@ -114,12 +109,13 @@ fn keyed(
                 .unwrap_or_else(|| panic!("unknown Gmail id {id}")),
             None => id,
         };
-        let row = (
-            e["client"].clone(),
-            e["activity"].clone(),
-            e["work_date"].clone(),
-            e["billed_minutes"].clone(),
-        );
+        let row = json!([
+            e["client"],
+            e["activity"],
+            e["work_date"],
+            e["billed_minutes"],
+            e["description"]
+        ]);
         assert!(
             out.insert(id.clone(), row).is_none(),
             "two entries for {id}"
@@ -128,7 +124,7 @@ fn keyed(
     out
 }
 
-async fn mbox_entries() -> BTreeMap<String, (Value, Value, Value, Value)> {
+async fn mbox_entries() -> BTreeMap<String, Value> {
     let app = TestApp::new();
     let source: Arc<dyn MailSource> =
         Arc::new(MboxSource::open(fixture("demo.mbox")).expect("mbox"));

@@ -13,7 +13,8 @@ use billable::mail::mbox::MboxSource;
 use serde_json::{Value, json};
 
 use crate::fake_gmail::{Bucket, FakeGmail, TOKEN};
-use crate::helpers::{TestApp, call, configure_demo, fixture, scan};
+use crate::gmail::{entries_all, keyed};
+use crate::helpers::{TestApp, configure, configure_demo, fixture, scan};
 use crate::mbox_gen;
 
 /// The client on the legacy profile, as the fake's quota bucket enforces it.
@@ -25,53 +26,12 @@ fn legacy_config(fake: &FakeGmail) -> GmailConfig {
     config
 }
 
-async fn configure(ctx: &Context, settings: &Value) {
-    call(
-        ctx,
-        "configure_time_tracking",
-        json!({ "settings": settings }),
-    )
-    .await
-    .expect("configure");
-}
-
-/// Every entry, keyed by its message's Message-ID (Gmail ids mapped through `ids`):
-/// (client, activity, work_date, billed_minutes, description).
+/// Every entry, keyed as `gmail::keyed` keys them.
 async fn keyed_entries(
     ctx: &Context,
     ids: Option<&std::collections::HashMap<String, String>>,
 ) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    let mut offset = 0;
-    loop {
-        let page = call(
-            ctx,
-            "list_time_entries",
-            json!({"limit": 500, "offset": offset}),
-        )
-        .await
-        .expect("list");
-        let entries = page["entries"].as_array().cloned().unwrap_or_default();
-        if entries.is_empty() {
-            return out;
-        }
-        offset += entries.len();
-        for e in entries {
-            let id = e["message_id"].as_str().unwrap_or_default().to_owned();
-            let id = ids.and_then(|m| m.get(&id).cloned()).unwrap_or(id);
-            let row = json!([
-                e["client"],
-                e["activity"],
-                e["work_date"],
-                e["billed_minutes"],
-                e["description"]
-            ]);
-            assert!(
-                out.insert(id.clone(), row).is_none(),
-                "two entries for {id}"
-            );
-        }
-    }
+    keyed(&entries_all(ctx).await, ids)
 }
 
 fn write_generated(app: &TestApp, n: usize) -> std::path::PathBuf {
@@ -98,7 +58,7 @@ async fn a_gmail_scan_fetches_only_client_mail_and_makes_the_mbox_scans_entries(
     let local = TestApp::new();
     let source: Arc<dyn MailSource> = Arc::new(MboxSource::open(&mbox).expect("mbox"));
     let mbox_ctx = local.context(Some(source));
-    configure(&mbox_ctx, &settings).await;
+    configure(&mbox_ctx, settings.clone()).await;
     let from_mbox = scan(&mbox_ctx).await;
     assert_eq!(from_mbox["examined"], MESSAGES as u64, "{from_mbox}");
     let expected = keyed_entries(&mbox_ctx, None).await;
@@ -109,7 +69,7 @@ async fn a_gmail_scan_fetches_only_client_mail_and_makes_the_mbox_scans_entries(
     let ctx = app
         .context(None)
         .with_gmail(Arc::new(GmailHub::new(legacy_config(&fake))));
-    configure(&ctx, &settings).await;
+    configure(&ctx, settings.clone()).await;
     let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
     assert_eq!(out["errors_total"], 0, "{out}");
@@ -232,14 +192,14 @@ async fn a_client_added_later_has_its_older_mail_fetched_and_nothing_else() {
     let mut settings = generated_settings();
     let all_clients = settings["clients"].clone();
     settings["clients"] = json!([all_clients[0]]);
-    configure(&ctx, &settings).await;
+    configure(&ctx, settings.clone()).await;
     let first = scan(&ctx).await;
     let acme = first["examined"].as_u64().unwrap();
     assert!(acme > 0, "{first}");
     assert_eq!(fake.calls("messages.get"), acme);
 
     fake.reset_calls();
-    configure(&ctx, &json!({ "clients": all_clients })).await;
+    configure(&ctx, json!({ "clients": all_clients })).await;
     let second = scan(&ctx).await;
     // Acme's mail is listed again but not fetched; the newly added clients' is.
     assert_eq!(second["skipped_already_processed"], acme, "{second}");

@@ -139,15 +139,20 @@ impl Run {
     }
 }
 
-/// Applies the demo settings (`tests/fixtures/demo-settings.json`), which must succeed.
-pub async fn configure_demo(ctx: &Context) {
+/// Applies a settings patch, which must succeed.
+pub async fn configure(ctx: &Context, settings: Value) {
     call(
         ctx,
         "configure_time_tracking",
-        serde_json::json!({"settings": demo_settings()}),
+        serde_json::json!({ "settings": settings }),
     )
     .await
-    .expect("configure the demo settings");
+    .expect("configure");
+}
+
+/// Applies the demo settings (`tests/fixtures/demo-settings.json`).
+pub async fn configure_demo(ctx: &Context) {
+    configure(ctx, demo_settings()).await;
 }
 
 /// Calls a tool in process as the local user.
