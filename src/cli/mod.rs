@@ -1319,14 +1319,23 @@ struct ScanWatch {
 
 impl ScanWatch {
     fn start(total: Option<u64>) -> Self {
+        use futures::FutureExt;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
+        // Polled once here, so Ctrl-C is handled from now on: left to the task below,
+        // the handler would be installed only when a worker first polls it, which a
+        // busy machine can delay past the key press (the scan then dies of SIGINT,
+        // saving nothing and printing nothing).
+        let mut first = Box::pin(tokio::signal::ctrl_c());
+        let _ = first.as_mut().now_or_never();
         tokio::spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
+            let mut pressed = first.await;
+            while pressed.is_ok() {
                 if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
                     std::process::exit(130);
                 }
                 eprintln!("Stopping: saving what was done (Ctrl-C again to quit at once)…");
+                pressed = tokio::signal::ctrl_c().await;
             }
         });
         ScanWatch {

@@ -984,7 +984,12 @@ async fn ctrl_c_during_a_scan_saves_what_was_done_records_it_interrupted_and_exi
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{:?}: {stdout}{stderr}",
+        out.status
+    );
     assert!(
         stdout.contains("run the same command again to resume"),
         "{stdout}{stderr}"
