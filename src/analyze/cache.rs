@@ -48,8 +48,23 @@ impl AnalysisCache {
     }
 
     /// `analyzer.analyze`, answering from the cache what it can. Only successful
-    /// analyses are kept; analyzers without a cache key are called directly.
+    /// analyses are kept; analyzers without a cache key are called directly. An entry
+    /// dated where no work can have been done is that message's error.
     pub async fn analyze(
+        &self,
+        analyzer: &dyn Analyzer,
+        user: &UserId,
+        emails: &[Email],
+        settings: &Settings,
+    ) -> Vec<Result<Analysis, AnalyzeError>> {
+        self.remembered(analyzer, user, emails, settings)
+            .await
+            .into_iter()
+            .map(|r| r.and_then(super::dated))
+            .collect()
+    }
+
+    async fn remembered(
         &self,
         analyzer: &dyn Analyzer,
         user: &UserId,

@@ -50,6 +50,21 @@ pub enum AnalyzeError {
     Message(String),
 }
 
+/// An analysis whose entry is dated where no work can have been done (a Date header or
+/// invitation in year 0001): no store or bill can carry it, so it is the message's error.
+pub fn dated(analysis: Analysis) -> Result<Analysis, AnalyzeError> {
+    let date = match &analysis.outcome {
+        Outcome::Entry(e) | Outcome::Meeting { entry: e, .. } => e.work_date,
+        Outcome::CancelMeeting { .. } | Outcome::NotBillable => return Ok(analysis),
+    };
+    match date.check_plausible() {
+        Ok(_) => Ok(analysis),
+        Err(why) => Err(AnalyzeError::Message(format!(
+            "the message's date: {why}. Check its Date header or the invitation's start"
+        ))),
+    }
+}
+
 /// Turns triaged messages into analyses. Batches let an LLM analyzer send several
 /// messages per request; `rules` handles them one by one.
 #[async_trait]

@@ -35,8 +35,8 @@ pub struct Email {
     /// Gmail id, or the Message-ID header without angle brackets for local sources
     /// (a content hash when the header is missing).
     pub id: String,
-    /// The Message-ID header without angle brackets (when it has one, of at most
-    /// `mail::parse::MAX_MESSAGE_ID_BYTES`): one RFC message delivered twice (the owner
+    /// The Message-ID header without angle brackets, as `mail::parse::storable_id`
+    /// keys it (when it has one): one RFC message delivered twice (the owner
     /// in Cc of their own mail, two aliases) has two Gmail ids but this one id.
     pub rfc_id: Option<String>,
     pub thread_id: Option<String>,

@@ -75,6 +75,24 @@ impl WorkDate {
             .map(WorkDate)
             .map_err(|_| format!("`{s}` is not a date in YYYY-MM-DD form"))
     }
+
+    /// Whether work can have been done on this date: from 1970 (before any mail) to
+    /// 9999 (the last year Postgres, LEDES and spreadsheets write in four digits). A
+    /// sender's Date header or calendar invite can say anything, such as year 0001.
+    pub fn is_plausible(self) -> bool {
+        (1970..=9999).contains(&chrono::Datelike::year(&self.0))
+    }
+
+    /// [`WorkDate::is_plausible`] as a reason when it is not.
+    pub fn check_plausible(self) -> Result<WorkDate, String> {
+        if self.is_plausible() {
+            Ok(self)
+        } else {
+            Err(format!(
+                "{self} is not a date work was done on (billable takes 1970-01-01 to 9999-12-31)"
+            ))
+        }
+    }
 }
 
 impl TryFrom<String> for WorkDate {

@@ -42,16 +42,36 @@ pub(crate) fn drops_line(kept: usize, line: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
 }
 
-/// A message as kept ([`drops_line`]): itself when it is small.
+/// The most of one line a message keeps (1 MiB). RFC 5322 allows 998 bytes; what is
+/// longer is minified HTML, a broken mailer's unwrapped base64, or an attack, and
+/// none of it is worth more to an analyzer than its first megabyte.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// Adds what a message keeps of `line` to `kept`: nothing when [`drops_line`],
+/// otherwise at most [`MAX_LINE_BYTES`] of it, still ending the line.
+pub(crate) fn keep_line(kept: &mut Vec<u8>, line: &[u8]) {
+    if drops_line(kept.len(), line) {
+        return;
+    }
+    match line.get(..MAX_LINE_BYTES) {
+        Some(cut) if cut.len() < line.len() => {
+            kept.extend_from_slice(cut);
+            if line.ends_with(b"\n") {
+                kept.push(b'\n');
+            }
+        }
+        _ => kept.extend_from_slice(line),
+    }
+}
+
+/// A message as kept ([`keep_line`]): itself when it is small.
 pub(crate) fn slim(bytes: Vec<u8>) -> Vec<u8> {
     if bytes.len() <= KEEP_WHOLE_BYTES {
         return bytes;
     }
     let mut kept = Vec::with_capacity(KEEP_WHOLE_BYTES + 64 * 1024);
     for line in bytes.split_inclusive(|b| *b == b'\n') {
-        if !drops_line(kept.len(), line) {
-            kept.extend_from_slice(line);
-        }
+        keep_line(&mut kept, line);
     }
     kept.shrink_to_fit();
     kept
@@ -357,11 +377,21 @@ pub(crate) mod tests {
         assert_eq!(b.attachments, 1);
         assert_eq!(a.new_text, b.new_text);
         assert_eq!((a.subject, a.from, a.date), (b.subject, b.from, b.date));
-        // Small messages, and text however long, are kept whole.
+        // Small messages, and text however long, are kept whole; of a line only its
+        // first MAX_LINE_BYTES, still ending the line.
         let small = with_attachment(0);
         assert_eq!(slim(small.clone()), small);
-        let text = "word ".repeat(400_000).into_bytes();
+        let text = format!("{}\n", "word ".repeat(20))
+            .repeat(20_000)
+            .into_bytes();
         assert_eq!(slim(text.clone()), text);
+        let line = format!("{}\nnext\n", "word ".repeat(400_000)).into_bytes();
+        let cut = slim(line);
+        assert_eq!(cut.len(), MAX_LINE_BYTES + "\nnext\n".len());
+        assert!(
+            cut.ends_with(b"w\nnext\n"),
+            "the line ends where it was cut"
+        );
     }
 
     fn query(text: &str) -> MailQuery {

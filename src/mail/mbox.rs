@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 pub use super::files::MAX_MESSAGE_BYTES;
-use super::files::{drops_line, local_listing, run_blocking};
+use super::files::{MAX_LINE_BYTES, keep_line, local_listing, run_blocking};
 use super::parse::raw_from_bytes;
 use super::{Listed, MailError, MailQuery, MailSource, RawEmail, io_error};
 
@@ -140,7 +140,10 @@ pub(crate) struct MboxReader<R> {
     single_message: bool,
     finished: bool,
     index: usize,
+    /// The current line, at most [`MAX_LINE_BYTES`] of it and its end of line.
     line: Vec<u8>,
+    /// The current line's whole length, read or not.
+    line_len: usize,
 }
 
 impl<R: BufRead> MboxReader<R> {
@@ -152,12 +155,13 @@ impl<R: BufRead> MboxReader<R> {
             finished: false,
             index: 0,
             line: Vec::new(),
+            line_len: 0,
         }
     }
 
     fn read_line(&mut self) -> std::io::Result<bool> {
-        self.line.clear();
-        Ok(self.reader.read_until(b'\n', &mut self.line)? > 0)
+        self.line_len = read_capped_line(&mut self.reader, &mut self.line)?;
+        Ok(self.line_len > 0)
     }
 
     /// The next message's bytes (separator removed, `>From ` unescaped), `None` at
@@ -220,16 +224,14 @@ impl<R: BufRead> MboxReader<R> {
                 continue;
             }
             let unescaped = unescape_from(&self.line);
-            read += unescaped.len();
+            read += self.line_len - (self.line.len() - unescaped.len());
             if read > MAX_MESSAGE_BYTES {
                 too_large = true;
                 message = Vec::new();
                 continue;
             }
             // An attachment's body is read and counted, not kept.
-            if !drops_line(message.len(), unescaped) {
-                message.extend_from_slice(unescaped);
-            }
+            keep_line(&mut message, unescaped);
         }
         if too_large {
             return Some(Err(ReadError::TooLarge { index: self.index }));
@@ -251,6 +253,38 @@ impl<R: BufRead> MboxReader<R> {
     }
 }
 
+/// Reads the next line into `line`, keeping at most [`MAX_LINE_BYTES`] of it and its
+/// end of line, and returns its whole length (0 at the end): a 200 MB "line" is read
+/// through, not into memory, and still counts whole towards a message's size.
+fn read_capped_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    line.clear();
+    let mut len = 0;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(len);
+        }
+        let (used, ends) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = MAX_LINE_BYTES.saturating_sub(line.len());
+        line.extend_from_slice(buf.get(..used.min(room)).unwrap_or_default());
+        reader.consume(used);
+        len += used;
+        if ends {
+            if line.last() != Some(&b'\n') {
+                line.push(b'\n');
+            }
+            return Ok(len);
+        }
+    }
+}
+
 /// How many messages the mbox at `path` holds, by the separator rule the reader uses,
 /// without keeping any message (a progress bar's length); `None` when it cannot be
 /// read or is not an mbox.
@@ -258,7 +292,7 @@ pub fn count_messages(path: &Path) -> Option<u64> {
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path).ok()?);
     let mut line = Vec::new();
     let (mut count, mut previous_blank, mut started) = (0u64, false, false);
-    while reader.read_until(b'\n', &mut line).ok()? > 0 {
+    while read_capped_line(&mut reader, &mut line).ok()? > 0 {
         if !started {
             if !is_blank(&line) {
                 started = true;
@@ -274,7 +308,6 @@ pub fn count_messages(path: &Path) -> Option<u64> {
             count += 1;
         }
         previous_blank = is_blank(&line);
-        line.clear();
     }
     Some(count)
 }

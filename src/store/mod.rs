@@ -150,6 +150,63 @@ impl Batch {
             && self.events.is_empty()
             && self.deleted_entries.is_empty()
     }
+
+    /// The batch's writes grouped by the message they are about (an event by the
+    /// message that holds its meeting, or its UID once cancelled), in first-seen order:
+    /// a message's entry and processed mark stay together, so a message a store
+    /// cannot hold is neither saved in part nor marked processed.
+    pub fn by_message(self) -> Vec<(String, Batch)> {
+        let mut groups: Vec<(String, Batch)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut group = |key: &str| -> usize {
+            if let Some(&i) = index.get(key) {
+                return i;
+            }
+            groups.push((key.to_owned(), Batch::default()));
+            index.insert(key.to_owned(), groups.len() - 1);
+            groups.len() - 1
+        };
+        let mut at: Vec<(usize, Item)> = Vec::new();
+        for e in self.entries {
+            at.push((group(&e.message_id), Item::Entry(e)));
+        }
+        for p in self.processed {
+            at.push((group(&p.message_id), Item::Processed(p)));
+        }
+        for e in self.events {
+            let key = e.message_id.clone().unwrap_or_else(|| e.uid.clone());
+            at.push((group(&key), Item::Event(e)));
+        }
+        for id in self.deleted_entries {
+            at.push((group(&id), Item::Deleted(id)));
+        }
+        for (i, item) in at {
+            let b = &mut groups[i].1;
+            match item {
+                Item::Entry(e) => b.entries.push(e),
+                Item::Processed(p) => b.processed.push(p),
+                Item::Event(e) => b.events.push(e),
+                Item::Deleted(id) => b.deleted_entries.push(id),
+            }
+        }
+        groups
+    }
+
+    /// Adds `other`'s writes after this batch's.
+    pub fn extend(&mut self, other: Batch) {
+        self.entries.extend(other.entries);
+        self.processed.extend(other.processed);
+        self.events.extend(other.events);
+        self.deleted_entries.extend(other.deleted_entries);
+    }
+}
+
+/// One write of a batch, while it is grouped by message.
+enum Item {
+    Entry(TimeEntry),
+    Processed(Processed),
+    Event(EventState),
+    Deleted(String),
 }
 
 /// What a saved batch changed.
@@ -163,6 +220,19 @@ pub struct Saved {
     /// Message ids whose entry this batch removed (a cancelled meeting's, unless a
     /// person reviewed it).
     pub deleted: Vec<String>,
+    /// Messages whose writes the store refused for what they hold, with its reason;
+    /// nothing of them was saved, so the next scan tries them again.
+    pub refused: Vec<(String, String)>,
+}
+
+impl Saved {
+    /// Adds what another part of the same batch changed.
+    pub fn extend(&mut self, other: Saved) {
+        self.created.extend(other.created);
+        self.updated.extend(other.updated);
+        self.deleted.extend(other.deleted);
+        self.refused.extend(other.refused);
+    }
 }
 
 /// A page of entries, newest first (work_date, then created_at).
@@ -237,6 +307,25 @@ pub enum StoreError {
         status: u16,
         message: String,
     },
+}
+
+impl StoreError {
+    /// Whether the store refused what some rows hold (a value it cannot store or
+    /// index), rather than the request as such: the same writes without those rows
+    /// would be saved.
+    pub fn is_about_rows(&self) -> bool {
+        match self {
+            StoreError::Rest { status, .. } => matches!(status, 400 | 413 | 422 | 500),
+            StoreError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => matches!(
+                e.code,
+                rusqlite::ErrorCode::ConstraintViolation | rusqlite::ErrorCode::TooBig
+            ),
+            _ => false,
+        }
+    }
 }
 
 #[async_trait]
@@ -328,6 +417,66 @@ pub trait Store: Send + Sync {
 
     /// Cheap reachability check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Saves a batch. When the store refuses it for what some rows hold (a date or value
+/// it cannot store), the batch is saved in halves, down to one message's writes, so
+/// that only the messages it cannot hold are refused (`Saved::refused`, reported per
+/// message) and everything else is saved. When every message of a batch of several is
+/// refused, the fault is not in the rows: that error is returned.
+pub async fn save_isolating(
+    store: &dyn Store,
+    user: &UserId,
+    batch: &Batch,
+) -> Result<Saved, StoreError> {
+    let first = match store.save_batch(user, batch).await {
+        Err(e) if e.is_about_rows() => e,
+        other => return other,
+    };
+    let groups = batch.clone().by_message();
+    if groups.len() < 2 {
+        let id = groups.first().map(|(id, _)| id.clone()).unwrap_or_default();
+        return Ok(Saved {
+            refused: vec![(id, first.to_string())],
+            ..Saved::default()
+        });
+    }
+    tracing::warn!(error = %first, messages = groups.len(), "the store refused a batch; saving its messages apart");
+    let saved = save_apart(store, user, &groups).await?;
+    if saved.refused.len() == groups.len() {
+        return Err(first);
+    }
+    Ok(saved)
+}
+
+/// [`save_isolating`]'s halving: saves `groups` together, or each half apart when the
+/// store refuses them for what some rows hold.
+fn save_apart<'a>(
+    store: &'a dyn Store,
+    user: &'a UserId,
+    groups: &'a [(String, Batch)],
+) -> futures::future::BoxFuture<'a, Result<Saved, StoreError>> {
+    Box::pin(async move {
+        let mut together = Batch::default();
+        for (_, b) in groups {
+            together.extend(b.clone());
+        }
+        match store.save_batch(user, &together).await {
+            Err(e) if e.is_about_rows() => match groups {
+                [(id, _)] => Ok(Saved {
+                    refused: vec![(id.clone(), e.to_string())],
+                    ..Saved::default()
+                }),
+                _ => {
+                    let (a, b) = groups.split_at(groups.len() / 2);
+                    let mut saved = save_apart(store, user, a).await?;
+                    saved.extend(save_apart(store, user, b).await?);
+                    Ok(saved)
+                }
+            },
+            other => other,
+        }
+    })
 }
 
 #[cfg(test)]

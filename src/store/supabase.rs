@@ -231,7 +231,7 @@ impl SupabaseStore {
     ) -> Result<Vec<T>, StoreError> {
         let mut written = Vec::new();
         for chunk in rows.chunks(CHUNK_ROWS) {
-            let body = Value::Array(chunk.to_vec()).to_string();
+            let body = Value::Array(chunk.iter().map(without_nul).collect()).to_string();
             let request = self
                 .from(user, table)?
                 .upsert(body)
@@ -414,6 +414,22 @@ fn event_row(e: &EventState, now: DateTime<Utc>) -> Value {
 
 /// Keeps the last of several items with the same key: one upsert statement may not
 /// touch a row twice.
+/// `value` with every NUL character taken out of its strings: Postgres text cannot
+/// hold one, and a sender can put one in any header (SQLite keeps them).
+fn without_nul(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "")),
+        Value::Array(items) => Value::Array(items.iter().map(without_nul).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), without_nul(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 fn last_by_key<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
     let mut seen = HashSet::new();
     let mut out: Vec<&T> = items.iter().rev().filter(|i| seen.insert(key(i))).collect();
@@ -671,21 +687,6 @@ impl Store for SupabaseStore {
             }
         }
 
-        let processed: Vec<Value> = last_by_key(&batch.processed, |p| &p.message_id)
-            .into_iter()
-            .map(processed_row)
-            .collect();
-        let _: Vec<IgnoredAny> = self
-            .upsert(
-                user,
-                "processed_messages",
-                "user_id,message_id",
-                "message_id",
-                &processed,
-                "record processed messages",
-            )
-            .await?;
-
         let now = Utc::now();
         let events: Vec<Value> = last_by_key(&batch.events, |e| &e.uid)
             .into_iter()
@@ -699,6 +700,23 @@ impl Store for SupabaseStore {
                 "uid",
                 &events,
                 "record calendar events",
+            )
+            .await?;
+
+        // Last: a message is marked processed only once everything else it wrote is
+        // saved, so one whose writes failed part way is tried again by the next scan.
+        let processed: Vec<Value> = last_by_key(&batch.processed, |p| &p.message_id)
+            .into_iter()
+            .map(processed_row)
+            .collect();
+        let _: Vec<IgnoredAny> = self
+            .upsert(
+                user,
+                "processed_messages",
+                "user_id,message_id",
+                "message_id",
+                &processed,
+                "record processed messages",
             )
             .await?;
         Ok(saved)

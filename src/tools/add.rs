@@ -96,7 +96,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<TimeEntry> 
         matter,
         activity: args.activity.unwrap_or(Activity::Call),
         description: review::description(&args.description, "description")?,
-        work_date: args.work_date,
+        work_date: review::work_date(args.work_date, "work_date")?,
         duration_minutes: f64::from(billed_minutes),
         billed_minutes,
         hourly_rate: client.rate(&settings),

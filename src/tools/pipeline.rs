@@ -400,7 +400,7 @@ pub fn spawn_save(ctx: &Context, user: &UserId, batch: Batch) -> PendingSave {
         if batch.is_empty() {
             return (batch, Ok(Saved::default()));
         }
-        let saved = store.save_batch(&user, &batch).await;
+        let saved = crate::store::save_isolating(store.as_ref(), &user, &batch).await;
         (batch, saved.map_err(Into::into))
     })
 }

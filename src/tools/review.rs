@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::analyze::duration;
 use crate::context::Context;
-use crate::domain::{ClientRule, Settings, TimeEntry, UserId, is_utbms_code, text};
+use crate::domain::{ClientRule, Settings, TimeEntry, UserId, WorkDate, is_utbms_code, text};
 use crate::error::{Error, Result};
 
 /// The most entries one call may change: a year of a busy practice.
@@ -132,6 +132,12 @@ pub fn matter(client: &ClientRule, id: &str, field: &str) -> Result<Option<Strin
                 format!("`{id}` is not a matter of {}; {hint}", client.name),
             )
         })
+}
+
+/// A work date a person gave, within the years billable can bill.
+pub fn work_date(date: WorkDate, field: &str) -> Result<WorkDate> {
+    date.check_plausible()
+        .map_err(|why| Error::invalid(field, why))
 }
 
 /// Billed minutes a person gave, within the settings' minimum and cap and a whole

@@ -598,7 +598,7 @@ impl Prep<'_> {
 
         // 4. Analyze what is left (an analyzer that answers at once already has).
         if let Some(done) = ready.into_iter().collect::<Option<Vec<Analysis>>>() {
-            out.results = done.into_iter().map(Ok).collect();
+            out.results = done.into_iter().map(crate::analyze::dated).collect();
         } else {
             out.results = self
                 .ctx
@@ -914,6 +914,9 @@ impl Scan<'_> {
     async fn settle(&mut self, pending: pipeline::PendingSave) -> Result<()> {
         let (batch, saved) = pipeline::settle(pending).await;
         let saved = saved?;
+        for (id, reason) in saved.refused {
+            self.error(&id, format!("the store could not save it: {reason}"));
+        }
         let created = saved.created.into_iter().collect();
         let updated = saved.updated.into_iter().collect();
         self.account(batch, created, updated, saved.deleted);

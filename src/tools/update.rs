@@ -129,6 +129,9 @@ impl<'a> Checked<'a> {
             (None, _) => None,
         };
         let client = rule.map(|c| c.name.clone());
+        if let Some(d) = raw.work_date {
+            review::work_date(d, "changes.work_date")?;
+        }
         Ok(Checked {
             raw,
             client,

@@ -17,6 +17,7 @@ mod llm;
 #[path = "../../benches/support/mbox_gen.rs"]
 mod mbox_gen;
 mod mcp;
+mod poison;
 mod postgres;
 mod readme;
 mod real_dev;

@@ -1,6 +1,7 @@
 //! Attachments: the parts a person would open, not inline images referenced by
 //! `cid:`, invites or signatures.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use mail_parser::{Message, MimeHeaders};
@@ -16,17 +17,18 @@ pub(super) fn count_attachments(msg: &Message<'_>) -> usize {
         .count()
 }
 
-/// `cid:` references in the HTML bodies, lower-cased without angle brackets.
-fn referenced_content_ids(msg: &Message<'_>) -> Vec<String> {
+/// `cid:` references in the HTML bodies, lower-cased without angle brackets (a set:
+/// every part is looked up in it).
+fn referenced_content_ids(msg: &Message<'_>) -> HashSet<String> {
     static CID: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r#"(?i)cid:([^"'\s>)]+)"#).unwrap_or_else(|_| unreachable!("static regex"))
     });
-    let mut cids = Vec::new();
+    let mut cids = HashSet::new();
     for part in msg.html_bodies() {
         if let mail_parser::PartType::Html(html) = &part.body {
             for cap in CID.captures_iter(html) {
                 if let Some(m) = cap.get(1) {
-                    cids.push(m.as_str().to_ascii_lowercase());
+                    cids.insert(m.as_str().to_ascii_lowercase());
                 }
             }
         }
@@ -34,7 +36,7 @@ fn referenced_content_ids(msg: &Message<'_>) -> Vec<String> {
     cids
 }
 
-fn is_real_attachment(part: &mail_parser::MessagePart<'_>, html_cids: &[String]) -> bool {
+fn is_real_attachment(part: &mail_parser::MessagePart<'_>, html_cids: &HashSet<String>) -> bool {
     if part.is_multipart() {
         return false;
     }

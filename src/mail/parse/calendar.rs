@@ -154,7 +154,7 @@ pub fn parse_calendar(text: &str, method_param: Option<&str>) -> Option<Calendar
             continue;
         }
         match cl.name.as_str() {
-            "UID" => uid = cl.value.trim().to_owned(),
+            "UID" => uid = super::storable_id(cl.value.trim()),
             "SEQUENCE" => sequence = cl.value.trim().parse().unwrap_or(0),
             "SUMMARY" => summary = Some(unescape_text(&cl.value)).filter(|s| !s.is_empty()),
             "DTSTART" => dtstart = Some(cl),

@@ -17,10 +17,28 @@ pub fn local_id(bytes: &[u8]) -> String {
         .parse_headers(bytes)
         .and_then(|m| m.message_id().map(clean_message_id))
         .filter(|id| !id.is_empty())
+        .map(|id| storable_id(&id))
         .unwrap_or_else(|| {
             let hex = sha256_hex(bytes);
             format!("sha256:{}", hex.get(..32).unwrap_or(&hex))
         })
+}
+
+/// The longest id (Message-ID, thread id, calendar UID) kept as the sender wrote it:
+/// RFC 5322's line limit, and well under what a Postgres index can hold.
+pub const MAX_ID_BYTES: usize = 998;
+
+/// An id as billable keys a message, thread or meeting by: the sender's text when it
+/// is at most [`MAX_ID_BYTES`] with no control characters, otherwise `sha256:` and the
+/// first 32 hex digits of its hash. A sender cannot make a key a store cannot hold (a
+/// NUL byte, a megabyte), and the same id always gets the same key, whichever source
+/// or header path read it.
+pub fn storable_id(id: &str) -> String {
+    if id.len() <= MAX_ID_BYTES && !id.chars().any(char::is_control) {
+        return id.to_owned();
+    }
+    let hex = sha256_hex(id.as_bytes());
+    format!("sha256:{}", hex.get(..32).unwrap_or(&hex))
 }
 
 /// Builds the `RawEmail` a local source yields: id from `local_id`, labels from
@@ -53,11 +71,17 @@ type ListingHeaders = (String, Vec<String>, Option<String>);
 fn parsed_headers(bytes: &[u8]) -> ListingHeaders {
     match MessageParser::default().parse_headers(bytes) {
         Some(msg) => (
-            msg.message_id().map(clean_message_id).unwrap_or_default(),
+            msg.message_id()
+                .map(clean_message_id)
+                .filter(|id| !id.is_empty())
+                .map(|id| storable_id(&id))
+                .unwrap_or_default(),
             header_text(&msg, bytes, "X-Gmail-Labels")
                 .map(|v| split_labels(&v))
                 .unwrap_or_default(),
-            header_text(&msg, bytes, "X-GM-THRID").filter(|t| !t.is_empty()),
+            header_text(&msg, bytes, "X-GM-THRID")
+                .filter(|t| !t.is_empty())
+                .map(|t| storable_id(&t)),
         ),
         None => (String::new(), Vec::new(), None),
     }
@@ -118,7 +142,7 @@ fn plain_headers(bytes: &[u8]) -> Option<ListingHeaders> {
         return None;
     }
     Some((
-        String::from_utf8_lossy(inner).into_owned(),
+        storable_id(&String::from_utf8_lossy(inner)),
         labels
             .and_then(|v| bytes.get(v))
             .map(|v| split_labels(&one_line(v)))
@@ -126,7 +150,8 @@ fn plain_headers(bytes: &[u8]) -> Option<ListingHeaders> {
         thread
             .and_then(|v| bytes.get(v))
             .map(one_line)
-            .filter(|t| !t.is_empty()),
+            .filter(|t| !t.is_empty())
+            .map(|t| storable_id(&t)),
     ))
 }
 
@@ -319,6 +344,41 @@ mod tests {
         assert_eq!(id.len(), "sha256:".len() + 32);
         assert_eq!(id, local_id(b"Subject: no id\r\n\r\nbody"), "stable");
         assert_ne!(id, local_id(b"Subject: no id\r\n\r\nother body"));
+    }
+
+    #[test]
+    fn ids_no_store_could_hold_are_keyed_by_their_hash_on_every_path() {
+        let key = |id: &str| {
+            let hex = sha256_hex(id.as_bytes());
+            format!("sha256:{}", &hex[..32])
+        };
+        assert_eq!(storable_id("abc@x.com"), "abc@x.com");
+        let long = format!("{}@x.com", "a".repeat(MAX_ID_BYTES));
+        assert_eq!(storable_id(&long), key(&long));
+        assert_eq!(storable_id("a\0b@x.com"), key("a\0b@x.com"));
+
+        // A megabyte Message-ID and thread header, read by the listing and by the parser.
+        let huge = format!("{}@x.com", "m".repeat(1 << 20));
+        let message = format!(
+            "Message-ID: <{huge}>\r\nX-GM-THRID: {huge}\r\nFrom: a@x.com\r\nSubject: s\r\n\r\nbody"
+        );
+        let listed = raw_from_bytes(message.clone().into_bytes(), &[]);
+        assert_eq!(listed.id, key(&huge));
+        assert_eq!(listed.thread_id, Some(key(&huge)));
+        assert_eq!(local_id(message.as_bytes()), key(&huge));
+        let email = parse_email(&listed).expect("parses");
+        assert_eq!(
+            email.rfc_id,
+            Some(key(&huge)),
+            "the same key as the listing's id"
+        );
+        // A NUL in a Message-ID the plain reader leaves to mail-parser.
+        let nul = raw_from_bytes(b"Message-ID: <a\0b@x.com>\r\n\r\nbody".to_vec(), &[]);
+        assert!(
+            !nul.id.contains('\0') && nul.id.len() <= MAX_ID_BYTES,
+            "{:?}",
+            nul.id
+        );
     }
 
     #[test]

@@ -28,17 +28,32 @@ pub use body::truncate_at_char_boundary;
 use calendar::find_calendar;
 pub use calendar::parse_calendar;
 pub(crate) use headers::header_text;
+pub use headers::{MAX_ID_BYTES, local_id, raw_from_bytes, sha256_hex, split_labels, storable_id};
 use headers::{automation_headers, first_reference, message_date, to_address};
-pub use headers::{local_id, raw_from_bytes, sha256_hex, split_labels};
 pub use quote::{count_words, strip_quoted, thread_addresses};
 
 /// The most text of one message that reaches an analyzer (64 KiB). Longer new text is
 /// cut at a character boundary so oversized mail never reaches an LLM whole.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
-/// The longest Message-ID kept as a message's RFC id (RFC 5322's line limit); a longer
-/// one is no id anyone else would send.
-pub const MAX_MESSAGE_ID_BYTES: usize = 998;
+/// The most of a message the parser is given (8 MiB, after the sources dropped
+/// attachment bodies): room for any real message's headers, text, invitation and
+/// attachment list, and a bound on what parsing one message costs.
+pub const MAX_PARSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The most MIME boundary lines parsed (1,000); a message is cut before the next one.
+/// Every part costs the parser memory: 5 million empty parts in 24 MB cost gigabytes.
+pub const MAX_PARTS: usize = 1000;
+
+/// The part of `bytes` that is parsed: at most [`MAX_PARSE_BYTES`], cut before the
+/// line that would start part [`MAX_PARTS`] + 1 (any line starting `--` counts).
+fn parse_bounds(bytes: &[u8]) -> &[u8] {
+    let bytes = bytes.get(..MAX_PARSE_BYTES).unwrap_or(bytes);
+    match memchr::memmem::find_iter(bytes, b"\n--").nth(MAX_PARTS) {
+        Some(at) => bytes.get(..=at).unwrap_or(bytes),
+        None => bytes,
+    }
+}
 
 /// The most addresses kept from a message's quoted history.
 pub const MAX_THREAD_ADDRESSES: usize = 50;
@@ -46,10 +61,11 @@ pub const MAX_THREAD_ADDRESSES: usize = 50;
 /// Parses one message. `raw.id`, `raw.thread_id` and `raw.labels` come from the source
 /// and win over what the headers say.
 pub fn parse_email(raw: &RawEmail) -> Result<Email, MailError> {
-    let bytes = raw.bytes.as_slice();
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let whole = raw.bytes.as_slice();
+    if whole.iter().all(u8::is_ascii_whitespace) {
         return Err(MailError::Malformed("the message is empty".into()));
     }
+    let bytes = parse_bounds(whole);
     let msg = MessageParser::default()
         .parse(bytes)
         .ok_or_else(|| MailError::Malformed("no RFC 5322 headers found".into()))?;
@@ -62,7 +78,8 @@ pub fn parse_email(raw: &RawEmail) -> Result<Email, MailError> {
         .clone()
         .filter(|t| !t.trim().is_empty())
         .or_else(|| header_text(&msg, bytes, "X-GM-THRID").filter(|t| !t.is_empty()))
-        .or_else(|| first_reference(&msg));
+        .or_else(|| first_reference(&msg))
+        .map(|t| storable_id(&t));
 
     let body = body_text(&msg);
     let new_text = truncate_at_char_boundary(&strip_quoted(&body), MAX_TEXT_BYTES).to_owned();
@@ -74,7 +91,8 @@ pub fn parse_email(raw: &RawEmail) -> Result<Email, MailError> {
         rfc_id: msg
             .message_id()
             .map(headers::clean_message_id)
-            .filter(|id| !id.is_empty() && id.len() <= MAX_MESSAGE_ID_BYTES),
+            .filter(|id| !id.is_empty())
+            .map(|id| storable_id(&id)),
         thread_id,
         labels: raw.labels.clone(),
         from: msg.from().and_then(|a| a.iter().find_map(to_address)),
@@ -96,8 +114,8 @@ pub fn parse_email(raw: &RawEmail) -> Result<Email, MailError> {
         thread_addresses,
         attachments: count_attachments(&msg),
         calendar: find_calendar(&msg),
-        content_hash: sha256_hex(bytes),
-        size: bytes.len(),
+        content_hash: sha256_hex(whole),
+        size: whole.len(),
     })
 }
 
