@@ -33,5 +33,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(billable::cli::run(cli))
+    let code = runtime.block_on(billable::cli::run(cli));
+    // Readers on blocking threads stop once their listing is dropped; one stuck in a
+    // read (a dead network mount) must not keep the process from exiting, which
+    // dropping the runtime would wait for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }

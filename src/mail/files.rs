@@ -194,11 +194,12 @@ where
         let (query, messages) = match started {
             Ok(started) => started,
             Err(e) => {
-                return Box::new(std::iter::once(Err(e))) as Box<dyn Iterator<Item = _> + Send>;
+                return Box::new(std::iter::once(Some(Err(e))))
+                    as Box<dyn Iterator<Item = _> + Send>;
             }
         };
         let mut seen = HashSet::new();
-        Box::new(messages.filter_map(move |item| match item {
+        Box::new(messages.map(move |item| match item {
             Ok(raw) => admit(raw, &mut seen, &query).map(Ok),
             Err(e) => Some(Err(e)),
         }))
@@ -242,21 +243,22 @@ where
 /// Turns a blocking iterator (file reads) into a stream without blocking the async
 /// runtime: inside tokio it runs on a blocking thread and feeds a small bounded
 /// channel, so at most a few messages are in memory and reading stops when the
-/// consumer drops the stream. Outside a tokio runtime it reads inline.
+/// consumer drops the stream (a request that ended), even while nothing it reads is
+/// listed (`None`: read, not listed). Outside a tokio runtime it reads inline.
 fn blocking_stream<I, F>(make: F) -> BoxStream<'static, Result<Listed, MailError>>
 where
     F: FnOnce() -> I + Send + 'static,
-    I: Iterator<Item = Result<Listed, MailError>> + Send + 'static,
+    I: Iterator<Item = Option<Result<Listed, MailError>>> + Send + 'static,
 {
     use futures::StreamExt;
 
-    enum State<F, I> {
+    enum State<F, I: Iterator<Item = Option<Result<Listed, MailError>>>> {
         Start(F),
         Channel(
             tokio::sync::mpsc::Receiver<Vec<Result<Listed, MailError>>>,
             std::vec::IntoIter<Result<Listed, MailError>>,
         ),
-        Inline(I),
+        Inline(std::iter::Flatten<I>),
     }
 
     // Messages cross the channel in batches: one wake-up per message costs more than
@@ -277,6 +279,12 @@ where
                             let mut batch = Vec::with_capacity(BATCH_MESSAGES);
                             let mut bytes = 0;
                             for item in make() {
+                                if tx.is_closed() {
+                                    return;
+                                }
+                                let Some(item) = item else {
+                                    continue;
+                                };
                                 bytes += match &item {
                                     Ok(Listed { raw: Some(raw), .. }) => raw.bytes.len(),
                                     _ => 0,
@@ -299,7 +307,7 @@ where
                         });
                         state = State::Channel(rx, Vec::new().into_iter());
                     } else {
-                        state = State::Inline(make());
+                        state = State::Inline(make().flatten());
                     }
                 }
                 State::Channel(mut rx, mut pending) => {
@@ -427,6 +435,28 @@ pub(crate) mod tests {
                 Ok("c@x".to_owned()),
             ]
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reading_stops_when_the_listing_is_dropped_even_while_nothing_matches() {
+        use std::sync::atomic::AtomicUsize;
+        let read = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&read);
+        // An endless mailbox in which nothing matches the query.
+        let mut listing = local_listing(query("subject:nothing-has-this"), move || {
+            Ok((0..).map(move |n| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok(raw(&format!("m{n}@x"), "ordinary"))
+            }))
+        });
+        let first = tokio::time::timeout(std::time::Duration::from_millis(100), listing.next());
+        assert!(first.await.is_err(), "nothing is listed");
+        drop(listing);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let after_drop = read.load(Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(after_drop > 0);
+        assert_eq!(read.load(Ordering::SeqCst), after_drop, "still reading");
     }
 
     #[test]
