@@ -446,6 +446,9 @@ pub struct ServerConfig {
     /// `BILLABLE_ALLOWED_HOSTS`: comma-separated `Host` values `/mcp` accepts (DNS
     /// rebinding protection). Default: localhost, 127.0.0.1, ::1. `*` accepts any.
     pub allowed_hosts: Vec<String>,
+    /// `BILLABLE_MAX_MCP_SESSIONS`: MCP sessions held at once (each costs about 120 KB
+    /// until it is closed or idle for 5 minutes); a new one past it gets 503. Default 1000.
+    pub max_mcp_sessions: usize,
     /// `SUPABASE_URL`: the Supabase project; with it the server verifies user JWTs
     /// against `{SUPABASE_URL}/auth/v1/.well-known/jwks.json` (ES256/RS256).
     pub supabase_url: Option<String>,
@@ -466,6 +469,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             allowed_origins: Vec::new(),
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            max_mcp_sessions: 1000,
             supabase_url: None,
             supabase_jwt_secret: None,
         }
@@ -515,6 +519,9 @@ impl ServerConfig {
             allowed_hosts: vars
                 .list("BILLABLE_ALLOWED_HOSTS")
                 .unwrap_or(d.allowed_hosts),
+            max_mcp_sessions: vars
+                .number("BILLABLE_MAX_MCP_SESSIONS")?
+                .unwrap_or(d.max_mcp_sessions),
             supabase_url,
             supabase_jwt_secret: vars.secret("SUPABASE_JWT_SECRET"),
         })

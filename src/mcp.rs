@@ -74,6 +74,7 @@ pub fn http_service(
     ctx: Arc<Context>,
     config: &crate::config::ServerConfig,
     shutdown: CancellationToken,
+    sessions: Arc<LocalSessionManager>,
 ) -> StreamableHttpService<McpServer, LocalSessionManager> {
     let mut http = StreamableHttpServerConfig::default()
         .with_cancellation_token(shutdown.child_token())
@@ -87,9 +88,15 @@ pub fn http_service(
     };
     StreamableHttpService::new(
         move || Ok(McpServer::new(ctx.clone(), None)),
-        Default::default(),
+        sessions,
         http,
     )
+}
+
+/// Whether a request to `/mcp` would open a session: a POST without a session id
+/// (an `initialize`).
+pub fn opens_session<B>(req: &axum::http::Request<B>) -> bool {
+    req.method() == axum::http::Method::POST && !req.headers().contains_key("mcp-session-id")
 }
 
 impl ServerHandler for McpServer {

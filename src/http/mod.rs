@@ -19,6 +19,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use tokio_util::sync::CancellationToken;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -57,11 +58,20 @@ pub fn router(
         auth,
         limiter: UserLimiter::new(config.user_rps),
     });
+    let sessions = Arc::new(LocalSessionManager::default());
     let protected = Router::new()
         .route("/v1/tools", get(tools::list))
         .route("/v1/tools/call", post(tools::call_openai))
         .route("/v1/tools/{name}", post(tools::call_one))
-        .nest_service("/mcp", crate::mcp::http_service(ctx, config, shutdown))
+        .nest_service(
+            "/mcp",
+            tower::ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(
+                    (sessions.clone(), config.max_mcp_sessions),
+                    session_cap,
+                ))
+                .service(crate::mcp::http_service(ctx, config, shutdown, sessions)),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             limits::authenticate_and_limit,
@@ -125,6 +135,30 @@ async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> 
             .into_response()
         }
     }
+}
+
+/// MCP sessions are held in memory until closed or idle for 5 minutes: past `max` a
+/// new one is refused with 503, so sessions cannot exhaust the server's memory.
+async fn session_cap(
+    State((sessions, max)): State<(Arc<LocalSessionManager>, usize)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if crate::mcp::opens_session(&req) && sessions.sessions.read().await.len() >= max {
+        metrics::global().inc(metrics::Counter::RateLimited, "mcp_session");
+        let mut refused = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_sessions",
+            format!(
+                "this server already holds its limit of {max} MCP sessions (BILLABLE_MAX_MCP_SESSIONS); \
+                 close sessions you no longer use (DELETE /mcp with their Mcp-Session-Id) \
+                 or retry in a few minutes, when idle ones have expired"
+            ),
+        );
+        refused.retry_after = Some(60);
+        return refused.into_response();
+    }
+    next.run(req).await
 }
 
 /// Closing an MCP session (DELETE /mcp) answers 204 No Content: rmcp says 202, which

@@ -194,8 +194,18 @@ async fn mcp_over_stdio_runs_the_real_binary() {
 #[tokio::test]
 async fn closing_a_streamable_http_session_answers_no_content() {
     let s = spawn(local_config(), &[]).await;
-    let r = s
-        .client
+    let r = initialize(&s).await;
+    assert_eq!(r.status(), 200);
+    let closed = close(&s, &session_id(&r)).await;
+    assert!(
+        [200, 204].contains(&closed.status().as_u16()),
+        "{}",
+        closed.status()
+    );
+}
+
+async fn initialize(s: &crate::http::Server) -> reqwest::Response {
+    s.client
         .post(s.url("/mcp"))
         .bearer_auth(TOKEN)
         .header("content-type", "application/json")
@@ -203,26 +213,64 @@ async fn closing_a_streamable_http_session_answers_no_content() {
         .body(INITIALIZE)
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let session = r
-        .headers()
+        .expect("initialize")
+}
+
+fn session_id(r: &reqwest::Response) -> String {
+    r.headers()
         .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
         .expect("a session id")
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let closed = s
-        .client
+        .to_owned()
+}
+
+async fn close(s: &crate::http::Server, session: &str) -> reqwest::Response {
+    s.client
         .delete(s.url("/mcp"))
         .bearer_auth(TOKEN)
-        .header("mcp-session-id", &session)
+        .header("mcp-session-id", session)
         .send()
         .await
-        .unwrap();
+        .expect("close")
+}
+
+#[tokio::test]
+async fn sessions_past_the_cap_are_refused_until_one_is_closed() {
+    let config = billable::config::ServerConfig {
+        max_mcp_sessions: 3,
+        ..local_config()
+    };
+    let s = spawn(config, &[]).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let r = initialize(&s).await;
+        assert_eq!(r.status(), 200);
+        open.push(session_id(&r));
+    }
+    let refused = initialize(&s).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "too_many_sessions", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        [200, 204].contains(&closed.status().as_u16()),
-        "{}",
-        closed.status()
+        message.contains("limit of 3") && message.contains("DELETE /mcp"),
+        "{message}"
     );
+    // An open session still works; closing one makes room.
+    let listed = s
+        .client
+        .post(s.url("/mcp"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &open[0])
+        .body(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+        .send()
+        .await
+        .expect("notify");
+    assert!(listed.status().is_success(), "{}", listed.status());
+    close(&s, &open[0]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(initialize(&s).await.status(), 200);
 }
