@@ -572,10 +572,13 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Writes a command's answer. What a table shows can come from mail (message ids,
+/// reasons, domains), so control characters are shown as escapes, never obeyed; JSON
+/// escapes them itself.
 fn write_stdout(text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
+    out.write_all(crate::domain::text::for_terminal(text).as_bytes())?;
     out.flush()
 }
 
@@ -583,7 +586,10 @@ fn write_stdout(text: &str) -> std::io::Result<()> {
 /// with the codes the HTTP API uses.
 fn report(e: &Error, json_out: bool) {
     if !json_out {
-        eprintln!("error: {e}");
+        eprintln!(
+            "error: {}",
+            crate::domain::text::for_terminal(&e.to_string())
+        );
         return;
     }
     let code = match (e, e.kind()) {

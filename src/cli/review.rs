@@ -185,7 +185,8 @@ async fn awaiting(ctx: &Context, user: &UserId, f: &Filter) -> Result<Vec<TimeEn
 }
 
 fn say(term: &Term, text: &str) -> Result<(), Error> {
-    term.write_str(text).map_err(terminal)
+    term.write_str(&crate::domain::text::for_terminal(text))
+        .map_err(terminal)
 }
 
 /// A line typed after `prompt`, trimmed; None when it is empty.

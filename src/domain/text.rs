@@ -56,6 +56,26 @@ fn is_invisible(c: char) -> bool {
         )
 }
 
+/// `text` for a terminal: control characters other than line ends and tabs, and the
+/// bidi and zero-width characters [`plain`] removes, written as `\u{…}` escapes, so
+/// nothing a sender wrote (a message id, a reason quoting a header) can move the
+/// cursor, recolour, clear or reorder what the user reads.
+pub fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    let shown = |c: char| matches!(c, '\n' | '\t') || !is_invisible(c);
+    if text.chars().all(shown) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if shown(c) {
+            out.push(c);
+        } else {
+            out.push_str(&c.escape_unicode().to_string());
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `text` as a plain one-line description of at most `max` characters.
 pub fn plain(text: &str, max: usize) -> String {
     // Full-width and other compatibility forms (＜script＞) become what they look like,
@@ -90,6 +110,16 @@ mod tests {
 
     fn p(s: &str) -> String {
         plain(s, 300)
+    }
+
+    #[test]
+    fn terminal_text_shows_escapes_and_overrides_as_text() {
+        assert_eq!(for_terminal("plain\ttext\n"), "plain\ttext\n");
+        assert_eq!(
+            for_terminal("id \u{1b}[2J\u{1b}]0;pwned\u{7} x\u{202E}fdp.exe\r"),
+            "id \\u{1b}[2J\\u{1b}]0;pwned\\u{7} x\\u{202e}fdp.exe\\u{d}"
+        );
+        assert_eq!(for_terminal("C1 \u{9b}31m"), "C1 \\u{9b}31m");
     }
 
     #[test]
