@@ -258,7 +258,7 @@ where
             tokio::sync::mpsc::Receiver<Vec<Result<Listed, MailError>>>,
             std::vec::IntoIter<Result<Listed, MailError>>,
         ),
-        Inline(std::iter::Flatten<I>),
+        Inline(Box<std::iter::Flatten<I>>),
     }
 
     // Messages cross the channel in batches: one wake-up per message costs more than
@@ -307,7 +307,7 @@ where
                         });
                         state = State::Channel(rx, Vec::new().into_iter());
                     } else {
-                        state = State::Inline(make().flatten());
+                        state = State::Inline(Box::new(make().flatten()));
                     }
                 }
                 State::Channel(mut rx, mut pending) => {

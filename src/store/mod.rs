@@ -158,36 +158,33 @@ impl Batch {
     pub fn by_message(self) -> Vec<(String, Batch)> {
         let mut groups: Vec<(String, Batch)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        let mut group = |key: &str| -> usize {
-            if let Some(&i) = index.get(key) {
-                return i;
-            }
-            groups.push((key.to_owned(), Batch::default()));
-            index.insert(key.to_owned(), groups.len() - 1);
-            groups.len() - 1
-        };
-        let mut at: Vec<(usize, Item)> = Vec::new();
+        fn group<'a>(
+            groups: &'a mut Vec<(String, Batch)>,
+            index: &mut HashMap<String, usize>,
+            key: &str,
+        ) -> &'a mut Batch {
+            let i = *index.entry(key.to_owned()).or_insert_with(|| {
+                groups.push((key.to_owned(), Batch::default()));
+                groups.len() - 1
+            });
+            &mut groups[i].1
+        }
         for e in self.entries {
-            at.push((group(&e.message_id), Item::Entry(e)));
+            let key = e.message_id.clone();
+            group(&mut groups, &mut index, &key).entries.push(e);
         }
         for p in self.processed {
-            at.push((group(&p.message_id), Item::Processed(p)));
+            let key = p.message_id.clone();
+            group(&mut groups, &mut index, &key).processed.push(p);
         }
         for e in self.events {
             let key = e.message_id.clone().unwrap_or_else(|| e.uid.clone());
-            at.push((group(&key), Item::Event(e)));
+            group(&mut groups, &mut index, &key).events.push(e);
         }
         for id in self.deleted_entries {
-            at.push((group(&id), Item::Deleted(id)));
-        }
-        for (i, item) in at {
-            let b = &mut groups[i].1;
-            match item {
-                Item::Entry(e) => b.entries.push(e),
-                Item::Processed(p) => b.processed.push(p),
-                Item::Event(e) => b.events.push(e),
-                Item::Deleted(id) => b.deleted_entries.push(id),
-            }
+            group(&mut groups, &mut index, &id)
+                .deleted_entries
+                .push(id.clone());
         }
         groups
     }
@@ -199,14 +196,6 @@ impl Batch {
         self.events.extend(other.events);
         self.deleted_entries.extend(other.deleted_entries);
     }
-}
-
-/// One write of a batch, while it is grouped by message.
-enum Item {
-    Entry(TimeEntry),
-    Processed(Processed),
-    Event(EventState),
-    Deleted(String),
 }
 
 /// What a saved batch changed.

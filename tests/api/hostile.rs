@@ -135,6 +135,10 @@ fn client_mail(n: usize, extra: &str, body: &str) -> String {
 }
 
 /// Peak RSS (bytes) and CPU seconds of `billable ... --mbox PATH scan`, from wait4.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which also gives its resource use"
+)]
 fn scan_cost(app: &TestApp, mbox: &std::path::Path) -> (u64, f64, serde_json::Value) {
     let stem = mbox.file_stem().and_then(|s| s.to_str()).unwrap_or("scan");
     let db = app.dir.path().join(format!("{stem}.sqlite3"));
