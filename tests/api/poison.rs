@@ -7,14 +7,16 @@ use std::sync::Arc;
 
 use billable::analyze::rules::RulesAnalyzer;
 use billable::context::Context;
-use billable::domain::{Activity, EntryStatus, TimeEntry, UserId, WorkDate};
+use billable::domain::{TimeEntry, UserId};
 use billable::mail::mbox::MboxSource;
-use billable::store::{Batch, EventState, Processed, ProcessedOutcome, Store};
-use billable::tools::{self, NoProgress};
-use serde_json::{Value, json};
+use billable::store::{Batch, EventState, Store};
+
+use serde_json::json;
 
 use crate::helpers::{TestApp, demo_settings};
 use crate::services::{SUPABASE, signed_in_user, supabase_store};
+use crate::store_suite::processed;
+use crate::supabase::call;
 
 const JANE: &str = "Jane Cooper <jane.cooper@acme.com>";
 const ALEX: &str = "Alex Morgan <alex@morganlegal.com>";
@@ -77,12 +79,6 @@ fn mailbox() -> (String, Vec<String>) {
         mbox.push_str(&message);
     }
     (mbox, ordinary)
-}
-
-async fn call(ctx: &Context, user: &UserId, tool: &str, args: Value) -> Value {
-    tools::call(ctx, user, tool, args, &NoProgress)
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: {e}"))
 }
 
 /// (message id, activity, work date, billed minutes) of every entry.
@@ -174,42 +170,8 @@ async fn poison_messages_cost_only_themselves_in_supabase_as_in_sqlite() {
 
 fn entry(message_id: &str, work_date: &str, event_uid: Option<&str>) -> TimeEntry {
     TimeEntry {
-        id: uuid::Uuid::now_v7().to_string(),
-        message_id: message_id.to_owned(),
-        thread_id: None,
-        client: Some("Acme Corp".into()),
-        matter: None,
-        activity: Activity::EmailReceived,
-        description: "Email re MSA".into(),
-        work_date: WorkDate::parse(work_date).expect("date"),
-        duration_minutes: 6.0,
-        billed_minutes: 6,
-        hourly_rate: 350.0,
-        amount: 35.0,
-        currency: "USD".into(),
-        billable: true,
-        confidence: 0.9,
-        status: EntryStatus::Suggested,
-        analyzer: "rules".into(),
-        created_at: chrono::Utc::now(),
         event_uid: event_uid.map(str::to_owned),
-        task_code: None,
-        activity_code: None,
-        reviewed_at: None,
-        export_batch: None,
-        exported_at: None,
-        merged_into: None,
-    }
-}
-
-fn processed(message_id: &str) -> Processed {
-    Processed {
-        message_id: message_id.to_owned(),
-        content_hash: "h".into(),
-        analyzer: "rules".into(),
-        outcome: ProcessedOutcome::Entry,
-        reason: None,
-        processed_at: chrono::Utc::now(),
+        ..crate::store_suite::entry(message_id, work_date, Some("Acme Corp"))
     }
 }
 

@@ -32,7 +32,7 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn entry(message_id: &str, work_date: &str, client: Option<&str>) -> TimeEntry {
+pub(crate) fn entry(message_id: &str, work_date: &str, client: Option<&str>) -> TimeEntry {
     TimeEntry {
         id: uuid::Uuid::new_v4().to_string(),
         message_id: message_id.to_owned(),
@@ -62,7 +62,7 @@ fn entry(message_id: &str, work_date: &str, client: Option<&str>) -> TimeEntry {
     }
 }
 
-fn processed(message_id: &str) -> Processed {
+pub(crate) fn processed(message_id: &str) -> Processed {
     Processed {
         message_id: message_id.to_owned(),
         content_hash: format!("hash-{message_id}"),

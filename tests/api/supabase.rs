@@ -335,7 +335,7 @@ fn demo_source() -> Option<Arc<dyn MailSource>> {
     ))
 }
 
-async fn call(ctx: &Context, user: &UserId, tool: &str, args: Value) -> Value {
+pub(crate) async fn call(ctx: &Context, user: &UserId, tool: &str, args: Value) -> Value {
     tools::call(ctx, user, tool, args, &NoProgress)
         .await
         .unwrap_or_else(|e| panic!("{tool}: {e}"))
