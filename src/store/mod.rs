@@ -153,8 +153,9 @@ impl Batch {
 
     /// The batch's writes grouped by the message they are about (an event by the
     /// message that holds its meeting, or its UID once cancelled), in first-seen order:
-    /// a message's entry and processed mark stay together, so a message a store
-    /// cannot hold is neither saved in part nor marked processed.
+    /// a message's entry and processed mark are saved together, so a message a store
+    /// refuses is not marked processed (a store that writes table by table, as
+    /// Supabase does, may still have written its entry).
     pub fn by_message(self) -> Vec<(String, Batch)> {
         let mut groups: Vec<(String, Batch)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -431,7 +432,10 @@ pub async fn save_isolating(
         });
     }
     tracing::warn!(error = %first, messages = groups.len(), "the store refused a batch; saving its messages apart");
-    let saved = save_apart(store, user, &groups).await?;
+    // The whole batch was just refused: start from its halves.
+    let (a, b) = groups.split_at(groups.len() / 2);
+    let mut saved = save_apart(store, user, a).await?;
+    saved.extend(save_apart(store, user, b).await?);
     if saved.refused.len() == groups.len() {
         return Err(first);
     }
