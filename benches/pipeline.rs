@@ -94,8 +94,11 @@ fn per_message(c: &mut Criterion) {
                 if triage::automated(&email, &settings).is_some() {
                     continue;
                 }
-                let out =
-                    rt.block_on(RulesAnalyzer.analyze(std::slice::from_ref(&email), &settings));
+                let out = rt.block_on(RulesAnalyzer.analyze(
+                    std::slice::from_ref(&email),
+                    &settings,
+                    &Default::default(),
+                ));
                 entries += out.len();
             }
             entries

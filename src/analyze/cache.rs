@@ -11,7 +11,9 @@ use std::time::Duration;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
-use super::{Analysis, AnalyzeError, Analyzer};
+use tokio::sync::mpsc;
+
+use super::{Analysis, AnalyzeError, Analyzer, Count, Done, DoneTx, Meter};
 use crate::domain::{Email, Settings, UserId};
 
 /// Analyses kept at most.
@@ -56,23 +58,41 @@ impl AnalysisCache {
         user: &UserId,
         emails: &[Email],
         settings: &Settings,
+        meter: &Meter,
     ) -> Vec<Result<Analysis, AnalyzeError>> {
-        self.remembered(analyzer, user, emails, settings)
-            .await
-            .into_iter()
-            .map(|r| r.and_then(super::dated))
-            .collect()
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.analyze_each(analyzer, user, emails, settings, meter, tx)
+            .await;
+        super::collect(emails.len(), rx).await
     }
 
-    async fn remembered(
+    /// Like [`AnalysisCache::analyze`], handing results to `done` as they are ready:
+    /// what the cache holds at once, then each group the analyzer answers.
+    pub async fn analyze_each(
         &self,
         analyzer: &dyn Analyzer,
         user: &UserId,
         emails: &[Email],
         settings: &Settings,
-    ) -> Vec<Result<Analysis, AnalyzeError>> {
+        meter: &Meter,
+        done: DoneTx,
+    ) {
+        let dated = |batch: Done| -> Done {
+            batch
+                .into_iter()
+                .map(|(p, r)| (p, r.and_then(super::dated)))
+                .collect()
+        };
         let Some(tag) = analyzer.cache_key() else {
-            return analyzer.analyze(emails, settings).await;
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let run = analyzer.analyze_each(emails, settings, meter, tx);
+            let forward = async {
+                while let Some(batch) = rx.recv().await {
+                    let _ = done.send(dated(batch));
+                }
+            };
+            futures::join!(run, forward);
+            return;
         };
         let fingerprint = settings_fingerprint(settings);
         let keys: Vec<Key> = emails
@@ -84,43 +104,44 @@ impl AnalysisCache {
                 settings: fingerprint,
             })
             .collect();
-        let mut results: Vec<Option<Result<Analysis, AnalyzeError>>> =
-            Vec::with_capacity(emails.len());
+        let mut hits = Vec::new();
         let mut missing = Vec::new();
         for (p, (key, email)) in keys.iter().zip(emails).enumerate() {
             match self.inner.get(key).await {
                 // The content hash identifies the bytes; the id is the message's own.
-                Some(a) if a.message_id == email.id => results.push(Some(Ok(a))),
-                _ => {
-                    results.push(None);
-                    missing.push(p);
-                }
+                Some(a) if a.message_id == email.id => hits.push((p, Ok(a))),
+                _ => missing.push(p),
             }
         }
-        if !missing.is_empty() {
-            let fresh = if missing.len() == emails.len() {
-                analyzer.analyze(emails, settings).await
-            } else {
-                let subset: Vec<Email> = missing.iter().map(|&p| emails[p].clone()).collect();
-                analyzer.analyze(&subset, settings).await
-            };
-            for (&p, result) in missing.iter().zip(fresh) {
-                if let Ok(a) = &result {
-                    self.inner.insert(keys[p].clone(), a.clone()).await;
-                }
-                results[p] = Some(result);
-            }
+        meter.add(Count::CacheHits, hits.len() as u64);
+        if !hits.is_empty() {
+            let _ = done.send(dated(hits));
         }
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(AnalyzeError::Message(
-                        "the analyzer returned no result".to_owned(),
-                    ))
-                })
-            })
-            .collect()
+        if missing.is_empty() {
+            return;
+        }
+        let subset: Vec<Email> = if missing.len() == emails.len() {
+            Vec::new()
+        } else {
+            missing.iter().map(|&p| emails[p].clone()).collect()
+        };
+        let asked = if subset.is_empty() { emails } else { &subset };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let run = analyzer.analyze_each(asked, settings, meter, tx);
+        let forward = async {
+            while let Some(batch) = rx.recv().await {
+                let mut back = Vec::with_capacity(batch.len());
+                for (k, result) in batch {
+                    let Some(&p) = missing.get(k) else { continue };
+                    if let Ok(a) = &result {
+                        self.inner.insert(keys[p].clone(), a.clone()).await;
+                    }
+                    back.push((p, result));
+                }
+                let _ = done.send(dated(back));
+            }
+        };
+        futures::join!(run, forward);
     }
 }
 

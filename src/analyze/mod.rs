@@ -11,9 +11,14 @@ pub mod rules;
 mod table_tests;
 pub mod triage;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::domain::{Email, Settings, TimeEntry};
+use crate::metrics::{self, Counter};
 
 /// What an analyzer concluded about one message.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +70,139 @@ pub fn dated(analysis: Analysis) -> Result<Analysis, AnalyzeError> {
     }
 }
 
+/// Results handed over as they are ready: (position in the emails given, result).
+pub type Done = Vec<(usize, Result<Analysis, AnalyzeError>)>;
+/// Where [`Analyzer::analyze_each`] hands its results.
+pub type DoneTx = tokio::sync::mpsc::UnboundedSender<Done>;
+
+/// What an analyzer that asks a model did for one caller (a scan), as the scan result,
+/// the CLI footer and `/metrics` (`billable_llm_total`) report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct LlmCounts {
+    /// HTTP requests sent, retries included.
+    pub requests: u64,
+    /// Tokens as the server counted them (its `usage`).
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Messages whose entry is the model's checked answer.
+    pub answered: u64,
+    /// Messages the model was asked about whose answer could not be used: the rules'
+    /// entry is kept, flagged needs_review.
+    pub fell_back: u64,
+    /// Requests that ran past `LLM_TIMEOUT_SECS` (a batch is then split, not resent).
+    pub timed_out: u64,
+    /// Messages answered from the analysis cache without a request.
+    pub cache_hits: u64,
+    /// Set when most answers fell back: the model is not doing the job.
+    pub warning: Option<String>,
+}
+
+impl LlmCounts {
+    /// The warning when most of at least four answers fell back.
+    pub fn with_warning(mut self) -> Self {
+        let asked = self.answered + self.fell_back;
+        self.warning = (asked >= 4 && self.fell_back * 2 > asked).then(|| {
+            format!(
+                "the model's answers were unusable for {} of {asked} messages, so their entries are the rules' and need review; try a larger model, LLM_RESPONSE_FORMAT=json_object, or --analyzer rules",
+                self.fell_back
+            )
+        });
+        self
+    }
+}
+
+/// One of the [`LlmCounts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    Requests,
+    PromptTokens,
+    CompletionTokens,
+    Answered,
+    FellBack,
+    TimedOut,
+    CacheHits,
+}
+
+impl Count {
+    const ALL: [Count; 7] = [
+        Count::Requests,
+        Count::PromptTokens,
+        Count::CompletionTokens,
+        Count::Answered,
+        Count::FellBack,
+        Count::TimedOut,
+        Count::CacheHits,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Count::Requests => "requests",
+            Count::PromptTokens => "prompt_tokens",
+            Count::CompletionTokens => "completion_tokens",
+            Count::Answered => "answered",
+            Count::FellBack => "fell_back",
+            Count::TimedOut => "timed_out",
+            Count::CacheHits => "cache_hits",
+        }
+    }
+}
+
+/// Counts [`LlmCounts`] for one caller, and the process's `/metrics` with them.
+#[derive(Debug, Default)]
+pub struct Meter {
+    counts: [AtomicU64; 7],
+}
+
+impl Meter {
+    pub fn add(&self, count: Count, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.counts[count as usize].fetch_add(n, Ordering::Relaxed);
+        metrics::global().add(Counter::Llm, count.label(), n);
+    }
+
+    pub fn counts(&self) -> LlmCounts {
+        let get = |c: Count| self.counts[c as usize].load(Ordering::Relaxed);
+        debug_assert_eq!(Count::ALL.len(), self.counts.len());
+        LlmCounts {
+            requests: get(Count::Requests),
+            prompt_tokens: get(Count::PromptTokens),
+            completion_tokens: get(Count::CompletionTokens),
+            answered: get(Count::Answered),
+            fell_back: get(Count::FellBack),
+            timed_out: get(Count::TimedOut),
+            cache_hits: get(Count::CacheHits),
+            warning: None,
+        }
+        .with_warning()
+    }
+}
+
+/// Collects what [`Analyzer::analyze_each`] handed over into one result per email.
+pub async fn collect(
+    n: usize,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Done>,
+) -> Vec<Result<Analysis, AnalyzeError>> {
+    let mut out: Vec<Option<Result<Analysis, AnalyzeError>>> = (0..n).map(|_| None).collect();
+    while let Some(done) = rx.recv().await {
+        for (p, r) in done {
+            if let Some(slot) = out.get_mut(p) {
+                *slot = Some(r);
+            }
+        }
+    }
+    out.into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(AnalyzeError::Message(
+                    "the analyzer returned no result".to_owned(),
+                ))
+            })
+        })
+        .collect()
+}
+
 /// Turns triaged messages into analyses. Batches let an LLM analyzer send several
 /// messages per request; `rules` handles them one by one.
 #[async_trait]
@@ -85,10 +223,30 @@ pub trait Analyzer: Send + Sync {
         None
     }
 
+    /// Whether results come from a model (`llm`): a scan then reports [`LlmCounts`]
+    /// and saves each group of results as [`Analyzer::analyze_each`] hands it over.
+    fn asks_a_model(&self) -> bool {
+        false
+    }
+
     /// One result per email, in the same order.
     async fn analyze(
         &self,
         emails: &[Email],
         settings: &Settings,
+        meter: &Meter,
     ) -> Vec<Result<Analysis, AnalyzeError>>;
+
+    /// Like [`Analyzer::analyze`], handing each group of results to `done` as soon as
+    /// it is ready (a model's answered request), so a caller can save it at once.
+    async fn analyze_each(
+        &self,
+        emails: &[Email],
+        settings: &Settings,
+        meter: &Meter,
+        done: DoneTx,
+    ) {
+        let all = self.analyze(emails, settings, meter).await;
+        let _ = done.send(all.into_iter().enumerate().collect());
+    }
 }

@@ -298,6 +298,7 @@ impl Analyzer for RulesAnalyzer {
         &self,
         emails: &[Email],
         settings: &Settings,
+        _meter: &super::Meter,
     ) -> Vec<Result<Analysis, AnalyzeError>> {
         emails.iter().map(|e| Ok(analyze(e, settings))).collect()
     }

@@ -1322,7 +1322,7 @@ fn every_message_yields_exactly_one_analysis_in_order() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let out = rt.block_on(rules::RulesAnalyzer.analyze(&emails, &settings));
+    let out = rt.block_on(rules::RulesAnalyzer.analyze(&emails, &settings, &Default::default()));
     assert_eq!(rules::RulesAnalyzer.name(), "rules");
     assert_eq!(out.len(), emails.len());
     for (e, a) in emails.iter().zip(&out) {

@@ -1316,8 +1316,9 @@ async fn serve(cli: Cli) -> ExitCode {
     }
 }
 
-/// What watches a CLI scan: the progress display (on a terminal) and Ctrl-C. The first
-/// Ctrl-C asks the scan to stop after saving what it did; a second one exits at once.
+/// What watches a CLI scan: the progress display (on a terminal), Ctrl-C and SIGTERM.
+/// The first of either asks the scan to stop at once, saving what it did (requests
+/// to a model in flight are dropped); a second one exits at once.
 struct ScanWatch {
     bar: Option<Bar>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -1331,17 +1332,37 @@ impl ScanWatch {
         // Polled once here, so Ctrl-C is handled from now on: left to the task below,
         // the handler would be installed only when a worker first polls it, which a
         // busy machine can delay past the key press (the scan then dies of SIGINT,
-        // saving nothing and printing nothing).
+        // saving nothing and printing nothing). The SIGTERM handler is installed here.
         let mut first = Box::pin(tokio::signal::ctrl_c());
         let _ = first.as_mut().now_or_never();
+        #[cfg(unix)]
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::spawn(async move {
-            let mut pressed = first.await;
-            while pressed.is_ok() {
+            let mut interrupt = first;
+            loop {
+                #[cfg(unix)]
+                let terminated = async {
+                    match term.as_mut() {
+                        Some(t) => t.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                #[cfg(not(unix))]
+                let terminated = std::future::pending::<Option<()>>();
+                tokio::select! {
+                    pressed = &mut interrupt => {
+                        if pressed.is_err() {
+                            return;
+                        }
+                        interrupt = Box::pin(tokio::signal::ctrl_c());
+                    }
+                    _ = terminated => {}
+                }
                 if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
                     std::process::exit(130);
                 }
                 eprintln!("Stopping: saving what was done (Ctrl-C again to quit at once)…");
-                pressed = tokio::signal::ctrl_c().await;
             }
         });
         ScanWatch {

@@ -329,6 +329,21 @@ pub fn scan(v: &scan::Output, width: Option<usize>) -> String {
     for e in v.errors.iter().take(10) {
         out.push_str(&format!("  error {}: {}\n", e.message_id, e.reason));
     }
+    if let Some(llm) = &v.llm {
+        out.push_str(&format!(
+            "LLM: {} · {} prompt + {} completion tokens · {} answered · {} fell back to the rules · {} timed out · {} from the cache\n",
+            count(llm.requests, "request", "requests"),
+            llm.prompt_tokens,
+            llm.completion_tokens,
+            llm.answered,
+            llm.fell_back,
+            llm.timed_out,
+            llm.cache_hits,
+        ));
+        if let Some(w) = &llm.warning {
+            out.push_str(&format!("Warning: {w}.\n"));
+        }
+    }
     if let Some(listing) = &v.listing {
         out.push_str(&format!("Listed {listing}.\n"));
     }

@@ -123,6 +123,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
             user,
             std::slice::from_ref(&email),
             &settings,
+            &crate::analyze::Meter::default(),
         )
         .await
         .into_iter()

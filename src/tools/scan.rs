@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pipeline::{self, Disposition, Progress, Recorder, ScanProgress};
 use super::{Hints, Tool};
-use crate::analyze::{Analysis, AnalyzeError, Analyzer, rules, triage};
+use crate::analyze::{Analysis, AnalyzeError, Analyzer, LlmCounts, Meter, rules, triage};
 use crate::context::Context;
 use crate::domain::{Email, EntryStatus, Settings, SummaryGroup, TimeEntry, UserId, WorkDate};
 use crate::error::{Error, Result};
@@ -113,6 +113,10 @@ pub struct Output {
     /// Entries the `rollup` setting folded into one per thread or matter and day
     /// (0 when it is `none`). The totals above are per message, before it.
     pub rolled_up: u64,
+    /// What the model did (the `llm` analyzer only): requests, tokens, answers used,
+    /// fallbacks to the rules, timeouts and cache hits, with a warning when most
+    /// answers were unusable.
+    pub llm: Option<LlmCounts>,
     pub elapsed_ms: u64,
 }
 
@@ -139,6 +143,8 @@ struct Scan<'a> {
     /// The first and last work date of the entries this scan created: where the
     /// `rollup` setting looks.
     created_dates: Option<(WorkDate, WorkDate)>,
+    /// What the analyzer's model did for this scan.
+    meter: Arc<Meter>,
 }
 
 /// `scan_billable_time` in the tool table.
@@ -266,10 +272,12 @@ pub async fn run(
             entries: Vec::new(),
             unmatched_domains: Vec::new(),
             rolled_up: 0,
+            llm: None,
             elapsed_ms: 0,
         },
         settings: Arc::new(settings),
         created_dates: None,
+        meter: Arc::new(Meter::default()),
     };
 
     let listing = match &since {
@@ -310,7 +318,7 @@ pub async fn run(
             },
             async {
                 match current.take() {
-                    Some(prepared) => scan.apply(prepared).await.map(|()| true),
+                    Some(prepared) => scan.apply(prepared, progress).await.map(|()| true),
                     None => Ok(false),
                 }
             },
@@ -382,6 +390,13 @@ pub async fn run(
         ctx.store.record_scan(user, &record).await?;
     }
     Ok(out)
+}
+
+/// Resolves once `watcher` asks the scan to stop (it is polled: Ctrl-C sets a flag).
+async fn stop_requested(watcher: &dyn Progress) {
+    while !watcher.cancelled() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The listing in chunks of at most [`CHUNK`] messages and [`CHUNK_BYTES`] of the
@@ -498,8 +513,11 @@ struct Prepared {
     /// Automated and malformed messages; the ones to analyze are in `emails`.
     skipped: Vec<Skipped>,
     emails: Vec<Email>,
-    results: Vec<Result<Analysis, AnalyzeError>>,
-    /// The source or analyzer failed: the scan stops after this chunk.
+    /// Each email's analysis when the analyzer gave it at once (all of them for
+    /// `rules`; what needs no model for `llm`). The rest are analyzed as the chunk
+    /// is recorded, so each answered request is saved as it arrives.
+    ready: Vec<Option<Analysis>>,
+    /// The source failed: the scan stops after this chunk.
     fatal: Option<String>,
 }
 
@@ -517,7 +535,7 @@ impl Prep<'_> {
             unfetched: false,
             skipped: Vec::new(),
             emails: Vec::new(),
-            results: Vec::new(),
+            ready: Vec::new(),
             fatal: None,
         };
         // 1. Listing results: per-message errors are reported; others stop the scan.
@@ -596,21 +614,7 @@ impl Prep<'_> {
             return out;
         }
 
-        // 4. Analyze what is left (an analyzer that answers at once already has).
-        if let Some(done) = ready.into_iter().collect::<Option<Vec<Analysis>>>() {
-            out.results = done.into_iter().map(crate::analyze::dated).collect();
-        } else {
-            out.results = self
-                .ctx
-                .analyses
-                .analyze(
-                    self.ctx.analyzer.as_ref(),
-                    self.user,
-                    &out.emails,
-                    &self.settings,
-                )
-                .await;
-        }
+        out.ready = ready;
         out
     }
 }
@@ -774,8 +778,11 @@ impl Scan<'_> {
         }
     }
 
-    /// Records a prepared chunk and hands it to the store.
-    async fn apply(&mut self, chunk: Prepared) -> Result<(), Stop> {
+    /// Records a prepared chunk and hands it to the store: what was analyzed at once
+    /// first, then what the analyzer answers, each group saved as it arrives. Stops
+    /// at once, keeping what was answered, when the watcher asks (Ctrl-C, SIGTERM)
+    /// or the analyzer becomes unavailable.
+    async fn apply(&mut self, chunk: Prepared, watcher: &dyn Progress) -> Result<(), Stop> {
         let Prepared {
             examined,
             errors,
@@ -783,8 +790,8 @@ impl Scan<'_> {
             unfetched,
             skipped,
             emails,
-            results,
-            mut fatal,
+            ready,
+            fatal,
         } = chunk;
         self.out.examined += examined;
         self.progress.examined = self.out.examined;
@@ -813,15 +820,87 @@ impl Scan<'_> {
             }
         }
 
+        let mut later = Vec::new();
+        let mut now = Vec::new();
+        for (p, analysis) in ready.into_iter().enumerate() {
+            match analysis {
+                Some(a) => now.push((p, crate::analyze::dated(a))),
+                None => later.push(p),
+            }
+        }
+        let mut stop = self.take(&emails, now).await?;
+        // Save what needed no model before asking it anything.
+        if !later.is_empty() {
+            self.flush(false).await.map_err(Stop::from)?;
+        }
+        if stop.is_none() && !later.is_empty() {
+            let asked: Vec<Email> = later.iter().map(|&p| emails[p].clone()).collect();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let ctx = self.ctx;
+            let (user, settings) = (self.user, Arc::clone(&self.settings));
+            let meter = Arc::clone(&self.meter);
+            let analysis = async move {
+                ctx.analyses
+                    .analyze_each(ctx.analyzer.as_ref(), user, &asked, &settings, &meter, tx)
+                    .await;
+            };
+            let record = async {
+                loop {
+                    let batch = tokio::select! {
+                        batch = rx.recv() => batch,
+                        () = stop_requested(watcher) => {
+                            return Ok::<_, Stop>(Some("stopped on request".to_owned()));
+                        }
+                    };
+                    let Some(batch) = batch else {
+                        return Ok(None);
+                    };
+                    let batch = batch
+                        .into_iter()
+                        .filter_map(|(k, r)| later.get(k).map(|&p| (p, r)))
+                        .collect();
+                    if let Some(why) = self.take(&emails, batch).await? {
+                        return Ok(Some(why));
+                    }
+                    self.flush(false).await.map_err(Stop::from)?;
+                }
+            };
+            // The analysis ends when it has handed everything over, or is dropped (its
+            // requests with it) when recording stops first.
+            let analysis = std::pin::pin!(analysis);
+            let record = std::pin::pin!(record);
+            stop = match futures::future::select(analysis, record).await {
+                futures::future::Either::Left(((), record)) => record.await?,
+                futures::future::Either::Right((stopped, _)) => stopped?,
+            };
+        }
+        let stop = stop.or(fatal);
+
+        // Save the chunk, then stop if something upstream failed.
+        self.flush(false).await.map_err(Stop::from)?;
+        match stop {
+            Some(reason) => Err(Stop(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Records analyses of `emails` by position; the reason to stop when the analyzer
+    /// is unavailable (what comes after it is not recorded).
+    async fn take(
+        &mut self,
+        emails: &[Email],
+        results: Vec<(usize, Result<Analysis, AnalyzeError>)>,
+    ) -> Result<Option<String>, Stop> {
         self.recorder
             .prefetch_events(
                 self.ctx,
                 self.user,
-                results.iter().filter_map(|r| r.as_ref().ok()),
+                results.iter().filter_map(|(_, r)| r.as_ref().ok()),
             )
             .await
             .map_err(Stop::from)?;
-        for (email, result) in emails.iter().zip(results) {
+        for (p, result) in results {
+            let Some(email) = emails.get(p) else { continue };
             match result {
                 Ok(analysis) => {
                     self.out.analyzed += 1;
@@ -837,19 +916,10 @@ impl Scan<'_> {
                     }
                 }
                 Err(AnalyzeError::Message(reason)) => self.error(&email.id, reason),
-                Err(e @ AnalyzeError::Unavailable(_)) => {
-                    fatal.get_or_insert(e.to_string());
-                    break;
-                }
+                Err(e @ AnalyzeError::Unavailable(_)) => return Ok(Some(e.to_string())),
             }
         }
-
-        // Save the chunk, then stop if something upstream failed.
-        self.flush(false).await.map_err(Stop::from)?;
-        match fatal {
-            Some(reason) => Err(Stop(reason)),
-            None => Ok(()),
-        }
+        Ok(None)
     }
 
     /// Counts the counterpart domains of mail that matched no client.
@@ -1016,6 +1086,13 @@ impl Scan<'_> {
         self.out.billable_minutes = total.raw_minutes;
         self.out.billed_minutes = total.billed_minutes;
         self.out.amount = total.amount;
+        if self.ctx.analyzer.asks_a_model() {
+            let counts = self.meter.counts();
+            if let Some(w) = &counts.warning {
+                tracing::warn!("{w}");
+            }
+            self.out.llm = Some(counts);
+        }
         self.out
     }
 }

@@ -42,6 +42,13 @@ pub enum Mode {
     OutOfRange,
     /// Half the content and finish_reason "length".
     Truncated,
+    /// Junk for four messages by index mod 4: a description of ",", not billable at
+    /// confidence 0.3, the sender's name as the description, not billable at 0.95.
+    Junk,
+    /// A model that loops: every answer, then the same answers again until the
+    /// request's `max_tokens` (4 characters a token) runs out mid-item, finish_reason
+    /// "length".
+    Looping,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +64,16 @@ pub struct Behaviour {
     pub always_status: Option<(u16, &'static str)>,
     /// 400 for `response_format: json_schema`, as servers without structured outputs.
     pub no_structured_outputs: bool,
+    /// 500 for `json_schema`, as llama-cpp-python's server answers it.
+    pub json_schema_500: bool,
+    /// The model's context: a request whose prompt and `max_tokens` exceed it gets
+    /// llama.cpp's 400 exceed_context_size_error. The prompt is counted as 2.5
+    /// characters a token, as SmolLM2's tokenizer counts mail (12,119 characters of
+    /// the demo mailbox are 5,332 tokens).
+    pub context_tokens: Option<usize>,
+    /// Requests about more than this many messages take this long (a slow CPU
+    /// model), instead of `latency`.
+    pub slow_over: Option<(usize, Duration)>,
     /// The mode of the first `bad_count` answering requests; `Echo` after them.
     pub bad: Mode,
     pub bad_count: usize,
@@ -71,6 +88,9 @@ impl Default for Behaviour {
             fail_500_first: 0,
             always_status: None,
             no_structured_outputs: false,
+            json_schema_500: false,
+            context_tokens: None,
+            slow_over: None,
             bad: Mode::Echo,
             bad_count: 0,
         }
@@ -101,6 +121,7 @@ struct Counts {
     prompt_tokens: usize,
     completion_tokens: usize,
     messages: usize,
+    context_errors: usize,
     bodies: Vec<Value>,
 }
 
@@ -176,6 +197,10 @@ impl FakeOpenAi {
         let c = self.shared.counts.lock().expect("lock");
         (c.messages, c.prompt_tokens, c.completion_tokens)
     }
+    /// Requests refused for not fitting `context_tokens`.
+    pub fn context_errors(&self) -> usize {
+        self.shared.counts.lock().expect("lock").context_errors
+    }
     /// The JSON bodies of every request received.
     pub fn bodies(&self) -> Vec<Value> {
         self.shared.counts.lock().expect("lock").bodies.clone()
@@ -224,7 +249,13 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
         }
         number
     };
-    tokio::time::sleep(behaviour.latency).await;
+    let user = request["messages"][1]["content"].as_str().unwrap_or("");
+    let blocks = blocks(user);
+    let latency = match behaviour.slow_over {
+        Some((n, slow)) if blocks.len() > n => slow,
+        _ => behaviour.latency,
+    };
+    tokio::time::sleep(latency).await;
 
     if let Some((status, code)) = behaviour.always_status {
         return error(status, "refused by the fake", Some(code));
@@ -258,6 +289,28 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
             None,
         );
     }
+    if behaviour.json_schema_500 && format == "json_schema" {
+        // llama-cpp-python's server (FastAPI): a validation error answered 500.
+        let body = json!({"error": {"message": "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}]", "type": "internal_server_error", "param": null, "code": null}});
+        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+    }
+    let prompt_chars: usize = request["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|m| m["content"].as_str().map_or(0, str::len))
+                .sum()
+        })
+        .unwrap_or(0);
+    let max_tokens = request["max_tokens"].as_u64().unwrap_or(4096) as usize;
+    if let Some(n_ctx) = behaviour.context_tokens
+        && prompt_chars * 2 / 5 + max_tokens > n_ctx
+    {
+        // llama.cpp's llama-server.
+        shared.counts.lock().expect("lock").context_errors += 1;
+        let body = json!({"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": prompt_chars * 2 / 5, "n_ctx": n_ctx}});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
     let answering = {
         let mut c = shared.counts.lock().expect("lock");
         c.answered += 1;
@@ -268,17 +321,7 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
     } else {
         Mode::Echo
     };
-    let prompt_chars: usize = request["messages"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|m| m["content"].as_str().map_or(0, str::len))
-                .sum()
-        })
-        .unwrap_or(0);
-    let user = request["messages"][1]["content"].as_str().unwrap_or("");
-    let blocks = blocks(user);
-    let (content, finish) = answer(&mode, &blocks);
+    let (content, finish) = answer(&mode, &blocks, max_tokens);
     {
         let mut c = shared.counts.lock().expect("lock");
         c.messages += blocks.len();
@@ -369,7 +412,7 @@ pub fn blocks(user: &str) -> Vec<Block> {
     out
 }
 
-fn answer(mode: &Mode, blocks: &[Block]) -> (String, &'static str) {
+fn answer(mode: &Mode, blocks: &[Block], max_tokens: usize) -> (String, &'static str) {
     let items: Vec<Value> = blocks
         .iter()
         .map(|b| {
@@ -393,6 +436,18 @@ fn answer(mode: &Mode, blocks: &[Block]) -> (String, &'static str) {
                     v["k"] = json!(1.0);
                 }
                 Mode::WrongIndices => v["i"] = json!(b.index + 100),
+                Mode::Junk => match b.index % 4 {
+                    0 => v["t"] = json!(","),
+                    1 => {
+                        v["b"] = json!(false);
+                        v["k"] = json!(0.3);
+                    }
+                    2 => v["t"] = json!("Dana Smith"),
+                    _ => {
+                        v["b"] = json!(false);
+                        v["k"] = json!(0.95);
+                    }
+                },
                 Mode::OutOfRange => {
                     v["k"] = json!(3.0);
                     v["d"] = json!("1999-01-01");
@@ -406,6 +461,25 @@ fn answer(mode: &Mode, blocks: &[Block]) -> (String, &'static str) {
     match mode {
         Mode::Malformed => ("{\"r\": [{\"i\": 0, \"b\": tru".to_owned(), "stop"),
         Mode::Truncated => (content[..content.len() / 2].to_owned(), "length"),
+        Mode::Looping => {
+            let once: Vec<String> = items.iter().map(Value::to_string).collect();
+            let mut looped = String::from("{\"r\":[");
+            let cap = max_tokens * 4;
+            'fill: while !once.is_empty() {
+                for item in &once {
+                    if looped.len() + item.len() + 1 > cap {
+                        // Cut off mid-item, as a token cap cuts.
+                        looped.push_str(&item[..item.len() / 2]);
+                        break 'fill;
+                    }
+                    if !looped.ends_with('[') {
+                        looped.push(',');
+                    }
+                    looped.push_str(item);
+                }
+            }
+            (looped, "length")
+        }
         _ => (content, "stop"),
     }
 }

@@ -13,7 +13,9 @@ mod hostile;
 mod http;
 mod jwks;
 mod ledes;
+mod llama;
 mod llm;
+mod llm_servers;
 #[path = "../../benches/support/mbox_gen.rs"]
 mod mbox_gen;
 mod mcp;

@@ -542,6 +542,7 @@ impl billable::analyze::Analyzer for PanicsOnBoom {
         &self,
         emails: &[billable::domain::Email],
         settings: &billable::domain::Settings,
+        _meter: &billable::analyze::Meter,
     ) -> Vec<Result<billable::analyze::Analysis, billable::analyze::AnalyzeError>> {
         emails
             .iter()

@@ -55,6 +55,18 @@ pub const POSTGRES: Group = Group {
     vars: &[DATABASE_URL],
 };
 
+/// tests/api/llama.rs: llama.cpp's llama-server and the SmolLM2 weights, which
+/// scripts/llama-server.sh builds and fetches (cached) for the run.
+pub const LLAMA: Group = Group {
+    name: "the real model server test",
+    running: "llama-server and its model are",
+    vars: &[LLAMA_SERVER, LLAMA_MODEL],
+};
+
+/// The llama-server binary and the GGUF weights it loads.
+pub const LLAMA_SERVER: &str = "BILLABLE_TEST_LLAMA_SERVER";
+pub const LLAMA_MODEL: &str = "BILLABLE_TEST_LLAMA_MODEL";
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -103,6 +115,11 @@ impl Group {
 /// A variable the script exports; only asked for after the group's `skipped()`.
 fn required(name: &str) -> String {
     var(name).unwrap_or_else(|| panic!("{name} is not set: run {SCRIPT}"))
+}
+
+/// The llama-server binary and the model it loads.
+pub fn llama() -> (String, String) {
+    (required(LLAMA_SERVER), required(LLAMA_MODEL))
 }
 
 /// The run's database, as its owner.

@@ -47,8 +47,9 @@ pub enum Verdict {
 }
 
 /// The answers in a reply by index; `Err` when the reply is not the expected object.
-/// Items that do not match the schema are left out, and an index answered twice is
-/// dropped (both answers are doubtful), so those messages count as unanswered.
+/// Items that do not match the schema are left out, and an index answered twice in
+/// two ways is dropped (both answers are doubtful), so those messages count as
+/// unanswered.
 pub fn parse(content: &str) -> Result<HashMap<usize, Answer>, String> {
     let v: Value = serde_json::from_str(content.trim())
         .map_err(|e| format!("the answer is not valid JSON ({e})"))?;
@@ -56,6 +57,56 @@ pub fn parse(content: &str) -> Result<HashMap<usize, Answer>, String> {
         .get("r")
         .and_then(Value::as_array)
         .ok_or("the answer has no `r` list")?;
+    Ok(by_index(list))
+}
+
+/// The complete items of a reply cut off at the token cap (`{"r":[{…},{…},{"i":`):
+/// every whole object in the `r` list before the cut, by index as [`parse`] keeps them.
+pub fn salvage(content: &str) -> HashMap<usize, Answer> {
+    let Some(start) = content.find("\"r\"") else {
+        return HashMap::new();
+    };
+    let Some(open) = content[start..].find('[') else {
+        return HashMap::new();
+    };
+    let rest = &content[start + open + 1..];
+    let mut items = Vec::new();
+    let (mut depth, mut in_string, mut escaped, mut from) = (0usize, false, false, None);
+    for (at, c) in rest.char_indices() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '{' => {
+                if depth == 0 {
+                    from = Some(at);
+                }
+                depth += 1;
+            }
+            '}' if depth > 0 => {
+                depth -= 1;
+                if depth == 0
+                    && let Some(f) = from.take()
+                    && let Ok(v) = serde_json::from_str::<Value>(&rest[f..=at])
+                {
+                    items.push(v);
+                }
+            }
+            ']' if depth == 0 => break,
+            _ => {}
+        }
+    }
+    by_index(&items)
+}
+
+fn by_index(list: &[Value]) -> HashMap<usize, Answer> {
     let mut out: HashMap<usize, Answer> = HashMap::new();
     let mut twice = Vec::new();
     for item in list {
@@ -65,14 +116,16 @@ pub fn parse(content: &str) -> Result<HashMap<usize, Answer>, String> {
         let Ok(i) = usize::try_from(a.i) else {
             continue;
         };
-        if out.insert(i, a).is_some() {
-            twice.push(i);
+        // A model that loops repeats an answer word for word: that one stands.
+        match out.insert(i, a.clone()) {
+            Some(earlier) if earlier != a => twice.push(i),
+            _ => {}
         }
     }
     for i in twice {
         out.remove(&i);
     }
-    Ok(out)
+    out
 }
 
 /// Checks one answer against its message and the settings.
@@ -134,6 +187,12 @@ pub fn check(a: &Answer, item: &Item<'_>, settings: &Settings) -> Result<Verdict
     if has_markup(&description) {
         return Err("the description contains markup".to_owned());
     }
+    if let Some(why) = junk(&description, item) {
+        return Err(format!(
+            "the description `{}` {why}",
+            clip(&description, 40)
+        ));
+    }
     Ok(Verdict::Work {
         client: client.clone(),
         minutes,
@@ -143,6 +202,49 @@ pub fn check(a: &Answer, item: &Item<'_>, settings: &Settings) -> Result<Verdict
         confidence: a.k,
         why,
     })
+}
+
+/// Why a description is no invoice line: too few words (`","`, `"7.2"`, `"no"`), or a
+/// person of the message named in it (a contact's name instead of the work, and a
+/// name the client's bill should not carry).
+fn junk(description: &str, item: &Item<'_>) -> Option<&'static str> {
+    let words: Vec<String> = description
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 2)
+        .map(str::to_lowercase)
+        .collect();
+    let letters: usize = words
+        .iter()
+        .map(|w| w.chars().filter(|c| c.is_alphabetic()).count())
+        .sum();
+    if words.len() < 2 || letters < 8 {
+        return Some("has too few words to describe the work");
+    }
+    let e = item.email;
+    let people = e.from.iter().chain(&e.to).chain(&e.cc);
+    let mut name_words: Vec<String> = Vec::new();
+    for name in people.filter_map(|a| a.name.as_deref()) {
+        let parts: Vec<String> = name
+            .split(|c: char| !c.is_alphanumeric() && c != '\'')
+            .filter(|w| w.chars().count() >= 2)
+            .map(str::to_lowercase)
+            .collect();
+        // "Roe, Jane" and "Jane Roe" both: two name words side by side, either order.
+        if parts.len() >= 2
+            && words.windows(2).any(|pair| {
+                parts.windows(2).any(|p| {
+                    (pair[0] == p[0] && pair[1] == p[1]) || (pair[0] == p[1] && pair[1] == p[0])
+                })
+            })
+        {
+            return Some("names a person in the message");
+        }
+        name_words.extend(parts);
+    }
+    if !name_words.is_empty() && words.iter().all(|w| name_words.contains(w)) {
+        return Some("is a person's name, not the work");
+    }
+    None
 }
 
 fn has_url(s: &str) -> bool {
@@ -294,6 +396,48 @@ mod tests {
             a[k] = v.clone();
             assert!(check(&answer(a), &item(&e), &s).is_err(), "{k}={v}");
         }
+    }
+
+    #[test]
+    fn junk_descriptions_and_names_are_refused() {
+        let e = Email {
+            from: Some(crate::domain::Address {
+                name: Some("Roe, Jane".into()),
+                email: "jane@acme.com".into(),
+            }),
+            ..Email::default()
+        };
+        let s = Settings::default();
+        for junk in [
+            ",",
+            "7.2",
+            "no",
+            "Jane Roe",
+            "Call with Jane Roe re the lease",
+            "Jane",
+        ] {
+            let mut a = good();
+            a["t"] = junk.into();
+            assert!(check(&answer(a), &item(&e), &s).is_err(), "{junk}");
+        }
+        for fine in [
+            "Revised the MSA draft",
+            "Reviewed Jane's comments on the lease",
+        ] {
+            let mut a = good();
+            a["t"] = fine.into();
+            assert!(check(&answer(a), &item(&e), &s).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn a_cut_off_reply_keeps_its_complete_items() {
+        let content = r#"{"r":[{"i":0,"b":true,"c":"Acme Corp","m":6,"d":"2026-11-02","t":"Drafted {the} \"notice\"","k":0.8,"w":"draft"},{"i":1,"b":false,"c":null,"m":0,"d":"2026-11-02","t":"x","k":0.9,"w":"thanks"},{"i":2,"b":true,"c":"Acme"#;
+        assert!(parse(content).is_err());
+        let kept = salvage(content);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[&0].t, "Drafted {the} \"notice\"");
+        assert!(salvage("not json").is_empty());
     }
 
     #[test]

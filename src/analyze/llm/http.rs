@@ -157,10 +157,16 @@ pub enum Failure {
         after: Option<Duration>,
         why: String,
     },
+    /// The request ran past `LLM_TIMEOUT_SECS`: a batch is split, not resent whole.
+    Timeout,
+    /// The prompt does not fit the model's context; `context` when the server said
+    /// how large it is.
+    ContextExceeded { context: Option<u32>, why: String },
     /// Retrying cannot fix it (bad key, no quota, a request the server rejects).
     Fatal(String),
-    /// The server does not support `response_format: json_schema`.
-    NoStructuredOutputs,
+    /// The server refuses the response format asked for (`json_schema`, or the
+    /// `schema` of llama.cpp's JSON mode), with the start of what it said.
+    NoStructuredOutputs(String),
     /// The server answered, but not with a usable analysis.
     BadAnswer(String),
 }
@@ -180,13 +186,10 @@ impl Failure {
                     why: other.to_string(),
                 },
             },
+            OpenAIError::Reqwest(e) if e.is_timeout() => Failure::Timeout,
             OpenAIError::Reqwest(e) => Failure::Retry {
                 after: None,
-                why: if e.is_timeout() {
-                    "the request timed out".to_owned()
-                } else {
-                    format!("could not reach the server: {e}")
-                },
+                why: format!("could not reach the server: {e}"),
             },
             OpenAIError::ApiError(a) => {
                 Failure::from_status(a.status_code.as_u16(), None, &a.api_error.to_string())
@@ -204,6 +207,17 @@ impl Failure {
 
     pub fn from_status(status: u16, wait: Option<Duration>, body: &str) -> Failure {
         let lower = body.to_ascii_lowercase();
+        let said = server_message(body);
+        if status >= 400 && refuses_format(&lower) {
+            // llama-cpp-python answers 500 to `json_schema`; OpenAI-likes 400.
+            return Failure::NoStructuredOutputs(format!("HTTP {status}: {said}"));
+        }
+        if (400..500).contains(&status) && status != 429 && overflows_context(&lower) {
+            return Failure::ContextExceeded {
+                context: context_size(&lower),
+                why: format!("HTTP {status}: {said}"),
+            };
+        }
         match status {
             429 if lower.contains("insufficient_quota") => Failure::Fatal(
                 "the LLM account has no quota left (HTTP 429 insufficient_quota): add credit or change OPENAI_API_KEY"
@@ -215,24 +229,88 @@ impl Failure {
             },
             408 | 409 | 500..=599 => Failure::Retry {
                 after: wait,
-                why: format!("server error (HTTP {status})"),
+                why: format!("server error (HTTP {status}: {said})"),
             },
-            400 if lower.contains("response_format") || lower.contains("json_schema") => {
-                Failure::NoStructuredOutputs
-            }
             401 | 403 => Failure::Fatal(format!(
-                "the LLM server refused the credentials (HTTP {status}): check OPENAI_API_KEY"
+                "the LLM server refused the credentials (HTTP {status}: {said}): check OPENAI_API_KEY"
             )),
             404 => Failure::Fatal(format!(
-                "the LLM server has no such model or endpoint (HTTP 404): check OPENAI_MODEL and OPENAI_BASE_URL ({})",
-                body.chars().take(200).collect::<String>()
+                "the LLM server has no such model or endpoint (HTTP 404: {said}): check OPENAI_MODEL and OPENAI_BASE_URL"
             )),
             _ => Failure::Fatal(format!(
-                "the LLM server rejected the request (HTTP {status}): {}",
-                body.chars().take(200).collect::<String>()
+                "the LLM server rejected the request (HTTP {status}: {said})"
             )),
         }
     }
+}
+
+/// The start of what an error body says: OpenAI's and llama.cpp's `error.message`,
+/// FastAPI's `detail`, else the body; one line, at most 200 characters.
+pub fn server_message(body: &str) -> String {
+    let v: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let said = v
+        .as_ref()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.get("message"))
+                .or_else(|| v.get("detail"))
+                .or_else(|| v.get("error"))
+        })
+        .map(|m| match m {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_else(|| body.to_owned());
+    let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
+    if said.is_empty() {
+        return "no message".to_owned();
+    }
+    let mut cut: String = said.chars().take(200).collect();
+    if said.chars().count() > 200 {
+        cut.push('…');
+    }
+    cut
+}
+
+/// An error body about the response format: a server without structured outputs.
+fn refuses_format(lower: &str) -> bool {
+    ["response_format", "json_schema", "response format", "structured output"]
+        .iter()
+        .any(|w| lower.contains(w))
+        // llama-cpp-python: "Input should be 'text' or 'json_object'".
+        || (lower.contains("json_object") && lower.contains("input should be"))
+}
+
+/// An error body about the prompt not fitting: llama.cpp's exceed_context_size_error,
+/// OpenAI's context_length_exceeded, llama-cpp-python's "exceed context window".
+fn overflows_context(lower: &str) -> bool {
+    [
+        "exceed_context_size",
+        "context_length_exceeded",
+        "context length",
+        "context window",
+        "context size",
+        "maximum context",
+        "n_ctx",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+}
+
+/// The context size an error names: `"n_ctx":4096`, "context window of 2048",
+/// "maximum context length is 128000".
+fn context_size(lower: &str) -> Option<u32> {
+    static SIZE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#""n_ctx"\s*:\s*(\d+)|context (?:window|length|size) (?:of|is) (\d+)|maximum context length is (\d+)"#,
+        )
+        .unwrap_or_else(|e| panic!("context regex: {e}"))
+    });
+    let c = SIZE.captures(lower)?;
+    (1..=3)
+        .find_map(|i| c.get(i))
+        .and_then(|m| m.as_str().parse().ok())
+        .filter(|n| *n > 0)
 }
 
 #[cfg(test)]
@@ -279,7 +357,48 @@ mod tests {
         }
         assert!(matches!(
             Failure::from_status(400, None, "response_format json_schema is not supported"),
-            Failure::NoStructuredOutputs
+            Failure::NoStructuredOutputs(_)
+        ));
+    }
+
+    #[test]
+    fn a_format_refusal_is_known_by_its_body_whatever_the_status() {
+        // What llama-cpp-python's server answers to `json_schema`.
+        let body = r#"{"error":{"message":"[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\"}]","type":"internal_server_error"}}"#;
+        let Failure::NoStructuredOutputs(why) = Failure::from_status(500, None, body) else {
+            panic!("a 500 naming response_format is a format refusal")
+        };
+        assert!(
+            why.starts_with("HTTP 500: [{'type': 'literal_error'"),
+            "{why}"
+        );
+        // A plain 500 is retried, with what the server said.
+        let Failure::Retry { why, .. } =
+            Failure::from_status(500, None, r#"{"error":{"message":"model crashed"}}"#)
+        else {
+            panic!("retry")
+        };
+        assert_eq!(why, "server error (HTTP 500: model crashed)");
+    }
+
+    #[test]
+    fn a_context_overflow_says_how_large_the_context_is() {
+        // llama.cpp's llama-server.
+        let body = r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":8893,"n_ctx":4096}}"#;
+        let Failure::ContextExceeded { context, why } = Failure::from_status(400, None, body)
+        else {
+            panic!("context error")
+        };
+        assert_eq!(context, Some(4096));
+        assert!(why.contains("exceeds the available context size"), "{why}");
+        // OpenAI.
+        let body = r#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.","code":"context_length_exceeded"}}"#;
+        assert!(matches!(
+            Failure::from_status(400, None, body),
+            Failure::ContextExceeded {
+                context: Some(128000),
+                ..
+            }
         ));
     }
 }
