@@ -2,16 +2,22 @@
 //! rules cannot — whether a message is substantive work, which of its clients it is
 //! about, a description a client would accept — while the rules stay the floor.
 //!
-//! How a call to [`LlmAnalyzer::analyze`] goes:
+//! How a call to [`Analyzer::analyze_each`] goes (`analyze` collects it):
 //! 1. The rules analyze every message first. Calendar messages and messages the rules
-//!    find no client or date for keep the rules result: the model could only name a
-//!    client the message is from or to, and the rules already looked for those.
+//!    find no client or date for keep the rules result, handed over at once (and
+//!    given by `analyze_now`, so a scan saves them before asking anything): the model
+//!    could only name a client the message is from or to, and the rules looked.
 //! 2. The rest are grouped into requests of up to `max_batch` messages, spread so that
-//!    every concurrency slot is used, each message with an index the model echoes.
+//!    every concurrency slot is used, each message with an index the model echoes;
+//!    each request's results are handed over as its answer arrives. A request that
+//!    would not fit the model's context (`LLM_CONTEXT_TOKENS`, llama.cpp's `/props`,
+//!    or the size a context error named) is split first; one that times out or
+//!    overflows is split in halves down to one message, which then falls back.
 //! 3. Requests run concurrently under a semaphore (`LLM_CONCURRENCY`), after the
 //!    requests/minute and tokens/minute limiters (governor) let them through, and are
 //!    retried with jittered exponential backoff (backon) that waits at least what the
-//!    server asked for (`retry-after`, `retry-after-ms`, `x-ratelimit-reset-*`). 400,
+//!    server asked for (`retry-after`, `retry-after-ms`, `x-ratelimit-reset-*`). A
+//!    refused response format moves to the next [`Format`] without a retry. 400,
 //!    401, 403 and insufficient_quota are not retried: they, or retries running out,
 //!    make every message of the request `AnalyzeError::Unavailable`, so the scan stops
 //!    with what was done saved and resumes later.
