@@ -948,6 +948,8 @@ async fn ctrl_c_during_a_scan_saves_what_was_done_records_it_interrupted_and_exi
     let mut mbox = Vec::new();
     crate::mbox_gen::write_mbox(&mut mbox, 60_000).expect("generate");
     let mbox = app.write("big.mbox", &String::from_utf8(mbox).expect("utf-8"));
+    // Migrated before the child starts: two processes migrating one new file race.
+    let ctx = app.context(None);
     let child = app
         .command()
         .args(["--mbox", path_str(&mbox), "scan"])
@@ -955,7 +957,6 @@ async fn ctrl_c_during_a_scan_saves_what_was_done_records_it_interrupted_and_exi
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let ctx = app.context(None);
     let user = billable::domain::UserId::local();
     // Interrupt once the scan is under way.
     for _ in 0..200 {
