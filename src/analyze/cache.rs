@@ -60,10 +60,10 @@ impl AnalysisCache {
         settings: &Settings,
         meter: &Meter,
     ) -> Vec<Result<Analysis, AnalyzeError>> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.analyze_each(analyzer, user, emails, settings, meter, tx)
-            .await;
-        super::collect(emails.len(), rx).await
+        super::gathered(emails.len(), |done| {
+            self.analyze_each(analyzer, user, emails, settings, meter, done)
+        })
+        .await
     }
 
     /// Like [`AnalysisCache::analyze`], handing results to `done` as they are ready:

@@ -761,15 +761,13 @@ impl LlmAnalyzer {
             }
         }
     }
+}
 
-    /// The rules result when the model has nothing to add: calendar messages, and
-    /// messages the rules find no entry in (the model could only name a client the
-    /// message is from or to, and the rules already looked for those).
-    fn rules_only(email: &Email, settings: &Settings) -> Option<Analysis> {
-        let a = rules::analyze(email, settings);
-        let asks = matches!(a.outcome, Outcome::Entry(_)) && email.calendar.is_none();
-        (!asks).then_some(a)
-    }
+/// Whether the model has anything to add to the rules' analysis `a` of `email`: not
+/// for calendar messages, nor for messages the rules find no entry in (the model could
+/// only name a client the message is from or to, and the rules already looked).
+fn asks_the_model(email: &Email, a: &Analysis) -> bool {
+    matches!(a.outcome, Outcome::Entry(_)) && email.calendar.is_none()
 }
 
 /// Output tokens allowed for a request about `n` messages.
@@ -834,9 +832,10 @@ impl Analyzer for LlmAnalyzer {
         settings: &Settings,
         meter: &Meter,
     ) -> Vec<Result<Analysis, AnalyzeError>> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        self.analyze_each(emails, settings, meter, tx).await;
-        super::collect(emails.len(), rx).await
+        super::gathered(emails.len(), |done| {
+            self.analyze_each(emails, settings, meter, done)
+        })
+        .await
     }
 
     /// The rules results the model has nothing to add to at once, then each request's
@@ -853,16 +852,14 @@ impl Analyzer for LlmAnalyzer {
         let mut positions = Vec::new();
         let mut base = Vec::new();
         for (p, email) in emails.iter().enumerate() {
-            match Self::rules_only(email, settings) {
-                Some(a) => now.push((p, Ok(a))),
-                None => {
-                    let a = rules::analyze(email, settings);
-                    if let Outcome::Entry(entry) = &a.outcome {
-                        items.push(self.build_item(email, entry, settings));
-                        positions.push(p);
-                        base.push(a);
-                    }
+            let a = rules::analyze(email, settings);
+            match &a.outcome {
+                Outcome::Entry(entry) if asks_the_model(email, &a) => {
+                    items.push(self.build_item(email, entry, settings));
+                    positions.push(p);
+                    base.push(a);
                 }
+                _ => now.push((p, Ok(a))),
             }
         }
         if !now.is_empty() && done.send(now).is_err() {
@@ -910,7 +907,8 @@ impl Analyzer for LlmAnalyzer {
     }
 
     fn analyze_now(&self, email: &Email, settings: &Settings) -> Option<Analysis> {
-        Self::rules_only(email, settings)
+        let a = rules::analyze(email, settings);
+        (!asks_the_model(email, &a)).then_some(a)
     }
 }
 

@@ -179,14 +179,18 @@ impl Meter {
     }
 }
 
-/// Collects what [`Analyzer::analyze_each`] handed over into one result per email.
-pub async fn collect(
+/// One result per email of `n` from `run`, an `analyze_each` handing them to the
+/// sender it is given: how `analyze` is built on `analyze_each`.
+pub async fn gathered<F: std::future::Future<Output = ()>>(
     n: usize,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Done>,
+    run: impl FnOnce(DoneTx) -> F,
 ) -> Vec<Result<Analysis, AnalyzeError>> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // `run` owns the sender, so the channel ends when it returns.
+    run(tx).await;
     let mut out: Vec<Option<Result<Analysis, AnalyzeError>>> = (0..n).map(|_| None).collect();
-    while let Some(done) = rx.recv().await {
-        for (p, r) in done {
+    while let Some(batch) = rx.recv().await {
+        for (p, r) in batch {
             if let Some(slot) = out.get_mut(p) {
                 *slot = Some(r);
             }
@@ -248,5 +252,30 @@ pub trait Analyzer: Send + Sync {
     ) {
         let all = self.analyze(emails, settings, meter).await;
         let _ = done.send(all.into_iter().enumerate().collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_meter_counts_for_its_caller_and_for_metrics() {
+        // `timed_out` is counted only by the LLM analyzer, which no other unit test runs.
+        let before = metrics::global().get(Counter::Llm, "timed_out");
+        let meter = Meter::default();
+        meter.add(Count::TimedOut, 3);
+        meter.add(Count::Answered, 1);
+        meter.add(Count::FellBack, 4);
+        let counts = meter.counts();
+        assert_eq!(
+            (counts.timed_out, counts.answered, counts.fell_back),
+            (3, 1, 4)
+        );
+        assert!(counts.warning.is_some(), "4 of 5 fell back");
+        assert_eq!(metrics::global().get(Counter::Llm, "timed_out"), before + 3);
+        let fine = Meter::default();
+        fine.add(Count::Answered, 4);
+        assert_eq!(fine.counts().warning, None);
     }
 }

@@ -820,28 +820,32 @@ impl Scan<'_> {
             }
         }
 
-        let mut later = Vec::new();
-        let mut now = Vec::new();
-        for (p, analysis) in ready.into_iter().enumerate() {
+        // What was analyzed at once is recorded from `settled`; the rest, `asked`, goes
+        // to the analyzer and is recorded as it answers.
+        let (mut settled, mut now, mut asked) = (Vec::new(), Vec::new(), Vec::new());
+        for (email, analysis) in emails.into_iter().zip(ready) {
             match analysis {
-                Some(a) => now.push((p, crate::analyze::dated(a))),
-                None => later.push(p),
+                Some(a) => {
+                    now.push((settled.len(), crate::analyze::dated(a)));
+                    settled.push(email);
+                }
+                None => asked.push(email),
             }
         }
-        let mut stop = self.take(&emails, now).await?;
+        let mut stop = self.take(&settled, now).await?;
         // Save what needed no model before asking it anything.
-        if !later.is_empty() {
+        if !asked.is_empty() {
             self.flush(false).await.map_err(Stop::from)?;
         }
-        if stop.is_none() && !later.is_empty() {
-            let asked: Vec<Email> = later.iter().map(|&p| emails[p].clone()).collect();
+        if stop.is_none() && !asked.is_empty() {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let ctx = self.ctx;
             let (user, settings) = (self.user, Arc::clone(&self.settings));
             let meter = Arc::clone(&self.meter);
+            let asked = &asked;
             let analysis = async move {
                 ctx.analyses
-                    .analyze_each(ctx.analyzer.as_ref(), user, &asked, &settings, &meter, tx)
+                    .analyze_each(ctx.analyzer.as_ref(), user, asked, &settings, &meter, tx)
                     .await;
             };
             let record = async {
@@ -855,11 +859,7 @@ impl Scan<'_> {
                     let Some(batch) = batch else {
                         return Ok(None);
                     };
-                    let batch = batch
-                        .into_iter()
-                        .filter_map(|(k, r)| later.get(k).map(|&p| (p, r)))
-                        .collect();
-                    if let Some(why) = self.take(&emails, batch).await? {
+                    if let Some(why) = self.take(asked, batch).await? {
                         return Ok(Some(why));
                     }
                     self.flush(false).await.map_err(Stop::from)?;

@@ -62,6 +62,28 @@ async fn all_entries(ctx: &Context) -> Vec<Value> {
     list["entries"].as_array().cloned().unwrap_or_default()
 }
 
+/// One scan of `mail` against a fake in `behaviour`, `tweak` applied to the config.
+/// Fields drop in order: the context before the test's folder.
+struct Run {
+    fake: FakeOpenAi,
+    ctx: Context,
+    out: Value,
+    _app: TestApp,
+}
+
+async fn run(behaviour: Behaviour, mail: &str, tweak: impl FnOnce(LlmConfig) -> LlmConfig) -> Run {
+    let fake = FakeOpenAi::start(behaviour).await;
+    let app = TestApp::new();
+    let ctx = app_with(&app, mail, tweak(config(&fake))).await;
+    let out = scan(&ctx).await;
+    Run {
+        fake,
+        ctx,
+        out,
+        _app: app,
+    }
+}
+
 fn by_the_model(entries: &[Value]) -> usize {
     entries
         .iter()
@@ -71,23 +93,25 @@ fn by_the_model(entries: &[Value]) -> usize {
 
 #[tokio::test]
 async fn a_500_that_names_response_format_switches_to_json_mode_at_no_cost_in_retries() {
-    let fake = FakeOpenAi::start(Behaviour {
-        json_schema_500: true,
-        ..Behaviour::default()
-    })
-    .await;
-    let app = TestApp::new();
     // No retries at all: the switch must not need one.
-    let ctx = app_with(
-        &app,
+    let Run {
+        fake,
+        ctx,
+        out,
+        _app,
+        ..
+    } = run(
+        Behaviour {
+            json_schema_500: true,
+            ..Behaviour::default()
+        },
         &received(4),
-        LlmConfig {
+        |c| LlmConfig {
             max_retries: 0,
-            ..config(&fake)
+            ..c
         },
     )
     .await;
-    let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
     assert_eq!(by_the_model(&all_entries(&ctx).await), 4, "{out}");
     let formats: Vec<Value> = fake
@@ -104,22 +128,18 @@ async fn a_500_that_names_response_format_switches_to_json_mode_at_no_cost_in_re
 
 #[tokio::test]
 async fn an_error_that_stops_the_scan_says_what_the_server_said() {
-    let fake = FakeOpenAi::start(Behaviour {
-        always_status: Some((503, "overloaded")),
-        ..Behaviour::default()
-    })
-    .await;
-    let app = TestApp::new();
-    let ctx = app_with(
-        &app,
+    let Run { out, _app, .. } = run(
+        Behaviour {
+            always_status: Some((503, "overloaded")),
+            ..Behaviour::default()
+        },
         &received(2),
-        LlmConfig {
+        |c| LlmConfig {
             max_retries: 1,
-            ..config(&fake)
+            ..c
         },
     )
     .await;
-    let out = scan(&ctx).await;
     assert_eq!(out["status"], "interrupted", "{out}");
     let reason = out["stopped_reason"].as_str().unwrap_or("");
     assert!(
@@ -158,14 +178,21 @@ async fn a_batch_that_overflows_the_context_is_halved_and_the_context_remembered
         })
         .max()
         .expect("a request");
-    let fake = FakeOpenAi::start(Behaviour {
-        context_tokens: Some(two * 5 / 4),
-        ..Behaviour::default()
-    })
+    let Run {
+        fake,
+        ctx,
+        out,
+        _app,
+        ..
+    } = run(
+        Behaviour {
+            context_tokens: Some(two * 5 / 4),
+            ..Behaviour::default()
+        },
+        &received(8),
+        |c| c,
+    )
     .await;
-    let app = TestApp::new();
-    let ctx = app_with(&app, &received(8), config(&fake)).await;
-    let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
     let entries = all_entries(&ctx).await;
     assert_eq!(entries.len(), 8);
@@ -181,14 +208,21 @@ async fn a_batch_that_overflows_the_context_is_halved_and_the_context_remembered
 
 #[tokio::test]
 async fn a_lone_message_that_never_fits_falls_back_to_the_rules_and_the_scan_goes_on() {
-    let fake = FakeOpenAi::start(Behaviour {
-        context_tokens: Some(50),
-        ..Behaviour::default()
-    })
+    let Run {
+        fake,
+        ctx,
+        out,
+        _app,
+        ..
+    } = run(
+        Behaviour {
+            context_tokens: Some(50),
+            ..Behaviour::default()
+        },
+        &received(3),
+        |c| c,
+    )
     .await;
-    let app = TestApp::new();
-    let ctx = app_with(&app, &received(3), config(&fake)).await;
-    let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
     assert_eq!(out["entries_created"], 3, "{out}");
     for e in all_entries(&ctx).await {
@@ -209,22 +243,24 @@ async fn a_lone_message_that_never_fits_falls_back_to_the_rules_and_the_scan_goe
 #[tokio::test]
 async fn a_batch_that_times_out_is_split_and_never_sent_again_whole() {
     // A slow CPU model: a request about more than one message outlasts the timeout.
-    let fake = FakeOpenAi::start(Behaviour {
-        slow_over: Some((1, Duration::from_secs(5))),
-        ..Behaviour::default()
-    })
-    .await;
-    let app = TestApp::new();
-    let ctx = app_with(
-        &app,
+    let Run {
+        fake,
+        ctx,
+        out,
+        _app,
+        ..
+    } = run(
+        Behaviour {
+            slow_over: Some((1, Duration::from_secs(5))),
+            ..Behaviour::default()
+        },
         &received(4),
-        LlmConfig {
+        |c| LlmConfig {
             request_timeout: Duration::from_millis(800),
-            ..config(&fake)
+            ..c
         },
     )
     .await;
-    let out = scan(&ctx).await;
     assert_eq!(out["status"], "completed", "{out}");
     assert_eq!(by_the_model(&all_entries(&ctx).await), 4, "{out}");
     // 4 → 2 + 2 → 1 + 1 + 1 + 1: three timeouts, seven requests, none sent twice.
@@ -236,10 +272,13 @@ async fn a_batch_that_times_out_is_split_and_never_sent_again_whole() {
 
 #[tokio::test]
 async fn an_answer_that_loops_to_the_token_cap_keeps_its_complete_items() {
-    let fake = FakeOpenAi::start(Behaviour::always(Mode::Looping)).await;
-    let app = TestApp::new();
-    let ctx = app_with(&app, &received(4), config(&fake)).await;
-    let out = scan(&ctx).await;
+    let Run {
+        fake,
+        ctx,
+        out,
+        _app,
+        ..
+    } = run(Behaviour::always(Mode::Looping), &received(4), |c| c).await;
     assert_eq!(by_the_model(&all_entries(&ctx).await), 4, "{out}");
     assert_eq!(fake.requests(), 1, "nothing was asked again: {out}");
     let body = &fake.bodies()[0];
@@ -270,14 +309,21 @@ async fn a_client_in_cc_of_received_mail_is_no_answer_the_model_may_give() {
         To: alex@morganlegal.com\nCc: Ray <ray@globex.io>\nSubject: MSA comments\n\
         Date: Mon, 2 Nov 2026 10:00:00 -0500\nMessage-ID: <cc1@test.example>\n\n\
         Please revise the liability cap and the notice period in the MSA and send a new draft.\n\n";
-    let fake = FakeOpenAi::start(Behaviour::always(Mode::Obedient {
-        client: "Globex".to_owned(),
-        minutes: 6.0,
-    }))
+    let Run {
+        fake,
+        ctx,
+        out,
+        _app,
+        ..
+    } = run(
+        Behaviour::always(Mode::Obedient {
+            client: "Globex".to_owned(),
+            minutes: 6.0,
+        }),
+        mail,
+        |c| c,
+    )
     .await;
-    let app = TestApp::new();
-    let ctx = app_with(&app, mail, config(&fake)).await;
-    let out = scan(&ctx).await;
     let entries = all_entries(&ctx).await;
     assert_eq!(entries.len(), 1, "{out}");
     assert_eq!(entries[0]["client"], "Acme Corp", "{}", entries[0]);
@@ -298,14 +344,15 @@ async fn a_model_that_moves_sent_mail_to_another_client_needs_review() {
         Cc: Ray <ray@globex.io>\nSubject: MSA comments\n\
         Date: Mon, 2 Nov 2026 10:00:00 -0500\nMessage-ID: <cc2@test.example>\n\n\
         I revised the liability cap and the notice period in the MSA; a new draft is attached.\n\n";
-    let fake = FakeOpenAi::start(Behaviour::always(Mode::Obedient {
-        client: "Globex".to_owned(),
-        minutes: 6.0,
-    }))
+    let Run { ctx, _app, .. } = run(
+        Behaviour::always(Mode::Obedient {
+            client: "Globex".to_owned(),
+            minutes: 6.0,
+        }),
+        mail,
+        |c| c,
+    )
     .await;
-    let app = TestApp::new();
-    let ctx = app_with(&app, mail, config(&fake)).await;
-    scan(&ctx).await;
     let entries = all_entries(&ctx).await;
     assert_eq!(entries[0]["client"], "Globex", "{}", entries[0]);
     assert_eq!(entries[0]["status"], "needs_review", "{}", entries[0]);
@@ -313,11 +360,9 @@ async fn a_model_that_moves_sent_mail_to_another_client_needs_review() {
 
 #[tokio::test]
 async fn a_useless_model_is_reported_not_passed_off_as_success() {
-    let fake = FakeOpenAi::start(Behaviour::always(Mode::Malformed)).await;
-    let app = TestApp::new();
-    let ctx = app_with(&app, &received(4), config(&fake)).await;
     let before = billable::metrics::global().get(billable::metrics::Counter::Llm, "fell_back");
-    let out = scan(&ctx).await;
+    let Run { ctx, out, _app, .. } =
+        run(Behaviour::always(Mode::Malformed), &received(4), |c| c).await;
     let llm = &out["llm"];
     assert_eq!(
         (llm["answered"].as_u64(), llm["fell_back"].as_u64()),
@@ -331,11 +376,12 @@ async fn a_useless_model_is_reported_not_passed_off_as_success() {
     );
     let warning = llm["warning"].as_str().unwrap_or("");
     assert!(warning.contains("unusable for 4 of 4"), "{out}");
-    // /metrics counts it too (the process-wide registry; other tests add to it).
+    // /metrics counts it too (the process-wide registry, which tests running beside
+    // this one add to; `Meter`'s unit test checks the exact count).
     let after = billable::metrics::global().get(billable::metrics::Counter::Llm, "fell_back");
     assert!(after >= before + 4);
-    // A second scan asking again is answered from the cache? No: fallbacks are
-    // results too, but a reanalysis of the same mail is counted as cache hits.
+    // Fallbacks are results too: analyzing the same mail again asks nothing and
+    // counts cache hits.
     let again = call(&ctx, "scan_billable_time", json!({"reanalyze": true}))
         .await
         .expect("rescan");
@@ -345,10 +391,7 @@ async fn a_useless_model_is_reported_not_passed_off_as_success() {
 
 #[tokio::test]
 async fn junk_descriptions_fall_back_and_a_doubtful_not_billable_keeps_the_entry_for_review() {
-    let fake = FakeOpenAi::start(Behaviour::always(Mode::Junk)).await;
-    let app = TestApp::new();
-    let ctx = app_with(&app, &received(4), config(&fake)).await;
-    let out = scan(&ctx).await;
+    let Run { ctx, out, _app, .. } = run(Behaviour::always(Mode::Junk), &received(4), |c| c).await;
     let entries = all_entries(&ctx).await;
     // Items 0 and 2: junk descriptions (",", a contact's name) → the rules' entry.
     // Item 1: not billable at confidence 0.3 → the rules' entry, flagged.
