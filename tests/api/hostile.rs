@@ -179,6 +179,12 @@ fn scan_cost(app: &TestApp, mbox: &std::path::Path) -> (u64, f64, serde_json::Va
     (rss, cpu, serde_json::from_str(&out).expect("scan json"))
 }
 
+/// The CPU a pathological message may cost: 2 s for a release binary. The suite runs
+/// the debug binary, which spends 2.1–3.1 s on the 24 MB of empty MIME parts on a
+/// 2-core machine (the code before and after the LLM changes alike, measured side by
+/// side); before the parser was bounded it cost 4.2 s in a release build. So 6 s there.
+const CPU_LIMIT_SECS: f64 = if cfg!(debug_assertions) { 6.0 } else { 2.0 };
+
 #[test]
 fn no_pathological_message_costs_more_than_64_mib_or_2_s_of_cpu() {
     const MIB: usize = 1024 * 1024;
@@ -243,7 +249,7 @@ fn no_pathological_message_costs_more_than_64_mib_or_2_s_of_cpu() {
             "{what}: {grown:.0} MiB more than three plain messages"
         );
         assert!(
-            cpu - base_cpu <= 2.0,
+            cpu - base_cpu <= CPU_LIMIT_SECS,
             "{what}: {:.2} s more CPU",
             cpu - base_cpu
         );
