@@ -251,6 +251,8 @@ fn scan_batches(mbox: &[u8]) -> Vec<Batch> {
                     analyzer: "rules".to_owned(),
                     outcome,
                     reason,
+                    unmatched_under: None,
+                    counterpart: None,
                     processed_at: chrono::Utc::now(),
                 });
             }

@@ -52,6 +52,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_review",
         sql: include_str!("../sql/0005_review.sql"),
     },
+    Migration {
+        name: "0006_learning",
+        sql: include_str!("../sql/0006_learning.sql"),
+    },
 ];
 
 /// Whether to apply the compat migration.

@@ -182,6 +182,25 @@ pub fn match_client<'a>(email: &Email, settings: &'a Settings) -> Option<ClientM
         .or_else(|| thread_match(email, settings))
 }
 
+/// The person a message is with, lower-case: the client's address it matched, else
+/// its first counterpart. What a rejected entry teaches later scans is kept by it.
+pub fn counterpart(email: &Email, settings: &Settings) -> Option<String> {
+    let people = counterparts(email, settings);
+    people
+        .iter()
+        .find(|a| client_for_address(a, settings).is_some())
+        .or(people.first())
+        .map(|a| a.email.to_lowercase())
+        .filter(|a| !a.is_empty())
+}
+
+/// Whether the message was judged by who it is with rather than what it says: no
+/// client matched it, or a personal contact is on it. Such a judgement changes with
+/// the clients and contacts, so a scan under other settings examines it again.
+pub fn judged_by_who(email: &Email, settings: &Settings) -> bool {
+    personal_contact(email, settings).is_some() || match_client(email, settings).is_none()
+}
+
 /// The first address of the quoted or forwarded history that belongs to a client.
 /// The person is not a counterpart of this message, so the match keeps no address.
 fn thread_match<'a>(email: &Email, settings: &'a Settings) -> Option<ClientMatch<'a>> {

@@ -359,7 +359,11 @@ pub fn scan(v: &scan::Output, width: Option<usize>) -> String {
         .unmatched_domains
         .iter()
         .take(5)
-        .map(|d| format!("{} ({})", d.domain, d.messages))
+        .map(|d| {
+            let who = d.addresses.first().map(|a| format!(", {a}")).unwrap_or_default();
+            let sent = if d.sent > 0 { format!(", {} sent by you", d.sent) } else { String::new() };
+            format!("{} ({}{sent}{who})", d.domain, count(d.messages, "message", "messages"))
+        })
         .collect();
     if !domains.is_empty() {
         out.push_str(&format!(

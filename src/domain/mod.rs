@@ -3,6 +3,7 @@
 
 pub mod email;
 pub mod entry;
+pub mod free_mail;
 pub mod settings;
 pub mod summary;
 pub mod text;

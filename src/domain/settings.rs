@@ -717,6 +717,23 @@ impl Settings {
         matches_any(&self.personal_contacts, email)
     }
 
+    /// A short fingerprint of what decides whether mail is a client's: the clients'
+    /// names, domains, addresses, keywords and aliases, the owner's addresses and the
+    /// personal contacts. Mail that matched no client is marked processed under it, so
+    /// it is examined again once any of these change (rates or rounding do not count).
+    pub fn matching_key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let clients: Vec<_> = self
+            .clients
+            .iter()
+            .map(|c| (&c.name, &c.domains, &c.addresses, &c.keywords, &c.aliases))
+            .collect();
+        let parts = (&clients, &self.my_addresses, &self.personal_contacts);
+        let json = serde_json::to_vec(&parts).unwrap_or_default();
+        let digest = Sha256::digest(&json);
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn client(&self, name: &str) -> Option<&ClientRule> {
         self.clients.iter().find(|c| c.name == name)
     }
@@ -773,6 +790,31 @@ mod tests {
 
     fn patch(v: serde_json::Value) -> SettingsPatch {
         serde_json::from_value(v).expect("patch")
+    }
+
+    #[test]
+    fn the_matching_key_changes_with_who_is_a_client_and_not_with_rates() {
+        let with = |v: serde_json::Value| Settings::default().apply(patch(v)).unwrap();
+        let base = with(serde_json::json!({"clients": [{"name": "Acme", "domains": ["acme.com"]}]}));
+        let key = base.matching_key();
+        assert_eq!(key.len(), 16);
+        assert_eq!(key, base.clone().matching_key());
+        let same = with(serde_json::json!({
+            "clients": [{"name": "Acme", "domains": ["acme.com"], "hourly_rate": 400.0}],
+            "billing_increment_minutes": 15,
+            "default_hourly_rate": 90.0
+        }));
+        assert_eq!(same.matching_key(), key);
+        for changed in [
+            serde_json::json!({"clients": []}),
+            serde_json::json!({"clients": [{"name": "Acme", "domains": ["acme.com", "acme.de"]}]}),
+            serde_json::json!({"clients": [{"name": "Acme", "domains": ["acme.com"], "aliases": ["Roadrunner"]}]}),
+            serde_json::json!({"clients": [{"name": "Acme", "domains": ["acme.com"], "keywords": ["anvil"]}]}),
+            serde_json::json!({"clients": [{"name": "Acme", "domains": ["acme.com"]}], "my_addresses": ["me@firm.com"]}),
+            serde_json::json!({"clients": [{"name": "Acme", "domains": ["acme.com"]}], "personal_contacts": ["pal@acme.com"]}),
+        ] {
+            assert_ne!(with(changed.clone()).matching_key(), key, "{changed}");
+        }
     }
 
     #[test]

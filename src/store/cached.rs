@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Batch, EntryFilter, EventState, Saved, ScanRecord, Store, StoreError};
+use super::{Batch, EntryFilter, EventState, Reviewed, Saved, ScanRecord, Store, StoreError};
 use crate::domain::{Settings, Summary, SummaryQuery, TimeEntry, UserId};
 use crate::metrics::{Counter, global};
 
@@ -98,8 +98,16 @@ impl Store for CachedStore {
         &self,
         user: &UserId,
         ids: &[String],
+        matching: &str,
     ) -> Result<HashSet<String>, StoreError> {
-        self.inner.processed_ids(user, ids).await
+        self.inner.processed_ids(user, ids, matching).await
+    }
+
+    async fn reviewed_counterparts(
+        &self,
+        user: &UserId,
+    ) -> Result<HashMap<String, Reviewed>, StoreError> {
+        self.inner.reviewed_counterparts(user).await
     }
 
     async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError> {
@@ -273,8 +281,15 @@ mod tests {
             &self,
             _: &UserId,
             _: &[String],
+            _: &str,
         ) -> Result<HashSet<String>, StoreError> {
             Ok(HashSet::new())
+        }
+        async fn reviewed_counterparts(
+            &self,
+            _: &UserId,
+        ) -> Result<HashMap<String, Reviewed>, StoreError> {
+            Ok(HashMap::new())
         }
         async fn events(
             &self,

@@ -23,7 +23,28 @@ pub struct Processed {
     pub analyzer: String,
     pub outcome: ProcessedOutcome,
     pub reason: Option<String>,
+    /// For mail that matched no client: the settings' `matching_key` it was judged
+    /// under. Such a mark counts as processed only while the key is unchanged.
+    pub unmatched_under: Option<String>,
+    /// The person the message was with (the client's address it matched, else the
+    /// first other party), lower-case: what a rejected entry teaches later scans.
+    pub counterpart: Option<String>,
     pub processed_at: DateTime<Utc>,
+}
+
+/// How a person decided on the entries with one counterpart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Reviewed {
+    pub approved: u64,
+    pub rejected: u64,
+}
+
+impl Reviewed {
+    /// Whether the user rejects this person's suggested entries more often than not:
+    /// their next ones are suggested for review only.
+    pub fn mostly_rejected(&self) -> bool {
+        self.rejected > self.approved
+    }
 }
 
 /// What became of a processed message, as stored in `processed_messages.outcome` and
@@ -324,12 +345,23 @@ pub trait Store: Send + Sync {
     async fn settings(&self, user: &UserId) -> Result<Settings, StoreError>;
     async fn save_settings(&self, user: &UserId, settings: &Settings) -> Result<(), StoreError>;
 
-    /// Which of `ids` this user's scans have already processed.
+    /// Which of `ids` this user's scans have already processed. Mail marked as
+    /// matching no client under another `matching` key (clients, aliases or the
+    /// owner's addresses changed since) is not: a scan examines it again.
     async fn processed_ids(
         &self,
         user: &UserId,
         ids: &[String],
+        matching: &str,
     ) -> Result<HashSet<String>, StoreError>;
+
+    /// For each counterpart (`Processed::counterpart`) of entries a person approved
+    /// or rejected: how many of each. A scan asks once, so the people whose suggested
+    /// entries the user keeps rejecting are flagged for review next time.
+    async fn reviewed_counterparts(
+        &self,
+        user: &UserId,
+    ) -> Result<HashMap<String, Reviewed>, StoreError>;
 
     /// The known state of one event.
     async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError> {

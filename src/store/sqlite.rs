@@ -20,7 +20,9 @@ use rusqlite::ToSql;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
-use super::{Batch, EntryFilter, EventState, Saved, ScanRecord, ScanStatus, Store, StoreError};
+use super::{
+    Batch, EntryFilter, EventState, Reviewed, Saved, ScanRecord, ScanStatus, Store, StoreError,
+};
 use crate::domain::{
     Activity, EntryStatus, GroupBy, Settings, Summary, SummaryGroup, SummaryQuery, TimeEntry,
     UserId, WorkDate,
@@ -119,6 +121,13 @@ const MIGRATIONS: &[&str] = &[
     -- A scan asks for the matter of each thread it sees (thread_matters).
     CREATE INDEX IF NOT EXISTS time_entries_user_thread
         ON time_entries (user_id, thread_id) WHERE thread_id IS NOT NULL;
+    "#,
+    // 3: learning (sql/0006_learning.sql): mail that matched no client is examined
+    // again when the clients change; the person a message was with, so the people
+    // whose entries the user rejected are known to later scans.
+    r#"
+    ALTER TABLE processed_messages ADD COLUMN unmatched_under TEXT;
+    ALTER TABLE processed_messages ADD COLUMN counterpart TEXT;
     "#,
 ];
 
@@ -698,11 +707,12 @@ fn write_batch(
 
     let mut mark = tx
         .prepare_cached(
-            "INSERT INTO processed_messages (user_id, message_id, content_hash, analyzer, outcome, reason, processed_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+            "INSERT INTO processed_messages (user_id, message_id, content_hash, analyzer, outcome, reason, processed_at, unmatched_under, counterpart) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
              ON CONFLICT (user_id, message_id) DO UPDATE SET content_hash = excluded.content_hash, \
              analyzer = excluded.analyzer, outcome = excluded.outcome, reason = excluded.reason, \
-             processed_at = excluded.processed_at",
+             processed_at = excluded.processed_at, unmatched_under = excluded.unmatched_under, \
+             counterpart = excluded.counterpart",
         )
         .map_err(sqlite("prepare the processed-message upsert"))?;
     for p in &batch.processed {
@@ -713,7 +723,9 @@ fn write_batch(
             p.analyzer,
             p.outcome.as_str(),
             p.reason,
-            ts(&p.processed_at)
+            ts(&p.processed_at),
+            p.unmatched_under,
+            p.counterpart
         ])
         .map_err(sqlite("record a processed message"))?;
     }
@@ -870,25 +882,63 @@ impl Store for SqliteStore {
         &self,
         user: &UserId,
         ids: &[String],
+        matching: &str,
     ) -> Result<HashSet<String>, StoreError> {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
         let user = user.as_str().to_owned();
         let ids = ids.to_vec();
+        let matching = matching.to_owned();
         self.with_reader(move |conn| {
             let mut found = HashSet::new();
             select_in(
                 conn,
-                "SELECT message_id FROM processed_messages WHERE user_id = ? AND message_id",
+                "SELECT message_id, unmatched_under FROM processed_messages WHERE user_id = ? AND message_id",
                 &user,
                 &ids,
                 "look up processed messages",
                 |row| {
-                    found.insert(col::<String>(row, 0, "processed message id")?);
+                    let under: Option<String> = col(row, 1, "processed message unmatched_under")?;
+                    if under.is_none_or(|k| k == matching) {
+                        found.insert(col::<String>(row, 0, "processed message id")?);
+                    }
                     Ok(())
                 },
             )?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn reviewed_counterparts(
+        &self,
+        user: &UserId,
+    ) -> Result<HashMap<String, Reviewed>, StoreError> {
+        let user = user.as_str().to_owned();
+        self.with_reader(move |conn| {
+            let context = "look up whose entries you reviewed";
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT p.counterpart, \
+                     sum(e.status = 'approved'), sum(e.status = 'rejected') \
+                     FROM time_entries e JOIN processed_messages p \
+                     ON p.user_id = e.user_id AND p.message_id = e.message_id \
+                     WHERE e.user_id = ?1 AND p.counterpart IS NOT NULL \
+                     AND e.status IN ('approved', 'rejected') AND e.merged_into IS NULL \
+                     GROUP BY p.counterpart",
+                )
+                .map_err(sqlite(context))?;
+            let mut rows = stmt.query([&user]).map_err(sqlite(context))?;
+            let mut found = HashMap::new();
+            while let Some(row) = rows.next().map_err(sqlite(context))? {
+                let count = |i, what| col::<i64>(row, i, what).map(|n| n.max(0) as u64);
+                let reviewed = Reviewed {
+                    approved: count(1, "approved count")?,
+                    rejected: count(2, "rejected count")?,
+                };
+                found.insert(col(row, 0, "processed message counterpart")?, reviewed);
+            }
             Ok(found)
         })
         .await
@@ -1458,7 +1508,7 @@ mod tests {
         // The writer holds its connection until released: the read must not wait.
         let read = tokio::time::timeout(
             Duration::from_secs(5),
-            store.processed_ids(&UserId::local(), &["a".to_owned()]),
+            store.processed_ids(&UserId::local(), &["a".to_owned()], ""),
         )
         .await;
         release_tx.send(()).unwrap();
@@ -1482,6 +1532,8 @@ mod tests {
                 analyzer: "rules".to_owned(),
                 outcome: crate::store::ProcessedOutcome::NotBillable,
                 reason: None,
+                unmatched_under: None,
+                counterpart: None,
                 processed_at: chrono::Utc::now(),
             })
             .collect();

@@ -25,7 +25,8 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
 use super::{
-    Batch, EntryFilter, EventState, Processed, Saved, ScanRecord, ScanStatus, Store, StoreError,
+    Batch, EntryFilter, EventState, Processed, Reviewed, Saved, ScanRecord, ScanStatus, Store,
+    StoreError,
 };
 use crate::domain::{GroupBy, Settings, Summary, SummaryGroup, SummaryQuery, TimeEntry, UserId};
 
@@ -209,9 +210,27 @@ impl SupabaseStore {
         context: &'static str,
         what: &'static str,
     ) -> Result<Vec<T>, StoreError> {
+        self.rpc_by_ids_with(user, function, param, ids, json!({}), context, what)
+            .await
+    }
+
+    /// [`Self::rpc_by_ids`] with more parameters, the same in every call (`params`,
+    /// an object).
+    #[allow(clippy::too_many_arguments)]
+    async fn rpc_by_ids_with<T: DeserializeOwned>(
+        &self,
+        user: &UserId,
+        function: &str,
+        param: &str,
+        ids: &[String],
+        mut params: Value,
+        context: &'static str,
+        what: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
         let mut rows = Vec::new();
         for chunk in ids.chunks(IDS_PER_CALL) {
-            let request = self.rpc(user, function, &json!({ param: chunk }))?;
+            params[param] = json!(chunk);
+            let request = self.rpc(user, function, &params)?;
             let page: Vec<T> = self.fetch(request, context, what).await?;
             rows.extend(page);
         }
@@ -398,6 +417,8 @@ fn processed_row(p: &Processed) -> Value {
         "analyzer": p.analyzer,
         "outcome": p.outcome.as_str(),
         "reason": p.reason,
+        "unmatched_under": p.unmatched_under,
+        "counterpart": p.counterpart,
         "processed_at": p.processed_at,
     })
 }
@@ -543,13 +564,15 @@ impl Store for SupabaseStore {
         &self,
         user: &UserId,
         ids: &[String],
+        matching: &str,
     ) -> Result<HashSet<String>, StoreError> {
         let items: Vec<IdItem> = self
-            .rpc_by_ids(
+            .rpc_by_ids_with(
                 user,
                 "processed_message_ids",
                 "p_ids",
                 ids,
+                json!({ "p_matching": matching }),
                 "look up processed messages",
                 "processed message ids",
             )
@@ -562,6 +585,32 @@ impl Store for SupabaseStore {
                     Some((_, Value::String(id))) => Some(id),
                     _ => None,
                 },
+            })
+            .collect())
+    }
+
+    async fn reviewed_counterparts(
+        &self,
+        user: &UserId,
+    ) -> Result<HashMap<String, Reviewed>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            counterpart: String,
+            approved: u64,
+            rejected: u64,
+        }
+        let request = self.rpc(user, "reviewed_counterparts", &json!({}))?;
+        let rows: Vec<Row> = self
+            .fetch(request, "look up whose entries you reviewed", "reviewed counterparts")
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let reviewed = Reviewed {
+                    approved: r.approved,
+                    rejected: r.rejected,
+                };
+                (r.counterpart, reviewed)
             })
             .collect())
     }

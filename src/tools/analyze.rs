@@ -99,7 +99,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
     let settings = ctx.store.settings(user).await?;
     let save = args.save.unwrap_or(false);
     let analyzer = ctx.analyzer.name();
-    let mut recorder = Recorder::new(analyzer.clone());
+    let mut recorder = Recorder::new(analyzer.clone(), std::sync::Arc::new(settings.clone()));
 
     if let Some(reason) = triage::automated(&email, &settings) {
         recorder.automated(&email, &reason);

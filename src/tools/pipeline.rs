@@ -2,16 +2,17 @@
 //! (including calendar cancels and updates), and the one way batches are saved.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::analyze::rules::MAX_DESCRIPTION_CHARS;
+use crate::analyze::rules::{self, MAX_DESCRIPTION_CHARS};
 use crate::analyze::{Analysis, Outcome, codes, matter};
 use crate::context::Context;
-use crate::domain::{Email, Settings, TimeEntry, UserId, text};
+use crate::domain::{EntryStatus, Email, Settings, TimeEntry, UserId, text};
 use crate::error::Result;
-use crate::store::{Batch, EventState, Processed, Saved};
+use crate::store::{Batch, EventState, Processed, Reviewed, Saved};
 
 /// How far a scan has got; sent to the transport's progress sink.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -48,40 +49,69 @@ pub use crate::store::ProcessedOutcome as Disposition;
 /// Accumulates a chunk's writes. Calendar state read from the store is cached here so
 /// a REQUEST and its CANCEL in the same chunk see each other.
 ///
-/// It also holds the thread hint of matter assignment (`analyze::matter`): the
+/// It also holds what the user taught earlier scans, applied after analysis for the
+/// same reason: the thread hint of matter assignment (`analyze::matter`), the
 /// (client, matter) of each thread's latest entry, from the store and from the
-/// entries staged so far in this scan. The analyzers cannot take it themselves: a
-/// scan analyzes a chunk while the previous one is still being recorded, and an
-/// analysis is cached by message content, which a thread's other mail must not change.
+/// entries staged so far in this scan; and the people whose suggested entries the
+/// user mostly rejected. The analyzers cannot take these themselves: a scan analyzes
+/// a chunk while the previous one is still being recorded, and an analysis is cached
+/// by message content, which a thread's other mail or a review must not change.
 pub struct Recorder {
     analyzer: String,
     events: HashMap<String, Option<EventState>>,
     /// Thread id -> (client, matter) of its latest entry with a matter; `None` when
     /// the store knows none.
     threads: HashMap<String, Option<(String, String)>>,
-    /// Read once, the first time a thread hint applies.
-    settings: Option<Settings>,
+    settings: Arc<Settings>,
+    /// `settings.matching_key()`, the mark of mail judged by who it is with.
+    matching: String,
+    /// Counterpart -> how the user decided on their entries; read once, at the first
+    /// suggested entry.
+    reviewed: Option<HashMap<String, Reviewed>>,
     pub batch: Batch,
 }
 
+/// One processed mark's fields beyond the message's id and hash.
+struct Mark {
+    what: Disposition,
+    reason: Option<String>,
+    unmatched_under: Option<String>,
+    counterpart: Option<String>,
+}
+
+impl Mark {
+    fn plain(what: Disposition, reason: Option<String>) -> Self {
+        Mark {
+            what,
+            reason,
+            unmatched_under: None,
+            counterpart: None,
+        }
+    }
+}
+
 impl Recorder {
-    pub fn new(analyzer: String) -> Self {
+    pub fn new(analyzer: String, settings: Arc<Settings>) -> Self {
         Recorder {
             analyzer,
             events: HashMap::new(),
             threads: HashMap::new(),
-            settings: None,
+            matching: settings.matching_key(),
+            settings,
+            reviewed: None,
             batch: Batch::default(),
         }
     }
 
-    fn processed(&mut self, id: &str, hash: &str, what: Disposition, reason: Option<String>) {
+    fn processed(&mut self, id: &str, hash: &str, mark: &Mark) {
         self.batch.processed.push(Processed {
             message_id: id.to_owned(),
             content_hash: hash.to_owned(),
             analyzer: self.analyzer.clone(),
-            outcome: what,
-            reason,
+            outcome: mark.what,
+            reason: mark.reason.clone(),
+            unmatched_under: mark.unmatched_under.clone(),
+            counterpart: mark.counterpart.clone(),
             processed_at: Utc::now(),
         });
     }
@@ -89,16 +119,17 @@ impl Recorder {
     /// A parsed message's processed mark. A message whose source id is not its
     /// Message-ID (Gmail's) is marked under both, so another copy of it, from Gmail
     /// under another id or from an mbox, is known as processed too.
-    fn processed_email(&mut self, email: &Email, what: Disposition, reason: Option<String>) {
+    fn processed_email(&mut self, email: &Email, mark: &Mark) {
         if let Some(rfc) = email.rfc_id.as_deref().filter(|rfc| *rfc != email.id) {
-            self.processed(rfc, &email.content_hash, what, reason.clone());
+            self.processed(rfc, &email.content_hash, mark);
         }
-        self.processed(&email.id, &email.content_hash, what, reason);
+        self.processed(&email.id, &email.content_hash, mark);
     }
 
     /// Automated mail: recorded so a rescan skips it, never billed.
     pub fn automated(&mut self, email: &Email, reason: &str) {
-        self.processed_email(email, Disposition::Automated, Some(reason.to_owned()));
+        let mark = Mark::plain(Disposition::Automated, Some(reason.to_owned()));
+        self.processed_email(email, &mark);
     }
 
     /// Another copy of an RFC message already processed: recorded, never billed.
@@ -107,17 +138,13 @@ impl Recorder {
             "a copy of message <{}>, already processed under another id",
             email.rfc_id.as_deref().unwrap_or_default()
         );
-        self.processed(
-            &email.id,
-            &email.content_hash,
-            Disposition::Duplicate,
-            Some(reason),
-        );
+        let mark = Mark::plain(Disposition::Duplicate, Some(reason));
+        self.processed(&email.id, &email.content_hash, &mark);
     }
 
     /// A message that could not be read; recorded so rescans do not trip on it again.
     pub fn malformed(&mut self, id: &str, hash: &str, reason: &str) {
-        self.processed(id, hash, Disposition::Malformed, Some(reason.to_owned()));
+        self.processed(id, hash, &Mark::plain(Disposition::Malformed, Some(reason.to_owned())));
     }
 
     async fn event(
@@ -169,7 +196,6 @@ impl Recorder {
         if threads.is_empty() {
             return Ok(());
         }
-        self.load_settings(ctx, user).await?;
         let mut threads: Vec<String> = threads
             .into_iter()
             .filter(|(_, client)| self.has_several_matters(client))
@@ -190,20 +216,12 @@ impl Recorder {
         (!self.threads.contains_key(thread)).then(|| (thread.clone(), client.clone()))
     }
 
-    async fn load_settings(&mut self, ctx: &Context, user: &UserId) -> Result<()> {
-        if self.settings.is_none() {
-            self.settings = Some(ctx.store.settings(user).await?);
-        }
-        Ok(())
-    }
-
     /// Only then can a thread decide anything: with one matter the rules already
     /// filed the entry, with none there is nothing to file it under. Most users have
     /// no such client, and their scans ask the store nothing about threads.
     fn has_several_matters(&self, client: &str) -> bool {
         self.settings
-            .as_ref()
-            .and_then(|s| s.client(client))
+            .client(client)
             .is_some_and(|c| c.matters.len() > 1)
     }
 
@@ -239,7 +257,6 @@ impl Recorder {
         else {
             return Ok(None);
         };
-        self.load_settings(ctx, user).await?;
         if !self.has_several_matters(&client) {
             return Ok(None);
         }
@@ -252,7 +269,7 @@ impl Recorder {
         if earlier != client {
             return Ok(None);
         }
-        let Some(rule) = self.settings.as_ref().and_then(|s| s.client(&client)) else {
+        let Some(rule) = self.settings.client(&client) else {
             return Ok(None);
         };
         let choice = matter::choose(rule, &email.subject, Some(&matter_id));
@@ -364,21 +381,63 @@ impl Recorder {
                 (Disposition::Cancelled, None)
             }
         };
+        let counterpart = rules::counterpart(email, &self.settings);
         let entry = match entry {
             Some(mut e) => {
                 if let Some(why) = self.thread_matter(ctx, user, email, &mut e).await? {
                     tracing::debug!(message = %email.id, %why, "matter from the thread");
+                }
+                if let Some(why) = self.learnt(ctx, user, counterpart.as_deref(), &mut e).await? {
+                    reason = Some(why);
                 }
                 self.note_thread(&e);
                 Some(e)
             }
             None => None,
         };
-        self.processed_email(email, what, reason);
+        let judged_by_who = what == Disposition::NotBillable
+            && rules::judged_by_who(email, &self.settings);
+        let mark = Mark {
+            what,
+            reason,
+            unmatched_under: judged_by_who.then(|| self.matching.clone()),
+            counterpart,
+        };
+        self.processed_email(email, &mark);
         if let Some(e) = entry {
             self.stage_entry(e);
         }
         Ok(what)
+    }
+
+    /// Suggests `entry` for review only when the user rejected most of the entries
+    /// with the same person before (a friend at a client, a sender whose mail is
+    /// never work); returns the reason.
+    async fn learnt(
+        &mut self,
+        ctx: &Context,
+        user: &UserId,
+        counterpart: Option<&str>,
+        entry: &mut TimeEntry,
+    ) -> Result<Option<String>> {
+        let Some(who) = counterpart.filter(|_| entry.status == EntryStatus::Suggested) else {
+            return Ok(None);
+        };
+        if self.reviewed.is_none() {
+            self.reviewed = Some(ctx.store.reviewed_counterparts(user).await?);
+        }
+        let Some(r) = self.reviewed.as_ref().and_then(|r| r.get(who)) else {
+            return Ok(None);
+        };
+        if !r.mostly_rejected() {
+            return Ok(None);
+        }
+        entry.status = EntryStatus::NeedsReview;
+        let entries = if r.rejected == 1 { "entry" } else { "entries" };
+        Ok(Some(format!(
+            "needs review: you rejected {} earlier {entries} with {who} and approved {}",
+            r.rejected, r.approved
+        )))
     }
 
     /// Hands over the staged writes, leaving the event cache for the next chunk.

@@ -14,7 +14,9 @@ use super::pipeline::{self, Disposition, Progress, Recorder, ScanProgress};
 use super::{Hints, Tool};
 use crate::analyze::{Analysis, AnalyzeError, Analyzer, LlmCounts, Meter, rules, triage};
 use crate::context::Context;
-use crate::domain::{Email, EntryStatus, Settings, SummaryGroup, TimeEntry, UserId, WorkDate};
+use crate::domain::{
+    Email, EntryStatus, Settings, SummaryGroup, TimeEntry, UserId, WorkDate, free_mail,
+};
 use crate::error::{Error, Result};
 use crate::mail::{Listed, MailError, MailQuery, RawEmail, id_key, parse};
 use crate::store::{Batch, ScanRecord, ScanStatus, Store};
@@ -61,11 +63,25 @@ pub struct MessageError {
     pub reason: String,
 }
 
-/// A counterpart domain that matched no client, with how many messages it had.
+/// A counterpart domain that matched no client: a client you may want to add.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DomainCount {
     pub domain: String,
+    /// Messages with people there that matched no client.
     pub messages: u64,
+    /// Of those, the messages you sent them: mail you write is the surest sign of
+    /// work, and what the list is ranked by.
+    pub sent: u64,
+    /// The addresses behind the count, most frequent first (at most 5).
+    pub addresses: Vec<String>,
+}
+
+/// A domain's counts while the scan runs.
+#[derive(Default)]
+struct Unmatched {
+    messages: u64,
+    sent: u64,
+    addresses: HashMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -107,8 +123,9 @@ pub struct Output {
     /// The new entries still standing at the end of the scan (first 50), as saved
     /// (a meeting a later chunk updated shows its latest version).
     pub entries: Vec<TimeEntry>,
-    /// Domains with mail that matched no client, most frequent first (top 10): the
-    /// clients you may want to add with `configure_time_tracking`.
+    /// Domains with mail that matched no client (top 10), those you wrote to most
+    /// first: the clients you may want to add with `configure_time_tracking`.
+    /// Free-mail and ISP domains, your own and your personal contacts are left out.
     pub unmatched_domains: Vec<DomainCount>,
     /// Entries the `rollup` setting folded into one per thread or matter and day
     /// (0 when it is `none`). The totals above are per message, before it.
@@ -129,7 +146,7 @@ struct Scan<'a> {
     recorder: Recorder,
     out: Output,
     progress: ScanProgress,
-    unmatched: HashMap<String, u64>,
+    unmatched: HashMap<String, Unmatched>,
     pending: Option<pipeline::PendingSave>,
     /// The billable entries this scan created or updated and did not remove, by
     /// message id: what the totals are computed from at the end.
@@ -209,7 +226,8 @@ pub async fn run(
         candidates: crate::mail::gmail::candidate_terms(&settings),
     };
     query.validate()?;
-    let (cursor, since) = sync_point(ctx, user, source.as_ref(), &args, &query).await?;
+    let settings = Arc::new(settings);
+    let (cursor, since) = sync_point(ctx, user, source.as_ref(), &args, &query, &settings).await?;
 
     let dry_run = args.dry_run.unwrap_or(false);
     let mut record = ScanRecord {
@@ -238,7 +256,7 @@ pub async fn run(
         user,
         dry_run,
         reanalyze: args.reanalyze.unwrap_or(false),
-        recorder: Recorder::new(ctx.analyzer.name()),
+        recorder: Recorder::new(ctx.analyzer.name(), Arc::clone(&settings)),
         progress: ScanProgress::default(),
         unmatched: HashMap::new(),
         pending: None,
@@ -275,7 +293,7 @@ pub async fn run(
             llm: None,
             elapsed_ms: 0,
         },
-        settings: Arc::new(settings),
+        settings,
         created_dates: None,
         meter: Arc::new(Meter::default()),
     };
@@ -465,12 +483,18 @@ impl Drop for Unfinished {
 /// everything it listed) and, for a scan of the whole mailbox, the cursor of the last
 /// such scan, from which only added mail is listed. A limited, filtered or dated scan
 /// does not cover the mailbox, so it neither records nor uses a cursor.
+///
+/// The recorded cursor carries the `matching_key` of the settings it was taken under
+/// (`key/cursor`). After clients, aliases or the owner's addresses change, the old
+/// cursor does not apply: the whole mailbox is listed, so mail that matched no client
+/// before is examined again under the new settings.
 async fn sync_point(
     ctx: &Context,
     user: &UserId,
     source: &dyn crate::mail::MailSource,
     args: &Args,
     query: &MailQuery,
+    settings: &Settings,
 ) -> Result<(Option<String>, Option<String>)> {
     let whole = query.is_unfiltered() && args.max_messages.is_none();
     if !whole {
@@ -479,6 +503,8 @@ async fn sync_point(
     let Some(cursor) = source.cursor().await? else {
         return Ok((None, None));
     };
+    let key = settings.matching_key();
+    let cursor = format!("{key}/{cursor}");
     if args.reanalyze == Some(true) {
         return Ok((Some(cursor), None));
     }
@@ -489,7 +515,12 @@ async fn sync_point(
         .await?
         .into_iter()
         .find(|s| s.status == ScanStatus::Completed && s.source == describe && s.cursor.is_some())
-        .and_then(|s| s.cursor);
+        .and_then(|s| s.cursor)
+        .and_then(|c| {
+            c.strip_prefix(&key)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .map(str::to_owned)
+        });
     Ok((Some(cursor), since))
 }
 
@@ -562,7 +593,8 @@ impl Prep<'_> {
         // 2. Drop what earlier scans processed before fetching any body.
         let mut ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
         if !self.reanalyze && !listed.is_empty() {
-            match self.ctx.store.processed_ids(self.user, &ids).await {
+            let matching = self.settings.matching_key();
+            match self.ctx.store.processed_ids(self.user, &ids, &matching).await {
                 Ok(done) => {
                     // Ids are unique here (`seen`), so both lists stay aligned.
                     listed.retain(|l| !done.contains(&l.id));
@@ -644,7 +676,8 @@ impl Prep<'_> {
         let done = if asked.is_empty() || self.reanalyze {
             HashSet::new()
         } else {
-            self.ctx.store.processed_ids(self.user, &asked).await?
+            let matching = self.settings.matching_key();
+            self.ctx.store.processed_ids(self.user, &asked, &matching).await?
         };
         let emails = std::mem::take(&mut out.emails);
         let analyses = std::mem::take(ready);
@@ -922,21 +955,14 @@ impl Scan<'_> {
         Ok(None)
     }
 
-    /// Counts the counterpart domains of mail that matched no client.
+    /// Counts the counterpart domains of mail that matched no client, leaving out
+    /// what could never be a client's: free-mail and ISP domains, the owner's own
+    /// domains, and personal contacts.
     fn count_unmatched(&mut self, email: &Email) {
         if rules::match_client(email, &self.settings).is_some() {
             return;
         }
-        let counterparts: Vec<&str> = if rules::is_from_owner(email, &self.settings) {
-            email
-                .to
-                .iter()
-                .chain(&email.cc)
-                .map(|a| a.domain())
-                .collect()
-        } else {
-            email.from.iter().map(|a| a.domain()).collect()
-        };
+        let sent = rules::is_from_owner(email, &self.settings);
         let mine: HashSet<&str> = self
             .settings
             .my_addresses
@@ -944,9 +970,20 @@ impl Scan<'_> {
             .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d))
             .collect();
         let mut once = HashSet::new();
-        for d in counterparts {
-            if !d.is_empty() && !mine.contains(d) && once.insert(d) {
-                *self.unmatched.entry(d.to_owned()).or_default() += 1;
+        for a in rules::counterparts(email, &self.settings) {
+            let domain = a.domain().to_lowercase();
+            if domain.is_empty()
+                || mine.contains(domain.as_str())
+                || free_mail::is_free_mail(&domain)
+                || self.settings.is_personal_contact(&a.email)
+            {
+                continue;
+            }
+            let counts = self.unmatched.entry(domain.clone()).or_default();
+            *counts.addresses.entry(a.email.to_lowercase()).or_default() += 1;
+            if once.insert(domain) {
+                counts.messages += 1;
+                counts.sent += u64::from(sent);
             }
         }
     }
@@ -958,7 +995,8 @@ impl Scan<'_> {
         if self.dry_run {
             // Nothing is written; report what would be new.
             let ids: Vec<String> = batch.entries.iter().map(|e| e.message_id.clone()).collect();
-            let existing = self.ctx.store.processed_ids(self.user, &ids).await?;
+            let matching = self.settings.matching_key();
+            let existing = self.ctx.store.processed_ids(self.user, &ids, &matching).await?;
             let created: HashSet<String> = ids
                 .into_iter()
                 .filter(|id| !existing.contains(id))
@@ -1072,11 +1110,20 @@ impl Scan<'_> {
         let mut domains: Vec<DomainCount> = self
             .unmatched
             .into_iter()
-            .map(|(domain, messages)| DomainCount { domain, messages })
+            .map(|(domain, counts)| {
+                let mut addresses: Vec<(String, u64)> = counts.addresses.into_iter().collect();
+                addresses.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                DomainCount {
+                    domain,
+                    messages: counts.messages,
+                    sent: counts.sent,
+                    addresses: addresses.into_iter().take(5).map(|(a, _)| a).collect(),
+                }
+            })
             .collect();
         domains.sort_by(|a, b| {
-            b.messages
-                .cmp(&a.messages)
+            (b.sent, b.messages)
+                .cmp(&(a.sent, a.messages))
                 .then_with(|| a.domain.cmp(&b.domain))
         });
         domains.truncate(10);

@@ -298,6 +298,56 @@ async fn with_clients_a_rescan_lists_their_mail_again_and_fetches_only_the_new_m
 }
 
 #[tokio::test]
+async fn clients_configured_after_a_gmail_scan_find_the_mail_it_could_not_match() {
+    let expected = mbox_entries().await;
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let app = TestApp::new();
+    let ctx = gmail_context_without_clients(&app, config(&fake)).await;
+    let first = scan(&ctx).await;
+    assert_eq!(first["entries_created"], 0, "{first}");
+
+    configure_demo(&ctx).await;
+    fake.reset_calls();
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(
+        keyed(&entries_all(&ctx).await, Some(&fake.message_ids())),
+        expected,
+        "{out}"
+    );
+    let fetched = fake.calls("messages.get");
+    assert!(
+        (expected.len() as u64..=DEMO_CANDIDATES).contains(&fetched),
+        "the client mail is fetched again, the automated mail is not: {fetched}"
+    );
+}
+
+#[tokio::test]
+async fn a_history_cursor_taken_under_other_clients_or_contacts_is_not_resumed() {
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let app = TestApp::new();
+    let ctx = gmail_context_without_clients(&app, config(&fake)).await;
+    scan(&ctx).await;
+
+    // Who is a personal contact decides unmatched mail too: everything is listed.
+    let mut settings = demo_settings();
+    settings["clients"] = json!([]);
+    settings["personal_contacts"] = json!(["sam.morgan@gmail.com"]);
+    configure(&ctx, settings).await;
+    fake.reset_calls();
+    let out = scan(&ctx).await;
+    assert_eq!(fake.calls("history.list"), 0, "{out}");
+    assert!(fake.calls("messages.list") >= 1, "{out}");
+
+    // The cursor recorded under the new settings is resumed.
+    fake.reset_calls();
+    let out = scan(&ctx).await;
+    assert!(fake.calls("history.list") >= 1, "{out}");
+    assert_eq!(fake.calls("messages.list"), 0, "{out}");
+    assert_eq!(out["examined"], 0, "{out}");
+}
+
+#[tokio::test]
 async fn an_expired_history_id_falls_back_to_a_full_listing() {
     let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
     let app = TestApp::new();

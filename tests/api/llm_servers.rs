@@ -488,9 +488,14 @@ async fn a_signal_while_a_request_is_in_flight_saves_what_needed_no_model_and_st
         .iter()
         .map(|id| id.trim_matches(['<', '>']).to_owned())
         .collect();
+        // The run's settings: the stored ones (none) with the --settings file on top.
+        let patch: billable::domain::SettingsPatch =
+            serde_json::from_value(crate::helpers::demo_settings()).expect("patch");
+        let stored = ctx.store.settings(&user).await.expect("settings");
+        let settings = stored.apply(patch).expect("settings");
         let done = ctx
             .store
-            .processed_ids(&user, &ids)
+            .processed_ids(&user, &ids, &settings.matching_key())
             .await
             .expect("processed");
         assert!(

@@ -12,6 +12,7 @@ mod helpers;
 mod hostile;
 mod http;
 mod jwks;
+mod learning;
 mod ledes;
 mod llama;
 mod llm;

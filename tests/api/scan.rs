@@ -127,9 +127,13 @@ async fn the_demo_mailbox_yields_the_expected_entries() {
             .iter()
             .any(|e| e["message_id"] == "dinner-saturday@morganlegal.com")
     );
+    // The friend at gmail.com and the sender at outlook.com matched no client, but
+    // a free-mail domain is nobody's client to add.
     let unmatched = scan["unmatched_domains"].as_array().unwrap();
     assert!(
-        unmatched.iter().any(|d| d["domain"] == "gmail.com"),
+        !unmatched
+            .iter()
+            .any(|d| d["domain"] == "gmail.com" || d["domain"] == "outlook.com"),
         "{unmatched:?}"
     );
     assert_eq!(
@@ -636,4 +640,45 @@ async fn a_reply_is_filed_under_its_threads_matter_in_the_same_scan_and_the_next
     ] {
         assert_eq!(by_message(&entries, id)["matter"], matter, "{id}");
     }
+}
+
+#[tokio::test]
+async fn unmatched_domains_rank_the_firms_you_write_to_and_leave_out_free_mail_and_friends() {
+    let app = TestApp::new();
+    let message = |n: u32, from: &str, to: &str| {
+        format!(
+            "From MAILER-DAEMON Mon Nov 23 10:00:00 2026\nFrom: {from}\nTo: {to}\n\
+             Subject: Lease question {n}\nDate: Mon, 23 Nov 2026 10:00:00 -0500\n\
+             Message-ID: <unmatched-{n}@example.test>\nContent-Type: text/plain\n\n\
+             Could you look at clause {n} of the lease and tell me what you think?\n\n"
+        )
+    };
+    let me = "alex@morganlegal.com";
+    let mut mbox = String::new();
+    // A vendor who writes often, a firm Alex writes to, a friend and a free-mail sender.
+    for n in 0..4 {
+        mbox.push_str(&message(n, "Sales <sales@vendor.example>", me));
+    }
+    mbox.push_str(&message(10, me, "Ann Lee <ann.lee@newco.example>"));
+    mbox.push_str(&message(11, me, "Bo Chan <bo.chan@newco.example>"));
+    mbox.push_str(&message(12, "Ann Lee <ann.lee@newco.example>", me));
+    mbox.push_str(&message(13, "Pal <pal@friends.example>", me));
+    mbox.push_str(&message(14, "Someone <someone@gmail.com>", me));
+    let path = app.write("unmatched.mbox", &mbox);
+    let ctx = app.context(Some(Arc::new(MboxSource::open(&path).expect("mbox"))));
+    let mut settings = crate::helpers::demo_settings();
+    settings["personal_contacts"] = json!(["pal@friends.example"]);
+    crate::helpers::configure(&ctx, settings).await;
+    let out = scan(&ctx).await;
+    let domains = out["unmatched_domains"].as_array().unwrap();
+    let names: Vec<&str> = domains.iter().filter_map(|d| d["domain"].as_str()).collect();
+    assert_eq!(names, ["newco.example", "vendor.example"], "{out}");
+    assert_eq!(domains[0]["sent"], 2);
+    assert_eq!(domains[0]["messages"], 3);
+    assert_eq!(
+        domains[0]["addresses"],
+        json!(["ann.lee@newco.example", "bo.chan@newco.example"])
+    );
+    assert_eq!(domains[1]["sent"], 0);
+    assert_eq!(domains[1]["messages"], 4);
 }

@@ -204,8 +204,15 @@ impl Store for SignedIn {
         &self,
         user: &UserId,
         ids: &[String],
+        matching: &str,
     ) -> Result<std::collections::HashSet<String>, StoreError> {
-        self.0.processed_ids(&self.user(user), ids).await
+        self.0.processed_ids(&self.user(user), ids, matching).await
+    }
+    async fn reviewed_counterparts(
+        &self,
+        user: &UserId,
+    ) -> Result<std::collections::HashMap<String, billable::store::Reviewed>, StoreError> {
+        self.0.reviewed_counterparts(&self.user(user)).await
     }
     async fn events(
         &self,

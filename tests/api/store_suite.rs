@@ -13,7 +13,8 @@ use billable::domain::{
 };
 use billable::store::sqlite::SqliteStore;
 use billable::store::{
-    Batch, EntryFilter, EventState, Processed, ProcessedOutcome, ScanRecord, ScanStatus, Store,
+    Batch, EntryFilter, EventState, Processed, ProcessedOutcome, Reviewed, ScanRecord, ScanStatus,
+    Store,
 };
 use chrono::{DateTime, Utc};
 
@@ -69,6 +70,8 @@ pub(crate) fn processed(message_id: &str) -> Processed {
         analyzer: "rules".to_owned(),
         outcome: ProcessedOutcome::Entry,
         reason: None,
+        unmatched_under: None,
+        counterpart: None,
         processed_at: at("2026-04-10T09:00:00Z"),
     }
 }
@@ -469,8 +472,101 @@ pub async fn processed_ids_returns_exactly_the_processed_subset(store: &dyn Stor
         .map(|i| format!("msg-{i}@mail.example"))
         .chain([tricky.to_owned()])
         .collect();
-    assert_eq!(store.processed_ids(&user, &asked).await.unwrap(), expected);
-    assert!(store.processed_ids(&user, &[]).await.unwrap().is_empty());
+    assert_eq!(store.processed_ids(&user, &asked, "").await.unwrap(), expected);
+    assert!(store.processed_ids(&user, &[], "").await.unwrap().is_empty());
+}
+
+/// Mail that matched no client counts as processed only under the settings' matching
+/// key it was judged under; every other mark counts under any key.
+pub async fn unmatched_mail_counts_as_processed_only_under_its_matching_key(store: &dyn Store) {
+    let user = fresh_user();
+    let unmatched = |id: &str, key: &str| Processed {
+        outcome: ProcessedOutcome::NotBillable,
+        unmatched_under: Some(key.to_owned()),
+        ..processed(id)
+    };
+    let batch = Batch {
+        processed: vec![
+            processed("entry"),
+            unmatched("no-client-then", "key-1"),
+            unmatched("no-client-now", "key-2"),
+        ],
+        ..Batch::default()
+    };
+    store.save_batch(&user, &batch).await.unwrap();
+    let asked: Vec<String> = ["entry", "no-client-then", "no-client-now", "never"]
+        .map(str::to_owned)
+        .to_vec();
+    let done = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+    assert_eq!(
+        store.processed_ids(&user, &asked, "key-2").await.unwrap(),
+        done(&["entry", "no-client-now"])
+    );
+    assert_eq!(
+        store.processed_ids(&user, &asked, "key-1").await.unwrap(),
+        done(&["entry", "no-client-then"])
+    );
+    // Examined again and billed: the mark no longer depends on the key.
+    let billed = Batch {
+        processed: vec![processed("no-client-then")],
+        ..Batch::default()
+    };
+    store.save_batch(&user, &billed).await.unwrap();
+    assert_eq!(
+        store.processed_ids(&user, &asked, "key-3").await.unwrap(),
+        done(&["entry", "no-client-then"])
+    );
+}
+
+/// Approvals and rejections are counted per counterpart of the entry's message;
+/// suggested and merged-away entries, and messages with no counterpart, are not.
+pub async fn reviewed_counterparts_count_each_persons_approvals_and_rejections(
+    store: &dyn Store,
+) {
+    let user = fresh_user();
+    let with = |id: &str, who: Option<&str>| Processed {
+        counterpart: who.map(str::to_owned),
+        ..processed(id)
+    };
+    let status = |id: &str, status: EntryStatus| TimeEntry {
+        status,
+        ..entry(id, "2026-04-01", Some("Acme"))
+    };
+    let entries = vec![
+        status("golf-1", EntryStatus::Rejected),
+        status("golf-2", EntryStatus::Rejected),
+        status("golf-3", EntryStatus::Suggested),
+        status("work-1", EntryStatus::Approved),
+        status("work-2", EntryStatus::Rejected),
+        status("nobody", EntryStatus::Rejected),
+        status("merged", EntryStatus::Rejected),
+    ];
+    let batch = Batch {
+        processed: vec![
+            with("golf-1", Some("pal@acme.com")),
+            with("golf-2", Some("pal@acme.com")),
+            with("golf-3", Some("pal@acme.com")),
+            with("work-1", Some("gc@acme.com")),
+            with("work-2", Some("gc@acme.com")),
+            with("nobody", None),
+            with("merged", Some("gc@acme.com")),
+        ],
+        entries,
+        ..Batch::default()
+    };
+    store.save_batch(&user, &batch).await.unwrap();
+    // A part merged into another entry is that entry's now, not a decision of its own.
+    let mut merged = store.entry_by_message(&user, "merged").await.unwrap().unwrap();
+    merged.merged_into = Some(uuid::Uuid::new_v4().to_string());
+    store.write_reviewed(&user, &[merged], &[]).await.unwrap();
+    let found = store.reviewed_counterparts(&user).await.unwrap();
+    let reviewed = |approved, rejected| Reviewed { approved, rejected };
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found["pal@acme.com"], reviewed(0, 2));
+    assert_eq!(found["gc@acme.com"], reviewed(1, 1));
+    assert!(found["pal@acme.com"].mostly_rejected());
+    assert!(!found["gc@acme.com"].mostly_rejected());
+    assert!(store.reviewed_counterparts(&fresh_user()).await.unwrap().is_empty());
 }
 
 pub async fn users_are_isolated(store: &dyn Store) {
@@ -500,7 +596,7 @@ pub async fn users_are_isolated(store: &dyn Store) {
     assert_eq!(store.entry_by_message(&b, "shared-id").await.unwrap(), None);
     assert!(
         store
-            .processed_ids(&b, &["shared-id".to_owned()])
+            .processed_ids(&b, &["shared-id".to_owned()], "")
             .await
             .unwrap()
             .is_empty()
@@ -1176,6 +1272,8 @@ on_sqlite!(
     an_approved_entry_is_neither_overwritten_nor_deleted_by_later_batches,
     deleted_entries_remove_unreviewed_entries_once,
     processed_ids_returns_exactly_the_processed_subset,
+    unmatched_mail_counts_as_processed_only_under_its_matching_key,
+    reviewed_counterparts_count_each_persons_approvals_and_rejections,
     users_are_isolated,
     listing_filters_by_dates_client_and_status,
     listing_is_newest_first_and_paginates_with_a_total,
@@ -1222,6 +1320,8 @@ on_supabase!(
     an_approved_entry_is_neither_overwritten_nor_deleted_by_later_batches,
     deleted_entries_remove_unreviewed_entries_once,
     processed_ids_returns_exactly_the_processed_subset,
+    unmatched_mail_counts_as_processed_only_under_its_matching_key,
+    reviewed_counterparts_count_each_persons_approvals_and_rejections,
     users_are_isolated,
     listing_filters_by_dates_client_and_status,
     listing_is_newest_first_and_paginates_with_a_total,
@@ -1266,7 +1366,7 @@ async fn reopening_the_same_sqlite_file_keeps_the_data() {
     assert_eq!(store.settings(&user).await.unwrap(), settings);
     assert_eq!(
         store
-            .processed_ids(&user, &["kept".to_owned()])
+            .processed_ids(&user, &["kept".to_owned()], "")
             .await
             .unwrap()
             .len(),

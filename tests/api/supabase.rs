@@ -88,6 +88,8 @@ async fn user_with_data(store: &dyn Store) -> UserId {
             analyzer: "rules".to_owned(),
             outcome: ProcessedOutcome::Entry,
             reason: None,
+            unmatched_under: None,
+            counterpart: None,
             processed_at: chrono::Utc::now(),
         }],
         events: vec![EventState {
@@ -318,6 +320,8 @@ async fn a_duplicate_insert_is_a_409_conflict() {
                     analyzer: "rules".to_owned(),
                     outcome: ProcessedOutcome::Entry,
                     reason: None,
+                    unmatched_under: None,
+                    counterpart: None,
                     processed_at: chrono::Utc::now(),
                 }],
                 ..Batch::default()
