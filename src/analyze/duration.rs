@@ -54,26 +54,34 @@ pub fn amount(billed_minutes: u32, hourly_rate: f64) -> f64 {
     }
 }
 
+/// A range of clock times: `10:30 AM-11:00 AM`, `14:00–15:30`, `2-2:30`, `11 to 1`.
+/// Groups: start hour, minutes, am/pm; end hour, minutes, am/pm.
+const TIME_RANGE: &str = r"\b(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?\s*(?:-|–|—|to|until|till|bis|à)\s*(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?\b";
+
 /// `When: Thursday, January 31, 2002 10:30 AM-11:00 AM (GMT-06:00)`: the text an
 /// Outlook or Notes meeting request carries when the calendar part is gone, and the
 /// `Wann:`/`Quand :` forms.
 static WHEN_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?im)^\s*(?:when|wann|quand|cuándo)\s*:.*?\b(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?\s*(?:-|–|to|bis|à)\s*(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)?\b",
-    )
+    Regex::new(&format!(
+        r"(?im)^\s*(?:when|wann|quand|cuándo)\s*:.*?{TIME_RANGE}"
+    ))
     .unwrap_or_else(|e| panic!("when pattern: {e}"))
 });
 
-/// The length of the meeting a text-only meeting request schedules, from its
-/// `When:` line (`10:30 AM-11:00 AM`, `14:00–15:30`); `None` without one, or when the
-/// times do not make a range of at most a day.
-pub fn meeting_request_minutes(text: &str) -> Option<f64> {
-    let c = WHEN_LINE.captures(text)?;
+static TIME_RANGE_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!("(?i){TIME_RANGE}")).unwrap_or_else(|e| panic!("range pattern: {e}"))
+});
+
+/// A [`TIME_RANGE`] match's length in minutes, and whether it is clearly clock times
+/// (an am/pm or a `:30` on either side, not a bare `2-3`). `None` when the times do
+/// not make a range within a day.
+fn range_minutes(c: &regex::Captures<'_>) -> Option<(f64, bool)> {
     let num = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u32>().ok());
     let (h1, m1, h2, m2) = (num(1)?, num(2).unwrap_or(0), num(4)?, num(5).unwrap_or(0));
     let ampm = |i: usize| c.get(i).map(|m| m.as_str().to_ascii_lowercase());
     // "10:30-11:00 AM": a missing first half-day marker is the second's.
     let (p1, p2) = (ampm(3).or_else(|| ampm(6)), ampm(6));
+    let clock = p2.is_some() || c.get(2).is_some() || c.get(5).is_some();
     let to24 = |h: u32, p: &Option<String>| match p.as_deref() {
         Some("pm") if h < 12 => h + 12,
         Some("am") if h == 12 => 0,
@@ -83,8 +91,97 @@ pub fn meeting_request_minutes(text: &str) -> Option<f64> {
         return None;
     }
     let start = to24(h1, &p1) * 60 + m1;
-    let end = to24(h2, &p2) * 60 + m2;
-    (end > start).then(|| f64::from(end - start))
+    let mut end = to24(h2, &p2) * 60 + m2;
+    // "11-1" with no am/pm on either side crosses noon.
+    if p2.is_none() && end <= start && end + 12 * 60 > start && h2 < 12 {
+        end += 12 * 60;
+    }
+    (end > start).then(|| (f64::from(end - start), clock))
+}
+
+/// The length of the meeting a text-only meeting request schedules, from its
+/// `When:` line (`10:30 AM-11:00 AM`, `14:00–15:30`); `None` without one, or when the
+/// times do not make a range of at most a day.
+pub fn meeting_request_minutes(text: &str) -> Option<f64> {
+    WHEN_LINE
+        .captures(text)
+        .and_then(|c| range_minutes(&c))
+        .map(|(minutes, _)| minutes)
+}
+
+/// A meeting time the owner accepts in their own text ("Tuesday 2-2:30 works for
+/// me", "10:30 to 11:15 am is fine, see you then").
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcceptedMeeting {
+    pub minutes: f64,
+    /// The sentence it was taken from, as written.
+    pub phrase: String,
+    /// The day the sentence names (`Tuesday`), if any: the meeting's work date.
+    pub weekday: Option<chrono::Weekday>,
+    /// The sentence says "tomorrow".
+    pub tomorrow: bool,
+}
+
+/// Meetings are held in minutes to hours; a longer "range" is something else.
+const ACCEPTED_MEETING_MINUTES: std::ops::RangeInclusive<f64> = 10.0..=480.0;
+
+static ACCEPTANCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(works|work for me|is fine|fine (with|for) me|good for me|suits me|see you (then|there)|confirmed|i can do|i can make|i'?ll be there|i will be there|sounds good|perfect|passt|geht (bei mir|für mich))\b")
+        .unwrap_or_else(|e| panic!("acceptance pattern: {e}"))
+});
+
+static MEETING_DAY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(mon|tues?|wed|thu(rs?)?|fri|sat|sun)(day|nesday|sday|urday)?\b|\b(tomorrow|today|meet|meeting|call)\b")
+        .unwrap_or_else(|e| panic!("day pattern: {e}"))
+});
+
+/// Sentences, keeping the `.` of `2.30` inside its sentence; each with whether it
+/// asks a question.
+fn sentences(text: &str) -> impl Iterator<Item = (&str, bool)> {
+    static SENTENCE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?:[^.!?\n]|\.\d)+[.!?]*").unwrap_or_else(|e| panic!("sentence pattern: {e}"))
+    });
+    SENTENCE
+        .find_iter(text)
+        .map(|m| (m.as_str().trim(), m.as_str().trim_end().ends_with('?')))
+}
+
+/// The meeting the owner's text accepts: a sentence that is not a question, holding
+/// a range of times, a word of acceptance, and either clear clock times or a day or
+/// the word meeting/call. A proposal ("does 2-2:30 work?") and a range of something
+/// else ("2-3 weeks") are not taken.
+pub fn accepted_meeting(text: &str) -> Option<AcceptedMeeting> {
+    sentences(text)
+        .take(MAX_MENTIONS)
+        .find_map(|(sentence, question)| {
+            if question || !ACCEPTANCE.is_match(sentence) {
+                return None;
+            }
+            let c = TIME_RANGE_RE.captures(sentence)?;
+            let (minutes, clock) = range_minutes(&c)?;
+            let day = MEETING_DAY.captures_iter(sentence).collect::<Vec<_>>();
+            if !ACCEPTED_MEETING_MINUTES.contains(&minutes) || (!clock && day.is_empty()) {
+                return None;
+            }
+            let weekday = day.iter().filter_map(|d| d.get(1)).find_map(|w| {
+                w.as_str()
+                    .chars()
+                    .take(3)
+                    .collect::<String>()
+                    .parse::<chrono::Weekday>()
+                    .ok()
+            });
+            let tomorrow = day.iter().any(|d| {
+                d.get(4)
+                    .is_some_and(|w| w.as_str().eq_ignore_ascii_case("tomorrow"))
+            });
+            Some(AcceptedMeeting {
+                minutes,
+                phrase: sentence.to_owned(),
+                weekday,
+                tomorrow,
+            })
+        })
 }
 
 /// A note that arranges a call or meeting ("can we meet Tuesday 2-2:30?", "we have
@@ -813,6 +910,39 @@ mod tests {
         assert_eq!(when("when: 11:30 am to 1 pm"), Some(90.0));
         assert_eq!(when("We meet Tuesday 2-3."), None);
         assert_eq!(when("When: 3 PM-2 PM"), None);
+    }
+
+    #[test]
+    fn an_accepted_time_in_the_owners_text_is_a_meeting_of_that_length() {
+        let accepted = |t: &str| accepted_meeting(t).map(|a| (a.minutes, a.weekday, a.tomorrow));
+        use chrono::Weekday::*;
+        assert_eq!(
+            accepted("Jane,\n\nTuesday 2-2:30 works for me. I'll send the draft before."),
+            Some((30.0, Some(Tue), false))
+        );
+        assert_eq!(
+            accepted("10:30 to 11:15 am is fine, see you then."),
+            Some((45.0, None, false))
+        );
+        assert_eq!(accepted("Tomorrow 11-1 works."), Some((120.0, None, true)));
+        assert_eq!(
+            accepted("Donnerstag 14.00-15.30 passt mir."),
+            Some((90.0, None, false))
+        );
+        // Proposals, ranges of other things, and ranges without a word of acceptance.
+        assert_eq!(accepted("Does Tuesday 2-2:30 work for you?"), None);
+        assert_eq!(accepted("That works; it should take 2-3 weeks."), None);
+        assert_eq!(accepted("Pages 10-12 are fine."), None);
+        assert_eq!(accepted("We met 2-4 pm on Tuesday about the lease."), None);
+        assert_eq!(
+            accepted("Tuesday 9am-6pm works for the deposition."),
+            None,
+            "a day, not a meeting"
+        );
+        assert_eq!(
+            accepted("Thursday 3:00-3:45 pm works."),
+            Some((45.0, Some(Thu), false))
+        );
     }
 
     #[test]

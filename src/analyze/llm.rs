@@ -678,7 +678,9 @@ impl LlmAnalyzer {
             Verdict::NotWork { why, .. } => {
                 reasons.insert(
                     0,
-                    format!("the model judged this not billable work ({why})"),
+                    format!(
+                        "the model judged this not substantive professional work for the client ({why})"
+                    ),
                 );
                 Analysis {
                     message_id: rules_analysis.message_id.clone(),
@@ -748,11 +750,24 @@ impl LlmAnalyzer {
                     EntryStatus::NeedsReview
                 } else if two_matters || switched {
                     EntryStatus::NeedsReview
+                } else if base.status == EntryStatus::NeedsReview {
+                    // What the rules held for review (a client only in the quoted
+                    // history, an accepted meeting a calendar invitation may bill too)
+                    // stays there: the model's agreement is no reason to bill unseen.
+                    reasons.push(
+                        "the rules held it for review, and the model's agreement does not release it".into(),
+                    );
+                    EntryStatus::NeedsReview
                 } else {
                     EntryStatus::Suggested
                 };
                 e.analyzer = self.name();
-                reasons.insert(0, format!("the model: {why}"));
+                reasons.insert(
+                    0,
+                    format!(
+                        "the model judged this substantive professional work for {client}: {why}"
+                    ),
+                );
                 Analysis {
                     message_id: rules_analysis.message_id.clone(),
                     outcome: Outcome::Entry(e),
@@ -949,7 +964,7 @@ mod tests {
         assert_eq!(a.name(), "llm:gpt-4.1-mini");
         assert_eq!(
             a.cache_key().as_deref(),
-            Some("llm:gpt-4.1-mini:analysis-v1")
+            Some("llm:gpt-4.1-mini:analysis-v2")
         );
     }
 }

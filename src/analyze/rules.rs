@@ -4,7 +4,7 @@
 //! and never panics.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use super::{Analysis, AnalyzeError, Analyzer, Outcome, codes, duration, matter};
 use crate::domain::{
@@ -480,12 +480,18 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
         reasons.push("the message has no usable Date header, so there is no work date".into());
         return Outcome::NotBillable;
     };
-    if let Some(why) = no_work(email, settings, owner, &m) {
+    // A time the owner accepts is a meeting, however short the note accepting it.
+    let accepted = (owner && email.calendar.is_none())
+        .then(|| duration::accepted_meeting(&email.new_text))
+        .flatten();
+    if accepted.is_none()
+        && let Some(why) = no_work(email, settings, owner, &m)
+    {
         reasons.push(format!("matched {}", m.describe()));
         reasons.push(why);
         return Outcome::NotBillable;
     }
-    let date = local_date(date, settings);
+    let mut date = local_date(date, settings);
     let subject = clean_subject(&email.subject);
     let re = if subject.is_empty() {
         String::new()
@@ -505,7 +511,20 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
     } else {
         None
     };
-    let (activity, raw, description) = if let Some(minutes) = requested {
+    let (activity, raw, description) = if let Some(a) = &accepted {
+        date = accepted_day(date, a);
+        reasons.push(format!(
+            "you accepted a meeting with {} of {} min on {date} (\"{}\"); it needs review in case a calendar invitation bills it too",
+            who_for_reason(&m, email, settings),
+            one_decimal(a.minutes),
+            a.phrase
+        ));
+        (
+            Activity::Meeting,
+            a.minutes,
+            format!("Meeting with {party}{re}"),
+        )
+    } else if let Some(minutes) = requested {
         reasons.push(format!(
             "a meeting request with {}: its When: line gives {} min",
             who_for_reason(&m, email, settings),
@@ -586,7 +605,7 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
             format!("{what} from {from}{re}"),
         )
     };
-    Outcome::Entry(entry(
+    let mut entry = entry(
         email,
         settings,
         &m,
@@ -595,7 +614,25 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
         date,
         raw,
         reasons,
-    ))
+    );
+    if accepted.is_some() {
+        entry.status = EntryStatus::NeedsReview;
+    }
+    Outcome::Entry(entry)
+}
+
+/// The day an accepted meeting is held: the day its sentence names, on or after the
+/// day the acceptance was sent (within the week), else that day.
+fn accepted_day(sent: NaiveDate, a: &duration::AcceptedMeeting) -> NaiveDate {
+    if a.tomorrow {
+        return sent.succ_opt().unwrap_or(sent);
+    }
+    let Some(day) = a.weekday else {
+        return sent;
+    };
+    let ahead = (day.num_days_from_monday() + 7 - sent.weekday().num_days_from_monday()) % 7;
+    sent.checked_add_days(chrono::Days::new(u64::from(ahead)))
+        .unwrap_or(sent)
 }
 
 /// Why a matched message holds no work to bill, or `None` when it may. Each rule is

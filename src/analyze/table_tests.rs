@@ -803,6 +803,23 @@ fn rows() -> Vec<Row> {
             Want::NotBillable,
         )
         .also(&[Also::Reason("arranging a call or meeting")]),
+        row(
+            "a time you accept in your own short reply is a meeting of that length, on its day",
+            sent(&["jane@acme.com"])
+                .subject("Re: renewal terms")
+                .text("Jane, Tuesday 2-2:30 works for me. Talk then."),
+            none.clone(),
+            review("Acme", Activity::Meeting, "2026-11-24", 30),
+        )
+        .also(&[Also::Reason("you accepted a meeting")]),
+        row(
+            "a time the client accepts is not your meeting to bill from their mail",
+            received("jane@acme.com")
+                .subject("Re: renewal terms")
+                .text("Tuesday 2-2:30 works for me."),
+            none.clone(),
+            Want::NotBillable,
+        ),
         // ── clients found beyond the counterparts ──────────────────────────────
         row(
             "a client only in the forwarded history waits for review",

@@ -360,9 +360,21 @@ pub fn scan(v: &scan::Output, width: Option<usize>) -> String {
         .iter()
         .take(5)
         .map(|d| {
-            let who = d.addresses.first().map(|a| format!(", {a}")).unwrap_or_default();
-            let sent = if d.sent > 0 { format!(", {} sent by you", d.sent) } else { String::new() };
-            format!("{} ({}{sent}{who})", d.domain, count(d.messages, "message", "messages"))
+            let who = d
+                .addresses
+                .first()
+                .map(|a| format!(", {a}"))
+                .unwrap_or_default();
+            let sent = if d.sent > 0 {
+                format!(", {} sent by you", d.sent)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} ({}{sent}{who})",
+                d.domain,
+                count(d.messages, "message", "messages")
+            )
         })
         .collect();
     if !domains.is_empty() {

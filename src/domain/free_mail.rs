@@ -32,7 +32,13 @@ mod tests {
 
     #[test]
     fn free_mail_and_isp_domains_are_known_and_companies_are_not() {
-        for free in ["gmail.com", "Hotmail.COM", "comcast.net", "t-online.de", "orange.fr"] {
+        for free in [
+            "gmail.com",
+            "Hotmail.COM",
+            "comcast.net",
+            "t-online.de",
+            "orange.fr",
+        ] {
             assert!(is_free_mail(free), "{free}");
         }
         for company in ["acme.com", "morganlegal.com", "shop.net.ua", ""] {

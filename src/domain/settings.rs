@@ -795,7 +795,8 @@ mod tests {
     #[test]
     fn the_matching_key_changes_with_who_is_a_client_and_not_with_rates() {
         let with = |v: serde_json::Value| Settings::default().apply(patch(v)).unwrap();
-        let base = with(serde_json::json!({"clients": [{"name": "Acme", "domains": ["acme.com"]}]}));
+        let base =
+            with(serde_json::json!({"clients": [{"name": "Acme", "domains": ["acme.com"]}]}));
         let key = base.matching_key();
         assert_eq!(key.len(), 16);
         assert_eq!(key, base.clone().matching_key());

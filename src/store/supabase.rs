@@ -601,7 +601,11 @@ impl Store for SupabaseStore {
         }
         let request = self.rpc(user, "reviewed_counterparts", &json!({}))?;
         let rows: Vec<Row> = self
-            .fetch(request, "look up whose entries you reviewed", "reviewed counterparts")
+            .fetch(
+                request,
+                "look up whose entries you reviewed",
+                "reviewed counterparts",
+            )
             .await?;
         Ok(rows
             .into_iter()

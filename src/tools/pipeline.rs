@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::analyze::rules::{self, MAX_DESCRIPTION_CHARS};
 use crate::analyze::{Analysis, Outcome, codes, matter};
 use crate::context::Context;
-use crate::domain::{EntryStatus, Email, Settings, TimeEntry, UserId, text};
+use crate::domain::{Email, EntryStatus, Settings, TimeEntry, UserId, text};
 use crate::error::Result;
 use crate::store::{Batch, EventState, Processed, Reviewed, Saved};
 
@@ -144,7 +144,11 @@ impl Recorder {
 
     /// A message that could not be read; recorded so rescans do not trip on it again.
     pub fn malformed(&mut self, id: &str, hash: &str, reason: &str) {
-        self.processed(id, hash, &Mark::plain(Disposition::Malformed, Some(reason.to_owned())));
+        self.processed(
+            id,
+            hash,
+            &Mark::plain(Disposition::Malformed, Some(reason.to_owned())),
+        );
     }
 
     async fn event(
@@ -387,7 +391,10 @@ impl Recorder {
                 if let Some(why) = self.thread_matter(ctx, user, email, &mut e).await? {
                     tracing::debug!(message = %email.id, %why, "matter from the thread");
                 }
-                if let Some(why) = self.learnt(ctx, user, counterpart.as_deref(), &mut e).await? {
+                if let Some(why) = self
+                    .learnt(ctx, user, counterpart.as_deref(), &mut e)
+                    .await?
+                {
                     reason = Some(why);
                 }
                 self.note_thread(&e);
@@ -395,8 +402,8 @@ impl Recorder {
             }
             None => None,
         };
-        let judged_by_who = what == Disposition::NotBillable
-            && rules::judged_by_who(email, &self.settings);
+        let judged_by_who =
+            what == Disposition::NotBillable && rules::judged_by_who(email, &self.settings);
         let mark = Mark {
             what,
             reason,

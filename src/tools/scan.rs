@@ -594,7 +594,12 @@ impl Prep<'_> {
         let mut ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
         if !self.reanalyze && !listed.is_empty() {
             let matching = self.settings.matching_key();
-            match self.ctx.store.processed_ids(self.user, &ids, &matching).await {
+            match self
+                .ctx
+                .store
+                .processed_ids(self.user, &ids, &matching)
+                .await
+            {
                 Ok(done) => {
                     // Ids are unique here (`seen`), so both lists stay aligned.
                     listed.retain(|l| !done.contains(&l.id));
@@ -677,7 +682,10 @@ impl Prep<'_> {
             HashSet::new()
         } else {
             let matching = self.settings.matching_key();
-            self.ctx.store.processed_ids(self.user, &asked, &matching).await?
+            self.ctx
+                .store
+                .processed_ids(self.user, &asked, &matching)
+                .await?
         };
         let emails = std::mem::take(&mut out.emails);
         let analyses = std::mem::take(ready);
@@ -996,7 +1004,11 @@ impl Scan<'_> {
             // Nothing is written; report what would be new.
             let ids: Vec<String> = batch.entries.iter().map(|e| e.message_id.clone()).collect();
             let matching = self.settings.matching_key();
-            let existing = self.ctx.store.processed_ids(self.user, &ids, &matching).await?;
+            let existing = self
+                .ctx
+                .store
+                .processed_ids(self.user, &ids, &matching)
+                .await?;
             let created: HashSet<String> = ids
                 .into_iter()
                 .filter(|id| !existing.contains(id))

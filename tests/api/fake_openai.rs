@@ -1,6 +1,6 @@
 //! A local fake of an OpenAI-compatible chat completions server (axum on
 //! 127.0.0.1:0), for testing our real async-openai client. It plays a model that
-//! answers the prompt format of prompts/analysis-v1 and can misbehave on demand:
+//! answers the prompt format of prompts/analysis-v2 and can misbehave on demand:
 //! latency, 429 with Retry-After, 500, 401, no structured-output support, malformed
 //! JSON, wrong indices, out-of-range values, truncated answers, and an "obedient"
 //! model that does whatever the mail tells it.

@@ -72,7 +72,8 @@ async fn clients_configured_after_a_scan_find_the_mail_it_could_not_match() {
     // Mail a client matched stays done whatever changes; only unmatched mail is
     // looked at again. A new alias makes the outlook.com sender a client.
     let mut alias = demo_settings();
-    alias["clients"][2]["addresses"] = json!(["bill.lumbergh@gmail.com", "rpatel.consulting@outlook.com"]);
+    alias["clients"][2]["addresses"] =
+        json!(["bill.lumbergh@gmail.com", "rpatel.consulting@outlook.com"]);
     configure(&ctx, alias).await;
     let fifth = scan(&ctx).await;
     let analyzed = fifth["analyzed"].as_u64().unwrap();
@@ -89,7 +90,13 @@ async fn clients_configured_after_a_scan_find_the_mail_it_could_not_match() {
 }
 
 /// A message from `from` to the demo's owner, as an mbox of one.
-fn one_message(app: &TestApp, name: &str, from: &str, subject: &str, body: &str) -> std::path::PathBuf {
+fn one_message(
+    app: &TestApp,
+    name: &str,
+    from: &str,
+    subject: &str,
+    body: &str,
+) -> std::path::PathBuf {
     app.write(
         name,
         &format!(
@@ -123,7 +130,13 @@ async fn a_person_whose_entries_were_rejected_is_suggested_for_review_only() {
 
     let body = "Alex, the board wants the option pool numbers before Friday. Could you \
                 check the vesting schedule against the term sheet and send me the changes?";
-    let from_dan = one_message(&app, "dan-2", "Dan Wu <dan.wu@globex.io>", "Option pool", body);
+    let from_dan = one_message(
+        &app,
+        "dan-2",
+        "Dan Wu <dan.wu@globex.io>",
+        "Option pool",
+        body,
+    );
     let from_priya = one_message(
         &app,
         "priya-2",
@@ -144,7 +157,11 @@ async fn a_person_whose_entries_were_rejected_is_suggested_for_review_only() {
             .clone()
     };
     assert_eq!(status("dan-2@example.test"), "needs_review");
-    assert_eq!(status("priya-2@example.test"), "suggested", "only Dan was rejected");
+    assert_eq!(
+        status("priya-2@example.test"),
+        "suggested",
+        "only Dan was rejected"
+    );
 
     // The reason is given where the user asks why.
     let raw = std::fs::read_to_string(&from_dan).unwrap();
@@ -168,10 +185,18 @@ async fn a_person_whose_entries_were_rejected_is_suggested_for_review_only() {
     )
     .await
     .expect("approve");
-    let from_dan = one_message(&app, "dan-3", "Dan Wu <dan.wu@globex.io>", "Option pool", body);
+    let from_dan = one_message(
+        &app,
+        "dan-3",
+        "Dan Wu <dan.wu@globex.io>",
+        "Option pool",
+        body,
+    );
     scan(&app.context(mbox(&from_dan))).await;
     let listed = entries(&ctx).await;
-    let third = listed.iter().find(|e| e["message_id"] == "dan-3@example.test");
+    let third = listed
+        .iter()
+        .find(|e| e["message_id"] == "dan-3@example.test");
     assert_eq!(
         third.map(|e| e["status"].clone()),
         Some(json!("suggested")),

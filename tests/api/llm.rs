@@ -722,3 +722,35 @@ async fn when_the_model_picks_another_client_its_matter_and_codes_follow_the_rul
         "the rules' matter is not left in: {reasons}"
     );
 }
+
+#[tokio::test]
+async fn what_the_rules_hold_for_review_the_models_agreement_does_not_release() {
+    // Alex accepts a meeting time: the rules make it a 30-minute meeting on Tuesday,
+    // for review, since an invitation for it may be billed from the calendar too.
+    let raw = "From: Alex Morgan <alex@morganlegal.com>\nTo: Jane Cooper <jane.cooper@acme.com>\n\
+               Subject: Re: MSA open points\nDate: Mon, 23 Nov 2026 10:00:00 -0500\n\
+               Message-ID: <accept-tuesday@morganlegal.com>\n\n\
+               Jane, Tuesday 2-2:30 works for me. Talk then.\n";
+    let rules = rules_entry(raw).await;
+    assert_eq!(rules["activity"], "meeting", "{rules}");
+    assert_eq!(rules["work_date"], "2026-11-24");
+    assert_eq!(rules["billed_minutes"], 30);
+    assert_eq!(rules["status"], "needs_review");
+
+    // The fake model calls it client work with confidence 0.9.
+    let fake = FakeOpenAi::start(Behaviour::default()).await;
+    let app = TestApp::new();
+    let mbox = app.write("m.mbox", &client_mail(1));
+    let (ctx, _) = llm_app(&app, &mbox, config(&fake)).await;
+    let out = call(&ctx, "analyze_time_entry", json!({"raw_email": raw}))
+        .await
+        .expect("analyze");
+    assert_eq!(fake.requests(), 1, "{out}");
+    assert_eq!(out["entry"]["status"], "needs_review", "{out}");
+    let reasons = out["reasons"].to_string();
+    assert!(
+        reasons.contains("substantive professional work for Acme Corp")
+            && reasons.contains("does not release it"),
+        "{reasons}"
+    );
+}

@@ -252,10 +252,16 @@ async fn a_batch_postgres_refuses_is_saved_apart_and_only_its_poison_rows_are_re
         .map(|e| e.description)
         .unwrap_or_default();
     assert_eq!(description, "Email re MSA");
-    let known = store.processed_ids(&user, &good, "").await.expect("processed");
+    let known = store
+        .processed_ids(&user, &good, "")
+        .await
+        .expect("processed");
     assert_eq!(known.len(), good.len(), "and marked processed");
     let marks: Vec<String> = poison.iter().map(|p| (*p).to_owned()).collect();
-    let none = store.processed_ids(&user, &marks, "").await.expect("processed");
+    let none = store
+        .processed_ids(&user, &marks, "")
+        .await
+        .expect("processed");
     assert!(
         none.is_empty(),
         "a refused message is not marked processed: {none:?}"

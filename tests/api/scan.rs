@@ -671,7 +671,10 @@ async fn unmatched_domains_rank_the_firms_you_write_to_and_leave_out_free_mail_a
     crate::helpers::configure(&ctx, settings).await;
     let out = scan(&ctx).await;
     let domains = out["unmatched_domains"].as_array().unwrap();
-    let names: Vec<&str> = domains.iter().filter_map(|d| d["domain"].as_str()).collect();
+    let names: Vec<&str> = domains
+        .iter()
+        .filter_map(|d| d["domain"].as_str())
+        .collect();
     assert_eq!(names, ["newco.example", "vendor.example"], "{out}");
     assert_eq!(domains[0]["sent"], 2);
     assert_eq!(domains[0]["messages"], 3);

@@ -472,8 +472,17 @@ pub async fn processed_ids_returns_exactly_the_processed_subset(store: &dyn Stor
         .map(|i| format!("msg-{i}@mail.example"))
         .chain([tricky.to_owned()])
         .collect();
-    assert_eq!(store.processed_ids(&user, &asked, "").await.unwrap(), expected);
-    assert!(store.processed_ids(&user, &[], "").await.unwrap().is_empty());
+    assert_eq!(
+        store.processed_ids(&user, &asked, "").await.unwrap(),
+        expected
+    );
+    assert!(
+        store
+            .processed_ids(&user, &[], "")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Mail that matched no client counts as processed only under the settings' matching
@@ -520,9 +529,7 @@ pub async fn unmatched_mail_counts_as_processed_only_under_its_matching_key(stor
 
 /// Approvals and rejections are counted per counterpart of the entry's message;
 /// suggested and merged-away entries, and messages with no counterpart, are not.
-pub async fn reviewed_counterparts_count_each_persons_approvals_and_rejections(
-    store: &dyn Store,
-) {
+pub async fn reviewed_counterparts_count_each_persons_approvals_and_rejections(store: &dyn Store) {
     let user = fresh_user();
     let with = |id: &str, who: Option<&str>| Processed {
         counterpart: who.map(str::to_owned),
@@ -556,7 +563,11 @@ pub async fn reviewed_counterparts_count_each_persons_approvals_and_rejections(
     };
     store.save_batch(&user, &batch).await.unwrap();
     // A part merged into another entry is that entry's now, not a decision of its own.
-    let mut merged = store.entry_by_message(&user, "merged").await.unwrap().unwrap();
+    let mut merged = store
+        .entry_by_message(&user, "merged")
+        .await
+        .unwrap()
+        .unwrap();
     merged.merged_into = Some(uuid::Uuid::new_v4().to_string());
     store.write_reviewed(&user, &[merged], &[]).await.unwrap();
     let found = store.reviewed_counterparts(&user).await.unwrap();
@@ -566,7 +577,13 @@ pub async fn reviewed_counterparts_count_each_persons_approvals_and_rejections(
     assert_eq!(found["gc@acme.com"], reviewed(1, 1));
     assert!(found["pal@acme.com"].mostly_rejected());
     assert!(!found["gc@acme.com"].mostly_rejected());
-    assert!(store.reviewed_counterparts(&fresh_user()).await.unwrap().is_empty());
+    assert!(
+        store
+            .reviewed_counterparts(&fresh_user())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn users_are_isolated(store: &dyn Store) {

@@ -14,7 +14,7 @@ use super::prompt::Item;
 use crate::analyze::rules::MAX_DESCRIPTION_CHARS;
 use crate::domain::Settings;
 
-/// One message's answer, short keys as in prompts/analysis-v1.schema.json.
+/// One message's answer, short keys as in prompts/analysis-v2.schema.json.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Answer {

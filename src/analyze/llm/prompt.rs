@@ -7,11 +7,11 @@ use serde_json::json;
 use crate::domain::{Address, Email, Settings};
 
 /// The prompt and schema version; part of every cache key and analyzer tag.
-pub const PROMPT_VERSION: &str = "analysis-v1";
+pub const PROMPT_VERSION: &str = "analysis-v2";
 /// The system prompt template (`{settings}` is replaced).
-pub const SYSTEM_PROMPT: &str = include_str!("../../../prompts/analysis-v1.md");
+pub const SYSTEM_PROMPT: &str = include_str!("../../../prompts/analysis-v2.md");
 /// The JSON schema of the answer (strict structured outputs).
-pub const ANSWER_SCHEMA: &str = include_str!("../../../prompts/analysis-v1.schema.json");
+pub const ANSWER_SCHEMA: &str = include_str!("../../../prompts/analysis-v2.schema.json");
 
 /// Longest message text sent, in characters (about 1,500 tokens). The parser has
 /// already removed quoted history and signatures, so what is kept is the start of what
