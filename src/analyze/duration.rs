@@ -196,6 +196,29 @@ pub fn is_scheduling(text: &str) -> bool {
     SCHEDULING.is_match(text)
 }
 
+/// Words of personal and social life: sport and trips, family events, parties and
+/// meals, holidays' greetings, and chat about a share price.
+static SOCIAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(golf|tee time|hunting|fishing trip|ski trip|skiing|wedding|save the date|getting married|engagement party|birthday|baby shower|new baby|dinner|drinks|happy hour|cocktail party|barbecue|bbq|poker|fantasy football|football game|basketball game|baseball game|ball game|season tickets|concert|vacation|holiday party|merry christmas|happy holidays|happy new year|happy thanksgiving|condolences|funeral|get well|share price|stock price|stock is (up|down))\b")
+        .unwrap_or_else(|e| panic!("social pattern: {e}"))
+});
+
+/// Words of professional work; one of them in a message keeps it from being taken
+/// for social mail ("dinner with the client to go through the closing").
+static WORK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(agreements?|contracts?|drafts?|drafted|redlines?|markup|clauses?|sections?|provisions?|terms?|term sheet|amendments?|exhibits?|schedules?|signatures?|sign|signed|execut\w*|closing|deal|transactions?|merger|acquisition|nda|msa|isda|guarant\w*|counterpart(y|ies)|credit|collateral|filings?|filed|court|motion|hearing|deposition|litigation|lawsuit|claims?|dispute|settlement|counsel|legal|regulat\w*|compliance|advice|opinion|memo|documents?|documentation|attached|attachment|comments?|review\w*|negotiat\w*|matter|case|invoice|fees?|deadline|questions?|issues?|proposal|client|lease|license|policy|board|shareholders?|trades?|trading|confirms?|confirmations?)\b")
+        .unwrap_or_else(|e| panic!("work pattern: {e}"))
+});
+
+/// The social word of a text that has no word of work in it ("golf" in "Golf on
+/// Saturday? Tee time at 9"), else `None`.
+pub fn social_cue(text: &str) -> Option<String> {
+    if WORK.is_match(text) {
+        return None;
+    }
+    SOCIAL.find(text).map(|m| m.as_str().to_owned())
+}
+
 /// Clerical requests a lawyer does not bill: faxing, copies, courier, contact details.
 static CLERICAL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(fax|faxed|faxing|a copy|copies|courier|fedex|fax number|phone number|contact (details|information|info)|calendar access)\b")
@@ -943,6 +966,27 @@ mod tests {
             accepted("Thursday 3:00-3:45 pm works."),
             Some((45.0, Some(Thu), false))
         );
+    }
+
+    #[test]
+    fn social_mail_is_told_from_work_with_a_pleasantry() {
+        for social in [
+            "Golf Saturday?\nAre you up for a round? I have a tee time at 9 at Brookside.",
+            "Thanks for dinner last night, it was great to see you and Tom.",
+            "Save the date! Sarah and I are getting married on June 5 in Napa.",
+            "Did you see the share price today? Up 12%. Crazy.",
+            "Happy holidays to you and the family!",
+        ] {
+            assert!(social_cue(social).is_some(), "{social}");
+        }
+        for work in [
+            "Thanks for dinner. I marked up section 4 of the agreement as we discussed.",
+            "Before the golf outing, can you send me the signed NDA?",
+            "Please review the draft lease.",
+            "I will be on vacation next week; the closing documents are with Tom.",
+        ] {
+            assert_eq!(social_cue(work), None, "{work}");
+        }
     }
 
     #[test]

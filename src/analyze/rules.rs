@@ -38,6 +38,10 @@ pub const CLERICAL_MAX_WORDS: usize = 20;
 /// A note that only arranges a call or meeting is at most this long.
 pub const SCHEDULING_MAX_WORDS: usize = 80;
 
+/// Social mail (golf, a wedding, thanks for dinner) is at most this long; a longer
+/// message with a social word in it is usually work with a pleasantry.
+pub const SOCIAL_MAX_WORDS: usize = 120;
+
 /// Largest raw duration recorded on an entry: one day.
 pub const MAX_RAW_MINUTES: f64 = 24.0 * 60.0;
 
@@ -673,6 +677,19 @@ fn no_work(email: &Email, settings: &Settings, owner: bool, m: &ClientMatch<'_>)
             "a note arranging a call or meeting: the meeting is the work, billed when it happens"
                 .into(),
         );
+    }
+    if words <= SOCIAL_MAX_WORDS
+        && email.attachments == 0
+        && let Some(cue) = duration::social_cue(&if reply || forward {
+            // A reply's subject is the thread's, not what this message is about.
+            text.to_owned()
+        } else {
+            format!("{}\n{text}", email.subject)
+        })
+    {
+        return Some(format!(
+            "it reads as personal or social mail (\"{cue}\") with nothing about work in it"
+        ));
     }
     if m.address.is_none() && looks_like_bulk(email) {
         return Some(

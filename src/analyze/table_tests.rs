@@ -820,6 +820,31 @@ fn rows() -> Vec<Row> {
             none.clone(),
             Want::NotBillable,
         ),
+        row(
+            "a golf invitation to a person at a client is social mail, not work",
+            sent(&["jane@acme.com"])
+                .subject("Saturday")
+                .text("Jane, are you up for golf on Saturday? I have a tee time at 9 at Brookside."),
+            none.clone(),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("personal or social mail (\"golf\")")]),
+        row(
+            "thanks for dinner in a work thread is social mail; the thread's subject is not its topic",
+            received("jane@acme.com")
+                .subject("Re: Contract renewal")
+                .text("Thanks again for dinner last night, it was great to see you and Tom. Let's do it again soon."),
+            none.clone(),
+            Want::NotBillable,
+        ),
+        row(
+            "a pleasantry beside work is work",
+            received("jane@acme.com")
+                .subject("Re: Contract renewal")
+                .text("Thanks for dinner last night. Could you look at the indemnity section of the agreement before Friday?"),
+            none.clone(),
+            entry("Acme", RECV, DAY, 6),
+        ),
         // ── clients found beyond the counterparts ──────────────────────────────
         row(
             "a client only in the forwarded history waits for review",
