@@ -326,7 +326,10 @@ pub fn stated_work(text: &str) -> Option<StatedTime> {
                     "about" | "around" | "roughly" | "another" | "just" | "over"
                 )
             });
-        if !work_context(sentence, after, opens_sentence) || is_plan(before, after, clause) {
+        if !work_context(sentence, after, opens_sentence)
+            || is_plan(before, after, clause)
+            || is_about_something_else(after, clause)
+        {
             continue;
         }
         if has_word(clause, &["total", "altogether", "overall"]) || clause.contains("in all") {
@@ -716,6 +719,73 @@ fn is_plan(before: &str, after: &str, clause: &str) -> bool {
     has_word(clause, PLAN_WORDS) || clause.contains("going to")
 }
 
+/// Work a stated "N hours of …" may be of: "3 hours of edits", "an hour of my time".
+const WORK_OF: &[&str] = &[
+    "work",
+    "time",
+    "edits",
+    "editing",
+    "review",
+    "reviewing",
+    "research",
+    "drafting",
+    "drafts",
+    "revisions",
+    "revising",
+    "analysis",
+    "preparation",
+    "prep",
+    "calls",
+    "meetings",
+    "negotiation",
+    "negotiations",
+    "diligence",
+    "discovery",
+    "reading",
+    "billable",
+    "legal",
+    "attorney",
+    "lawyer",
+    "document",
+    "documents",
+    "back-and-forth",
+];
+
+/// Whether a mention is a number about another thing, not this work: "20 hours of
+/// training", "4 hours of video", or time far from this message ("last year",
+/// "a year", "annually").
+fn is_about_something_else(after: &str, clause: &str) -> bool {
+    let mut words = after
+        .split(|c: char| c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.trim_matches(|c: char| !(c.is_alphanumeric() || c == '-')));
+    if words.next() == Some("of") {
+        let noun =
+            words.find(|w| !matches!(*w, "my" | "our" | "the" | "a" | "your" | "solid" | "hard"));
+        if !noun.is_some_and(|n| WORK_OF.contains(&n)) {
+            return true;
+        }
+    }
+    [
+        "last year",
+        "this year",
+        "last month",
+        "a year",
+        "per year",
+        "each year",
+        "every year",
+        "annually",
+        "a month",
+        "per month",
+        "each month",
+        "a week",
+        "per week",
+        "each week",
+    ]
+    .iter()
+    .any(|p| clause.contains(p))
+}
+
 /// The clause as the writer typed it (original case) when byte offsets agree.
 fn text_phrase(text: &str, lower: &str, clause: &str) -> String {
     let start = clause.as_ptr() as usize - lower.as_ptr() as usize;
@@ -874,6 +944,9 @@ mod tests {
             "Staff completed 20 hours of training this year.",
             "The turbines have logged 4,000 hours on the new blades.",
             "Their team put 1,500 hours into the audit.",
+            "We did 20 hours of training last year on the new system.",
+            "I had 4 hours of video to watch for the course.",
+            "I spent 3 hours a week on this file last year.",
         ] {
             assert_eq!(stated_minutes(text), None, "{text}");
         }
