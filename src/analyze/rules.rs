@@ -9,7 +9,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use super::{Analysis, AnalyzeError, Analyzer, Outcome, codes, duration, matter};
 use crate::domain::{
     Activity, Address, CalendarEvent, CalendarMethod, ClientRule, Email, EntryStatus, PartStat,
-    Rounding, Settings, TimeEntry, WorkDate,
+    Rounding, Settings, TimeEntry, WorkDate, free_mail,
 };
 
 /// Recorded as `TimeEntry::analyzer`.
@@ -73,6 +73,9 @@ pub enum MatchedBy {
     /// Nothing else matched; an address of the quoted or forwarded history has this
     /// client domain (or is one of the client's addresses).
     Thread(String),
+    /// Nothing else matched; this address of the client's is in To or Cc of mail
+    /// the owner received from someone else (a colleague passing client work on).
+    Copied(String),
 }
 
 /// A client and the evidence for it.
@@ -93,7 +96,7 @@ impl ClientMatch<'_> {
             MatchedBy::Address => CONFIDENCE_ADDRESS,
             MatchedBy::Domain(_) => CONFIDENCE_DOMAIN,
             MatchedBy::Keyword(_) => CONFIDENCE_KEYWORD,
-            MatchedBy::Thread(_) => CONFIDENCE_THREAD,
+            MatchedBy::Thread(_) | MatchedBy::Copied(_) => CONFIDENCE_THREAD,
         }
     }
 
@@ -112,6 +115,9 @@ impl ClientMatch<'_> {
             }
             (MatchedBy::Thread(a), _) => format!(
                 "no counterpart or subject keyword; client {name} by {a} in the quoted or forwarded mail, a weaker match"
+            ),
+            (MatchedBy::Copied(a), _) => format!(
+                "no counterpart or subject keyword; client {name} by {a} in To or Cc of mail you received, a weaker match"
             ),
             (_, None) => format!("client {name}"),
         }
@@ -183,7 +189,41 @@ pub fn match_client<'a>(email: &Email, settings: &'a Settings) -> Option<ClientM
         .into_iter()
         .find_map(|a| client_for_address(a, settings))
         .or_else(|| keyword_match(&email.subject, settings))
+        .or_else(|| copied_match(email, settings))
         .or_else(|| thread_match(email, settings))
+}
+
+/// For mail a colleague sent to the owner (To, not just Cc), the first client
+/// address among its other recipients (To, then Cc): client work passed on. The
+/// sender is the counterpart (SPEC §4), so the client is only copied: the match keeps
+/// no address and waits for review. A colleague is someone at one of the owner's own
+/// domains (a free-mail domain is nobody's firm); mail from anyone else with a client
+/// in Cc stays unmatched, as the spec has it.
+fn copied_match<'a>(email: &Email, settings: &'a Settings) -> Option<ClientMatch<'a>> {
+    let from_colleague = email.from.as_ref().is_some_and(|f| {
+        let domain = f.domain().to_lowercase();
+        !settings.is_mine(&f.email)
+            && !free_mail::is_free_mail(&domain)
+            && settings.my_addresses.iter().any(|m| {
+                m.rsplit_once('@')
+                    .is_some_and(|(_, d)| d.eq_ignore_ascii_case(&domain))
+            })
+    });
+    let to_owner = email.to.iter().any(|a| settings.is_mine(&a.email));
+    if !from_colleague || !to_owner {
+        return None;
+    }
+    email
+        .to
+        .iter()
+        .chain(&email.cc)
+        .filter(|a| !settings.is_mine(&a.email) && !settings.is_personal_contact(&a.email))
+        .find_map(|a| client_for_address(a, settings))
+        .map(|m| ClientMatch {
+            client: m.client,
+            by: MatchedBy::Copied(m.address.map(|a| a.email).unwrap_or_default()),
+            address: None,
+        })
 }
 
 /// The person a message is with, lower-case: the client's address it matched, else

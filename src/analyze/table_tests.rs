@@ -857,6 +857,24 @@ fn rows() -> Vec<Row> {
         )
         .also(&[Also::Confidence(0.3), Also::Reason("quoted or forwarded")]),
         row(
+            "a colleague's mail to you with the client copied waits for review",
+            received("tom@lawfirm.com")
+                .cc(&["jane@acme.com"])
+                .text("Jane wants our view on the liability cap by Friday. Can you draft a reply?"),
+            none.clone(),
+            review("Acme", RECV, DAY, 6),
+        )
+        .also(&[Also::Confidence(0.3), Also::Reason("in To or Cc of mail you received")]),
+        row(
+            "a colleague's mail to the client with you only in Cc is not yours to bill",
+            received("tom@lawfirm.com")
+                .to(&["jane@acme.com"])
+                .cc(&[ME])
+                .text("Jane, the wire details are below. Can you confirm receipt?"),
+            none.clone(),
+            Want::NotBillable,
+        ),
+        row(
             "a counterpart match wins over the quoted history",
             received("jane@acme.com").thread(&["ops@beta.io"]),
             none.clone(),
