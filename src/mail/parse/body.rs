@@ -42,4 +42,17 @@ mod tests {
         assert!(!email.new_text.contains("<p>"), "{:?}", email.new_text);
         assert!(!email.new_text.contains("old stuff"), "{}", email.new_text);
     }
+
+    #[test]
+    fn an_html_only_outlook_reply_keeps_only_the_new_words() {
+        let email = parse(
+            "From: Alex Morgan <alex@morganlegal.com>\nTo: Jane Cooper <jane.cooper@acme.com>\nSubject: RE: MSA\nDate: Mon, 23 Nov 2026 10:00:00 -0500\nMessage-ID: <html-reply-1@m>\nContent-Type: text/html; charset=utf-8\n\n<html><body><div class=\"WordSection1\"><p class=\"MsoNormal\">Jane, agreed on section 4. I will send a clean version today.</p></div>\n<div id=\"appendonsend\"></div><hr style=\"display:inline-block;width:98%\" tabindex=\"-1\">\n<div id=\"divRplyFwdMsg\" dir=\"ltr\"><font face=\"Calibri\" style=\"font-size:11pt\"><b>From:</b> Jane Cooper &lt;jane.cooper@acme.com&gt;<br><b>Sent:</b> Friday, November 20, 2026 4:12 PM<br><b>To:</b> Alex Morgan &lt;alex@morganlegal.com&gt;<br><b>Subject:</b> MSA</font><div>&nbsp;</div></div>\n<div><p>Alex, long quoted text here with many many words words words words words words words words words words words words words words words words words words words words words words words words words words words words words words words words words words words words words words.</p></div></body></html>\n",
+        );
+        assert_eq!(
+            email.new_text.trim(),
+            "Jane, agreed on section 4. I will send a clean version today.",
+            "{:?}",
+            email.new_text
+        );
+    }
 }

@@ -48,10 +48,12 @@ static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|_| unreachable!("static regex"))
 });
 static OUTLOOK_FROM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\**(from|von|de)\s*:\**\s").unwrap_or_else(|_| unreachable!("static regex"))
+    // HTML-to-text conversion may drop the space after `<b>From:</b>`.
+    Regex::new(r"(?i)^\**(from|von|de)\s*:\**\s*\S")
+        .unwrap_or_else(|_| unreachable!("static regex"))
 });
 static OUTLOOK_SENT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\**(sent|date|gesendet|envoyé)\s*:\**\s")
+    Regex::new(r"(?i)^\**(sent|date|gesendet|envoyé)\s*:\**\s*\S")
         .unwrap_or_else(|_| unreachable!("static regex"))
 });
 static MOBILE_FOOTER: LazyLock<Regex> = LazyLock::new(|| {
