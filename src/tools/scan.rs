@@ -984,6 +984,7 @@ impl Scan<'_> {
                 || mine.contains(domain.as_str())
                 || free_mail::is_free_mail(&domain)
                 || self.settings.is_personal_contact(&a.email)
+                || is_bulk_sender(&a.email)
             {
                 continue;
             }
@@ -1174,6 +1175,36 @@ impl Counted {
             amount: e.amount,
         }
     }
+}
+
+/// A sender's address that speaks for a mailing, not a person (marketing@,
+/// newsletter@, events@): its domain is a list the owner reads, not a client.
+fn is_bulk_sender(address: &str) -> bool {
+    let local = address.split('@').next().unwrap_or("").to_ascii_lowercase();
+    let stem = local.split(['+', '.', '-', '_']).next().unwrap_or("");
+    matches!(
+        stem,
+        "marketing"
+            | "newsletter"
+            | "newsletters"
+            | "news"
+            | "info"
+            | "sales"
+            | "updates"
+            | "events"
+            | "promo"
+            | "promotions"
+            | "offers"
+            | "digest"
+            | "alerts"
+            | "mailer"
+            | "bounce"
+            | "bounces"
+            | "subscriptions"
+            | "webmaster"
+            | "hello"
+            | "team"
+    )
 }
 
 /// Per-client groups (largest first) and the overall total, rounded as the stores

@@ -655,15 +655,17 @@ async fn unmatched_domains_rank_the_firms_you_write_to_and_leave_out_free_mail_a
     };
     let me = "alex@morganlegal.com";
     let mut mbox = String::new();
-    // A vendor who writes often, a firm Alex writes to, a friend and a free-mail sender.
+    // A vendor who writes often, a firm Alex writes to, a friend, a free-mail sender
+    // and a marketing list.
     for n in 0..4 {
-        mbox.push_str(&message(n, "Sales <sales@vendor.example>", me));
+        mbox.push_str(&message(n, "Dana <dana@vendor.example>", me));
     }
     mbox.push_str(&message(10, me, "Ann Lee <ann.lee@newco.example>"));
     mbox.push_str(&message(11, me, "Bo Chan <bo.chan@newco.example>"));
     mbox.push_str(&message(12, "Ann Lee <ann.lee@newco.example>", me));
     mbox.push_str(&message(13, "Pal <pal@friends.example>", me));
     mbox.push_str(&message(14, "Someone <someone@gmail.com>", me));
+    mbox.push_str(&message(15, "Promotions <marketing@exchange.example>", me));
     let path = app.write("unmatched.mbox", &mbox);
     let ctx = app.context(Some(Arc::new(MboxSource::open(&path).expect("mbox"))));
     let mut settings = crate::helpers::demo_settings();
