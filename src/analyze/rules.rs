@@ -213,15 +213,27 @@ fn copied_match<'a>(email: &Email, settings: &'a Settings) -> Option<ClientMatch
     if !from_colleague || !to_owner {
         return None;
     }
-    email
-        .to
-        .iter()
-        .chain(&email.cc)
+    weak_match(
+        email.to.iter().chain(&email.cc),
+        settings,
+        MatchedBy::Copied,
+    )
+}
+
+/// The first client address among `people` who are neither the owner nor a personal
+/// contact, as a weaker match `by` names: the person is no counterpart of the
+/// message, so the match keeps no address.
+fn weak_match<'e, 'a>(
+    people: impl Iterator<Item = &'e Address>,
+    settings: &'a Settings,
+    by: fn(String) -> MatchedBy,
+) -> Option<ClientMatch<'a>> {
+    people
         .filter(|a| !settings.is_mine(&a.email) && !settings.is_personal_contact(&a.email))
         .find_map(|a| client_for_address(a, settings))
         .map(|m| ClientMatch {
             client: m.client,
-            by: MatchedBy::Copied(m.address.map(|a| a.email).unwrap_or_default()),
+            by: by(m.address.map(|a| a.email).unwrap_or_default()),
             address: None,
         })
 }
@@ -248,16 +260,7 @@ pub fn judged_by_who(email: &Email, settings: &Settings) -> bool {
 /// The first address of the quoted or forwarded history that belongs to a client.
 /// The person is not a counterpart of this message, so the match keeps no address.
 fn thread_match<'a>(email: &Email, settings: &'a Settings) -> Option<ClientMatch<'a>> {
-    email
-        .thread_addresses
-        .iter()
-        .filter(|a| !settings.is_mine(&a.email) && !settings.is_personal_contact(&a.email))
-        .find_map(|a| client_for_address(a, settings))
-        .map(|m| ClientMatch {
-            client: m.client,
-            by: MatchedBy::Thread(m.address.map(|a| a.email).unwrap_or_default()),
-            address: None,
-        })
+    weak_match(email.thread_addresses.iter(), settings, MatchedBy::Thread)
 }
 
 /// The personal contact among the message's people, if any (SPEC §3b: mail to or

@@ -245,6 +245,16 @@ fn injected(to_client_domain: &str) -> String {
     )
 }
 
+/// `analyze_time_entry` of `raw` by the LLM analyzer pointed at `fake`.
+async fn llm_analysis(fake: &FakeOpenAi, raw: &str) -> Value {
+    let app = TestApp::new();
+    let mbox = app.write("m.mbox", &client_mail(1));
+    let (ctx, _) = llm_app(&app, &mbox, config(fake)).await;
+    call(&ctx, "analyze_time_entry", json!({"raw_email": raw}))
+        .await
+        .expect("analyze")
+}
+
 async fn rules_entry(raw: &str) -> Value {
     let app = TestApp::new();
     let ctx = app.context(None);
@@ -266,12 +276,7 @@ async fn an_injected_bill_100_hours_to_another_client_is_never_obeyed() {
         minutes: 6000.0,
     }))
     .await;
-    let app = TestApp::new();
-    let mbox = app.write("m.mbox", &client_mail(1));
-    let (ctx, _) = llm_app(&app, &mbox, config(&fake)).await;
-    let out = call(&ctx, "analyze_time_entry", json!({"raw_email": raw}))
-        .await
-        .expect("analyze");
+    let out = llm_analysis(&fake, &raw).await;
     let e = &out["entry"];
     assert_eq!(e["client"], "Acme Corp", "{out}");
     assert!(e["duration_minutes"].as_f64() <= rules["duration_minutes"].as_f64());
@@ -328,12 +333,7 @@ async fn an_injected_bill_100_hours_cannot_raise_the_minutes() {
         minutes: 6000.0,
     }))
     .await;
-    let app = TestApp::new();
-    let mbox = app.write("m.mbox", &client_mail(1));
-    let (ctx, _) = llm_app(&app, &mbox, config(&fake)).await;
-    let out = call(&ctx, "analyze_time_entry", json!({"raw_email": raw}))
-        .await
-        .expect("analyze");
+    let out = llm_analysis(&fake, &raw).await;
     let e = &out["entry"];
     assert_eq!(e["analyzer"], format!("llm:{MODEL}"));
     assert_eq!(e["client"], "Acme Corp");
@@ -704,12 +704,7 @@ async fn when_the_model_picks_another_client_its_matter_and_codes_follow_the_rul
         minutes: 1.0,
     }))
     .await;
-    let app = TestApp::new();
-    let mbox = app.write("m.mbox", &client_mail(1));
-    let (ctx, _) = llm_app(&app, &mbox, config(&fake)).await;
-    let out = call(&ctx, "analyze_time_entry", json!({"raw_email": raw}))
-        .await
-        .expect("analyze");
+    let out = llm_analysis(&fake, raw).await;
     let e = &out["entry"];
     assert_eq!(e["client"], "Globex", "{out}");
     assert_eq!(e["matter"], "Series B financing", "{out}");
@@ -739,12 +734,7 @@ async fn what_the_rules_hold_for_review_the_models_agreement_does_not_release() 
 
     // The fake model calls it client work with confidence 0.9.
     let fake = FakeOpenAi::start(Behaviour::default()).await;
-    let app = TestApp::new();
-    let mbox = app.write("m.mbox", &client_mail(1));
-    let (ctx, _) = llm_app(&app, &mbox, config(&fake)).await;
-    let out = call(&ctx, "analyze_time_entry", json!({"raw_email": raw}))
-        .await
-        .expect("analyze");
+    let out = llm_analysis(&fake, raw).await;
     assert_eq!(fake.requests(), 1, "{out}");
     assert_eq!(out["entry"]["status"], "needs_review", "{out}");
     let reasons = out["reasons"].to_string();
