@@ -811,6 +811,13 @@ fn entry(
             settings.min_confidence
         ));
         EntryStatus::NeedsReview
+    } else if m.address.is_none() {
+        // A keyword, the quoted history or a colleague's Cc names the client, but no
+        // one the message is with is theirs: never suggested, whatever the minimum.
+        reasons.push(
+            "no one the message is with is the client's, so it needs review whatever your minimum confidence".into(),
+        );
+        EntryStatus::NeedsReview
     } else {
         EntryStatus::Suggested
     };

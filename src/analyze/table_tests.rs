@@ -376,11 +376,12 @@ fn rows() -> Vec<Row> {
             Also::Description("Review email from x@other.org re: Widget pricing"),
         ]),
         row(
-            "keyword match is case-insensitive and suggested under a lower min_confidence",
+            "keyword match is case-insensitive and waits for review even under a lower min_confidence",
             received("x@other.org").subject("WIDGET pricing"),
             json!({"min_confidence": 0.3}),
-            entry("Acme", RECV, DAY, 6),
-        ),
+            review("Acme", RECV, DAY, 6),
+        )
+        .also(&[Also::Reason("whatever your minimum confidence")]),
         row(
             "keyword that is only part of a word does not match",
             received("x@other.org").subject("Widgets pricing"),
