@@ -210,13 +210,15 @@ static WORK: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|e| panic!("work pattern: {e}"))
 });
 
-/// The social word of a text that has no word of work in it ("golf" in "Golf on
-/// Saturday? Tee time at 9"), else `None`.
-pub fn social_cue(text: &str) -> Option<String> {
-    if WORK.is_match(text) {
+/// The social word of texts (a subject and a body) that have no word of work in them
+/// ("golf" in "Golf on Saturday? Tee time at 9"), else `None`. The social words are
+/// looked for first: most mail has none, and then the work words are never read.
+pub fn social_cue(texts: &[&str]) -> Option<String> {
+    let cue = texts.iter().find_map(|t| SOCIAL.find(t))?;
+    if texts.iter().any(|t| WORK.is_match(t)) {
         return None;
     }
-    SOCIAL.find(text).map(|m| m.as_str().to_owned())
+    Some(cue.as_str().to_owned())
 }
 
 /// Clerical requests a lawyer does not bill: faxing, copies, courier, contact details.
@@ -1050,7 +1052,7 @@ mod tests {
             "Did you see the share price today? Up 12%. Crazy.",
             "Happy holidays to you and the family!",
         ] {
-            assert!(social_cue(social).is_some(), "{social}");
+            assert!(social_cue(&[social]).is_some(), "{social}");
         }
         for work in [
             "Thanks for dinner. I marked up section 4 of the agreement as we discussed.",
@@ -1058,8 +1060,14 @@ mod tests {
             "Please review the draft lease.",
             "I will be on vacation next week; the closing documents are with Tom.",
         ] {
-            assert_eq!(social_cue(work), None, "{work}");
+            assert_eq!(social_cue(&[work]), None, "{work}");
         }
+        // A work word in the subject keeps a social body from being dropped.
+        assert_eq!(social_cue(&["Closing dinner", "See you at 7."]), None);
+        assert_eq!(
+            social_cue(&["Saturday", "Golf at 9?"]).as_deref(),
+            Some("Golf")
+        );
     }
 
     #[test]

@@ -201,13 +201,9 @@ pub fn match_client<'a>(email: &Email, settings: &'a Settings) -> Option<ClientM
 /// in Cc stays unmatched, as the spec has it.
 fn copied_match<'a>(email: &Email, settings: &'a Settings) -> Option<ClientMatch<'a>> {
     let from_colleague = email.from.as_ref().is_some_and(|f| {
-        let domain = f.domain().to_lowercase();
         !settings.is_mine(&f.email)
-            && !free_mail::is_free_mail(&domain)
-            && settings.my_addresses.iter().any(|m| {
-                m.rsplit_once('@')
-                    .is_some_and(|(_, d)| d.eq_ignore_ascii_case(&domain))
-            })
+            && !free_mail::is_free_mail(f.domain())
+            && settings.is_my_domain(f.domain())
     });
     let to_owner = email.to.iter().any(|a| settings.is_mine(&a.email));
     if !from_colleague || !to_owner {
@@ -721,14 +717,16 @@ fn no_work(email: &Email, settings: &Settings, owner: bool, m: &ClientMatch<'_>)
                 .into(),
         );
     }
+    // A reply's subject is the thread's, not what this message is about.
+    let texts = [text, email.subject.as_str()];
+    let own = if reply || forward {
+        &texts[..1]
+    } else {
+        &texts[..]
+    };
     if words <= SOCIAL_MAX_WORDS
         && email.attachments == 0
-        && let Some(cue) = duration::social_cue(&if reply || forward {
-            // A reply's subject is the thread's, not what this message is about.
-            text.to_owned()
-        } else {
-            format!("{}\n{text}", email.subject)
-        })
+        && let Some(cue) = duration::social_cue(own)
     {
         return Some(format!(
             "it reads as personal or social mail (\"{cue}\") with nothing about work in it"

@@ -73,11 +73,17 @@ pub fn automated(email: &Email, settings: &Settings) -> Option<String> {
     None
 }
 
-/// Whether a (lower-case) local part is one of [`AUTOMATED_LOCAL_PARTS`] or one of
-/// them followed by a tag.
+/// Whether a local part is one of [`AUTOMATED_LOCAL_PARTS`] or one of them followed
+/// by a tag.
 pub fn is_automated_local_part(local: &str) -> bool {
+    local_part_is_one_of(local, AUTOMATED_LOCAL_PARTS)
+}
+
+/// Whether a local part (any case) equals one of `parts` or is one of them followed
+/// by `+`, `-`, `_` or `.` and a tag: never a substring.
+pub fn local_part_is_one_of(local: &str, parts: &[&str]) -> bool {
     let local = local.to_ascii_lowercase();
-    AUTOMATED_LOCAL_PARTS.iter().any(|p| {
+    parts.iter().any(|p| {
         local == *p
             || local
                 .strip_prefix(p)

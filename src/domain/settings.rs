@@ -707,6 +707,14 @@ impl Settings {
         self.my_addresses.iter().any(|a| a == email)
     }
 
+    /// Whether `domain` (any case) is the domain of one of `my_addresses`.
+    pub fn is_my_domain(&self, domain: &str) -> bool {
+        self.my_addresses.iter().any(|a| {
+            a.rsplit_once('@')
+                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain))
+        })
+    }
+
     /// Whether `email` (lower-case) matches an `ignore_senders` entry.
     pub fn is_ignored_sender(&self, email: &str) -> bool {
         matches_any(&self.ignore_senders, email)

@@ -447,6 +447,11 @@ impl Recorder {
         )))
     }
 
+    /// `settings.matching_key()` of the settings this recorder works under.
+    pub fn matching(&self) -> &str {
+        &self.matching
+    }
+
     /// Hands over the staged writes, leaving the event cache for the next chunk.
     pub fn take_batch(&mut self) -> Batch {
         std::mem::take(&mut self.batch)

@@ -227,7 +227,17 @@ pub async fn run(
     };
     query.validate()?;
     let settings = Arc::new(settings);
-    let (cursor, since) = sync_point(ctx, user, source.as_ref(), &args, &query, &settings).await?;
+    // The recorder holds the settings' matching key, computed once per scan.
+    let recorder = Recorder::new(ctx.analyzer.name(), Arc::clone(&settings));
+    let (cursor, since) = sync_point(
+        ctx,
+        user,
+        source.as_ref(),
+        &args,
+        &query,
+        recorder.matching(),
+    )
+    .await?;
 
     let dry_run = args.dry_run.unwrap_or(false);
     let mut record = ScanRecord {
@@ -256,7 +266,7 @@ pub async fn run(
         user,
         dry_run,
         reanalyze: args.reanalyze.unwrap_or(false),
-        recorder: Recorder::new(ctx.analyzer.name(), Arc::clone(&settings)),
+        recorder,
         progress: ScanProgress::default(),
         unmatched: HashMap::new(),
         pending: None,
@@ -310,6 +320,7 @@ pub async fn run(
         ctx,
         user,
         settings: Arc::clone(&scan.settings),
+        matching: scan.recorder.matching().to_owned(),
         reanalyze: scan.reanalyze,
     };
     let mut seen = HashSet::new();
@@ -494,7 +505,7 @@ async fn sync_point(
     source: &dyn crate::mail::MailSource,
     args: &Args,
     query: &MailQuery,
-    settings: &Settings,
+    key: &str,
 ) -> Result<(Option<String>, Option<String>)> {
     let whole = query.is_unfiltered() && args.max_messages.is_none();
     if !whole {
@@ -503,7 +514,6 @@ async fn sync_point(
     let Some(cursor) = source.cursor().await? else {
         return Ok((None, None));
     };
-    let key = settings.matching_key();
     let cursor = format!("{key}/{cursor}");
     if args.reanalyze == Some(true) {
         return Ok((Some(cursor), None));
@@ -517,7 +527,7 @@ async fn sync_point(
         .find(|s| s.status == ScanStatus::Completed && s.source == describe && s.cursor.is_some())
         .and_then(|s| s.cursor)
         .and_then(|c| {
-            c.strip_prefix(&key)
+            c.strip_prefix(key)
                 .and_then(|rest| rest.strip_prefix('/'))
                 .map(str::to_owned)
         });
@@ -529,6 +539,8 @@ struct Prep<'a> {
     ctx: &'a Context,
     user: &'a UserId,
     settings: Arc<Settings>,
+    /// `settings.matching_key()`, as the recorder holds it.
+    matching: String,
     reanalyze: bool,
 }
 
@@ -593,11 +605,10 @@ impl Prep<'_> {
         // 2. Drop what earlier scans processed before fetching any body.
         let mut ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
         if !self.reanalyze && !listed.is_empty() {
-            let matching = self.settings.matching_key();
             match self
                 .ctx
                 .store
-                .processed_ids(self.user, &ids, &matching)
+                .processed_ids(self.user, &ids, &self.matching)
                 .await
             {
                 Ok(done) => {
@@ -681,10 +692,9 @@ impl Prep<'_> {
         let done = if asked.is_empty() || self.reanalyze {
             HashSet::new()
         } else {
-            let matching = self.settings.matching_key();
             self.ctx
                 .store
-                .processed_ids(self.user, &asked, &matching)
+                .processed_ids(self.user, &asked, &self.matching)
                 .await?
         };
         let emails = std::mem::take(&mut out.emails);
@@ -971,17 +981,11 @@ impl Scan<'_> {
             return;
         }
         let sent = rules::is_from_owner(email, &self.settings);
-        let mine: HashSet<&str> = self
-            .settings
-            .my_addresses
-            .iter()
-            .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d))
-            .collect();
         let mut once = HashSet::new();
         for a in rules::counterparts(email, &self.settings) {
             let domain = a.domain().to_lowercase();
             if domain.is_empty()
-                || mine.contains(domain.as_str())
+                || self.settings.is_my_domain(&domain)
                 || free_mail::is_free_mail(&domain)
                 || self.settings.is_personal_contact(&a.email)
                 || is_bulk_sender(&a.email)
@@ -1004,11 +1008,10 @@ impl Scan<'_> {
         if self.dry_run {
             // Nothing is written; report what would be new.
             let ids: Vec<String> = batch.entries.iter().map(|e| e.message_id.clone()).collect();
-            let matching = self.settings.matching_key();
             let existing = self
                 .ctx
                 .store
-                .processed_ids(self.user, &ids, &matching)
+                .processed_ids(self.user, &ids, self.recorder.matching())
                 .await?;
             let created: HashSet<String> = ids
                 .into_iter()
@@ -1177,34 +1180,34 @@ impl Counted {
     }
 }
 
-/// A sender's address that speaks for a mailing, not a person (marketing@,
-/// newsletter@, events@): its domain is a list the owner reads, not a client.
+/// Sender local parts that speak for a mailing, not a person (marketing@,
+/// newsletter@, events@): their domain is a list the owner reads, not a client. Not
+/// automated mail (a person may answer a sales@), so only `unmatched_domains` leaves
+/// them out.
+const MAILING_LOCAL_PARTS: &[&str] = &[
+    "marketing",
+    "newsletter",
+    "newsletters",
+    "news",
+    "info",
+    "sales",
+    "updates",
+    "events",
+    "promo",
+    "promotions",
+    "offers",
+    "digest",
+    "alerts",
+    "mailer",
+    "subscriptions",
+    "webmaster",
+    "hello",
+    "team",
+];
+
 fn is_bulk_sender(address: &str) -> bool {
-    let local = address.split('@').next().unwrap_or("").to_ascii_lowercase();
-    let stem = local.split(['+', '.', '-', '_']).next().unwrap_or("");
-    matches!(
-        stem,
-        "marketing"
-            | "newsletter"
-            | "newsletters"
-            | "news"
-            | "info"
-            | "sales"
-            | "updates"
-            | "events"
-            | "promo"
-            | "promotions"
-            | "offers"
-            | "digest"
-            | "alerts"
-            | "mailer"
-            | "bounce"
-            | "bounces"
-            | "subscriptions"
-            | "webmaster"
-            | "hello"
-            | "team"
-    )
+    let local = address.split('@').next().unwrap_or("");
+    triage::local_part_is_one_of(local, MAILING_LOCAL_PARTS)
 }
 
 /// Per-client groups (largest first) and the overall total, rounded as the stores
