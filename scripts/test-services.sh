@@ -8,10 +8,14 @@
 # - postrust (PostgREST in Rust; `cargo install postrust-server` when absent) on a
 #   free port, verifying JWTs with a secret made up for this run.
 #
-# Exports, for tests/api/supabase.rs and tests/api/postgres.rs:
+# - Debian's chromium and chromium-driver, installed when absent.
+#
+# Exports, for tests/api/supabase.rs, tests/api/postgres.rs and tests/api/browser.rs:
 #   BILLABLE_TEST_DATABASE_URL   the run's database, as its owner (a superuser)
 #   BILLABLE_TEST_POSTGREST_URL  postrust's root
 #   BILLABLE_TEST_JWT_SECRET     the HS256 secret postrust verifies tokens with
+#   BILLABLE_TEST_CHROMIUM       /usr/bin/chromium
+#   BILLABLE_TEST_CHROMEDRIVER   /usr/bin/chromedriver
 # Everything is stopped and dropped on exit.
 
 _svc_log() { echo "test-services: $*" >&2; }
@@ -138,6 +142,20 @@ _svc_postrust() {
   _svc_log "postrust serves $_SVC_DB at $BILLABLE_TEST_POSTGREST_URL"
 }
 
+# Debian's Chromium and chromedriver for tests/api/browser.rs (each test starts its
+# own chromedriver on a free port and stops it).
+_svc_chromium() {
+  if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+    _svc_log "installing Debian's chromium and chromium-driver packages"
+    local sudo=""
+    [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >&2
+  fi
+  export BILLABLE_TEST_CHROMIUM=/usr/bin/chromium BILLABLE_TEST_CHROMEDRIVER=/usr/bin/chromedriver
+}
+
+_svc_chromium
 _svc_postgres
 _SVC_ADMIN_URL="$_SVC_SERVER/postgres"
 _SVC_DB="billable_test_$$_$RANDOM"

@@ -9,6 +9,7 @@ mod error;
 mod limits;
 mod openapi;
 mod tools;
+mod web;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,6 +83,7 @@ pub fn router(
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi::document))
         .merge(protected)
+        .merge(web::routes())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -211,6 +213,15 @@ fn route_label(path: &str) -> &'static str {
         "/v1/tools/call" => "/v1/tools/call",
         p if p.starts_with("/v1/tools/") => "/v1/tools/{name}",
         p if p == "/mcp" || p.starts_with("/mcp/") => "/mcp",
+        "/" | "/app" => "/app",
+        p if p.starts_with("/app/static/") => "/app/static",
+        p if p.starts_with("/app/entries/") => "/app/entries/{id}",
+        "/app/entries" => "/app/entries",
+        "/app/login" => "/app/login",
+        "/app/logout" => "/app/logout",
+        "/app/scan" => "/app/scan",
+        "/app/export" => "/app/export",
+        "/app/settings" => "/app/settings",
         _ => "other",
     }
 }

@@ -239,10 +239,10 @@ fn wants_events(headers: &HeaderMap) -> bool {
 
 /// Where a streamed request's progress goes.
 #[derive(Clone)]
-struct Sink(mpsc::UnboundedSender<Event>);
+pub(super) struct Sink(mpsc::UnboundedSender<Event>);
 
 impl Sink {
-    fn progress(&self, tool_call_id: Option<String>) -> EventProgress {
+    pub(super) fn progress(&self, tool_call_id: Option<String>) -> EventProgress {
         EventProgress {
             sink: self.clone(),
             tool_call_id,
@@ -250,7 +250,7 @@ impl Sink {
     }
 }
 
-struct EventProgress {
+pub(super) struct EventProgress {
     sink: Sink,
     tool_call_id: Option<String>,
 }
@@ -270,7 +270,7 @@ impl Progress for EventProgress {
 
 /// Runs `work` in its own task (so a scan finishes and saves even if the client goes
 /// away) and streams its progress, then its `result` or `error`.
-fn events<F, Fut>(work: F) -> Response
+pub(super) fn events<F, Fut>(work: F) -> Response
 where
     F: FnOnce(Sink) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Value, ApiError>> + Send + 'static,

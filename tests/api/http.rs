@@ -37,6 +37,8 @@ pub struct Server {
     pub client: reqwest::Client,
     /// Holds the test's database until the server stops.
     pub _app: TestApp,
+    /// The context the server serves, for checking what the store holds.
+    pub ctx: Arc<Context>,
     shutdown: CancellationToken,
 }
 
@@ -107,7 +109,7 @@ pub async fn spawn_context(config: ServerConfig, app: TestApp, ctx: Arc<Context>
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (auth, _) = Auth::from_config(&config);
     let shutdown = CancellationToken::new();
-    let router = http::router(ctx, &config, auth, shutdown.clone());
+    let router = http::router(ctx.clone(), &config, auth, shutdown.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -122,6 +124,7 @@ pub async fn spawn_context(config: ServerConfig, app: TestApp, ctx: Arc<Context>
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         _app: app,
+        ctx,
         shutdown,
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests, one binary (CONVENTIONS §7). Each test gets its own database.
 
+mod browser;
 mod cli;
 mod contract;
 mod corpus;
@@ -30,3 +31,4 @@ mod scan;
 mod services;
 mod store_suite;
 mod supabase;
+mod web;

@@ -63,6 +63,18 @@ pub const LLAMA: Group = Group {
     vars: &[LLAMA_SERVER, LLAMA_MODEL],
 };
 
+/// tests/api/browser.rs: Debian's Chromium and its chromedriver, which
+/// scripts/test-services.sh installs when absent.
+pub const BROWSER: Group = Group {
+    name: "the browser tests",
+    running: "chromium and chromedriver are",
+    vars: &[CHROMIUM, CHROMEDRIVER],
+};
+
+/// The browser and its WebDriver server.
+pub const CHROMIUM: &str = "BILLABLE_TEST_CHROMIUM";
+pub const CHROMEDRIVER: &str = "BILLABLE_TEST_CHROMEDRIVER";
+
 /// The llama-server binary and the GGUF weights it loads.
 pub const LLAMA_SERVER: &str = "BILLABLE_TEST_LLAMA_SERVER";
 pub const LLAMA_MODEL: &str = "BILLABLE_TEST_LLAMA_MODEL";
@@ -113,7 +125,7 @@ impl Group {
 }
 
 /// A variable the script exports; only asked for after the group's `skipped()`.
-fn required(name: &str) -> String {
+pub fn required(name: &str) -> String {
     var(name).unwrap_or_else(|| panic!("{name} is not set: run {SCRIPT}"))
 }
 
