@@ -563,8 +563,29 @@ async fn a_lawyer_clears_a_week_of_time_in_the_browser() {
         "axe-core at 1280 px: {violations:#?}"
     );
     b.press('\u{e00c}').await; // Escape closes the panel
-    b.js("document.activeElement?.blur(); window.scrollTo(0, 0); return true")
-        .await;
+    b.until(
+        "the panel to close",
+        "document.getElementById('panel').childElementCount === 0",
+    )
+    .await;
+
+    // The day view, at both widths: the screenshots the README shows.
+    let week = b.client.current_url().await.expect("url");
+    b.client
+        .goto(&server.url("/app?view=day&date=2026-11-20"))
+        .await
+        .expect("day view");
+    b.until(
+        "the day view",
+        "document.querySelector('#sheet h1').textContent.includes('Friday 20 November')",
+    )
+    .await;
+    assert_eq!(b.row_ids().await.len(), 3, "the day's entries only");
+    let violations = b.axe().await;
+    assert!(
+        violations.is_empty(),
+        "axe-core on the day view: {violations:#?}"
+    );
     b.screenshot(1280, "timesheet-desktop.png").await;
     b.client
         .set_window_size(375, 812)
@@ -587,6 +608,15 @@ async fn a_lawyer_clears_a_week_of_time_in_the_browser() {
         .set_window_size(1280, 800)
         .await
         .expect("desktop width");
+    b.client
+        .goto(week.as_str())
+        .await
+        .expect("back to the week");
+    b.until(
+        "the week",
+        "document.querySelector('#sheet h1').textContent.includes('16 Nov')",
+    )
+    .await;
 
     // Export LEDES from the page and compare it with what the CLI exports.
     // A LEDES invoice is for one client: the second approved entry's (it has a matter).

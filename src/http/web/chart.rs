@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use crate::domain::{EntryStatus, TimeEntry, WorkDate};
 
 const WIDTH: u32 = 640;
-const HEIGHT: u32 = 220;
+const HEIGHT: u32 = 200;
 /// Client colours, dark enough for white text and distinct for common colour blindness
 /// (Okabe-Ito, darkened).
 const COLOURS: [RGBColor; 7] = [

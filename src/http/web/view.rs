@@ -218,8 +218,10 @@ pub fn sheet(sheet: &Sheet, csrf: &str, formats: &[Format]) -> Markup {
                 Some(Flash::Failed(m)) => p.flash.failed role="alert" { (m) },
                 None => p.flash role="status" {},
             }
-            (totals(&shown, sheet.settings))
-            (chart_figure(sheet))
+            div.overview {
+                (totals(&shown, sheet.settings))
+                (chart_figure(sheet))
+            }
             form #entries hx-post="/app/entries" hx-target="#sheet" hx-swap="outerHTML" {
                 input type="hidden" name="view" value=(sheet.range.span.as_str());
                 input type="hidden" name="date" value=(sheet.range.date);
