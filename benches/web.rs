@@ -61,7 +61,7 @@ fn entry(i: usize) -> TimeEntry {
         currency: "USD".to_owned(),
         billable: true,
         confidence: 0.9,
-        status: if i % 10 == 0 {
+        status: if i.is_multiple_of(10) {
             EntryStatus::NeedsReview
         } else {
             EntryStatus::Suggested
