@@ -51,15 +51,17 @@
     if (box) box.checked = !box.checked;
   }
 
-  // An action applies to the ticked entries, or else to the current one.
-  function act(action) {
-    const form = document.getElementById("entries");
-    if (!form) return;
-    if (!selected().length && action !== "undo") {
+  // An action applies to the ticked entries, or else to the current one: ticked just
+  // before htmx reads the form, whether the key or the button started it.
+  function tickCurrent(button) {
+    if (button.value !== "undo" && !selected().length) {
       const box = current()?.querySelector('input[name="ids"]');
       if (box) box.checked = true;
     }
-    const button = form.querySelector(`button[name="action"][value="${action}"]`);
+  }
+
+  function act(action) {
+    const button = document.querySelector(`#entries button[name="action"][value="${action}"]`);
     if (button && !button.disabled) button.click();
   }
 
@@ -146,6 +148,8 @@
   document.addEventListener("click", (e) => {
     const target = e.target instanceof Element ? e.target : null;
     if (!target) return;
+    const action = target.closest('#entries button[name="action"]');
+    if (action) tickCurrent(action);
     if (target.closest("[data-close-panel]")) closePanel();
     if (target.closest("#help")) help();
     const row = target.closest("tr.entry");

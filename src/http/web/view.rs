@@ -592,7 +592,7 @@ pub fn login(error: Option<&str>, supabase: bool) -> Markup {
             @if let Some(e) = error { p.flash.failed role="alert" { (e) } }
             form method="post" action="/app/login" {
                 label for="token" { "Access token" }
-                input #token type="password" name="token" autocomplete="current-password" required;
+                input #token type="password" name="token" autocomplete="current-password" required autofocus aria-describedby="token-hint";
                 p.hint #token-hint { (hint) }
                 button type="submit" { "Sign in" }
             }
@@ -666,5 +666,93 @@ pub fn field_text(value: &Value) -> (String, bool) {
             true,
         ),
         other => (other.to_string(), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::fixtures::{entry, settings};
+
+    fn sheet_of<'a>(entries: &'a [TimeEntry], settings: &'a Settings, span: Span) -> Sheet<'a> {
+        Sheet {
+            range: Range {
+                span,
+                date: WorkDate::parse("2026-11-23").unwrap(),
+            },
+            entries,
+            settings,
+            flash: None,
+            undo: None,
+            close_panel: false,
+        }
+    }
+
+    #[test]
+    fn mail_text_is_shown_as_text_never_as_markup() {
+        let mut e = entry("e1", 30, 300.0);
+        e.description = "Reply re <b>lease</b>".into();
+        let hostile = Message {
+            from: "Mallory <m@evil.example>".into(),
+            subject: "<img src=x onerror=alert(1)>".into(),
+            date: String::new(),
+            text: "</pre><script>alert(document.cookie)</script>".into(),
+            reasons: vec!["<i>sender</i> is at Acme".into()],
+        };
+        let html = source_panel(&e, Ok(&hostile), &[]).into_string();
+        assert!(
+            !html.contains("<script>") && !html.contains("<img") && !html.contains("<b>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&lt;script&gt;") && html.contains("&lt;img src=x"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn entries_needing_review_come_first_and_days_carry_their_totals() {
+        let settings = settings();
+        let mut flagged = entry("flag", 30, 300.0);
+        flagged.status = EntryStatus::NeedsReview;
+        flagged.work_date = WorkDate::parse("2026-11-24").unwrap();
+        let mut later = entry("late", 60, 300.0);
+        later.work_date = WorkDate::parse("2026-11-24").unwrap();
+        let early = entry("early", 12, 300.0);
+        let entries = [early, later, flagged];
+        let html = sheet(
+            &sheet_of(&entries, &settings, Span::Week),
+            "tok",
+            &[Format::Csv],
+        )
+        .into_string();
+        let at = |id: &str| html.find(&format!("data-id=\"{id}\"")).unwrap();
+        assert!(
+            at("flag") < at("early") && at("early") < at("late"),
+            "{html}"
+        );
+        assert!(html.contains("Needs review"), "{html}");
+        // Tuesday's total counts its flagged entry too: 30 + 60 minutes.
+        assert!(
+            html.contains("Tue 24 Nov<span class=\"total\">1.5 h"),
+            "{html}"
+        );
+        let day = sheet(&sheet_of(&entries, &settings, Span::Day), "tok", &[]).into_string();
+        assert!(day.contains("data-id=\"early\"") && !day.contains("data-id=\"late\""));
+    }
+
+    #[test]
+    fn a_week_runs_monday_to_sunday_around_its_date() {
+        let r = Range {
+            span: Span::Week,
+            date: WorkDate::parse("2026-11-19").unwrap(),
+        };
+        let (from, to) = r.week();
+        assert_eq!(
+            (from.to_string(), to.to_string()),
+            ("2026-11-16".into(), "2026-11-22".into())
+        );
+        assert_eq!(r.step(true).href(), "/app?view=week&date=2026-11-26");
+        assert_eq!(hours_minutes(125), "2:05");
     }
 }
