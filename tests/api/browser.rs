@@ -101,6 +101,28 @@ impl Browser {
         self.client.perform_actions(keys).await.expect("key press");
     }
 
+    /// Clicks the element `css` finds.
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("could not click {css}: {e}"));
+    }
+
+    /// Replaces the text of the field `css` finds, typing `text` as a person would.
+    async fn type_into(&self, css: &str, text: &str) {
+        let field = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"));
+        field.clear().await.expect("clear the field");
+        field.send_keys(text).await.expect("type");
+    }
+
     async fn js(&self, script: &str) -> Value {
         self.client
             .execute(script, vec![])
@@ -253,20 +275,8 @@ async fn sign_in(b: &Browser, server: &Server) {
         "/app/login",
         "a signed-out person is sent to sign in"
     );
-    b.client
-        .find(Locator::Css("#token"))
-        .await
-        .expect("token field")
-        .send_keys(TOKEN)
-        .await
-        .expect("type the token");
-    b.client
-        .find(Locator::Css("main.login button[type=submit]"))
-        .await
-        .expect("sign-in button")
-        .click()
-        .await
-        .expect("sign in");
+    b.type_into("#token", TOKEN).await;
+    b.click("main.login button[type=submit]").await;
     b.until("the timesheet", "document.querySelector('#sheet')")
         .await;
 }
@@ -283,13 +293,7 @@ async fn a_lawyer_clears_a_week_of_time_in_the_browser() {
     );
 
     // Settings: what LEDES needs, on the settings page (clients are JSON there).
-    b.client
-        .find(Locator::Css("a[href='/app/settings']"))
-        .await
-        .expect("settings link")
-        .click()
-        .await
-        .expect("open settings");
+    b.click("a[href='/app/settings']").await;
     b.until(
         "the settings page",
         "document.querySelector('#set-timekeeper_id')",
@@ -301,13 +305,7 @@ async fn a_lawyer_clears_a_week_of_time_in_the_browser() {
         ("timekeeper_classification", "PT"),
         ("law_firm_id", "12-3456789"),
     ] {
-        let input = b
-            .client
-            .find(Locator::Css(&format!("#set-{field}")))
-            .await
-            .expect("field");
-        input.clear().await.expect("clear");
-        input.send_keys(value).await.expect("type");
+        b.type_into(&format!("#set-{field}"), value).await;
     }
     b.js("const t = document.getElementById('set-clients');
           const clients = JSON.parse(t.value);
@@ -319,13 +317,7 @@ async fn a_lawyer_clears_a_week_of_time_in_the_browser() {
         violations.is_empty(),
         "axe-core on the settings page: {violations:#?}"
     );
-    b.client
-        .find(Locator::Css("main.settings button[type=submit]"))
-        .await
-        .expect("save")
-        .click()
-        .await
-        .expect("save");
+    b.click("main.settings button[type=submit]").await;
     b.until(
         "the settings to be saved",
         "document.querySelector('.flash.done')?.textContent.startsWith('Saved')",
@@ -342,24 +334,12 @@ async fn a_lawyer_clears_a_week_of_time_in_the_browser() {
     .expect("settings");
     assert_eq!(settings["timekeeper_name"], "Morgan, Alex");
     assert_eq!(settings["clients"][0]["ledes_client_id"], "ACMECORP");
-    b.client
-        .find(Locator::Css("a[href='/app']"))
-        .await
-        .expect("back")
-        .click()
-        .await
-        .expect("back to the timesheet");
+    b.click("a[href='/app']").await;
     b.until("the timesheet", "document.querySelector('#sheet')")
         .await;
 
     // Scan now: progress, then the sheet fills in.
-    b.client
-        .find(Locator::Css("#scan"))
-        .await
-        .expect("scan button")
-        .click()
-        .await
-        .expect("scan");
+    b.click("#scan").await;
     b.until(
         "the scan to finish",
         "document.querySelector('#scan-status')?.dataset.state === 'done'",
@@ -383,13 +363,7 @@ async fn a_lawyer_clears_a_week_of_time_in_the_browser() {
     assert_eq!(stored.len(), 9, "the demo mailbox's entries are stored");
 
     // The week before holds most of the demo's time.
-    b.client
-        .find(Locator::Css("a[rel=prev]"))
-        .await
-        .expect("previous")
-        .click()
-        .await
-        .expect("go back a week");
+    b.click("a[rel=prev]").await;
     b.until(
         "the week of 16 November",
         "document.querySelector('#sheet h1').textContent.includes('16 Nov')",
@@ -456,31 +430,14 @@ async fn a_lawyer_clears_a_week_of_time_in_the_browser() {
         "document.activeElement?.id === 'edit-minutes'",
     )
     .await;
-    let minutes = b
-        .client
-        .find(Locator::Css("#edit-minutes"))
-        .await
-        .expect("minutes");
-    minutes.clear().await.expect("clear minutes");
-    minutes.send_keys("54").await.expect("type minutes");
-    let description = b
-        .client
-        .find(Locator::Css("#edit-description"))
-        .await
-        .expect("description");
-    description.clear().await.expect("clear description");
-    description
-        .send_keys("Reviewed the redline and called the client")
-        .await
-        .expect("type");
+    b.type_into("#edit-minutes", "54").await;
+    b.type_into(
+        "#edit-description",
+        "Reviewed the redline and called the client",
+    )
+    .await;
     b.mark().await;
-    b.client
-        .find(Locator::Css("#edit button[type=submit]"))
-        .await
-        .expect("save")
-        .click()
-        .await
-        .expect("save");
+    b.click("#edit button[type=submit]").await;
     b.flash("Saved 1 entry.").await;
     let e = entry(&server, &edited).await;
     assert_eq!(e["billed_minutes"], 54);
@@ -687,13 +644,7 @@ async fn a_lawyer_clears_a_week_of_time_in_the_browser() {
 
     // Sign out; the page is refused afterwards and nothing changes.
     let before = entries(&server).await;
-    b.client
-        .find(Locator::Css("form[action='/app/logout'] button"))
-        .await
-        .expect("sign out")
-        .click()
-        .await
-        .expect("sign out");
+    b.click("form[action='/app/logout'] button").await;
     b.until("the sign-in page", "location.pathname === '/app/login'")
         .await;
     let refused = b

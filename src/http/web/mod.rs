@@ -14,7 +14,8 @@ mod view;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -133,15 +134,24 @@ fn to_login(headers: &HeaderMap, why: Option<&str>) -> Response {
     r
 }
 
-/// Signed in, and the change comes from the page with its CSRF token.
-async fn signed_in_change(
-    state: &AppState,
-    headers: &HeaderMap,
-    form_token: Option<&str>,
-) -> Result<Session, Response> {
-    let session = signed_in(state, headers).await?;
-    session::check_change(headers, Some(&session.credentials), form_token).map_err(refused)?;
-    Ok(session)
+/// A handler that takes a `Session` runs only for a signed-in person.
+impl FromRequestParts<Arc<AppState>> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Response> {
+        signed_in(state, &parts.headers).await
+    }
+}
+
+impl Session {
+    /// Refuses a change that does not come from the page with this session's CSRF
+    /// token (header, or the `csrf` form field).
+    fn check_change(&self, headers: &HeaderMap, form_token: Option<&str>) -> Result<(), Response> {
+        session::check_change(headers, Some(&self.credentials), form_token).map_err(refused)
+    }
 }
 
 fn refused(e: session::Refused) -> Response {
@@ -182,13 +192,10 @@ struct View {
 
 async fn page(
     State(state): State<Arc<AppState>>,
+    session: Session,
     headers: HeaderMap,
     Query(q): Query<View>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let ctx = &state.ctx;
     let result = async {
         let settings = ctx.store.settings(&session.user).await?;
@@ -299,13 +306,13 @@ async fn week(ctx: &Context, user: &UserId, range: Range) -> Result<Vec<TimeEntr
 /// `POST /app/entries`: approve, reject, edit, merge, split or undo, then the sheet.
 async fn act(
     State(state): State<Arc<AppState>>,
+    session: Session,
     headers: HeaderMap,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let session = match signed_in_change(&state, &headers, field(&fields, "csrf")).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    if let Err(r) = session.check_change(&headers, field(&fields, "csrf")) {
+        return r;
+    }
     let ctx = &state.ctx;
     let user = &session.user;
     let settings = match ctx.store.settings(user).await {
@@ -513,13 +520,9 @@ fn edits(fields: &Fields, entry: Option<&TimeEntry>) -> Result<tools::update::Ch
 /// `GET /app/entries/{id}/source`: the message an entry came from, in the side panel.
 async fn source(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    session: Session,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let ctx = &state.ctx;
     let user = &session.user;
     let entry = match one_entry(ctx, user, &id).await {
@@ -597,14 +600,10 @@ async fn message(ctx: &Context, user: &UserId, message_id: &str) -> Result<view:
 /// `GET /app/entries/{id}/edit`: the edit form, in the side panel.
 async fn edit(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    session: Session,
     Path(id): Path<String>,
     Query(q): Query<View>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let ctx = &state.ctx;
     let entry = match one_entry(ctx, &session.user, &id).await {
         Ok(e) => e,
@@ -631,11 +630,14 @@ async fn edit(
 
 /// `POST /app/scan`: scans the mailbox, streaming progress as server-sent events
 /// (`progress`, then `result` or `error`), as `/v1` does.
-async fn scan(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let session = match signed_in_change(&state, &headers, None).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn scan(
+    State(state): State<Arc<AppState>>,
+    session: Session,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = session.check_change(&headers, None) {
+        return r;
+    }
     let ctx = state.ctx.clone();
     super::tools::events(move |sink| async move {
         let progress = sink.progress(None);
@@ -666,13 +668,13 @@ struct ExportForm {
 /// `POST /app/export`: the export tool's file, as a download.
 async fn export(
     State(state): State<Arc<AppState>>,
+    session: Session,
     headers: HeaderMap,
     Form(form): Form<ExportForm>,
 ) -> Response {
-    let session = match signed_in_change(&state, &headers, form.csrf.as_deref()).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    if let Err(r) = session.check_change(&headers, form.csrf.as_deref()) {
+        return r;
+    }
     let blank = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     let mut args = Map::new();
     args.insert("format".into(), json!(form.format));
@@ -730,11 +732,7 @@ async fn export(
 }
 
 /// `GET /app/settings`.
-async fn settings_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn settings_page(State(state): State<Arc<AppState>>, session: Session) -> Response {
     match settings_fields(&state.ctx, &session.user).await {
         Ok((fields, _)) => no_store(view::settings(&fields, &session.csrf, None).into_response()),
         Err(e) => failure(e),
@@ -805,13 +803,13 @@ fn settings_help() -> Map<String, Value> {
 /// `POST /app/settings`: the changed fields, through `configure_time_tracking`.
 async fn save_settings(
     State(state): State<Arc<AppState>>,
+    session: Session,
     headers: HeaderMap,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let session = match signed_in_change(&state, &headers, field(&fields, "csrf")).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    if let Err(r) = session.check_change(&headers, field(&fields, "csrf")) {
+        return r;
+    }
     let ctx = &state.ctx;
     let (_, current) = match settings_fields(ctx, &session.user).await {
         Ok(f) => f,
@@ -955,11 +953,11 @@ async fn logout(
     headers: HeaderMap,
     Form(fields): Form<Fields>,
 ) -> Response {
-    if let Err(r) = signed_in_change(&state, &headers, field(&fields, "csrf")).await {
-        // Signed out already, or a forged request: either way there is nothing to end.
-        if r.status() == StatusCode::FORBIDDEN {
-            return r;
-        }
+    // Signed out already, or a forged request: a forgery is refused, else the cookie goes.
+    if let Ok(session) = signed_in(&state, &headers).await
+        && let Err(r) = session.check_change(&headers, field(&fields, "csrf"))
+    {
+        return r;
     }
     let mut r = Redirect::to("/app/login").into_response();
     r.headers_mut()
