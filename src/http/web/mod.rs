@@ -149,8 +149,12 @@ impl FromRequestParts<Arc<AppState>> for Session {
 impl Session {
     /// Refuses a change that does not come from the page with this session's CSRF
     /// token (header, or the `csrf` form field).
-    fn check_change(&self, headers: &HeaderMap, form_token: Option<&str>) -> Result<(), Response> {
-        session::check_change(headers, Some(&self.credentials), form_token).map_err(refused)
+    fn check_change(
+        &self,
+        headers: &HeaderMap,
+        form_token: Option<&str>,
+    ) -> Result<(), session::Refused> {
+        session::check_change(headers, Some(&self.credentials), form_token)
     }
 }
 
@@ -310,8 +314,8 @@ async fn act(
     headers: HeaderMap,
     Form(fields): Form<Fields>,
 ) -> Response {
-    if let Err(r) = session.check_change(&headers, field(&fields, "csrf")) {
-        return r;
+    if let Err(e) = session.check_change(&headers, field(&fields, "csrf")) {
+        return refused(e);
     }
     let ctx = &state.ctx;
     let user = &session.user;
@@ -635,8 +639,8 @@ async fn scan(
     session: Session,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = session.check_change(&headers, None) {
-        return r;
+    if let Err(e) = session.check_change(&headers, None) {
+        return refused(e);
     }
     let ctx = state.ctx.clone();
     super::tools::events(move |sink| async move {
@@ -672,8 +676,8 @@ async fn export(
     headers: HeaderMap,
     Form(form): Form<ExportForm>,
 ) -> Response {
-    if let Err(r) = session.check_change(&headers, form.csrf.as_deref()) {
-        return r;
+    if let Err(e) = session.check_change(&headers, form.csrf.as_deref()) {
+        return refused(e);
     }
     let blank = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     let mut args = Map::new();
@@ -807,8 +811,8 @@ async fn save_settings(
     headers: HeaderMap,
     Form(fields): Form<Fields>,
 ) -> Response {
-    if let Err(r) = session.check_change(&headers, field(&fields, "csrf")) {
-        return r;
+    if let Err(e) = session.check_change(&headers, field(&fields, "csrf")) {
+        return refused(e);
     }
     let ctx = &state.ctx;
     let (_, current) = match settings_fields(ctx, &session.user).await {
@@ -955,9 +959,9 @@ async fn logout(
 ) -> Response {
     // Signed out already, or a forged request: a forgery is refused, else the cookie goes.
     if let Ok(session) = signed_in(&state, &headers).await
-        && let Err(r) = session.check_change(&headers, field(&fields, "csrf"))
+        && let Err(e) = session.check_change(&headers, field(&fields, "csrf"))
     {
-        return r;
+        return refused(e);
     }
     let mut r = Redirect::to("/app/login").into_response();
     r.headers_mut()
