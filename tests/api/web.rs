@@ -292,7 +292,20 @@ async fn the_page_needs_a_session_and_a_wrong_token_is_told_why() {
         .send()
         .await
         .expect("page");
-    assert_eq!(r.headers()["location"], "/app/login");
+    assert_eq!(r.headers()["location"], "/app/login?ended=1");
+    let cleared = r.headers()["set-cookie"].to_str().unwrap_or("");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let r = client()
+        .get(server.url("/app/login?ended=1"))
+        .send()
+        .await
+        .expect("login page");
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("Your session has ended")
+    );
     // The page's assets are served by the binary.
     for (file, kind) in [
         ("htmx.min.js", "javascript"),

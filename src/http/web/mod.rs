@@ -68,7 +68,7 @@ struct Session {
 /// The signed-in person, or the answer that sends them to sign in.
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
     let Some(credentials) = session::credentials(headers) else {
-        return Err(to_login(headers, None));
+        return Err(to_login(headers, false));
     };
     match state
         .auth
@@ -98,28 +98,31 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Res
         }
         Err(e) => {
             tracing::info!(error = %e, "page session refused");
-            Err(to_login(
-                headers,
-                Some("Your session has ended; sign in again."),
-            ))
+            Err(to_login(headers, true))
         }
     }
 }
 
 /// Sends a person who is not signed in to the sign-in page (htmx follows `HX-Redirect`).
-fn to_login(headers: &HeaderMap, why: Option<&str>) -> Response {
+/// When their session `ended` (an expired or revoked token), the cookie goes and the
+/// sign-in page says so.
+fn to_login(headers: &HeaderMap, ended: bool) -> Response {
+    let login = if ended {
+        "/app/login?ended=1"
+    } else {
+        "/app/login"
+    };
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
     let mut r = if headers.contains_key("hx-request") {
         let mut r = (StatusCode::UNAUTHORIZED, "Sign in first.").into_response();
         r.headers_mut()
-            .insert("hx-redirect", HeaderValue::from_static("/app/login"));
+            .insert("hx-redirect", HeaderValue::from_static(login));
         r
-    } else if headers.contains_key(header::ACCEPT)
-        && headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"))
-    {
-        Redirect::to("/app/login").into_response()
+    } else if wants_html {
+        Redirect::to(login).into_response()
     } else {
         (
             StatusCode::UNAUTHORIZED,
@@ -127,7 +130,7 @@ fn to_login(headers: &HeaderMap, why: Option<&str>) -> Response {
         )
             .into_response()
     };
-    if why.is_some() {
+    if ended {
         r.headers_mut()
             .insert(header::SET_COOKIE, session::sign_out_cookie(headers));
     }
@@ -398,6 +401,9 @@ async fn perform(
                 },
                 _ => edits(fields, before.first())?,
             };
+            if action == "edit" && is_unchanged(&changes) {
+                return Ok(("Nothing changed.".to_owned(), Vec::new()));
+            }
             let steps = undo::of_update(&before, &changes);
             let out = tools::run::<tools::update::UpdateTimeEntries>(
                 ctx,
@@ -480,6 +486,19 @@ async fn perform(
             other.chars().take(40).collect::<String>()
         )),
     }
+}
+
+/// Whether an edit changes nothing (the form was saved as it was).
+fn is_unchanged(c: &tools::update::Changes) -> bool {
+    c.status.is_none()
+        && c.client.is_none()
+        && c.matter.is_none()
+        && c.description.is_none()
+        && c.billed_minutes.is_none()
+        && c.work_date.is_none()
+        && c.billable.is_none()
+        && c.task_code.is_none()
+        && c.activity_code.is_none()
 }
 
 fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
@@ -900,8 +919,17 @@ fn patch(current: &Map<String, Value>, fields: &Fields) -> Result<Map<String, Va
     Ok(patch)
 }
 
-async fn login_page(State(state): State<Arc<AppState>>) -> Response {
-    no_store(view::login(None, matches!(state.auth, super::Auth::Supabase(_))).into_response())
+#[derive(Deserialize)]
+struct LoginQuery {
+    ended: Option<String>,
+}
+
+async fn login_page(State(state): State<Arc<AppState>>, Query(q): Query<LoginQuery>) -> Response {
+    let ended = q
+        .ended
+        .is_some()
+        .then_some("Your session has ended; sign in again.");
+    no_store(view::login(ended, matches!(state.auth, super::Auth::Supabase(_))).into_response())
 }
 
 #[derive(Deserialize)]
