@@ -35,6 +35,7 @@ use crate::metrics;
 pub use auth::{Auth, AuthError};
 pub use error::ApiError;
 pub use limits::UserLimiter;
+pub use web::csrf_token;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const RESPONSE_TIME: HeaderName = HeaderName::from_static("x-response-time");

@@ -7,7 +7,7 @@ use super::pipeline::{self, Disposition, Progress, Recorder};
 use super::{Hints, Tool};
 use crate::analyze::{Analysis, AnalyzeError, triage};
 use crate::context::Context;
-use crate::domain::{TimeEntry, UserId};
+use crate::domain::{Email, TimeEntry, UserId};
 use crate::error::{Error, Result};
 use crate::mail::{RawEmail, parse};
 
@@ -96,18 +96,28 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
         }
     };
     let email = parse::parse_email(&raw).map_err(|e| Error::invalid("raw_email", e.to_string()))?;
+    of_email(ctx, user, &email, args.save.unwrap_or(false)).await
+}
+
+/// The tool's analysis of a message already parsed (the page's message panel has it
+/// in hand, and reads the mailbox once); saved when `save`.
+pub(crate) async fn of_email(
+    ctx: &Context,
+    user: &UserId,
+    email: &Email,
+    save: bool,
+) -> Result<Output> {
     let settings = ctx.store.settings(user).await?;
-    let save = args.save.unwrap_or(false);
     let analyzer = ctx.analyzer.name();
     let mut recorder = Recorder::new(analyzer.clone(), std::sync::Arc::new(settings.clone()));
 
-    if let Some(reason) = triage::automated(&email, &settings) {
-        recorder.automated(&email, &reason);
+    if let Some(reason) = triage::automated(email, &settings) {
+        recorder.automated(email, &reason);
         if save {
             pipeline::save(ctx, user, &recorder.take_batch()).await?;
         }
         return Ok(Output {
-            message_id: email.id,
+            message_id: email.id.clone(),
             outcome: Disposition::Automated,
             entry: None,
             reasons: vec![reason],
@@ -121,7 +131,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
         .analyze(
             ctx.analyzer.as_ref(),
             user,
-            std::slice::from_ref(&email),
+            std::slice::from_ref(email),
             &settings,
             &crate::analyze::Meter::default(),
         )
@@ -134,7 +144,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
             ))
         })?;
     let mut reasons = analysis.reasons.clone();
-    let outcome = recorder.record(ctx, user, &email, analysis).await?;
+    let outcome = recorder.record(ctx, user, email, analysis).await?;
     // When the store's calendar state overrides the analysis (an invite already
     // recorded, or one for a meeting since declined), that is the reason that counts.
     if let Some(why) = recorder
@@ -162,7 +172,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
         }
     }
     Ok(Output {
-        message_id: email.id,
+        message_id: email.id.clone(),
         outcome,
         entry,
         reasons,

@@ -11,7 +11,7 @@ mod session;
 mod undo;
 mod view;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::extract::{Form, FromRequestParts, Path, Query, State};
@@ -30,7 +30,7 @@ use crate::export::Format;
 use crate::tools::{self, NoProgress};
 use view::{Flash, Range, Sheet, Span};
 
-use session::csrf_token;
+pub use session::csrf_token;
 
 /// Entries one sheet shows at most (a week of a very busy practice).
 const MAX_ENTRIES: u32 = 5000;
@@ -253,10 +253,7 @@ async fn range(
     date: Option<&str>,
     settings: &Settings,
 ) -> Result<Range, Error> {
-    let span = match span {
-        Some("day") => Span::Day,
-        _ => Span::Week,
-    };
+    let span = Span::parse(span);
     let date = match date.map(WorkDate::parse) {
         Some(Ok(d)) => d,
         Some(Err(e)) => return Err(Error::invalid("date", e)),
@@ -353,7 +350,6 @@ async fn act(
         Ok(e) => e,
         Err(e) => return failure(e),
     };
-    let settings = ctx.store.settings(user).await.unwrap_or(settings);
     let sheet = Sheet {
         range,
         entries: &entries,
@@ -593,18 +589,11 @@ async fn message(ctx: &Context, user: &UserId, message_id: &str) -> Result<view:
         .await
         .map_err(|e| unavailable(e.to_string()))?;
     let email = crate::mail::parse::parse_email(&raw).map_err(|e| unavailable(e.to_string()))?;
-    let reasons = tools::run::<tools::analyze::AnalyzeTimeEntry>(
-        ctx,
-        user,
-        tools::analyze::Args {
-            message_id: Some(message_id.to_owned()),
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .await
-    .map(|a| a.reasons)
-    .unwrap_or_default();
+    // The analyze tool's own analysis of the message read above, not saved.
+    let reasons = tools::analyze::of_email(ctx, user, &email, false)
+        .await
+        .map(|a| a.reasons)
+        .unwrap_or_default();
     Ok(view::Message {
         from: email
             .from
@@ -637,11 +626,7 @@ async fn edit(
         Err(e) => return failure(e.into()),
     };
     let range = Range {
-        span: if q.view.as_deref() == Some("day") {
-            Span::Day
-        } else {
-            Span::Week
-        },
+        span: Span::parse(q.view.as_deref()),
         date: q
             .date
             .as_deref()
@@ -799,8 +784,13 @@ async fn settings_fields(
     Ok((fields, current))
 }
 
-/// Each setting's description, from the configure tool's own schema.
-fn settings_help() -> Map<String, Value> {
+/// Each setting's description, from the configure tool's own schema (computed once).
+fn settings_help() -> &'static Map<String, Value> {
+    static HELP: LazyLock<Map<String, Value>> = LazyLock::new(help_of_schema);
+    &HELP
+}
+
+fn help_of_schema() -> Map<String, Value> {
     let schema = tools::find("configure_time_tracking")
         .map(|t| t.parameters())
         .unwrap_or_default();
@@ -834,7 +824,7 @@ async fn save_settings(
         return refused(e);
     }
     let ctx = &state.ctx;
-    let (_, current) = match settings_fields(ctx, &session.user).await {
+    let (mut shown, current) = match settings_fields(ctx, &session.user).await {
         Ok(f) => f,
         Err(e) => return failure(e),
     };
@@ -843,47 +833,41 @@ async fn save_settings(
         Ok(patch) if patch.is_empty() => Flash::Done("Nothing changed.".to_owned()),
         Ok(patch) => {
             let keys: Vec<String> = patch.keys().cloned().collect();
-            match tools::call(
+            let saved = tools::call(
                 ctx,
                 &session.user,
                 "configure_time_tracking",
                 json!({ "settings": patch }),
                 &NoProgress,
             )
-            .await
-            {
-                Ok(_) => Flash::Done(format!("Saved: {}.", keys.join(", ").replace('_', " "))),
+            .await;
+            match saved {
+                Ok(_) => match settings_fields(ctx, &session.user).await {
+                    Ok((now, _)) => {
+                        shown = now;
+                        Flash::Done(format!("Saved: {}.", keys.join(", ").replace('_', " ")))
+                    }
+                    Err(e) => return failure(e),
+                },
                 Err(e) => Flash::Failed(e.to_string()),
             }
         }
     };
     let failed = matches!(flash, Flash::Failed(_));
-    let fields_now = match settings_fields(ctx, &session.user).await {
-        Ok((mut now, _)) => {
-            if failed {
-                // Keep what the person typed, so they can fix it.
-                for f in &mut now {
-                    if let Some(typed) = fields.iter().find(|(k, _)| *k == f.key) {
-                        f.text = typed.1.replace("\r\n", "\n");
-                    }
-                }
+    if failed {
+        // Keep what the person typed, so they can fix it.
+        for f in &mut shown {
+            if let Some(typed) = fields.iter().find(|(k, _)| *k == f.key) {
+                f.text = typed.1.replace("\r\n", "\n");
             }
-            now
         }
-        Err(e) => return failure(e),
-    };
+    }
     let status = if failed {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
     };
-    no_store(
-        (
-            status,
-            view::settings(&fields_now, &session.csrf, Some(flash)),
-        )
-            .into_response(),
-    )
+    no_store((status, view::settings(&shown, &session.csrf, Some(flash))).into_response())
 }
 
 /// The settings patch of the fields that differ from `current`, each read back as the

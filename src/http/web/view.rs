@@ -19,6 +19,14 @@ pub enum Span {
 }
 
 impl Span {
+    /// `day`, else a week.
+    pub fn parse(view: Option<&str>) -> Span {
+        match view {
+            Some("day") => Span::Day,
+            _ => Span::Week,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Span::Day => "day",
