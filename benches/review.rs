@@ -5,17 +5,14 @@
 //!
 //! `BENCH_MESSAGES` overrides the number of entries.
 
-use std::sync::Arc;
-
-use billable::analyze::rules::RulesAnalyzer;
 use billable::context::Context;
-use billable::domain::{Activity, EntryStatus, TimeEntry, UserId, WorkDate};
-use billable::store::sqlite::SqliteStore;
-use billable::store::{Batch, Store};
+use billable::domain::{TimeEntry, UserId};
 use billable::tools::{self, NoProgress};
-use chrono::{Days, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
+
+#[path = "support/entries.rs"]
+mod entries;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -27,38 +24,6 @@ fn entries_count() -> usize {
         .unwrap_or(10_000)
 }
 
-fn entry(i: usize) -> TimeEntry {
-    let start = WorkDate::parse("2026-01-01").expect("date");
-    let minutes = 6 * (1 + (i % 20) as u32);
-    TimeEntry {
-        id: uuid::Uuid::now_v7().to_string(),
-        message_id: format!("<{i}@mail.acme.example>"),
-        thread_id: Some(format!("t{}", i / 4)),
-        client: Some("Acme".to_owned()),
-        matter: Some("A-100".to_owned()),
-        activity: Activity::EmailSent,
-        description: format!("Reply to opposing counsel re lease amendment {i}"),
-        work_date: WorkDate(start.0 + Days::new((i % 365) as u64)),
-        duration_minutes: f64::from(minutes) - 2.5,
-        billed_minutes: minutes,
-        hourly_rate: 425.0,
-        amount: f64::from(minutes) / 60.0 * 425.0,
-        currency: "USD".to_owned(),
-        billable: true,
-        confidence: 0.9,
-        status: EntryStatus::Suggested,
-        analyzer: "rules".to_owned(),
-        created_at: Utc::now(),
-        event_uid: None,
-        task_code: Some("L120".to_owned()),
-        activity_code: Some("A106".to_owned()),
-        reviewed_at: None,
-        export_batch: None,
-        exported_at: None,
-        merged_into: None,
-    }
-}
-
 struct Fixture {
     _dir: tempfile::TempDir,
     ctx: Context,
@@ -67,22 +32,10 @@ struct Fixture {
 }
 
 async fn fixture(n: usize) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(SqliteStore::open(&dir.path().join("b.sqlite3")).expect("store"));
     let user = UserId::local();
-    let entries: Vec<TimeEntry> = (0..n).map(entry).collect();
+    let entries: Vec<TimeEntry> = (0..n).map(entries::entry).collect();
     let ids = entries.iter().map(|e| e.id.clone()).collect();
-    store
-        .save_batch(
-            &user,
-            &Batch {
-                entries,
-                ..Batch::default()
-            },
-        )
-        .await
-        .expect("save");
-    let ctx = Context::new(None, Arc::new(RulesAnalyzer), store);
+    let (dir, ctx) = entries::stored(entries).await;
     let settings = json!({
         "timekeeper_id": "JD01", "timekeeper_name": "Doe, Jane",
         "timekeeper_classification": "PT", "law_firm_id": "12-3456789",

@@ -13,20 +13,18 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
-use billable::analyze::rules::RulesAnalyzer;
 use billable::config::{Secret, ServerConfig};
 use billable::context::Context;
-use billable::domain::{Activity, EntryStatus, TimeEntry, UserId, WorkDate};
+use billable::domain::{EntryStatus, TimeEntry, UserId, WorkDate};
 use billable::http::{self, Auth};
-use billable::store::sqlite::SqliteStore;
-use billable::store::{Batch, Store};
 use billable::tools::{self, NoProgress};
-use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+#[path = "support/entries.rs"]
+mod entries;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -43,38 +41,18 @@ fn count(var: &str, default: usize) -> usize {
 
 /// One day's entry: three clients, two matters each, one in ten needing review.
 fn entry(i: usize) -> TimeEntry {
-    let minutes = 6 * (1 + (i % 20) as u32);
     let client = ["Acme", "Globex", "Initech"][i % 3];
     TimeEntry {
-        id: uuid::Uuid::now_v7().to_string(),
-        message_id: format!("<{i}@mail.example>"),
-        thread_id: Some(format!("t{}", i / 4)),
         client: Some(client.to_owned()),
         matter: Some(format!("{}-{}", &client[..1], 100 + 100 * (i % 2))),
-        activity: Activity::EmailSent,
-        description: format!("Reply to opposing counsel re lease amendment, point {i}"),
         work_date: WorkDate::parse(DAY).expect("date"),
-        duration_minutes: f64::from(minutes) - 2.5,
-        billed_minutes: minutes,
-        hourly_rate: 425.0,
-        amount: f64::from(minutes) / 60.0 * 425.0,
-        currency: "USD".to_owned(),
-        billable: true,
-        confidence: 0.9,
+        task_code: None,
         status: if i.is_multiple_of(10) {
             EntryStatus::NeedsReview
         } else {
             EntryStatus::Suggested
         },
-        analyzer: "rules".to_owned(),
-        created_at: Utc::now(),
-        event_uid: None,
-        task_code: None,
-        activity_code: Some("A106".to_owned()),
-        reviewed_at: None,
-        export_batch: None,
-        exported_at: None,
-        merged_into: None,
+        ..entries::entry(i)
     }
 }
 
@@ -86,22 +64,11 @@ struct Fixture {
 }
 
 async fn fixture(n: usize) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(SqliteStore::open(&dir.path().join("b.sqlite3")).expect("store"));
     let user = UserId::local();
     let entries: Vec<TimeEntry> = (0..n).map(entry).collect();
     let ids = entries.iter().map(|e| e.id.clone()).collect();
-    store
-        .save_batch(
-            &user,
-            &Batch {
-                entries,
-                ..Batch::default()
-            },
-        )
-        .await
-        .expect("save");
-    let ctx = Arc::new(Context::new(None, Arc::new(RulesAnalyzer), store));
+    let (dir, ctx) = entries::stored(entries).await;
+    let ctx = Arc::new(ctx);
     let clients: Vec<_> = ["Acme", "Globex", "Initech"]
         .iter()
         .map(|c| {
@@ -135,15 +102,9 @@ async fn fixture(n: usize) -> Fixture {
     }
 }
 
-/// The page's CSRF token for the session signed in with `TOKEN` (as the page derives it).
+/// The page's CSRF token for the session signed in with `TOKEN`.
 fn csrf() -> String {
-    Sha256::new()
-        .chain_update(b"billable page csrf v1\0")
-        .chain_update(TOKEN.as_bytes())
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    http::csrf_token(TOKEN)
 }
 
 fn day_view() -> Request<Body> {

@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use billable::domain::UserId;
-use billable::tools::{self, NoProgress};
+use billable::domain::{TimeEntry, UserId};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::helpers::path_str;
+use crate::helpers::{self, path_str};
 use crate::http::{Server, TOKEN, local_config, spawn};
 use crate::services::{self, BROWSER, CHROMEDRIVER, CHROMIUM};
 
@@ -244,16 +243,20 @@ impl Browser {
 }
 
 async fn entries(server: &Server) -> Vec<Value> {
-    let out = tools::call(
-        &server.ctx,
-        &UserId::local(),
-        "list_time_entries",
-        json!({"limit": 500}),
-        &NoProgress,
-    )
-    .await
-    .expect("list");
+    let out = helpers::call(&server.ctx, "list_time_entries", json!({"limit": 500}))
+        .await
+        .expect("list");
     serde_json::from_value(out["entries"].clone()).expect("entries")
+}
+
+/// Entries by id, merged parts too (lists hide them).
+async fn by_id(server: &Server, ids: &[String]) -> Vec<TimeEntry> {
+    server
+        .ctx
+        .store
+        .entries_by_id(&UserId::local(), ids)
+        .await
+        .expect("entries by id")
 }
 
 async fn entry(server: &Server, id: &str) -> Value {
@@ -323,15 +326,7 @@ async fn a_lawyer_clears_a_week_of_time_in_the_browser() {
         "document.querySelector('.flash.done')?.textContent.startsWith('Saved')",
     )
     .await;
-    let settings = tools::call(
-        &server.ctx,
-        &UserId::local(),
-        "configure_time_tracking",
-        Value::Null,
-        &NoProgress,
-    )
-    .await
-    .expect("settings");
+    let settings = helpers::stored_settings(&server.ctx).await;
     assert_eq!(settings["timekeeper_name"], "Morgan, Alex");
     assert_eq!(settings["clients"][0]["ledes_client_id"], "ACMECORP");
     b.click("a[href='/app']").await;
@@ -470,12 +465,7 @@ async fn a_lawyer_clears_a_week_of_time_in_the_browser() {
     }
     b.act('m', "Merged 2 entries").await;
     // Merged parts are hidden from lists; the store still has them by id.
-    let parts = server
-        .ctx
-        .store
-        .entries_by_id(&UserId::local(), &pair)
-        .await
-        .expect("parts");
+    let parts = by_id(&server, &pair).await;
     assert_eq!(parts.len(), 2);
     assert!(
         parts.iter().all(|p| p.merged_into.is_some()),
@@ -490,12 +480,7 @@ async fn a_lawyer_clears_a_week_of_time_in_the_browser() {
 
     // Undo once: the merge is split again.
     b.act('u', "Undone.").await;
-    let parts = server
-        .ctx
-        .store
-        .entries_by_id(&UserId::local(), &pair)
-        .await
-        .expect("parts");
+    let parts = by_id(&server, &pair).await;
     assert!(
         parts.iter().all(|p| p.merged_into.is_none()),
         "undo split the merge: {parts:?}"

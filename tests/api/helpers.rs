@@ -150,6 +150,13 @@ pub async fn configure(ctx: &Context, settings: Value) {
     .expect("configure");
 }
 
+/// The local user's settings as stored.
+pub async fn stored_settings(ctx: &Context) -> Value {
+    call(ctx, "configure_time_tracking", Value::Null)
+        .await
+        .expect("settings")
+}
+
 /// Applies the demo settings (`tests/fixtures/demo-settings.json`).
 pub async fn configure_demo(ctx: &Context) {
     configure(ctx, demo_settings()).await;

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, demo_settings, fixture};
+use crate::helpers::{self, TestApp, demo_settings, fixture};
 use crate::http::{Server, TOKEN, local_config, spawn, spawn_context};
 use crate::services::{self, SUPABASE};
 
@@ -124,15 +124,7 @@ async fn first_entry(ctx: &Context, user: &UserId) -> String {
 async fn a_change_without_the_csrf_token_or_from_another_origin_is_refused_and_changes_nothing() {
     let server = spawn(local_config(), &[]).await;
     let user = UserId::local();
-    tools::call(
-        &server.ctx,
-        &user,
-        "scan_billable_time",
-        json!({}),
-        &NoProgress,
-    )
-    .await
-    .expect("scan");
+    helpers::scan(&server.ctx).await;
     let id = first_entry(&server.ctx, &user).await;
     let before = status_of(&server.ctx, &user, &id).await;
     let cookie = sign_in(&server, TOKEN).await;
@@ -332,12 +324,10 @@ async fn settings_saved_on_the_page_go_through_configure_with_its_messages() {
     let server = spawn(local_config(), &[]).await;
     let cookie = sign_in(&server, TOKEN).await;
     let (_, csrf) = page(&server, &cookie, "").await;
-    let expected = tools::call(
+    let expected = helpers::call(
         &server.ctx,
-        &UserId::local(),
         "configure_time_tracking",
         json!({"settings": {"billing_increment_minutes": 0}}),
-        &NoProgress,
     )
     .await
     .expect_err("0 is not an increment")
@@ -383,15 +373,7 @@ async fn settings_saved_on_the_page_go_through_configure_with_its_messages() {
     ])
     .await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    let now = tools::call(
-        &server.ctx,
-        &UserId::local(),
-        "configure_time_tracking",
-        Value::Null,
-        &NoProgress,
-    )
-    .await
-    .expect("settings");
+    let now = helpers::stored_settings(&server.ctx).await;
     assert_eq!(now["billing_increment_minutes"], 15);
     assert_eq!(
         now["personal_contacts"],
