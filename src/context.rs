@@ -11,6 +11,7 @@ use crate::analyze::rules::RulesAnalyzer;
 use crate::config::{AnalyzerChoice, Config, SourceConfig};
 use crate::domain::{Settings, UserId};
 use crate::error::Result;
+use crate::jobs::Queue;
 use crate::mail::eml_dir::EmlDirSource;
 use crate::mail::gmail::GmailHub;
 use crate::mail::maildir::MaildirSource;
@@ -33,6 +34,10 @@ pub struct Context {
     cache: Arc<CachedStore>,
     /// Analyses per user and message content, in front of the analyzer.
     pub analyses: AnalysisCache,
+    /// The embedded store's job queue (SQLite mode): the server's one in-process
+    /// worker takes background scans from it. On Supabase, `billable worker`
+    /// processes take them from Postgres instead.
+    local_queue: Option<Arc<dyn Queue>>,
 }
 
 impl Context {
@@ -51,7 +56,19 @@ impl Context {
             store: cache.clone(),
             cache,
             analyses: AnalysisCache::new(),
+            local_queue: None,
         }
+    }
+
+    /// Runs background scans in process from `queue` (the embedded store's).
+    pub fn with_local_queue(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.local_queue = Some(queue);
+        self
+    }
+
+    /// The queue an in-process worker takes background scans from, in SQLite mode.
+    pub fn local_queue(&self) -> Option<Arc<dyn Queue>> {
+        self.local_queue.clone()
     }
 
     /// `user`'s settings for the rest of this run, stored nowhere (`--settings FILE`
@@ -80,22 +97,36 @@ impl Context {
             SourceConfig::Maildir(path) => Some(Arc::new(MaildirSource::open(path)?)),
             SourceConfig::EmlDir(path) => Some(Arc::new(EmlDirSource::open(path)?)),
         };
-        let store: Arc<dyn Store> = match config.supabase_rest_url() {
-            Some(rest_url) => Arc::new(SupabaseStore::new(
-                &rest_url,
-                config.supabase_anon_key.as_ref().map(|k| k.expose()),
-            )?),
-            None => Arc::new(SqliteStore::open(&config.db_path()?)?),
-        };
+        let (store, queue): (Arc<dyn Store>, Option<Arc<dyn Queue>>) =
+            match config.supabase_rest_url() {
+                Some(rest_url) => (
+                    Arc::new(SupabaseStore::new(
+                        &rest_url,
+                        config.supabase_anon_key.as_ref().map(|k| k.expose()),
+                    )?),
+                    None,
+                ),
+                None => {
+                    let sqlite = Arc::new(SqliteStore::open(&config.db_path()?)?);
+                    (sqlite.clone(), Some(sqlite))
+                }
+            };
         let analyzer: Arc<dyn Analyzer> = match config.analyzer_choice() {
             AnalyzerChoice::Rules => Arc::new(RulesAnalyzer),
             AnalyzerChoice::Llm => Arc::new(LlmAnalyzer::new(&config.llm)?),
         };
-        let ctx = Context::new(source, analyzer, store);
+        let mut ctx = Context::new(source, analyzer, store);
+        ctx.local_queue = queue;
         Ok(match &config.gmail {
             Some(gmail) => ctx.with_gmail(Arc::new(GmailHub::new(gmail.clone()))),
             None => ctx,
         })
+    }
+
+    /// Whether scans read Gmail (no local source is configured): they run at the
+    /// quota's pace, so they run in the background unless asked otherwise.
+    pub fn reads_gmail(&self) -> bool {
+        self.source.is_none() && self.gmail.is_some()
     }
 
     /// The mail source for `user`, or an error telling them how to configure one.

@@ -87,7 +87,7 @@ impl Error {
             }
             Error::Store(StoreError::Unauthorized(_)) => ErrorKind::Unauthorized,
             Error::Store(StoreError::Forbidden(_)) => ErrorKind::Forbidden,
-            Error::Store(StoreError::Conflict { .. }) => ErrorKind::Conflict,
+            Error::Store(StoreError::Conflict { .. } | StoreError::Busy(_)) => ErrorKind::Conflict,
             Error::Store(_) => ErrorKind::Internal,
         }
     }

@@ -20,6 +20,8 @@ pub mod error;
 pub mod export;
 /// The HTTP tool server: OpenAI function calling, MCP at /mcp, auth, limits, metrics.
 pub mod http;
+/// Background scans: the jobs, the worker loop and the Postgres queue.
+pub mod jobs;
 /// Mail sources and parsing.
 pub mod mail;
 /// The tools over the Model Context Protocol (stdio and streamable HTTP).

@@ -61,10 +61,15 @@ impl McpServer {
 /// `billable mcp`: serves the tools on stdin/stdout as the local user until the client
 /// disconnects. Logs must go to stderr.
 pub async fn serve_stdio(ctx: Arc<Context>) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    // Background scans run in this process while the client is connected.
+    crate::jobs::worker::spawn_local(&ctx, stop.clone());
     let service = McpServer::new(ctx, Some(UserId::local()))
         .serve(rmcp::transport::stdio())
         .await?;
-    service.waiting().await?;
+    let waited = service.waiting().await;
+    stop.cancel();
+    waited?;
     Ok(())
 }
 

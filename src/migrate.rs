@@ -56,7 +56,20 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0006_learning",
         sql: include_str!("../sql/0006_learning.sql"),
     },
+    Migration {
+        name: PGMQ,
+        sql: include_str!("../sql/0007_pgmq.sql"),
+    },
+    Migration {
+        name: "0008_scan_jobs",
+        sql: include_str!("../sql/0008_scan_jobs.sql"),
+    },
 ];
+
+/// The migration that provides pgmq: the extension where the database offers it,
+/// else pgmq's own install script, vendored (`sql/vendor/`).
+pub const PGMQ: &str = "0007_pgmq";
+const PGMQ_SQL: &str = include_str!("../sql/vendor/pgmq.sql");
 
 /// Whether to apply the compat migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -169,9 +182,21 @@ pub async fn run(client: &mut Client, compat: Compat) -> Result<Report, StoreErr
         .iter()
         .map(|r| (r.get(0), (r.get(1), r.get(2))))
         .collect();
-    let has_auth: bool = client
+    let has_schema = async |name: &str| -> Result<bool, StoreError> {
+        Ok(client
+            .query_one(
+                "select exists (select 1 from pg_namespace where nspname = $1)",
+                &[&name],
+            )
+            .await
+            .map_err(&setup)?
+            .get(0))
+    };
+    let has_auth = has_schema("auth").await?;
+    let has_pgmq = has_schema("pgmq").await?;
+    let pgmq_extension: bool = client
         .query_one(
-            "select exists (select 1 from pg_namespace where nspname = 'auth')",
+            "select exists (select 1 from pg_available_extensions where name = 'pgmq')",
             &[],
         )
         .await
@@ -193,13 +218,18 @@ pub async fn run(client: &mut Client, compat: Compat) -> Result<Report, StoreErr
             report.already.push(m.name.to_owned());
             continue;
         }
-        let skip = m.name == COMPAT && (compat == Compat::Skip || has_auth);
+        let skip = (m.name == COMPAT && (compat == Compat::Skip || has_auth))
+            || (m.name == PGMQ && has_pgmq);
+        let sql = match m.name {
+            PGMQ if !pgmq_extension => PGMQ_SQL,
+            _ => m.sql,
+        };
         let tx = client
             .transaction()
             .await
             .map_err(failed(m.name, "could not begin"))?;
         if !skip {
-            tx.batch_execute(m.sql)
+            tx.batch_execute(sql)
                 .await
                 .map_err(failed(m.name, "could not apply"))?;
         }

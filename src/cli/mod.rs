@@ -412,6 +412,17 @@ pub enum Command {
         #[command(flatten)]
         mail: MailArgs,
     },
+    /// Run background scans: take scan jobs from the queue and scan as each job's user.
+    /// Run any number, on any number of machines; on Supabase each needs DATABASE_URL
+    /// (as the billable_worker role) and SUPABASE_JWT_SECRET
+    Worker {
+        /// Seconds a job stays leased without a heartbeat: a crashed worker's job
+        /// waits this long before another resumes it [default: 30]
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(3..=3600))]
+        lease_secs: Option<u64>,
+        #[command(flatten)]
+        mail: MailArgs,
+    },
     /// Apply the Postgres migrations in sql/ to DATABASE_URL (plain Postgres or Supabase)
     Migrate {
         /// Never apply the plain-Postgres stand-in for Supabase's roles and auth schema
@@ -450,6 +461,7 @@ impl Cli {
             | Command::Analyze { mail, .. }
             | Command::Tool { mail, .. }
             | Command::Serve { mail, .. }
+            | Command::Worker { mail, .. }
             | Command::Mcp { mail } => Some(std::mem::take(mail)),
             _ => None,
         };
@@ -525,6 +537,7 @@ impl Command {
             Command::Tools { .. } => "tools",
             Command::Serve { .. } => "serve",
             Command::Mcp { .. } => "mcp",
+            Command::Worker { .. } => "worker",
             Command::Migrate { .. } => "migrate",
             Command::Auth { .. } => "auth",
         }
@@ -541,7 +554,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             return exit_code(&e);
         }
     };
-    if matches!(cli.command, Command::Serve { .. } | Command::Mcp { .. }) {
+    if matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Mcp { .. } | Command::Worker { .. }
+    ) {
         return serve(cli).await;
     }
     let json_out = cli.json || matches!(cli.command, Command::Tool { .. } | Command::Tools { .. });
@@ -755,7 +771,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
         }
         Command::Auth { provider } => return auth(&config(&cli, false)?, provider).await,
         Command::Migrate { no_compat } => return migrate(&config(&cli, false)?, *no_compat).await,
-        Command::Serve { .. } | Command::Mcp { .. } => {
+        Command::Serve { .. } | Command::Mcp { .. } | Command::Worker { .. } => {
             return Err(Error::invalid(
                 "command",
                 "serve and mcp are not tool calls",
@@ -789,6 +805,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
                 max_messages,
                 dry_run: dry_run.then_some(true),
                 reanalyze: reanalyze.then_some(true),
+                background: Some(false),
             };
             let total = source_messages.map(|n| max_messages.map_or(n, |m| n.min(m)));
             let progress = ScanWatch::start(total);
@@ -796,7 +813,12 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             if let Some(b) = &progress.bar {
                 b.0.finish_and_clear();
             }
-            let out = result?;
+            let Some(out) = result?.done else {
+                return Err(Error::invalid(
+                    "background",
+                    "the CLI's scan runs in the foreground",
+                ));
+            };
             let mut answer = Answer::new(&out, render::scan(&out, Some(terminal_width(&config))));
             if out.status == ScanStatus::Interrupted {
                 answer.code = ExitCode::from(3);
@@ -988,6 +1010,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
         | Command::Auth { .. }
         | Command::Migrate { .. }
         | Command::Serve { .. }
+        | Command::Worker { .. }
         | Command::Mcp { .. } => Answer::silent(),
     };
     Ok(answer)
@@ -1300,6 +1323,7 @@ async fn serve(cli: Cli) -> ExitCode {
                 }
                 crate::http::serve(ctx, &server).await
             }
+            Command::Worker { lease_secs, .. } => worker(ctx, &config, lease_secs).await,
             _ => crate::mcp::serve_stdio(ctx).await,
         }
     }
@@ -1314,6 +1338,59 @@ async fn serve(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+/// `billable worker`: background scans until SIGTERM or Ctrl-C. On Supabase the
+/// jobs come from Postgres (pgmq) and each is scanned with a token minted for its
+/// user; with the embedded store, from the SQLite file.
+async fn worker(
+    ctx: std::sync::Arc<crate::Context>,
+    config: &Config,
+    lease_secs: Option<u64>,
+) -> anyhow::Result<()> {
+    use crate::jobs::{Queue, postgres::PgQueue, token::UserTokens, worker};
+    let (queue, tokens): (std::sync::Arc<dyn Queue>, _) = match ctx.local_queue() {
+        Some(queue) => (queue, None),
+        None => {
+            let url = config.database_url.as_ref().ok_or_else(|| {
+                Error::invalid(
+                    "DATABASE_URL",
+                    "a worker on Supabase takes jobs from Postgres: set DATABASE_URL to the database \
+                     as the billable_worker role (README.md, \"Background scans\")",
+                )
+            })?;
+            let secret = config.server.supabase_jwt_secret.as_ref().ok_or_else(|| {
+                Error::invalid(
+                    "SUPABASE_JWT_SECRET",
+                    "a worker scans as each job's user with a token it signs: set \
+                     SUPABASE_JWT_SECRET to the project's JWT secret",
+                )
+            })?;
+            let tokens = std::sync::Arc::new(UserTokens::new(secret.expose()));
+            (
+                std::sync::Arc::new(PgQueue::new(url.expose())),
+                Some(tokens),
+            )
+        }
+    };
+    let mut options = worker::WorkerOptions::new(worker::default_id());
+    if let Some(secs) = lease_secs {
+        options = options.with_lease(std::time::Duration::from_secs(secs));
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            crate::http::stop_signal().await;
+            eprintln!(
+                "billable: worker stopping; a scan under way is saved and resumed by another worker"
+            );
+            shutdown.cancel();
+        }
+    });
+    eprintln!("billable: worker {} waiting for scan jobs", options.id);
+    worker::run(ctx, queue, tokens, options, shutdown).await;
+    Ok(())
 }
 
 /// What watches a CLI scan: the progress display (on a terminal), Ctrl-C and SIGTERM.

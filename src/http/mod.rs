@@ -55,6 +55,8 @@ pub fn router(
     auth: Auth,
     shutdown: CancellationToken,
 ) -> Router {
+    // Background scans of the embedded store run in this process.
+    crate::jobs::worker::spawn_local(&ctx, shutdown.clone());
     let state = Arc::new(AppState {
         ctx: ctx.clone(),
         auth,
@@ -65,6 +67,7 @@ pub fn router(
         .route("/v1/tools", get(tools::list))
         .route("/v1/tools/call", post(tools::call_openai))
         .route("/v1/tools/{name}", post(tools::call_one))
+        .route("/v1/scans/{id}", get(tools::scan_status))
         .nest_service(
             "/mcp",
             tower::ServiceBuilder::new()
@@ -438,7 +441,7 @@ pub async fn serve(ctx: Arc<Context>, config: &ServerConfig) -> anyhow::Result<(
     Ok(())
 }
 
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -49,6 +49,27 @@ fn build() -> Value {
             }
         }}));
     }
+    if let Some(op) = paths
+        .get_mut("/v1/tools/scan_billable_time")
+        .and_then(|p| p["post"]["responses"].as_object_mut())
+    {
+        let queued = op["200"]["content"]["application/json"]["schema"].clone();
+        op.insert("202".into(), json!({"description": "a background scan was queued: its status is at `Location` (and `status_url`)", "headers": {"Location": {"schema": {"type": "string"}}}, "content": {"application/json": {"schema": queued}}}));
+    }
+    if let Some(status) = tools::find("get_scan_status") {
+        paths.insert("/v1/scans/{id}".into(), json!({"get": {
+            "summary": "A background scan's status (get_scan_status); `wait` waits up to that many seconds for it to end, with Accept: text/event-stream reporting progress meanwhile",
+            "parameters": [
+                {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                {"name": "wait", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": 60}}
+            ],
+            "responses": {
+                "200": {"description": "the job's status", "content": {"application/json": {"schema": status.output_schema()}, "text/event-stream": {}}},
+                "401": err("missing or invalid bearer token"),
+                "404": err("no such job of yours")
+            }
+        }}));
+    }
     paths.insert("/mcp".into(), json!({"post": {"summary": "MCP streamable HTTP (JSON-RPC)", "responses": {"200": {"description": "JSON-RPC response or event stream"}}}, "get": {"summary": "MCP server-to-client stream", "responses": {"200": {"description": "event stream"}}}}));
     json!({
         "openapi": "3.1.0",

@@ -54,6 +54,58 @@ pub async fn call_one(
         });
     }
     match run(&ctx, &user, &name, args, &NoProgress).await {
+        Ok(v) if name == "scan_billable_time" => queued_or_done(v),
+        Ok(v) => Json(v).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Where a background scan's status is read over HTTP.
+pub fn status_url(job_id: &str) -> String {
+    format!("/v1/scans/{job_id}")
+}
+
+/// A scan's answer: a background scan is `202 Accepted` with its status URL in
+/// `Location` (and in the body as `status_url`); a finished one is `200`.
+fn queued_or_done(mut v: Value) -> Response {
+    let Some(id) = v.get("job_id").and_then(Value::as_str).map(str::to_owned) else {
+        return Json(v).into_response();
+    };
+    let url = status_url(&id);
+    v["status_url"] = json!(url);
+    let mut response = (axum::http::StatusCode::ACCEPTED, Json(v)).into_response();
+    if let Ok(location) = header::HeaderValue::from_str(&url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StatusQuery {
+    /// Seconds to wait for the job to end (`get_scan_status`'s `wait_seconds`).
+    wait: Option<u32>,
+}
+
+/// `GET /v1/scans/{id}[?wait=SECONDS]`: `get_scan_status` for the caller; with
+/// `Accept: text/event-stream`, its progress while it waits, then the status.
+pub async fn scan_status(
+    State(state): State<Arc<AppState>>,
+    Extension(user): Extension<UserId>,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<StatusQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let args = json!({ "job_id": id, "wait_seconds": query.wait });
+    let ctx = state.ctx.clone();
+    if wants_events(&headers) {
+        return events(move |sink| async move {
+            let progress = sink.progress(None);
+            run(&ctx, &user, "get_scan_status", args, &progress)
+                .await
+                .map_err(ApiError::from)
+        });
+    }
+    match run(&ctx, &user, "get_scan_status", args, &NoProgress).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }

@@ -13,7 +13,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Batch, EntryFilter, EventState, Reviewed, Saved, ScanRecord, Store, StoreError};
+use serde_json::Value;
+
 use crate::domain::{Settings, Summary, SummaryQuery, TimeEntry, UserId};
+use crate::jobs::ScanJob;
 use crate::metrics::{Counter, global};
 
 type Key = (UserId, u64, SummaryQuery);
@@ -207,6 +210,26 @@ impl Store for CachedStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+
+    async fn enqueue_scan(&self, user: &UserId, args: &Value) -> Result<ScanJob, StoreError> {
+        self.inner.enqueue_scan(user, args).await
+    }
+
+    async fn scan_job(&self, user: &UserId, id: &str) -> Result<Option<ScanJob>, StoreError> {
+        self.inner.scan_job(user, id).await
+    }
+
+    async fn scan_jobs(&self, user: &UserId, limit: u32) -> Result<Vec<ScanJob>, StoreError> {
+        self.inner.scan_jobs(user, limit).await
+    }
+
+    async fn cancel_scan_job(
+        &self,
+        user: &UserId,
+        id: &str,
+    ) -> Result<Option<ScanJob>, StoreError> {
+        self.inner.cancel_scan_job(user, id).await
+    }
 }
 
 #[cfg(test)]
@@ -377,6 +400,22 @@ mod tests {
         }
         async fn ping(&self) -> Result<(), StoreError> {
             Ok(())
+        }
+        async fn enqueue_scan(&self, _: &UserId, _: &Value) -> Result<ScanJob, StoreError> {
+            Err(StoreError::Unavailable("no jobs in this fake".into()))
+        }
+        async fn scan_job(&self, _: &UserId, _: &str) -> Result<Option<ScanJob>, StoreError> {
+            Ok(None)
+        }
+        async fn scan_jobs(&self, _: &UserId, _: u32) -> Result<Vec<ScanJob>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn cancel_scan_job(
+            &self,
+            _: &UserId,
+            _: &str,
+        ) -> Result<Option<ScanJob>, StoreError> {
+            Ok(None)
         }
     }
 

@@ -13,7 +13,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use serde_json::Value;
+
 use crate::domain::{EntryStatus, Settings, Summary, SummaryQuery, TimeEntry, UserId, WorkDate};
+use crate::jobs::ScanJob;
 
 /// What became of a message, recorded so a rescan skips it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -305,6 +308,10 @@ pub enum StoreError {
     /// A write conflicted with an existing row (409).
     #[error("conflicting write to {what}: {message}. Retry the request")]
     Conflict { what: &'static str, message: String },
+    /// A limit on what one user may have queued or ask for (background scans);
+    /// the message says what to wait for or cancel.
+    #[error("{0}")]
+    Busy(String),
     /// The database lacks a function or table this billable calls (PGRST202/205):
     /// its schema is older than the code.
     #[error(
@@ -439,6 +446,22 @@ pub trait Store: Send + Sync {
 
     /// Cheap reachability check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Queues a background scan of `user`'s with `args` (`scan_billable_time`'s):
+    /// at most [`MAX_QUEUED_PER_USER`](crate::jobs::MAX_QUEUED_PER_USER) wait at once.
+    async fn enqueue_scan(&self, user: &UserId, args: &Value) -> Result<ScanJob, StoreError>;
+
+    /// `user`'s scan job `id`; `None` when they have none by that id (another user's
+    /// is not told apart from none).
+    async fn scan_job(&self, user: &UserId, id: &str) -> Result<Option<ScanJob>, StoreError>;
+
+    /// `user`'s most recent scan jobs, newest first.
+    async fn scan_jobs(&self, user: &UserId, limit: u32) -> Result<Vec<ScanJob>, StoreError>;
+
+    /// Asks `user`'s job `id` to stop: a queued one is cancelled at once, a running
+    /// one by its worker at its next heartbeat. `None` when they have no such job.
+    async fn cancel_scan_job(&self, user: &UserId, id: &str)
+    -> Result<Option<ScanJob>, StoreError>;
 }
 
 /// Saves a batch. When the store refuses it for what some rows hold (a date or value

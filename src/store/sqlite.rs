@@ -27,6 +27,9 @@ use crate::domain::{
     Activity, EntryStatus, GroupBy, Settings, Summary, SummaryGroup, SummaryQuery, TimeEntry,
     UserId, WorkDate,
 };
+use crate::jobs::ScanJob;
+
+mod jobs;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is how many have run.
 /// Never edit a released step: append a new one.
@@ -129,6 +132,30 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE processed_messages ADD COLUMN unmatched_under TEXT;
     ALTER TABLE processed_messages ADD COLUMN counterpart TEXT;
     "#,
+    // 4: background scans (sql/0008_scan_jobs.sql): one worker in the process takes
+    // them; at most one runs per user.
+    r#"
+    CREATE TABLE IF NOT EXISTS scan_jobs (
+        id               TEXT PRIMARY KEY,
+        user_id          TEXT NOT NULL,
+        args             TEXT NOT NULL,
+        state            TEXT NOT NULL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        progress         TEXT NOT NULL DEFAULT '{}',
+        result           TEXT,
+        error            TEXT,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        worker           TEXT,
+        lease_until      TEXT,
+        created_at       TEXT NOT NULL,
+        started_at       TEXT,
+        updated_at       TEXT NOT NULL,
+        finished_at      TEXT
+    );
+    CREATE INDEX IF NOT EXISTS scan_jobs_user_created ON scan_jobs (user_id, created_at DESC);
+    CREATE UNIQUE INDEX IF NOT EXISTS scan_jobs_one_running ON scan_jobs (user_id)
+        WHERE state = 'running';
+    "#,
 ];
 
 /// How long a writer waits for another process holding the file's write lock.
@@ -162,6 +189,8 @@ pub struct SqliteStore {
     path: Option<PathBuf>,
     /// Wakes the checkpoint thread after a write (file databases only).
     checkpoints: Option<Arc<Checkpointer>>,
+    /// Wakes the in-process worker when a scan job is queued.
+    jobs_queued: Arc<tokio::sync::Notify>,
 }
 
 /// Copies the WAL back into the database file on its own thread and connection.
@@ -317,6 +346,7 @@ impl SqliteStore {
             reader: conn,
             path: None,
             checkpoints: None,
+            jobs_queued: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -1347,6 +1377,30 @@ impl Store for SqliteStore {
             Ok(out)
         })
         .await
+    }
+
+    async fn enqueue_scan(
+        &self,
+        user: &UserId,
+        args: &serde_json::Value,
+    ) -> Result<ScanJob, StoreError> {
+        self.enqueue_job(user, args).await
+    }
+
+    async fn scan_job(&self, user: &UserId, id: &str) -> Result<Option<ScanJob>, StoreError> {
+        self.job(user, id).await
+    }
+
+    async fn scan_jobs(&self, user: &UserId, limit: u32) -> Result<Vec<ScanJob>, StoreError> {
+        self.jobs(user, limit).await
+    }
+
+    async fn cancel_scan_job(
+        &self,
+        user: &UserId,
+        id: &str,
+    ) -> Result<Option<ScanJob>, StoreError> {
+        self.cancel_job(user, id).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

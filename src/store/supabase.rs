@@ -29,6 +29,7 @@ use super::{
     StoreError,
 };
 use crate::domain::{GroupBy, Settings, Summary, SummaryGroup, SummaryQuery, TimeEntry, UserId};
+use crate::jobs::{JobState, ScanJob};
 
 /// Columns of `time_entries` a `TimeEntry` is read from.
 const ENTRY_COLUMNS: &str = "id,message_id,thread_id,client,matter,activity,description,\
@@ -343,6 +344,8 @@ fn rest_error(status: u16, body: &str, context: &'static str) -> StoreError {
     match (status, code.as_str()) {
         (_, "42501") | (403, _) => StoreError::Forbidden(format!("could not {context}: {message}")),
         (401, _) => StoreError::Unauthorized(message),
+        // sql/0008_scan_jobs.sql: too many scans queued, or arguments too long.
+        (_, "BL429") => StoreError::Busy(err.message.unwrap_or_default()),
         (409, _) | (_, "23505") => StoreError::Conflict {
             what: context,
             message,
@@ -481,6 +484,45 @@ struct ScanRow {
     entries_created: i64,
     errors: i64,
     cursor: Option<String>,
+}
+
+/// Columns of `scan_jobs` a user reads (not the worker's lease).
+const JOB_COLUMNS: &str = "id,state,args,cancel_requested,progress,result,error,attempts,\
+     created_at,started_at,updated_at,finished_at";
+
+#[derive(Deserialize)]
+struct JobRow {
+    id: String,
+    state: JobState,
+    args: Value,
+    cancel_requested: bool,
+    progress: Value,
+    result: Option<Value>,
+    error: Option<String>,
+    attempts: i64,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<JobRow> for ScanJob {
+    fn from(r: JobRow) -> Self {
+        ScanJob {
+            id: r.id,
+            state: r.state,
+            args: r.args,
+            cancel_requested: r.cancel_requested,
+            progress: serde_json::from_value(r.progress).unwrap_or_default(),
+            result: r.result,
+            error: r.error,
+            attempts: u32::try_from(r.attempts).unwrap_or(0),
+            created_at: r.created_at,
+            started_at: r.started_at,
+            updated_at: r.updated_at,
+            finished_at: r.finished_at,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -1001,6 +1043,57 @@ impl Store for SupabaseStore {
                 })
             })
             .collect()
+    }
+
+    async fn enqueue_scan(&self, user: &UserId, args: &Value) -> Result<ScanJob, StoreError> {
+        let request = self.rpc(user, "enqueue_scan", &json!({ "args": args }))?;
+        let rows: Vec<JobRow> = self.fetch(request, "queue a scan", "scan job").await?;
+        rows.into_iter().next().map(ScanJob::from).ok_or_else(|| {
+            StoreError::Unavailable("Supabase queued the scan but did not return it".to_owned())
+        })
+    }
+
+    async fn scan_job(&self, user: &UserId, id: &str) -> Result<Option<ScanJob>, StoreError> {
+        // Not a UUID: nobody's job (and PostgREST would refuse the filter).
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Ok(None);
+        }
+        let request = self
+            .from(user, "scan_jobs")?
+            .select(JOB_COLUMNS)
+            .eq("id", id);
+        let rows: Vec<JobRow> = self.fetch(request, "read a scan job", "scan job").await?;
+        Ok(rows.into_iter().next().map(ScanJob::from))
+    }
+
+    async fn scan_jobs(&self, user: &UserId, limit: u32) -> Result<Vec<ScanJob>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let request = self
+            .from(user, "scan_jobs")?
+            .select(JOB_COLUMNS)
+            .order("created_at.desc,id.desc")
+            .range(0, limit as usize - 1);
+        let reply = self.send(request, "list scan jobs").await?;
+        if reply.status == 416 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<JobRow> = reply.json("scan job")?;
+        Ok(rows.into_iter().map(ScanJob::from).collect())
+    }
+
+    async fn cancel_scan_job(
+        &self,
+        user: &UserId,
+        id: &str,
+    ) -> Result<Option<ScanJob>, StoreError> {
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Ok(None);
+        }
+        let request = self.rpc(user, "cancel_scan", &json!({ "job_id": id }))?;
+        let rows: Vec<JobRow> = self.fetch(request, "cancel a scan", "scan job").await?;
+        Ok(rows.into_iter().next().map(ScanJob::from))
     }
 
     /// Reachability only: any answer from PostgREST below 500 will do.

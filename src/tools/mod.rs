@@ -13,6 +13,7 @@ pub mod add;
 pub mod analyze;
 pub mod configure;
 pub mod export;
+pub mod jobs;
 pub mod list;
 pub mod merge;
 mod pipeline;
@@ -160,6 +161,9 @@ pub static TOOLS: &[ToolSpec] = &[
     ToolSpec::of::<merge::MergeTimeEntries>(),
     ToolSpec::of::<merge::SplitTimeEntry>(),
     ToolSpec::of::<export::ExportTimeEntries>(),
+    ToolSpec::of::<jobs::GetScanStatus>(),
+    ToolSpec::of::<jobs::CancelScan>(),
+    ToolSpec::of::<jobs::ListScans>(),
 ];
 
 /// The tool called `name`.

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::store::{Batch, EventState, Processed, Reviewed, Saved};
 
 /// How far a scan has got; sent to the transport's progress sink.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ScanProgress {
     pub examined: u64,
     pub skipped: u64,

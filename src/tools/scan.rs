@@ -34,7 +34,7 @@ const ENTRIES_SHOWN: usize = 50;
 /// Per-message errors listed in the output; `errors_total` counts them all.
 const ERRORS_SHOWN: usize = 200;
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     /// Gmail search query, e.g. 'from:acme.com'; null uses the default query.
@@ -55,6 +55,21 @@ pub struct Args {
     /// Analyze messages again even if already processed; reviewed entries are kept.
     #[serde(default)]
     pub reanalyze: Option<bool>,
+    /// Run as a background job and answer at once with its job_id (watch it with
+    /// get_scan_status, stop it with cancel_scan). Null: true for Gmail, whose scans
+    /// run at the quota's pace, false for local mail files.
+    #[serde(default)]
+    pub background: Option<bool>,
+}
+
+/// What `scan_billable_time` answers: the scan's result (in the foreground), or the
+/// background job it queued; one of the two, its fields at the top level.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Reply {
+    #[serde(flatten)]
+    pub done: Option<Box<Output>>,
+    #[serde(flatten)]
+    pub queued: Option<super::jobs::JobStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -169,7 +184,7 @@ pub struct ScanBillableTime;
 
 impl Tool for ScanBillableTime {
     const NAME: &'static str = "scan_billable_time";
-    const DESCRIPTION: &'static str = "Scan the user's mailbox for billable client work and save suggested time entries. Messages already processed are skipped unless reanalyze is true; automated mail is skipped. Returns counts, totals and the new entries.";
+    const DESCRIPTION: &'static str = "Scan the user's mailbox for billable client work and save suggested time entries. Messages already processed are skipped unless reanalyze is true; automated mail is skipped. Returns counts, totals and the new entries; a background scan (the default for Gmail) returns its job_id at once: follow it with get_scan_status.";
     const HINTS: Hints = Hints {
         read_only: false,
         destructive: false,
@@ -177,25 +192,31 @@ impl Tool for ScanBillableTime {
         open_world: true,
     };
     type Args = Args;
-    type Output = Output;
+    type Output = Reply;
 
-    fn run<'a>(
-        ctx: &'a Context,
-        user: &'a UserId,
+    async fn run(
+        ctx: &Context,
+        user: &UserId,
         args: Args,
-        progress: &'a dyn Progress,
-    ) -> impl Future<Output = Result<Output>> + Send + 'a {
-        run(ctx, user, args, progress)
+        progress: &dyn Progress,
+    ) -> Result<Reply> {
+        if args.background.unwrap_or_else(|| ctx.reads_gmail()) {
+            check(&args)?;
+            let job = super::jobs::enqueue(ctx, user, &args).await?;
+            return Ok(Reply {
+                done: None,
+                queued: Some(job),
+            });
+        }
+        Ok(Reply {
+            done: Some(Box::new(run(ctx, user, args, progress).await?)),
+            queued: None,
+        })
     }
 }
 
-pub async fn run(
-    ctx: &Context,
-    user: &UserId,
-    args: Args,
-    progress: &dyn Progress,
-) -> Result<Output> {
-    let started = Instant::now();
+/// The checks a scan's arguments pass before anything is read (or queued).
+fn check(args: &Args) -> Result<()> {
     if let (Some(a), Some(b)) = (args.after, args.before)
         && a >= b
     {
@@ -207,6 +228,17 @@ pub async fn run(
     if args.max_messages == Some(0) {
         return Err(Error::invalid("max_messages", "must be at least 1"));
     }
+    Ok(())
+}
+
+pub async fn run(
+    ctx: &Context,
+    user: &UserId,
+    args: Args,
+    progress: &dyn Progress,
+) -> Result<Output> {
+    let started = Instant::now();
+    check(&args)?;
     let source = ctx.source(user)?;
     let mut settings = ctx.store.settings(user).await?;
     for address in source.owner_addresses().await? {
@@ -315,7 +347,12 @@ pub async fn run(
     let limit = args
         .max_messages
         .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
-    let mut chunks = chunked(listing.take(limit).boxed());
+    // A stop (Ctrl-C, cancel_scan, a worker's slice ending) ends the listing at once:
+    // the messages read so far are analyzed and saved, and nothing more is read.
+    let listing = listing
+        .take(limit)
+        .take_while(|_| futures::future::ready(!progress.cancelled()));
+    let mut chunks = chunked(listing.boxed());
     let prep = Prep {
         ctx,
         user,

@@ -25,7 +25,7 @@ const DEMO_CANDIDATES: u64 = 14;
 
 /// A client with generous quota (the fake enforces none unless told) and short
 /// backoffs, so fault tests stay quick.
-fn config(fake: &FakeGmail) -> GmailConfig {
+pub(crate) fn config(fake: &FakeGmail) -> GmailConfig {
     let mut config =
         GmailConfig::new(GmailAuth::AccessToken(TOKEN.into())).with_base_url(&fake.url);
     config.costs = QuotaCosts {
@@ -124,7 +124,7 @@ pub(crate) fn keyed(
     out
 }
 
-async fn mbox_entries() -> BTreeMap<String, Value> {
+pub(crate) async fn mbox_entries() -> BTreeMap<String, Value> {
     let app = TestApp::new();
     let source: Arc<dyn MailSource> =
         Arc::new(MboxSource::open(fixture("demo.mbox")).expect("mbox"));
@@ -196,7 +196,7 @@ async fn a_rescan_through_gmail_fetches_no_bodies_and_creates_nothing() {
     let out = call(
         &ctx,
         "scan_billable_time",
-        json!({"query": "-label:nothing"}),
+        json!({"query": "-label:nothing", "background": false}),
     )
     .await
     .expect("rescan");
@@ -438,7 +438,7 @@ async fn killing_scans_at_random_points_and_rerunning_gives_the_entries_of_an_un
                 &scan_ctx,
                 &UserId::local(),
                 "scan_billable_time",
-                json!({}),
+                json!({"background": false}),
                 progress.as_ref(),
             )
             .await
@@ -512,7 +512,7 @@ async fn a_rejected_token_gives_the_reauthorise_error_at_once_without_retries() 
     let app = TestApp::new();
     let ctx = gmail_context(&app, config(&fake)).await;
     let started = std::time::Instant::now();
-    let err = call(&ctx, "scan_billable_time", json!({}))
+    let err = call(&ctx, "scan_billable_time", json!({"background": false}))
         .await
         .expect_err("401 stops the scan");
     let message = err.to_string();
@@ -829,7 +829,7 @@ async fn authorising_gmail_stores_read_only_tokens_that_only_the_user_can_read_a
         token_file: other.dir.path().join("missing.json"),
     };
     let ctx = gmail_context(&other, config).await;
-    let err = call(&ctx, "scan_billable_time", json!({}))
+    let err = call(&ctx, "scan_billable_time", json!({"background": false}))
         .await
         .expect_err("no grant");
     assert!(err.to_string().contains("billable auth gmail"), "{err}");
@@ -982,9 +982,15 @@ async fn a_workspace_service_account_reads_the_users_mailbox_by_delegation() {
     )
     .await
     .expect("configure");
-    let out = billable::tools::call(&ctx, &user, "scan_billable_time", json!({}), &NoProgress)
-        .await
-        .expect("scan");
+    let out = billable::tools::call(
+        &ctx,
+        &user,
+        "scan_billable_time",
+        json!({"background": false}),
+        &NoProgress,
+    )
+    .await
+    .expect("scan");
     assert_eq!(out["status"], "completed", "{out}");
     assert_eq!(out["examined"], DEMO_CANDIDATES, "{out}");
 
@@ -1005,7 +1011,7 @@ async fn a_workspace_service_account_reads_the_users_mailbox_by_delegation() {
         &ctx,
         &UserId::local(),
         "scan_billable_time",
-        json!({}),
+        json!({"background": false}),
         &NoProgress,
     )
     .await
@@ -1165,7 +1171,7 @@ async fn an_expired_token_is_refreshed_and_a_revoked_grant_asks_to_reauthorise_w
     };
     let ctx = gmail_context(&app, cfg).await;
     fake.reset_calls();
-    let err = call(&ctx, "scan_billable_time", json!({}))
+    let err = call(&ctx, "scan_billable_time", json!({"background": false}))
         .await
         .expect_err("revoked");
     assert!(err.to_string().contains("billable auth gmail"), "{err}");

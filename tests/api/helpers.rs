@@ -93,8 +93,8 @@ impl TestApp {
 
     /// An in-process context over this test's database.
     pub fn context(&self, source: Option<Arc<dyn MailSource>>) -> Context {
-        let store = SqliteStore::open(&self.db).expect("open store");
-        Context::new(source, Arc::new(RulesAnalyzer), Arc::new(store))
+        let store = Arc::new(SqliteStore::open(&self.db).expect("open store"));
+        Context::new(source, Arc::new(RulesAnalyzer), store.clone()).with_local_queue(store)
     }
 
     /// Writes a file into the test's folder and returns its path.
@@ -165,9 +165,14 @@ pub async fn configure_demo(ctx: &Context) {
 /// Calls a tool in process as the local user.
 /// A whole scan with default arguments, which must not fail.
 pub async fn scan(ctx: &Context) -> Value {
-    call(ctx, "scan_billable_time", serde_json::json!({}))
-        .await
-        .expect("scan")
+    // In the foreground, as a Gmail scan is only when asked.
+    call(
+        ctx,
+        "scan_billable_time",
+        serde_json::json!({"background": false}),
+    )
+    .await
+    .expect("scan")
 }
 
 pub async fn call(ctx: &Context, name: &str, args: Value) -> billable::Result<Value> {

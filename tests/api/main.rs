@@ -12,6 +12,7 @@ mod gmail_query;
 mod helpers;
 mod hostile;
 mod http;
+mod jobs;
 mod jwks;
 mod learning;
 mod ledes;

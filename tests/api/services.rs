@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use billable::domain::{Settings, Summary, SummaryQuery, TimeEntry, UserId};
+use billable::jobs::ScanJob;
 use billable::store::supabase::SupabaseStore;
 use billable::store::{Batch, EntryFilter, EventState, Saved, ScanRecord, Store, StoreError};
 use jsonwebtoken::{EncodingKey, Header};
@@ -292,6 +293,22 @@ impl Store for SignedIn {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.0.ping().await
+    }
+    async fn enqueue_scan(&self, user: &UserId, args: &Value) -> Result<ScanJob, StoreError> {
+        self.0.enqueue_scan(&self.user(user), args).await
+    }
+    async fn scan_job(&self, user: &UserId, id: &str) -> Result<Option<ScanJob>, StoreError> {
+        self.0.scan_job(&self.user(user), id).await
+    }
+    async fn scan_jobs(&self, user: &UserId, limit: u32) -> Result<Vec<ScanJob>, StoreError> {
+        self.0.scan_jobs(&self.user(user), limit).await
+    }
+    async fn cancel_scan_job(
+        &self,
+        user: &UserId,
+        id: &str,
+    ) -> Result<Option<ScanJob>, StoreError> {
+        self.0.cancel_scan_job(&self.user(user), id).await
     }
 }
 

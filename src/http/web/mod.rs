@@ -653,7 +653,8 @@ async fn scan(
             &ctx,
             &session.user,
             "scan_billable_time",
-            Value::Null,
+            // The page shows this scan's progress live, so it runs in this request.
+            json!({ "background": false }),
             &progress,
         )
         .await
