@@ -108,11 +108,16 @@ grant select, insert, update, delete on all tables in schema pgmq to billable_wo
 grant usage, select on all sequences in schema pgmq to billable_worker;
 grant execute on all functions in schema pgmq to billable_worker;
 grant usage on schema public to billable_worker;
-grant select (id, user_id, args, state, cancel_requested, progress, attempts, worker, lease_until),
+grant select (id, user_id, args, state, cancel_requested, progress, attempts, worker, lease_until,
+              started_at),
       update (state, progress, result, error, attempts, worker, lease_until, started_at,
               updated_at, finished_at)
   on public.scan_jobs to billable_worker;
--- The worker's role is not under RLS for the jobs table (it is the queue).
-drop policy if exists scan_jobs_worker on public.scan_jobs;
-create policy scan_jobs_worker on public.scan_jobs
-  for all to billable_worker using (true) with check (true);
+-- The workers see every job (the table is their queue) and change only what the
+-- grants above allow.
+drop policy if exists scan_jobs_worker_read on public.scan_jobs;
+create policy scan_jobs_worker_read on public.scan_jobs
+  for select to billable_worker using (true);
+drop policy if exists scan_jobs_worker_update on public.scan_jobs;
+create policy scan_jobs_worker_update on public.scan_jobs
+  for update to billable_worker using (true) with check (true);

@@ -73,7 +73,7 @@ impl PgQueue {
 async fn set_visible_in(client: &Client, msg: i64, secs: i32) -> Result<(), StoreError> {
     client
         .execute(
-            "select from pgmq.set_vt($1, $2, $3)",
+            "select from pgmq.set_vt($1::text, $2::int8, $3::int4)",
             &[&QUEUE, &msg, &secs],
         )
         .await
@@ -83,7 +83,7 @@ async fn set_visible_in(client: &Client, msg: i64, secs: i32) -> Result<(), Stor
 
 async fn archive(client: &Client, msg: i64) -> Result<(), StoreError> {
     client
-        .execute("select pgmq.archive($1, $2)", &[&QUEUE, &msg])
+        .execute("select pgmq.archive($1::text, $2::int8)", &[&QUEUE, &msg])
         .await
         .map_err(pg("archive a job's message"))?;
     Ok(())
@@ -100,7 +100,7 @@ async fn try_claim(
     let claimed = client
         .query_opt(
             "update public.scan_jobs set state = 'running', worker = $2, \
-               lease_until = now() + make_interval(secs => $3), attempts = attempts + 1, \
+               lease_until = now() + make_interval(secs => $3::int4), attempts = attempts + 1, \
                started_at = coalesce(started_at, now()), updated_at = now() \
              where id = $1::text::uuid and not cancel_requested \
                and (state = 'queued' or (state = 'running' and lease_until < now())) \
@@ -142,7 +142,16 @@ async fn try_claim(
         Some(row) => {
             let (state, cancel, live): (String, bool, bool) = (row.get(0), row.get(1), row.get(2));
             if state == "running" && live {
-                set_visible_in(client, msg, lease).await?;
+                // Looked at again just after the lease would run out.
+                client
+                    .execute(
+                        "select from pgmq.set_vt($1::text, $2::int8, ((select lease_until \
+                         from public.scan_jobs where id = $3::text::uuid) \
+                         + interval '100 milliseconds')::timestamptz)",
+                        &[&QUEUE, &msg, &id],
+                    )
+                    .await
+                    .map_err(pg("postpone a job"))?;
             } else if state == "running" && cancel {
                 // Its worker died after the user cancelled: nothing left to stop.
                 client
@@ -179,7 +188,7 @@ impl Queue for PgQueue {
             let poll = i32::try_from(left.as_secs()).unwrap_or(i32::MAX);
             let rows = client
                 .query(
-                    "select msg_id, message->>'job_id' from pgmq.read_with_poll($1, $2, 1, $3, 200)",
+                    "select msg_id, message->>'job_id' from pgmq.read_with_poll($1::text, $2::int4, 1, $3::int4, 200)",
                     &[&QUEUE, &lease, &poll],
                 )
                 .await
@@ -216,7 +225,7 @@ impl Queue for PgQueue {
         self.with(async |client| {
             let row = client
                 .query_opt(
-                    "update public.scan_jobs set lease_until = now() + make_interval(secs => $3), \
+                    "update public.scan_jobs set lease_until = now() + make_interval(secs => $3::int4), \
                      progress = $4, updated_at = now() \
                      where id = $1::text::uuid and worker = $2 and state = 'running' \
                      returning cancel_requested",

@@ -33,3 +33,4 @@ mod services;
 mod store_suite;
 mod supabase;
 mod web;
+mod workers;

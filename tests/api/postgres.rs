@@ -8,12 +8,13 @@ use tokio_postgres::error::SqlState;
 
 use crate::services::{POSTGRES, TempDb};
 
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "time_entries",
     "processed_messages",
     "tracking_settings",
     "calendar_events",
     "scans",
+    "scan_jobs",
 ];
 
 /// Switches this connection's transaction to `authenticated` acting as `sub`, the
@@ -77,10 +78,14 @@ async fn the_compat_migration_is_skipped_where_an_auth_schema_exists() {
     let report = billable::migrate::migrate(&db.url, billable::migrate::Compat::Auto)
         .await
         .unwrap();
-    assert_eq!(report.skipped, [billable::migrate::COMPAT]);
+    // pgmq is there already too (as it is on a project with the extension on).
+    assert_eq!(
+        report.skipped,
+        [billable::migrate::COMPAT, billable::migrate::PGMQ]
+    );
     assert_eq!(
         report.applied.len(),
-        billable::migrate::MIGRATIONS.len() - 1
+        billable::migrate::MIGRATIONS.len() - 2
     );
     db.drop().await;
 }
@@ -112,7 +117,13 @@ async fn every_table_has_row_level_security_and_nothing_for_anon() {
         assert!(row.get::<_, bool>(1), "{name} has RLS disabled");
         assert!(!row.get::<_, bool>(2), "anon holds a privilege on {name}");
         let cmds: Vec<String> = row.get::<_, Option<Vec<String>>>(3).unwrap_or_default();
-        assert_eq!(cmds, ["a", "d", "r", "w"], "{name}: one policy per command");
+        if name == "scan_jobs" {
+            // Users read their own jobs and change them only through the functions;
+            // the workers read and update them.
+            assert_eq!(cmds, ["r", "r", "w"], "{name}");
+        } else {
+            assert_eq!(cmds, ["a", "d", "r", "w"], "{name}: one policy per command");
+        }
     }
     db.drop().await;
 }
@@ -412,4 +423,95 @@ async fn billable_migrate_applies_everything_once_and_then_nothing() {
         .batch_execute(&format!("drop database \"{name}\" with (force)"))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_user_queues_reads_and_cancels_only_their_own_scan_jobs_within_the_limit() {
+    if POSTGRES.skipped() {
+        return;
+    }
+    let db = TempDb::new().await;
+    let client = db.client().await;
+    let a = uuid::Uuid::new_v4().to_string();
+    let b = uuid::Uuid::new_v4().to_string();
+    client.batch_execute("begin").await.unwrap();
+    act_as(&client, &a).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let row = client
+            .query_one("select id::text from public.enqueue_scan('{}'::jsonb)", &[])
+            .await
+            .expect("queue");
+        ids.push(row.get::<_, String>(0));
+    }
+    let err = client
+        .query("select public.enqueue_scan('{}'::jsonb)", &[])
+        .await
+        .expect_err("a sixth waiting job");
+    assert_eq!(err.code().map(|c| c.code()), Some("BL429"), "{err}");
+    client.batch_execute("rollback").await.unwrap();
+    client.batch_execute("begin").await.unwrap();
+    act_as(&client, &a).await;
+    let err = client
+        .query("select count(*) from pgmq.q_scan_jobs", &[])
+        .await
+        .expect_err("users never touch the queue itself");
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{err}");
+    client.batch_execute("rollback").await.unwrap();
+    client.batch_execute("begin").await.unwrap();
+    act_as(&client, &a).await;
+    let id: String = client
+        .query_one("select id::text from public.enqueue_scan('{}'::jsonb)", &[])
+        .await
+        .expect("queue")
+        .get(0);
+    client.batch_execute("commit").await.unwrap();
+    // As the owner: the job's message is in the queue.
+    let queued: i64 = client
+        .query_one(
+            "select count(*) from pgmq.q_scan_jobs where message->>'job_id' = $1",
+            &[&id],
+        )
+        .await
+        .expect("the queue's message")
+        .get(0);
+    assert_eq!(queued, 1);
+
+    // B sees nothing of it, cannot cancel it, and cannot write the table at all.
+    client.batch_execute("begin").await.unwrap();
+    act_as(&client, &b).await;
+    let seen = client
+        .query(
+            "select 1 from public.scan_jobs where id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert!(seen.is_empty(), "B sees A's job");
+    let cancelled = client
+        .query("select 1 from public.cancel_scan($1::text::uuid)", &[&id])
+        .await
+        .unwrap();
+    assert!(cancelled.is_empty(), "B cancelled A's job");
+    let err = client
+        .execute("update public.scan_jobs set state = 'cancelled'", &[])
+        .await
+        .expect_err("no direct writes");
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{err}");
+    client.batch_execute("rollback").await.unwrap();
+
+    // A cancels it.
+    client.batch_execute("begin").await.unwrap();
+    act_as(&client, &a).await;
+    let state: String = client
+        .query_one(
+            "select state from public.cancel_scan($1::text::uuid)",
+            &[&id],
+        )
+        .await
+        .expect("cancel")
+        .get(0);
+    assert_eq!(state, "cancelled");
+    client.batch_execute("commit").await.unwrap();
+    db.drop().await;
 }
