@@ -64,6 +64,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0008_scan_jobs",
         sql: include_str!("../sql/0008_scan_jobs.sql"),
     },
+    Migration {
+        name: "0009_user_versions",
+        sql: include_str!("../sql/0009_user_versions.sql"),
+    },
 ];
 
 /// The migration that provides pgmq: the extension where the database offers it,

@@ -19,7 +19,9 @@ use crate::domain::{Settings, Summary, SummaryQuery, TimeEntry, UserId};
 use crate::jobs::ScanJob;
 use crate::metrics::{Counter, global};
 
-type Key = (UserId, u64, SummaryQuery);
+/// The user, their write generation here, the store's version of their data
+/// (written by any instance) and the query.
+type Key = (UserId, u64, Option<String>, SummaryQuery);
 
 /// A store whose summaries are cached per user, keyed by the user, the user's write
 /// generation and the query. A write bumps the generation once it has finished, so
@@ -186,7 +188,10 @@ impl Store for CachedStore {
     ) -> Result<Arc<Summary>, StoreError> {
         // Read before computing: a write that finishes meanwhile moves the user on to
         // a generation this summary is not cached under.
-        let key = (user.clone(), self.generation(user), query.clone());
+        // The store's version too: a write through another instance moves it.
+        let generation = self.generation(user);
+        let version = self.inner.data_version(user).await?;
+        let key = (user.clone(), generation, version, query.clone());
         if let Some(hit) = self.summaries.get(&key).await {
             global().inc(Counter::CacheHits, "summary");
             return Ok(hit);
@@ -209,6 +214,10 @@ impl Store for CachedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
+    }
+
+    async fn data_version(&self, user: &UserId) -> Result<Option<String>, StoreError> {
+        self.inner.data_version(user).await
     }
 
     async fn enqueue_scan(&self, user: &UserId, args: &Value) -> Result<ScanJob, StoreError> {

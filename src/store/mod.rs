@@ -447,6 +447,13 @@ pub trait Store: Send + Sync {
     /// Cheap reachability check for readiness probes.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// A mark that changes whenever `user`'s entries or settings change through any
+    /// process (on Supabase, `user_versions`), so a cache shared by nobody else can
+    /// tell a hit is still fresh. `None`: only this process writes this store.
+    async fn data_version(&self, _user: &UserId) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
     /// Queues a background scan of `user`'s with `args` (`scan_billable_time`'s):
     /// at most [`MAX_QUEUED_PER_USER`](crate::jobs::MAX_QUEUED_PER_USER) wait at once.
     async fn enqueue_scan(&self, user: &UserId, args: &Value) -> Result<ScanJob, StoreError>;

@@ -1045,6 +1045,18 @@ impl Store for SupabaseStore {
             .collect()
     }
 
+    async fn data_version(&self, user: &UserId) -> Result<Option<String>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            version: i64,
+        }
+        let request = self.from(user, "user_versions")?.select("version");
+        let rows: Vec<Row> = self
+            .fetch(request, "read the data's version", "version")
+            .await?;
+        Ok(Some(rows.first().map_or(0, |r| r.version).to_string()))
+    }
+
     async fn enqueue_scan(&self, user: &UserId, args: &Value) -> Result<ScanJob, StoreError> {
         let request = self.rpc(user, "enqueue_scan", &json!({ "args": args }))?;
         let rows: Vec<JobRow> = self.fetch(request, "queue a scan", "scan job").await?;

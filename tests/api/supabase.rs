@@ -722,3 +722,72 @@ async fn user_b_cannot_update_merge_split_or_export_user_as_entries() {
     let after = call(&ctx, &a, "list_time_entries", json!({"limit": 500})).await;
     assert_eq!(after, before, "A's entries changed");
 }
+
+#[tokio::test]
+async fn a_summary_read_through_one_instance_right_after_a_write_through_another_is_fresh() {
+    if SUPABASE.skipped() {
+        return;
+    }
+    // Two server instances: each its own context, and so its own summary cache.
+    let instance = || {
+        Context::new(
+            demo_source(),
+            Arc::new(RulesAnalyzer),
+            Arc::new(supabase_store()),
+        )
+    };
+    let (one, two) = (instance(), instance());
+    let a = signed_in_user();
+    call(
+        &one,
+        &a,
+        "configure_time_tracking",
+        json!({"settings": demo_settings()}),
+    )
+    .await;
+    call(&one, &a, "scan_billable_time", json!({})).await;
+    let summary = json!({"group_by": "client"});
+    let before = call(&one, &a, "get_time_tracking_summary", summary.clone()).await;
+    // Cached on instance one now; the same answer again.
+    assert_eq!(
+        call(&one, &a, "get_time_tracking_summary", summary.clone()).await,
+        before
+    );
+
+    call(
+        &two,
+        &a,
+        "add_time_entry",
+        json!({"client": "Acme Corp", "work_date": "2026-11-20", "billed_minutes": 30,
+               "description": "Call with the client about the MSA"}),
+    )
+    .await;
+    let after = call(&one, &a, "get_time_tracking_summary", summary.clone()).await;
+    let minutes = |s: &Value| s["total"][0]["billed_minutes"].as_u64().unwrap_or(0);
+    assert_eq!(minutes(&after), minutes(&before) + 30, "{after}");
+
+    // A change of another user's data leaves this user's version alone.
+    let b = signed_in_user();
+    call(
+        &two,
+        &b,
+        "configure_time_tracking",
+        json!({"settings": demo_settings()}),
+    )
+    .await;
+    let store = supabase_store();
+    let version = store.data_version(&a).await.expect("version");
+    call(
+        &two,
+        &b,
+        "add_time_entry",
+        json!({"client": "Acme Corp", "work_date": "2026-11-20",
+        "billed_minutes": 6, "description": "Call"}),
+    )
+    .await;
+    assert_eq!(store.data_version(&a).await.expect("version"), version);
+    assert_eq!(
+        call(&one, &a, "get_time_tracking_summary", summary).await,
+        after
+    );
+}

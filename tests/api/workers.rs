@@ -286,7 +286,7 @@ async fn several_workers_scan_many_users_each_as_that_user_with_the_entries_of_o
         .await;
     }
     let home = Home(Some(tempfile::tempdir().expect("home")));
-    let _workers = Workers(
+    let workers = Workers(
         (0..3)
             .map(|_| spawn_worker(home.path(), &fake, &url, 100_000))
             .collect(),
@@ -340,6 +340,21 @@ async fn several_workers_scan_many_users_each_as_that_user_with_the_entries_of_o
         by_worker.len() >= 2,
         "the jobs spread over the workers: {by_worker:?}"
     );
+    // Each worker's peak memory (VmHWM) after its share of the scans.
+    for child in &workers.0 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let peak_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        eprintln!("worker {}: peak RSS {} MB", child.id(), peak_kb / 1024);
+        assert!(
+            peak_kb > 0 && peak_kb < 150 * 1024,
+            "worker peak RSS {peak_kb} kB"
+        );
+    }
 
     // The workers' role reaches the queue but no user's data.
     let worker = services::connect(&url).await;
