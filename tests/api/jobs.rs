@@ -342,3 +342,90 @@ async fn over_mcp_a_background_scan_is_followed_to_its_result_with_progress_noti
     assert_eq!(notes.last().map(|n| n.progress), Some(examined));
     client.cancel().await.expect("close");
 }
+
+/// A client that declares the tasks extension (SEP-2663).
+#[derive(Clone, Default)]
+struct TaskClient;
+
+impl ClientHandler for TaskClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder()
+                .enable_tasks()
+                .build(),
+            rmcp::model::Implementation::new("task-client", "1"),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn to_an_mcp_client_of_tasks_a_background_scan_is_a_task_it_polls_to_the_result() {
+    use rmcp::model::{CallToolResponse, CancelTaskParams, GetTaskParams, TaskPayload, TaskStatus};
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    fake.set_faults(Faults {
+        latency: Duration::from_millis(50),
+        ..Faults::default()
+    });
+    let s = gmail_server(&fake, None).await;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(s.url("/mcp")).auth_header(TOKEN),
+    );
+    let client = TaskClient.serve(transport).await.expect("initialize");
+    let info = client.peer_info().expect("initialized");
+    assert!(
+        info.capabilities.supports_tasks(),
+        "the server offers tasks"
+    );
+
+    let answer = client
+        .call_tool_once(CallToolRequestParams::new("scan_billable_time"))
+        .await
+        .expect("scan");
+    let CallToolResponse::Task(created) = answer else {
+        panic!("a task, got {answer:?}");
+    };
+    assert_eq!(created.task.status, TaskStatus::Working);
+    let id = created.task.task_id.clone();
+    let mut last = None;
+    for _ in 0..600 {
+        let got = client
+            .get_task(GetTaskParams::new(&id))
+            .await
+            .expect("tasks/get");
+        if got.task.status() != TaskStatus::Working {
+            last = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let done = last.expect("the task ended");
+    let TaskPayload::Completed { result } = &done.task.payload else {
+        panic!("completed, got {:?}", done.task.payload);
+    };
+    let out = &result["structuredContent"];
+    assert_eq!(out["status"], "completed", "{out}");
+    assert!(out["entries_created"].as_u64() > Some(0), "{out}");
+    // The same job through the tools.
+    let status = call(&s.ctx, "get_scan_status", json!({"job_id": id}))
+        .await
+        .expect("status");
+    assert_eq!(status["result"]["scan_id"], out["scan_id"]);
+
+    // An unknown task is a protocol error; cancelling an ended one changes nothing.
+    assert!(
+        client
+            .get_task(GetTaskParams::new("no-such-task"))
+            .await
+            .is_err()
+    );
+    client
+        .cancel_task(CancelTaskParams::new(&id))
+        .await
+        .expect("tasks/cancel");
+    let after = client
+        .get_task(GetTaskParams::new(&id))
+        .await
+        .expect("tasks/get");
+    assert_eq!(after.task.status(), TaskStatus::Completed);
+    client.cancel().await.expect("close");
+}
