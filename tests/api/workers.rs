@@ -57,6 +57,15 @@ async fn worker_database_url(owner: &Client) -> String {
     format!("postgres://billable_worker@{host}:{port}/{db}")
 }
 
+/// This test's turn at the queue, the owner's connection, the workers' database URL
+/// and a folder for the mailbox.
+async fn setup() -> (tokio::sync::MutexGuard<'static, ()>, Client, String, TestApp) {
+    let turn = QUEUE.lock().await;
+    let owner = services::connect(&services::database_url()).await;
+    let url = worker_database_url(&owner).await;
+    (turn, owner, url, TestApp::new())
+}
+
 /// A generated mailbox served by the fake Gmail, and its settings.
 async fn mailbox(app: &TestApp, messages: usize) -> (FakeGmail, Value) {
     let path = app.dir.path().join("generated.mbox");
@@ -250,10 +259,7 @@ async fn several_workers_scan_many_users_each_as_that_user_with_the_entries_of_o
     if SUPABASE.skipped() {
         return;
     }
-    let _turn = QUEUE.lock().await;
-    let owner = services::connect(&services::database_url()).await;
-    let url = worker_database_url(&owner).await;
-    let app = TestApp::new();
+    let (_turn, owner, url, app) = setup().await;
     // Three days of mail, 400 messages a day.
     let (fake, settings) = mailbox(&app, 1200).await;
     fake.set_faults(Faults {
@@ -399,10 +405,7 @@ async fn a_worker_killed_mid_job_twice_is_replaced_within_the_lease_and_the_entr
     if SUPABASE.skipped() {
         return;
     }
-    let _turn = QUEUE.lock().await;
-    let owner = services::connect(&services::database_url()).await;
-    let url = worker_database_url(&owner).await;
-    let app = TestApp::new();
+    let (_turn, owner, url, app) = setup().await;
     let (fake, settings) = mailbox(&app, 700).await;
     let expected = reference(&fake, &settings, &json!({})).await;
 
