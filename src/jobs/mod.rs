@@ -92,7 +92,7 @@ pub struct ScanJob {
     /// The scan's arguments, as the caller gave them.
     pub args: Value,
     pub cancel_requested: bool,
-    /// Counts so far, summed over every attempt.
+    /// Counts so far, over every attempt (see `tools::jobs::JobStatus::progress`).
     pub progress: ScanProgress,
     /// The scan's output (`scan_billable_time`'s), once it ended.
     pub result: Option<Value>,

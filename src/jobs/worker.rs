@@ -150,9 +150,12 @@ impl JobProgress {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        // A resumed scan lists the mailbox again and counts what earlier attempts did
+        // as examined and skipped: those two are the furthest any attempt got; the
+        // new work of each attempt adds up.
         ScanProgress {
-            examined: base.examined + current.examined,
-            skipped: base.skipped + current.skipped,
+            examined: base.examined.max(current.examined),
+            skipped: base.skipped.max(current.skipped),
             analyzed: base.analyzed + current.analyzed,
             entries: base.entries + current.entries,
             errors: base.errors + current.errors,

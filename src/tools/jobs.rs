@@ -28,7 +28,11 @@ pub struct JobStatus {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// Counts so far (summed over workers when one died and another resumed it).
+    /// Counts so far. After a resume (a worker died, another took over) `examined`
+    /// and `skipped` are the furthest any attempt got; `analyzed`, `entries` and
+    /// `errors` add up every attempt's new work as its heartbeats last saved it (a
+    /// worker that died may have saved entries after its last heartbeat, which
+    /// `list_time_entries` shows).
     pub progress: ScanProgress,
     /// Messages examined per minute since the job started.
     pub messages_per_minute: Option<f64>,

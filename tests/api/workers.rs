@@ -59,7 +59,12 @@ async fn worker_database_url(owner: &Client) -> String {
 
 /// This test's turn at the queue, the owner's connection, the workers' database URL
 /// and a folder for the mailbox.
-async fn setup() -> (tokio::sync::MutexGuard<'static, ()>, Client, String, TestApp) {
+async fn setup() -> (
+    tokio::sync::MutexGuard<'static, ()>,
+    Client,
+    String,
+    TestApp,
+) {
     let turn = QUEUE.lock().await;
     let owner = services::connect(&services::database_url()).await;
     let url = worker_database_url(&owner).await;
@@ -504,5 +509,7 @@ async fn a_worker_killed_mid_job_twice_is_replaced_within_the_lease_and_the_entr
     // None lost, none twice: the entries of an uninterrupted scan.
     let entries = all_entries(&ctx, &user).await;
     assert_eq!(keyed(&entries, None), expected);
+    // The progress reached the whole mailbox once, not once per attempt.
+    assert_eq!(status["progress"]["examined"], status["result"]["examined"]);
     assert_one_scan_at_a_time(&owner, user.as_str()).await;
 }
