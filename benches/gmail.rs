@@ -125,7 +125,7 @@ fn bench_scan(
                         .await
                         .expect("configure");
                     let started = Instant::now();
-                    let out = tools::call(&ctx, &user, "scan_billable_time", json!({}), &NoProgress)
+                    let out = tools::call(&ctx, &user, "scan_billable_time", json!({"background": false}), &NoProgress)
                         .await
                         .expect("scan");
                     assert_eq!(out["status"], "completed", "{out}");
