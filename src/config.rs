@@ -402,6 +402,29 @@ impl Config {
         Self::gmail_read(&Vars(get))
     }
 
+    /// `BILLABLE_TOKEN_KEY` with `GMAIL_CLIENT_SECRET_FILE`: users may store their
+    /// own Gmail grant, sealed under that key, for unattended scans.
+    fn grants_read<F: Fn(&str) -> Option<String>>(
+        vars: &Vars<F>,
+    ) -> Result<Option<gmail::Grants>, ConfigError> {
+        let Some(key) = vars.get(gmail::vault::KEY_VAR) else {
+            return Ok(None);
+        };
+        let key = gmail::vault::TokenKey::parse(&key)
+            .map_err(|e| ConfigError::new(gmail::vault::KEY_VAR, e.to_string()))?;
+        let secret_file = vars.path("GMAIL_CLIENT_SECRET_FILE").ok_or_else(|| {
+            ConfigError::new(
+                "GMAIL_CLIENT_SECRET_FILE",
+                "stored Gmail authorisations are exchanged through your OAuth client: set it \
+                 to the client secret downloaded from Google Cloud",
+            )
+        })?;
+        Ok(Some(gmail::Grants {
+            key: std::sync::Arc::new(key),
+            secret_file,
+        }))
+    }
+
     fn gmail_read<F: Fn(&str) -> Option<String>>(
         vars: &Vars<F>,
     ) -> Result<Option<GmailConfig>, ConfigError> {
@@ -447,6 +470,7 @@ impl Config {
             }
         }
         let mut config = GmailConfig::new(auth);
+        config.grants = Self::grants_read(vars)?;
         config.costs = costs;
         config.concurrency = vars
             .positive("GMAIL_CONCURRENCY")?

@@ -129,16 +129,87 @@ impl Context {
         self.source.is_none() && self.gmail.is_some()
     }
 
+    /// Stores `user`'s Gmail refresh token for unattended scans: checked with Google
+    /// once (it reads the mailbox's address), then sealed; the token itself is never
+    /// stored, logged or returned.
+    pub async fn connect_gmail(
+        &self,
+        user: &UserId,
+        refresh_token: &str,
+    ) -> Result<GmailGrantStatus> {
+        let refresh_token = refresh_token.trim();
+        if refresh_token.is_empty() || refresh_token.len() > 2048 {
+            return Err(crate::Error::InvalidArgument {
+                field: "refresh_token".to_owned(),
+                message: "give the Gmail OAuth refresh token (at most 2048 characters)".to_owned(),
+            });
+        }
+        let hub = self.gmail.as_ref().ok_or(MailError::NoGmail)?;
+        let sealed = hub.seal_grant(user, refresh_token)?;
+        let mailbox = hub
+            .source_with_grant(user, &sealed)?
+            .owner_addresses()
+            .await?
+            .into_iter()
+            .next();
+        self.store.save_gmail_grant(user, &sealed).await?;
+        tracing::info!(user = %user.as_str(), "Gmail authorisation stored");
+        Ok(GmailGrantStatus {
+            connected: true,
+            mailbox,
+            updated_at: Some(chrono::Utc::now()),
+        })
+    }
+
+    /// Whether `user` has a stored Gmail grant (never the grant).
+    pub async fn gmail_grant_status(&self, user: &UserId) -> Result<GmailGrantStatus> {
+        let grant = self.store.gmail_grant(user).await?;
+        Ok(GmailGrantStatus {
+            connected: grant.is_some(),
+            mailbox: None,
+            updated_at: grant.map(|g| g.updated_at),
+        })
+    }
+
+    /// Forgets `user`'s stored Gmail grant: unattended scans stop reading their
+    /// mailbox. (Revoke billable's access at myaccount.google.com as well to
+    /// invalidate the token itself.)
+    pub async fn disconnect_gmail(&self, user: &UserId) -> Result<GmailGrantStatus> {
+        self.store.delete_gmail_grant(user).await?;
+        tracing::info!(user = %user.as_str(), "Gmail authorisation removed");
+        Ok(GmailGrantStatus {
+            connected: false,
+            mailbox: None,
+            updated_at: None,
+        })
+    }
+
     /// The mail source for `user`, or an error telling them how to configure one.
     /// Local sources are shared; a per-user source (Gmail) holds that user's
-    /// credentials and quota.
-    pub fn source(&self, user: &UserId) -> Result<Arc<dyn MailSource>> {
+    /// credentials and quota: the grant they stored, when the server keeps grants
+    /// and they have one, else the server's configured credentials.
+    pub async fn source(&self, user: &UserId) -> Result<Arc<dyn MailSource>> {
         if let Some(source) = &self.source {
             return Ok(source.clone());
         }
-        match &self.gmail {
-            Some(hub) => Ok(hub.source(user)?),
-            None => Err(MailError::NoSource.into()),
+        let Some(hub) = &self.gmail else {
+            return Err(MailError::NoSource.into());
+        };
+        if hub.keeps_grants()
+            && let Some(grant) = self.store.gmail_grant(user).await?
+        {
+            return Ok(hub.source_with_grant(user, &grant.sealed)?);
         }
+        Ok(hub.source(user)?)
     }
+}
+
+/// What a user sees of their stored Gmail grant.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GmailGrantStatus {
+    pub connected: bool,
+    /// The mailbox the grant reads, when it was just checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
 }

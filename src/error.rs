@@ -79,7 +79,9 @@ impl Error {
             Error::Mail(MailError::Malformed(_) | MailError::Query(_) | MailError::NoSource) => {
                 ErrorKind::InvalidInput
             }
-            Error::Mail(MailError::Io { .. } | MailError::Upstream(_)) => ErrorKind::Unavailable,
+            Error::Mail(MailError::Io { .. } | MailError::Upstream(_) | MailError::NoGmail) => {
+                ErrorKind::Unavailable
+            }
             Error::Analyze(AnalyzeError::Message(_)) => ErrorKind::InvalidInput,
             Error::Analyze(AnalyzeError::Unavailable(_)) => ErrorKind::Unavailable,
             Error::Store(StoreError::Open { .. } | StoreError::Unavailable(_)) => {

@@ -68,6 +68,14 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0009_user_versions",
         sql: include_str!("../sql/0009_user_versions.sql"),
     },
+    Migration {
+        name: "0010_gmail_grants",
+        sql: include_str!("../sql/0010_gmail_grants.sql"),
+    },
+    Migration {
+        name: "0011_schedules",
+        sql: include_str!("../sql/0011_schedules.sql"),
+    },
 ];
 
 /// The migration that provides pgmq: the extension where the database offers it,

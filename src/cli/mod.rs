@@ -423,6 +423,11 @@ pub enum Command {
         #[command(flatten)]
         mail: MailArgs,
     },
+    /// Scheduled scans (each user's `schedule` setting)
+    Schedule {
+        #[command(subcommand)]
+        action: ScheduleAction,
+    },
     /// Apply the Postgres migrations in sql/ to DATABASE_URL (plain Postgres or Supabase)
     Migrate {
         /// Never apply the plain-Postgres stand-in for Supabase's roles and auth schema
@@ -434,6 +439,18 @@ pub enum Command {
     Auth {
         #[command(subcommand)]
         provider: AuthProvider,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleAction {
+    /// Queue a scan of new mail for every user whose scheduled run is due and not yet
+    /// queued (workers do this every minute; a slot is queued once). On Supabase it
+    /// needs DATABASE_URL as the billable_worker role
+    RunNow {
+        /// Judge what is due as of this time (RFC 3339) instead of now
+        #[arg(long, value_name = "TIME")]
+        at: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -539,6 +556,7 @@ impl Command {
             Command::Mcp { .. } => "mcp",
             Command::Worker { .. } => "worker",
             Command::Migrate { .. } => "migrate",
+            Command::Schedule { .. } => "schedule",
             Command::Auth { .. } => "auth",
         }
     }
@@ -771,6 +789,9 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
         }
         Command::Auth { provider } => return auth(&config(&cli, false)?, provider).await,
         Command::Migrate { no_compat } => return migrate(&config(&cli, false)?, *no_compat).await,
+        Command::Schedule {
+            action: ScheduleAction::RunNow { at },
+        } => return run_schedules(&config(&cli, false)?, *at).await,
         Command::Serve { .. } | Command::Mcp { .. } | Command::Worker { .. } => {
             return Err(Error::invalid(
                 "command",
@@ -1009,6 +1030,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
         Command::Tools { .. }
         | Command::Auth { .. }
         | Command::Migrate { .. }
+        | Command::Schedule { .. }
         | Command::Serve { .. }
         | Command::Worker { .. }
         | Command::Mcp { .. } => Answer::silent(),
@@ -1257,6 +1279,31 @@ async fn migrate(config: &Config, no_compat: bool) -> Result<Answer, Error> {
     };
     let report = crate::migrate::migrate(url.expose(), compat).await?;
     Ok(Answer::new(&report, render::migrate(&report)))
+}
+
+/// `billable schedule run-now`: queues the due scheduled scans of every user, from
+/// Postgres (Supabase mode) or the embedded file.
+async fn run_schedules(
+    config: &Config,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Answer, Error> {
+    use crate::jobs::Queue;
+    let queue: Box<dyn Queue> = if config.supabase_rest_url().is_some() {
+        let url = config.database_url.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "DATABASE_URL",
+                "scheduled scans are queued in Postgres: set DATABASE_URL to the database as \
+                 the billable_worker role (README.md, \"Background scans\")",
+            )
+        })?;
+        Box::new(crate::jobs::postgres::PgQueue::new(url.expose()))
+    } else {
+        Box::new(crate::store::sqlite::SqliteStore::open(&config.db_path()?)?)
+    };
+    let queued = queue
+        .enqueue_due(at.unwrap_or_else(chrono::Utc::now))
+        .await?;
+    Ok(Answer::new(&queued, render::scheduled(&queued)))
 }
 
 /// Refuses an `--mbox` that cannot be one before anything is scanned: a folder, or a

@@ -268,6 +268,23 @@ pub fn migrate(r: &Report) -> String {
     )
 }
 
+/// `schedule run-now`: the scans it queued, one line each.
+pub fn scheduled(queued: &[crate::jobs::Scheduled]) -> String {
+    if queued.is_empty() {
+        return "No scheduled scan was due.\n".to_owned();
+    }
+    let mut out = format!("Queued {} scheduled scan(s):\n", queued.len());
+    for q in queued {
+        out.push_str(&format!(
+            "  {}  job {}  for {}\n",
+            q.user,
+            q.job_id,
+            q.due.format("%Y-%m-%d %H:%M UTC")
+        ));
+    }
+    out
+}
+
 /// The scan's report, its new entries fitted to `width` like `billable entries`.
 pub fn scan(v: &scan::Output, width: Option<usize>) -> String {
     let mut out = String::new();

@@ -137,6 +137,97 @@ pub struct Settings {
     pub timekeeper_classification: Option<TimekeeperClass>,
     /// LEDES LAW_FIRM_ID, usually the firm's tax id.
     pub law_firm_id: Option<String>,
+    /// When an unattended scan of new mail runs, in `timezone`; none: never.
+    #[schemars(with = "Option<String>")]
+    pub schedule: Option<Schedule>,
+}
+
+/// When unattended scans run: every day, or Monday to Friday, at a time of day in
+/// the user's time zone. Spelled `daily 07:00` or `weekdays 07:00`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub weekdays_only: bool,
+    pub at: chrono::NaiveTime,
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wrong = || {
+            format!(
+                "`{s}` is not a schedule: write `daily HH:MM` or `weekdays HH:MM` (24-hour, your time zone)"
+            )
+        };
+        let mut words = s.split_whitespace();
+        let (Some(days), Some(at), None) = (words.next(), words.next(), words.next()) else {
+            return Err(wrong());
+        };
+        let weekdays_only = match days.to_ascii_lowercase().as_str() {
+            "daily" => false,
+            "weekdays" => true,
+            _ => return Err(wrong()),
+        };
+        let at = chrono::NaiveTime::parse_from_str(at, "%H:%M").map_err(|_| wrong())?;
+        Ok(Schedule { weekdays_only, at })
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let days = if self.weekdays_only {
+            "weekdays"
+        } else {
+            "daily"
+        };
+        write!(f, "{days} {}", self.at.format("%H:%M"))
+    }
+}
+
+impl Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Schedule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Schedule {
+    /// The latest time a run was due at or before `now`, in `tz`: today's (or the
+    /// last weekday's) slot once it has passed, else the one before. A local time
+    /// that a clock change skips runs an hour later; one it repeats, the second time
+    /// (as Postgres reads local times, so both stores agree).
+    pub fn latest_slot(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        tz: Tz,
+    ) -> chrono::DateTime<chrono::Utc> {
+        use chrono::{Datelike, TimeZone};
+        let local = now.with_timezone(&tz).naive_local();
+        let mut day = local.date();
+        if local.time() < self.at {
+            day = day.pred_opt().unwrap_or(day);
+        }
+        while self.weekdays_only && day.weekday().number_from_monday() > 5 {
+            day = day.pred_opt().unwrap_or(day);
+        }
+        let wall = day.and_time(self.at);
+        let at = tz
+            .from_local_datetime(&wall)
+            .latest()
+            .or_else(|| {
+                tz.from_local_datetime(&(wall + chrono::Duration::hours(1)))
+                    .latest()
+            })
+            .map(|t| t.with_timezone(&chrono::Utc));
+        // No zone skips two hours at once; UTC's reading is the last resort.
+        at.unwrap_or_else(|| chrono::Utc.from_utc_datetime(&wall))
+    }
 }
 
 /// A timekeeper classification as LEDES 1998B spells it: PT partner, AS associate, OC
@@ -187,6 +278,7 @@ impl Default for Settings {
             timekeeper_name: None,
             timekeeper_classification: None,
             law_firm_id: None,
+            schedule: None,
         }
     }
 }
@@ -260,6 +352,10 @@ pub struct SettingsPatch {
     /// (other), for LEDES invoices.
     #[serde(default)]
     pub timekeeper_classification: Option<TimekeeperClass>,
+    /// When an unattended scan of new mail runs: `daily HH:MM` or `weekdays HH:MM`
+    /// in your time zone (e.g. `weekdays 07:00`); empty string turns it off.
+    #[serde(default)]
+    pub schedule: Option<String>,
     /// Your firm's id for LEDES invoices (usually its tax id); empty string clears it.
     #[serde(default)]
     pub law_firm_id: Option<String>,
@@ -656,6 +752,12 @@ impl Settings {
         if let Some(v) = patch.law_firm_id {
             s.law_firm_id = optional_text(Some(v));
         }
+        if let Some(v) = patch.schedule {
+            s.schedule = match optional_text(Some(v)) {
+                Some(text) => Some(text.parse().map_err(|m| invalid("schedule", m))?),
+                None => None,
+            };
+        }
         if s.minimum_entry_minutes > s.max_entry_minutes {
             return Err(invalid(
                 "minimum_entry_minutes",
@@ -692,6 +794,7 @@ impl Settings {
             timekeeper_name: self.timekeeper_name.clone(),
             timekeeper_classification: self.timekeeper_classification,
             law_firm_id: self.law_firm_id.clone(),
+            schedule: self.schedule.map(|s| s.to_string()),
         }
     }
 
@@ -771,6 +874,95 @@ fn matches_any(patterns: &[String], email: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_schedule_is_spelled_daily_or_weekdays_and_a_time() {
+        let s: Schedule = " Weekdays  7:05 ".parse().unwrap();
+        assert_eq!(s.to_string(), "weekdays 07:05");
+        assert_eq!(
+            "daily 23:59".parse::<Schedule>().unwrap().to_string(),
+            "daily 23:59"
+        );
+        for bad in [
+            "",
+            "daily",
+            "hourly 07:00",
+            "daily 25:00",
+            "daily 7",
+            "daily 07:00 x",
+        ] {
+            assert!(bad.parse::<Schedule>().is_err(), "{bad}");
+        }
+        let set = Settings::default()
+            .apply(patch(serde_json::json!({"schedule": "daily 07:00"})))
+            .unwrap();
+        assert_eq!(
+            set.schedule.map(|s| s.to_string()).as_deref(),
+            Some("daily 07:00")
+        );
+        // Stored as its patch and read back the same; an empty string turns it off.
+        let back = Settings::from_json(serde_json::to_value(set.to_patch()).unwrap()).unwrap();
+        assert_eq!(back.schedule, set.schedule);
+        let off = set
+            .apply(patch(serde_json::json!({"schedule": " "})))
+            .unwrap();
+        assert_eq!(off.schedule, None);
+        let err = Settings::default()
+            .apply(patch(serde_json::json!({"schedule": "at 7"})))
+            .unwrap_err();
+        assert_eq!(err.field, "schedule");
+    }
+
+    #[test]
+    fn the_latest_slot_is_today_once_passed_else_the_one_before_in_the_users_zone() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let daily: Schedule = "daily 07:00".parse().unwrap();
+        let weekdays: Schedule = "weekdays 07:00".parse().unwrap();
+        // Friday 2026-12-04, 08:00 in New York (13:00 UTC): today's 07:00 has passed.
+        assert_eq!(
+            daily.latest_slot(at("2026-12-04T13:00:00Z"), ny),
+            at("2026-12-04T12:00:00Z")
+        );
+        // 06:00 there: yesterday's.
+        assert_eq!(
+            daily.latest_slot(at("2026-12-04T11:00:00Z"), ny),
+            at("2026-12-03T12:00:00Z")
+        );
+        // Exactly at the slot: due now.
+        assert_eq!(
+            daily.latest_slot(at("2026-12-04T12:00:00Z"), ny),
+            at("2026-12-04T12:00:00Z")
+        );
+        // Saturday and Sunday: weekdays still point at Friday; Monday moves on.
+        assert_eq!(
+            weekdays.latest_slot(at("2026-12-05T13:00:00Z"), ny),
+            at("2026-12-04T12:00:00Z")
+        );
+        assert_eq!(
+            weekdays.latest_slot(at("2026-12-07T11:00:00Z"), ny),
+            at("2026-12-04T12:00:00Z")
+        );
+        assert_eq!(
+            weekdays.latest_slot(at("2026-12-07T13:00:00Z"), ny),
+            at("2026-12-07T12:00:00Z")
+        );
+        // Across the spring change (2026-03-08), 02:30 does not exist in New York: the
+        // slot runs an hour later, at 03:30 EDT (07:30 UTC), as Postgres reads it.
+        let gap: Schedule = "daily 02:30".parse().unwrap();
+        assert_eq!(
+            gap.latest_slot(at("2026-03-08T12:00:00Z"), ny),
+            at("2026-03-08T07:30:00Z")
+        );
+        // Summer time: 07:00 EDT is 11:00 UTC.
+        assert_eq!(
+            daily.latest_slot(at("2026-07-01T12:00:00Z"), ny),
+            at("2026-07-01T11:00:00Z")
+        );
+    }
 
     #[test]
     fn settings_larger_than_the_limit_are_refused_whole() {

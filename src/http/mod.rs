@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod error;
+mod grants;
 mod limits;
 mod openapi;
 mod tools;
@@ -68,6 +69,10 @@ pub fn router(
         .route("/v1/tools/call", post(tools::call_openai))
         .route("/v1/tools/{name}", post(tools::call_one))
         .route("/v1/scans/{id}", get(tools::scan_status))
+        .route(
+            "/v1/gmail/grant",
+            get(grants::get).put(grants::put).delete(grants::delete),
+        )
         .nest_service(
             "/mcp",
             tower::ServiceBuilder::new()
@@ -199,6 +204,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
+        Method::PUT => "PUT",
         Method::DELETE => "DELETE",
         Method::HEAD => "HEAD",
         Method::OPTIONS => "OPTIONS",
@@ -216,6 +222,8 @@ fn route_label(path: &str) -> &'static str {
         "/v1/tools" => "/v1/tools",
         "/v1/tools/call" => "/v1/tools/call",
         p if p.starts_with("/v1/tools/") => "/v1/tools/{name}",
+        p if p.starts_with("/v1/scans/") => "/v1/scans/{id}",
+        "/v1/gmail/grant" => "/v1/gmail/grant",
         p if p == "/mcp" || p.starts_with("/mcp/") => "/mcp",
         "/" | "/app" => "/app",
         p if p.starts_with("/app/static/") => "/app/static",

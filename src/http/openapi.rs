@@ -70,6 +70,21 @@ fn build() -> Value {
             }
         }}));
     }
+    let grant = json!({"type": "object", "required": ["connected", "updated_at"], "properties": {
+        "connected": {"type": "boolean"},
+        "mailbox": {"type": "string", "description": "the mailbox the grant reads (after PUT)"},
+        "updated_at": {"type": ["string", "null"], "format": "date-time"}
+    }});
+    let grant_ok = json!({"description": "whether a grant is stored (never the grant)", "content": {"application/json": {"schema": grant}}});
+    paths.insert("/v1/gmail/grant".into(), json!({
+        "get": {"summary": "Whether your Gmail authorisation is stored for unattended scans", "responses": {"200": grant_ok, "401": err("missing or invalid bearer token")}},
+        "put": {
+            "summary": "Store your Gmail OAuth refresh token for unattended (background, scheduled) scans: checked with Google once, sealed with the server's key, never returned",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["refresh_token"], "additionalProperties": false, "properties": {"refresh_token": {"type": "string", "maxLength": 2048}}}}}},
+            "responses": {"200": grant_ok, "401": err("missing or invalid bearer token"), "422": err("not a refresh token"), "503": err("Google refused the token, or this server keeps no grants")}
+        },
+        "delete": {"summary": "Forget your stored Gmail authorisation (revoke)", "responses": {"200": grant_ok, "401": err("missing or invalid bearer token")}}
+    }));
     paths.insert("/mcp".into(), json!({"post": {"summary": "MCP streamable HTTP (JSON-RPC)", "responses": {"200": {"description": "JSON-RPC response or event stream"}}}, "get": {"summary": "MCP server-to-client stream", "responses": {"200": {"description": "event stream"}}}}));
     json!({
         "openapi": "3.1.0",

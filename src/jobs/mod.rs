@@ -158,6 +158,22 @@ pub trait Queue: Send + Sync {
 
     /// Ends the job (when `worker` still holds it) and removes it from the queue.
     async fn finish(&self, job: &Claimed, worker: &str, end: &JobEnd) -> Result<(), StoreError>;
+
+    /// Queues a scan of new mail for every user whose `schedule` had a run due at or
+    /// before `now` that has no job yet: one job per user and slot, however many
+    /// workers or `billable schedule run-now` ask at once. A user with
+    /// [`MAX_QUEUED_PER_USER`] jobs waiting, or whose settings cannot be read, is
+    /// left out.
+    async fn enqueue_due(&self, now: DateTime<Utc>) -> Result<Vec<Scheduled>, StoreError>;
+}
+
+/// A scan a schedule queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Scheduled {
+    pub user: String,
+    pub job_id: String,
+    /// The slot it runs for.
+    pub due: DateTime<Utc>,
 }
 
 /// How a job ended.

@@ -10,11 +10,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
-use super::{Beat, Claimed, JobEnd, Queue};
+use super::{Beat, Claimed, JobEnd, Queue, Scheduled};
 use crate::migrate::{connect, describe};
 use crate::store::StoreError;
 use crate::tools::ScanProgress;
@@ -265,6 +266,30 @@ impl Queue for PgQueue {
                 archive(client, job.receipt).await?;
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn enqueue_due(&self, now: DateTime<Utc>) -> Result<Vec<Scheduled>, StoreError> {
+        let at = now.timestamp_millis() as f64 / 1000.0;
+        self.with(async |client| {
+            let rows = client
+                .query(
+                    "select user_id::text, job_id::text, \
+                            (extract(epoch from scheduled_for) * 1000)::int8 \
+                       from public.enqueue_due_scans(to_timestamp($1::float8))",
+                    &[&at],
+                )
+                .await
+                .map_err(pg("queue the scheduled scans"))?;
+            Ok(rows
+                .iter()
+                .map(|r| Scheduled {
+                    user: r.get(0),
+                    job_id: r.get(1),
+                    due: DateTime::from_timestamp_millis(r.get(2)).unwrap_or(now),
+                })
+                .collect())
         })
         .await
     }

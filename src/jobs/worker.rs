@@ -31,6 +31,9 @@ pub struct WorkerOptions {
     pub heartbeat: Duration,
     /// How long one claim waits for a job before asking again.
     pub poll: Duration,
+    /// How often the worker queues the users' scheduled scans that are due (every
+    /// worker does; each slot is queued once). `None`: never.
+    pub schedule_every: Option<Duration>,
 }
 
 impl WorkerOptions {
@@ -40,6 +43,7 @@ impl WorkerOptions {
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(5),
             poll: Duration::from_secs(5),
+            schedule_every: Some(Duration::from_secs(60)),
         }
     }
 
@@ -90,23 +94,55 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     tracing::info!(worker = %options.id, "worker started");
+    let jobs = take_jobs(&ctx, queue.as_ref(), tokens.as_deref(), &options, &shutdown);
+    tokio::select! {
+        () = jobs => {}
+        () = queue_scheduled(queue.as_ref(), options.schedule_every, &shutdown) => {}
+    }
+    tracing::info!(worker = %options.id, "worker stopped");
+}
+
+/// Every `every`, queues the scheduled scans that are due; after `shutdown`, waits
+/// forever (the job loop ends the worker).
+async fn queue_scheduled(queue: &dyn Queue, every: Option<Duration>, shutdown: &CancellationToken) {
+    let Some(every) = every else {
+        return futures::future::pending().await;
+    };
+    while !shutdown.is_cancelled() {
+        match queue.enqueue_due(chrono::Utc::now()).await {
+            Ok(queued) if !queued.is_empty() => {
+                tracing::info!(
+                    jobs = queued.len(),
+                    "queued the scheduled scans that were due"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not queue the scheduled scans; trying again")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+    futures::future::pending().await
+}
+
+async fn take_jobs(
+    ctx: &Arc<Context>,
+    queue: &dyn Queue,
+    tokens: Option<&UserTokens>,
+    options: &WorkerOptions,
+    shutdown: &CancellationToken,
+) {
     loop {
         let claimed = tokio::select! {
             () = shutdown.cancelled() => break,
             claimed = queue.claim(&options.id, options.lease, options.poll) => claimed,
         };
         match claimed {
-            Ok(Some(job)) => {
-                run_job(
-                    &ctx,
-                    queue.as_ref(),
-                    tokens.as_deref(),
-                    &options,
-                    job,
-                    &shutdown,
-                )
-                .await;
-            }
+            Ok(Some(job)) => run_job(ctx, queue, tokens, options, job, shutdown).await,
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim a scan job; trying again");
@@ -117,7 +153,6 @@ pub async fn run(
             }
         }
     }
-    tracing::info!(worker = %options.id, "worker stopped");
 }
 
 /// The progress of one job: what earlier attempts and slices counted plus the

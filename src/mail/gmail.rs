@@ -6,6 +6,7 @@
 //! A rejected credential (401, a revoked grant) is one clear error, never retried.
 
 pub mod auth;
+pub mod vault;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
@@ -154,6 +155,16 @@ pub struct GmailConfig {
     pub max_retries: usize,
     /// Shortest backoff between attempts (grows exponentially, jittered).
     pub min_backoff: Duration,
+    /// Users' own stored grants, when the server keeps them (`BILLABLE_TOKEN_KEY`).
+    pub grants: Option<Grants>,
+}
+
+/// How users' stored Gmail grants are used: the key that opens them and the OAuth
+/// client (`GMAIL_CLIENT_SECRET_FILE`) they were issued to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grants {
+    pub key: Arc<vault::TokenKey>,
+    pub secret_file: std::path::PathBuf,
 }
 
 impl GmailConfig {
@@ -166,6 +177,7 @@ impl GmailConfig {
             timeout: Duration::from_secs(30),
             max_retries: 6,
             min_backoff: Duration::from_millis(250),
+            grants: None,
         }
     }
 
@@ -185,6 +197,7 @@ impl std::fmt::Debug for GmailConfig {
             .field("base_url", &self.base_url)
             .field("auth", &self.auth)
             .field("costs", &self.costs)
+            .field("grants", &self.grants)
             .finish_non_exhaustive()
     }
 }
@@ -195,6 +208,9 @@ pub struct GmailHub {
     config: GmailConfig,
     quotas: Mutex<HashMap<String, Arc<UserQuota>>>,
     sources: Mutex<HashMap<String, Arc<GmailSource>>>,
+    /// Sources reading with a user's stored grant, by user, with the sealed grant
+    /// they were built from: a grant stored again builds a new one.
+    granted: Mutex<HashMap<String, (String, Arc<GmailSource>)>>,
 }
 
 impl GmailHub {
@@ -203,6 +219,7 @@ impl GmailHub {
             config,
             quotas: Mutex::new(HashMap::new()),
             sources: Mutex::new(HashMap::new()),
+            granted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -235,6 +252,63 @@ impl GmailHub {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(user.as_str().to_owned(), source.clone());
+        Ok(source)
+    }
+
+    /// Seals `refresh_token` for `user` to store, when this server keeps grants.
+    pub fn seal_grant(&self, user: &UserId, refresh_token: &str) -> Result<String, MailError> {
+        let grants = self.grants()?;
+        Ok(grants.key.seal(user.as_str(), refresh_token))
+    }
+
+    fn grants(&self) -> Result<&Grants, MailError> {
+        self.config.grants.as_ref().ok_or_else(|| {
+            MailError::Upstream(format!(
+                "this server does not keep Gmail authorisations: its operator sets {} and \
+                 GMAIL_CLIENT_SECRET_FILE to enable them",
+                vault::KEY_VAR
+            ))
+        })
+    }
+
+    /// Whether users' stored grants are read (see [`Grants`]).
+    pub fn keeps_grants(&self) -> bool {
+        self.config.grants.is_some()
+    }
+
+    /// A source reading `user`'s mailbox with their stored grant `sealed` (cached
+    /// while the grant is the same), sharing the user's quota.
+    pub fn source_with_grant(
+        &self,
+        user: &UserId,
+        sealed: &str,
+    ) -> Result<Arc<GmailSource>, MailError> {
+        let grants = self.grants()?;
+        if let Some((held, source)) = self
+            .granted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user.as_str())
+            && held == sealed
+        {
+            return Ok(source.clone());
+        }
+        let refresh_token = grants
+            .key
+            .open(user.as_str(), sealed)
+            .map_err(|e| MailError::Upstream(e.to_string()))?;
+        let auth = GmailAuth::Refresh {
+            secret_file: grants.secret_file.clone(),
+            refresh_token: refresh_token.into(),
+        };
+        let source = Arc::new(GmailSource::new(&self.config, auth, self.quota(user))?);
+        self.granted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                user.as_str().to_owned(),
+                (sealed.to_owned(), source.clone()),
+            );
         Ok(source)
     }
 

@@ -53,6 +53,11 @@ pub enum MailError {
     Query(String),
     #[error("no mail source is configured: pass --mbox FILE, --maildir DIR or --eml-dir DIR")]
     NoSource,
+    #[error(
+        "Gmail is not configured on this server: its operator sets GMAIL_CLIENT_SECRET_FILE \
+         and BILLABLE_TOKEN_KEY to let users connect their mailboxes"
+    )]
+    NoGmail,
     /// An upstream service (Gmail) failed in a way retrying will not fix now.
     #[error("{0}")]
     Upstream(String),

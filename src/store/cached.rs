@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Batch, EntryFilter, EventState, Reviewed, Saved, ScanRecord, Store, StoreError};
+use super::{
+    Batch, EntryFilter, EventState, GmailGrant, Reviewed, Saved, ScanRecord, Store, StoreError,
+};
 use serde_json::Value;
 
 use crate::domain::{Settings, Summary, SummaryQuery, TimeEntry, UserId};
@@ -238,6 +240,18 @@ impl Store for CachedStore {
         id: &str,
     ) -> Result<Option<ScanJob>, StoreError> {
         self.inner.cancel_scan_job(user, id).await
+    }
+
+    async fn gmail_grant(&self, user: &UserId) -> Result<Option<GmailGrant>, StoreError> {
+        self.inner.gmail_grant(user).await
+    }
+
+    async fn save_gmail_grant(&self, user: &UserId, sealed: &str) -> Result<(), StoreError> {
+        self.inner.save_gmail_grant(user, sealed).await
+    }
+
+    async fn delete_gmail_grant(&self, user: &UserId) -> Result<bool, StoreError> {
+        self.inner.delete_gmail_grant(user).await
     }
 }
 

@@ -469,6 +469,40 @@ pub trait Store: Send + Sync {
     /// one by its worker at its next heartbeat. `None` when they have no such job.
     async fn cancel_scan_job(&self, user: &UserId, id: &str)
     -> Result<Option<ScanJob>, StoreError>;
+
+    /// `user`'s Gmail grant, sealed (see [`crate::mail::gmail::vault`]), if they
+    /// connected Gmail.
+    async fn gmail_grant(&self, _user: &UserId) -> Result<Option<GmailGrant>, StoreError> {
+        Ok(None)
+    }
+
+    /// Keeps `user`'s sealed Gmail grant, replacing the one before.
+    async fn save_gmail_grant(&self, _user: &UserId, _sealed: &str) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(
+            "this store cannot keep Gmail authorisations; use the SQLite or Supabase store"
+                .to_owned(),
+        ))
+    }
+
+    /// Forgets `user`'s Gmail grant; whether there was one.
+    async fn delete_gmail_grant(&self, _user: &UserId) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+}
+
+/// A user's Gmail refresh token as the store keeps it: sealed, never the token.
+#[derive(Clone, PartialEq)]
+pub struct GmailGrant {
+    pub sealed: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for GmailGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GmailGrant")
+            .field("updated_at", &self.updated_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Saves a batch. When the store refuses it for what some rows hold (a date or value

@@ -21,7 +21,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
 use super::{
-    Batch, EntryFilter, EventState, Reviewed, Saved, ScanRecord, ScanStatus, Store, StoreError,
+    Batch, EntryFilter, EventState, GmailGrant, Reviewed, Saved, ScanRecord, ScanStatus, Store,
+    StoreError,
 };
 use crate::domain::{
     Activity, EntryStatus, GroupBy, Settings, Summary, SummaryGroup, SummaryQuery, TimeEntry,
@@ -155,6 +156,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX IF NOT EXISTS scan_jobs_user_created ON scan_jobs (user_id, created_at DESC);
     CREATE UNIQUE INDEX IF NOT EXISTS scan_jobs_one_running ON scan_jobs (user_id)
         WHERE state = 'running';
+    "#,
+    // 5: each user's Gmail refresh token, sealed (sql/0010_gmail_grants.sql).
+    r#"
+    CREATE TABLE IF NOT EXISTS gmail_grants (
+        user_id    TEXT PRIMARY KEY,
+        sealed     TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    "#,
+    // 6: scheduled scans (sql/0011_schedules.sql): one job per user and slot.
+    r#"
+    ALTER TABLE scan_jobs ADD COLUMN scheduled_for TEXT;
+    CREATE UNIQUE INDEX IF NOT EXISTS scan_jobs_scheduled_once ON scan_jobs (user_id, scheduled_for)
+        WHERE scheduled_for IS NOT NULL;
     "#,
 ];
 
@@ -1401,6 +1416,54 @@ impl Store for SqliteStore {
         id: &str,
     ) -> Result<Option<ScanJob>, StoreError> {
         self.cancel_job(user, id).await
+    }
+
+    async fn gmail_grant(&self, user: &UserId) -> Result<Option<GmailGrant>, StoreError> {
+        let user = user.as_str().to_owned();
+        let row: Option<(String, String)> = self
+            .with_reader(move |conn| {
+                conn.prepare_cached(
+                    "SELECT sealed, updated_at FROM gmail_grants WHERE user_id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([&user], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(sqlite("read your Gmail authorisation"))
+            })
+            .await?;
+        row.map(|(sealed, at)| {
+            Ok(GmailGrant {
+                sealed,
+                updated_at: parse_ts(&at, "Gmail authorisation")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn save_gmail_grant(&self, user: &UserId, sealed: &str) -> Result<(), StoreError> {
+        let (user, sealed) = (user.as_str().to_owned(), sealed.to_owned());
+        self.with_conn(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO gmail_grants (user_id, sealed, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| s.execute(params![user, sealed, now()]))
+            .map_err(sqlite("save your Gmail authorisation"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_gmail_grant(&self, user: &UserId) -> Result<bool, StoreError> {
+        let user = user.as_str().to_owned();
+        self.with_conn(move |conn| {
+            conn.prepare_cached("DELETE FROM gmail_grants WHERE user_id = ?1")
+                .and_then(|mut s| s.execute([&user]))
+                .map(|n| n > 0)
+                .map_err(sqlite("forget your Gmail authorisation"))
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

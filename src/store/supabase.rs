@@ -25,8 +25,8 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
 use super::{
-    Batch, EntryFilter, EventState, Processed, Reviewed, Saved, ScanRecord, ScanStatus, Store,
-    StoreError,
+    Batch, EntryFilter, EventState, GmailGrant, Processed, Reviewed, Saved, ScanRecord, ScanStatus,
+    Store, StoreError,
 };
 use crate::domain::{GroupBy, Settings, Summary, SummaryGroup, SummaryQuery, TimeEntry, UserId};
 use crate::jobs::{JobState, ScanJob};
@@ -1106,6 +1106,54 @@ impl Store for SupabaseStore {
         let request = self.rpc(user, "cancel_scan", &json!({ "job_id": id }))?;
         let rows: Vec<JobRow> = self.fetch(request, "cancel a scan", "scan job").await?;
         Ok(rows.into_iter().next().map(ScanJob::from))
+    }
+
+    async fn gmail_grant(&self, user: &UserId) -> Result<Option<GmailGrant>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            sealed: String,
+            updated_at: DateTime<Utc>,
+        }
+        let request = self.from(user, "gmail_grants")?.select("sealed,updated_at");
+        let rows: Vec<Row> = self
+            .fetch(
+                request,
+                "read your Gmail authorisation",
+                "Gmail authorisation",
+            )
+            .await?;
+        Ok(rows.into_iter().next().map(|r| GmailGrant {
+            sealed: r.sealed,
+            updated_at: r.updated_at,
+        }))
+    }
+
+    async fn save_gmail_grant(&self, user: &UserId, sealed: &str) -> Result<(), StoreError> {
+        let row = json!({ "sealed": sealed, "updated_at": Utc::now() });
+        let _: Vec<Value> = self
+            .upsert(
+                user,
+                "gmail_grants",
+                "user_id",
+                "user_id",
+                &[row],
+                "save your Gmail authorisation",
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_gmail_grant(&self, user: &UserId) -> Result<bool, StoreError> {
+        // RLS confines the delete to the caller's row.
+        let request = self
+            .from(user, "gmail_grants")?
+            .delete()
+            .not("is", "user_id", "null")
+            .select("user_id");
+        let rows: Vec<Value> = self
+            .fetch(request, "forget your Gmail authorisation", "deleted rows")
+            .await?;
+        Ok(!rows.is_empty())
     }
 
     /// Reachability only: any answer from PostgREST below 500 will do.

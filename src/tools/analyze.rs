@@ -80,7 +80,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
             if id.is_empty() {
                 return Err(Error::invalid("message_id", "must not be empty"));
             }
-            ctx.source(user)?.get(&id).await?
+            ctx.source(user).await?.get(&id).await?
         }
         (None, Some(text)) => {
             if text.trim().is_empty() {

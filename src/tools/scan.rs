@@ -239,7 +239,7 @@ pub async fn run(
 ) -> Result<Output> {
     let started = Instant::now();
     check(&args)?;
-    let source = ctx.source(user)?;
+    let source = ctx.source(user).await?;
     let mut settings = ctx.store.settings(user).await?;
     for address in source.owner_addresses().await? {
         let address = address.to_ascii_lowercase();
@@ -663,7 +663,7 @@ impl Prep<'_> {
         }
 
         // 3. Fetch, then parse and triage off the async runtime, on every core.
-        let source = match self.ctx.source(self.user) {
+        let source = match self.ctx.source(self.user).await {
             Ok(source) => source,
             Err(e) => {
                 out.fatal = Some(e.to_string());

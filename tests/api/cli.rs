@@ -1072,3 +1072,42 @@ fn the_entries_table_fits_the_terminal_width_unless_wide() {
         wide.stdout()
     );
 }
+
+#[test]
+fn schedule_run_now_queues_each_due_slot_once_and_the_job_waits_for_a_worker() {
+    let app = TestApp::new();
+    let none = app.run(&["schedule", "run-now"]);
+    none.assert_ok();
+    assert!(
+        none.stdout().contains("No scheduled scan was due"),
+        "{}",
+        none.stdout()
+    );
+    let settings =
+        json!({"settings": {"timezone": "America/New_York", "schedule": "weekdays 07:00"}});
+    app.run(&["tool", "configure_time_tracking", &settings.to_string()])
+        .assert_ok();
+    // Friday 08:00 in New York: the 07:00 run is due.
+    let at = [
+        "--json",
+        "schedule",
+        "run-now",
+        "--at",
+        "2026-12-04T13:00:00Z",
+    ];
+    let first = app.run(&at);
+    first.assert_ok();
+    let queued = first.json();
+    assert_eq!(queued.as_array().map(Vec::len), Some(1), "{queued}");
+    assert_eq!(queued[0]["due"], "2026-12-04T12:00:00Z", "{queued}");
+    let again = app.run(&at);
+    again.assert_ok();
+    assert_eq!(again.json(), json!([]), "a slot is queued once");
+    let scans = app.run(&["tool", "list_scans", "{}"]);
+    scans.assert_ok();
+    let scans = scans.json();
+    assert_eq!(scans["scans"][0]["job_id"], queued[0]["job_id"], "{scans}");
+    assert_eq!(scans["scans"][0]["state"], "queued", "{scans}");
+    let bad = app.run(&["schedule", "run-now", "--at", "tomorrow"]);
+    assert_eq!(bad.code(), 2, "{}", bad.stderr());
+}

@@ -1177,3 +1177,88 @@ async fn an_expired_token_is_refreshed_and_a_revoked_grant_asks_to_reauthorise_w
     assert!(err.to_string().contains("billable auth gmail"), "{err}");
     assert_eq!(fake.calls("getProfile") + fake.calls("messages.list"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_grant_is_checked_sealed_used_by_scans_and_gone_when_revoked() {
+    use billable::mail::gmail::Grants;
+    use billable::mail::gmail::vault::TokenKey;
+    let fake = FakeGmail::from_mbox(&fixture("demo.mbox")).await;
+    let (token_url, forms) = token_server(3600, true).await;
+    let app = TestApp::new();
+    let key = Arc::new(TokenKey::parse("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap());
+    let secret_file = client_secret(&app, &token_url);
+    let mut cfg = config(&fake);
+    // No credential of the server's own: only what the user stores can read Gmail.
+    cfg.auth = GmailAuth::Installed {
+        secret_file: secret_file.clone(),
+        token_file: app.dir.path().join("nobody-authorised.json"),
+    };
+    cfg.grants = Some(Grants {
+        key: key.clone(),
+        secret_file,
+    });
+    let ctx = gmail_context(&app, cfg).await;
+    let user = UserId::local();
+    let token = "1//stored-refresh-token";
+
+    let status = ctx.connect_gmail(&user, token).await.expect("connect");
+    assert!(status.connected);
+    assert_eq!(status.mailbox.as_deref(), Some(crate::fake_gmail::ADDRESS));
+    let exchanged = |forms: &std::sync::Mutex<Vec<String>>| {
+        forms
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|f| {
+                f.contains("grant_type=refresh_token") && f.contains("stored-refresh-token")
+            })
+            .count()
+    };
+    assert_eq!(exchanged(&forms), 1, "checked with Google once");
+
+    // Stored sealed: the file never holds the token, the status never shows it.
+    let grant = ctx.store.gmail_grant(&user).await.unwrap().expect("stored");
+    assert_eq!(key.open(user.as_str(), &grant.sealed).unwrap(), token);
+    let file = std::fs::read(&app.db).unwrap();
+    assert!(
+        !file.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the database file holds the token"
+    );
+    let shown = serde_json::to_string(&ctx.gmail_grant_status(&user).await.unwrap()).unwrap();
+    assert!(
+        shown.contains("\"connected\":true") && !shown.contains("refresh"),
+        "{shown}"
+    );
+
+    // A scan reads the mailbox with it.
+    let out = scan(&ctx).await;
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(out["examined"], DEMO_CANDIDATES, "{out}");
+
+    // Revoked: the next scan has no way in and says how to get one.
+    assert!(!ctx.disconnect_gmail(&user).await.unwrap().connected);
+    assert!(ctx.store.gmail_grant(&user).await.unwrap().is_none());
+    let err = call(&ctx, "scan_billable_time", json!({"background": false}))
+        .await
+        .expect_err("no grant");
+    assert!(
+        err.to_string().contains("no Gmail authorisation stored"),
+        "{err}"
+    );
+
+    // A token Google refuses is not stored.
+    let (refusing, _) = token_server(3600, false).await;
+    let app2 = TestApp::new();
+    let secret_file = client_secret(&app2, &refusing);
+    let mut cfg = config(&fake);
+    cfg.grants = Some(Grants { key, secret_file });
+    let ctx = gmail_context(&app2, cfg).await;
+    let err = ctx
+        .connect_gmail(&user, "1//revoked")
+        .await
+        .expect_err("refused");
+    assert!(!err.to_string().contains("1//revoked"), "{err}");
+    assert!(ctx.store.gmail_grant(&user).await.unwrap().is_none());
+    let err = ctx.connect_gmail(&user, "  ").await.expect_err("empty");
+    assert_eq!(err.kind(), billable::error::ErrorKind::InvalidInput);
+}

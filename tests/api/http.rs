@@ -773,3 +773,48 @@ async fn readiness_is_503_with_a_json_error_while_the_store_is_unreachable() {
     assert!(message.contains("not reachable"), "{message}");
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
 }
+
+#[tokio::test]
+async fn the_gmail_grant_route_never_echoes_a_token_and_says_what_the_server_lacks() {
+    let s = spawn(local_config(), &[]).await;
+    let get = s
+        .client
+        .get(s.url("/v1/gmail/grant"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(get.status(), 200);
+    let status: Value = get.json().await.expect("json");
+    assert_eq!(status["connected"], false, "{status}");
+    let put = |body: &'static str| {
+        s.client
+            .put(s.url("/v1/gmail/grant"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // Not the expected shape: 422, and the answer quotes nothing it was sent.
+    let r = put(r#"{"refresh_tokn": "1//leak-me"}"#).await.expect("put");
+    assert_eq!(r.status(), 422);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("leak-me"), "{text}");
+    // This server reads no Gmail: it says so and who can change it.
+    let r = put(r#"{"refresh_token": "1//leak-me"}"#)
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 503);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("BILLABLE_TOKEN_KEY") && !text.contains("leak-me"),
+        "{text}"
+    );
+    let r = s
+        .client
+        .delete(s.url("/v1/gmail/grant"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 401, "a token is needed");
+}

@@ -8,7 +8,7 @@ use tokio_postgres::error::SqlState;
 
 use crate::services::{POSTGRES, TempDb};
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "time_entries",
     "processed_messages",
     "tracking_settings",
@@ -16,6 +16,7 @@ const TABLES: [&str; 7] = [
     "scans",
     "scan_jobs",
     "user_versions",
+    "gmail_grants",
 ];
 
 /// Switches this connection's transaction to `authenticated` acting as `sub`, the
@@ -517,5 +518,181 @@ async fn a_user_queues_reads_and_cancels_only_their_own_scan_jobs_within_the_lim
         .get(0);
     assert_eq!(state, "cancelled");
     client.batch_execute("commit").await.unwrap();
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_users_gmail_grant_is_theirs_alone_and_unreadable_without_the_key() {
+    use billable::mail::gmail::vault::TokenKey;
+    if POSTGRES.skipped() {
+        return;
+    }
+    let db = TempDb::new().await;
+    let client = db.client().await;
+    let key = TokenKey::parse("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
+    let a = uuid::Uuid::new_v4().to_string();
+    let b = uuid::Uuid::new_v4().to_string();
+    let token = "1//refresh-token-of-a";
+    let sealed = key.seal(&a, token);
+    client.batch_execute("begin").await.unwrap();
+    act_as(&client, &a).await;
+    client
+        .execute(
+            "insert into public.gmail_grants (sealed) values ($1)",
+            &[&sealed],
+        )
+        .await
+        .expect("a stores their grant");
+    client.batch_execute("commit").await.unwrap();
+
+    // B sees, changes and deletes nothing of A's, and cannot plant a row as A.
+    client.batch_execute("begin").await.unwrap();
+    act_as(&client, &b).await;
+    let seen: i64 = client
+        .query_one("select count(*) from public.gmail_grants", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 0);
+    let changed = client
+        .execute("update public.gmail_grants set sealed = 'v1:x:y'", &[])
+        .await
+        .unwrap();
+    let deleted = client
+        .execute("delete from public.gmail_grants", &[])
+        .await
+        .unwrap();
+    assert_eq!((changed, deleted), (0, 0));
+    let err = client
+        .execute(
+            "insert into public.gmail_grants (user_id, sealed) values ($1::text::uuid, 'v1:x:y')",
+            &[&a],
+        )
+        .await
+        .expect_err("a row as someone else");
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{err}");
+    client.batch_execute("rollback").await.unwrap();
+
+    // What the database holds (read here as its owner) is not the token, and opens
+    // only with the key and only as A.
+    let stored: String = client
+        .query_one("select sealed from public.gmail_grants", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!stored.contains(token) && !stored.contains("refresh-token"));
+    let dump: String = client
+        .query_one(
+            "select row_to_json(g)::text from public.gmail_grants g",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!dump.contains("refresh-token"), "{dump}");
+    let other = TokenKey::parse("ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=").unwrap();
+    assert!(other.open(&a, &stored).is_err());
+    assert!(key.open(&b, &stored).is_err());
+    assert_eq!(key.open(&a, &stored).unwrap(), token);
+
+    // A revokes: the row is gone.
+    client.batch_execute("begin").await.unwrap();
+    act_as(&client, &a).await;
+    let deleted = client
+        .execute("delete from public.gmail_grants", &[])
+        .await
+        .unwrap();
+    client.batch_execute("commit").await.unwrap();
+    assert_eq!(deleted, 1);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn scheduled_scans_are_queued_once_per_slot_and_a_hostile_setting_is_skipped() {
+    use billable::domain::settings::Schedule;
+    use billable::jobs::Queue;
+    if POSTGRES.skipped() {
+        return;
+    }
+    let db = TempDb::new().await;
+    let client = db.client().await;
+    let users: Vec<String> = (0..4).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let settings = [
+        serde_json::json!({"timezone": "America/New_York", "schedule": "weekdays 07:00"}),
+        // Written straight through PostgREST, past the server's checks.
+        serde_json::json!({"timezone": "Mars/Olympus_Mons", "schedule": "daily 07:00"}),
+        serde_json::json!({"timezone": "UTC", "schedule": "daily 7am'; drop table x; --"}),
+        serde_json::json!({"timezone": "UTC"}),
+    ];
+    for (user, settings) in users.iter().zip(&settings) {
+        client.batch_execute("begin").await.unwrap();
+        act_as(&client, user).await;
+        client
+            .execute(
+                "insert into public.tracking_settings (settings) values ($1)",
+                &[settings],
+            )
+            .await
+            .expect("settings");
+        client.batch_execute("commit").await.unwrap();
+    }
+    let queue = billable::jobs::postgres::PgQueue::new(&db.url);
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let queued = queue
+        .enqueue_due(at("2026-12-04T13:00:00Z"))
+        .await
+        .expect("run");
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0].user, users[0]);
+    assert_eq!(queued[0].due, at("2026-12-04T12:00:00Z"));
+    // Twice at once, and again later in the slot: nothing more.
+    let other = billable::jobs::postgres::PgQueue::new(&db.url);
+    let (again, twice) = tokio::join!(
+        queue.enqueue_due(at("2026-12-04T13:00:00Z")),
+        other.enqueue_due(at("2026-12-04T20:00:00Z"))
+    );
+    assert!(again.unwrap().is_empty() && twice.unwrap().is_empty());
+    let waiting: i64 = client
+        .query_one("select count(*) from pgmq.q_scan_jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(waiting, 1, "one message for the one job");
+    let state: String = client
+        .query_one(
+            "select state from public.scan_jobs where id = $1::text::uuid",
+            &[&queued[0].job_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(state, "queued");
+    // Monday's slot is new.
+    let monday = queue.enqueue_due(at("2026-12-07T12:30:00Z")).await.unwrap();
+    assert_eq!(monday.len(), 1);
+
+    // Postgres and Rust agree on the slot, DST changes included.
+    for (schedule, tz, now) in [
+        ("daily 07:00", "America/New_York", "2026-12-04T11:59:59Z"),
+        ("weekdays 07:00", "America/New_York", "2026-12-06T18:00:00Z"),
+        ("daily 02:30", "America/New_York", "2026-03-08T12:00:00Z"),
+        ("daily 01:30", "America/New_York", "2026-11-01T12:00:00Z"),
+        ("weekdays 23:45", "Asia/Kolkata", "2026-12-04T18:00:00Z"),
+        ("daily 00:00", "Pacific/Chatham", "2026-04-05T12:00:00Z"),
+    ] {
+        let rust = schedule
+            .parse::<Schedule>()
+            .unwrap()
+            .latest_slot(at(now), tz.parse().unwrap());
+        let pg: i64 = client
+            .query_one(
+                "select (extract(epoch from public.latest_schedule_slot($1, $2, $3::text::timestamptz)) * 1000)::int8",
+                &[&schedule, &tz, &now],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rust.timestamp_millis(), pg, "{schedule} {tz} {now}");
+    }
     db.drop().await;
 }

@@ -310,6 +310,18 @@ impl Store for SignedIn {
     ) -> Result<Option<ScanJob>, StoreError> {
         self.0.cancel_scan_job(&self.user(user), id).await
     }
+    async fn gmail_grant(
+        &self,
+        user: &UserId,
+    ) -> Result<Option<billable::store::GmailGrant>, StoreError> {
+        self.0.gmail_grant(&self.user(user)).await
+    }
+    async fn save_gmail_grant(&self, user: &UserId, sealed: &str) -> Result<(), StoreError> {
+        self.0.save_gmail_grant(&self.user(user), sealed).await
+    }
+    async fn delete_gmail_grant(&self, user: &UserId) -> Result<bool, StoreError> {
+        self.0.delete_gmail_grant(&self.user(user)).await
+    }
 }
 
 /// A connection as the database owner.

@@ -586,6 +586,24 @@ pub async fn reviewed_counterparts_count_each_persons_approvals_and_rejections(s
     );
 }
 
+pub async fn a_gmail_grant_is_kept_replaced_and_forgotten_per_user(store: &dyn Store) {
+    let (a, b) = (fresh_user(), fresh_user());
+    assert!(store.gmail_grant(&a).await.unwrap().is_none());
+    store.save_gmail_grant(&a, "v1:k:first").await.unwrap();
+    store.save_gmail_grant(&a, "v1:k:second").await.unwrap();
+    let grant = store.gmail_grant(&a).await.unwrap().expect("stored");
+    assert_eq!(grant.sealed, "v1:k:second");
+    assert!(store.gmail_grant(&b).await.unwrap().is_none(), "not B's");
+    assert!(
+        !store.delete_gmail_grant(&b).await.unwrap(),
+        "B forgets nothing of A's"
+    );
+    assert!(store.gmail_grant(&a).await.unwrap().is_some());
+    assert!(store.delete_gmail_grant(&a).await.unwrap());
+    assert!(store.gmail_grant(&a).await.unwrap().is_none());
+    assert!(!store.delete_gmail_grant(&a).await.unwrap());
+}
+
 pub async fn users_are_isolated(store: &dyn Store) {
     let (a, b) = (fresh_user(), fresh_user());
     let settings = Settings {
@@ -1292,6 +1310,7 @@ on_sqlite!(
     unmatched_mail_counts_as_processed_only_under_its_matching_key,
     reviewed_counterparts_count_each_persons_approvals_and_rejections,
     users_are_isolated,
+    a_gmail_grant_is_kept_replaced_and_forgotten_per_user,
     listing_filters_by_dates_client_and_status,
     listing_is_newest_first_and_paginates_with_a_total,
     summaries_by_client_and_matter_have_exact_totals,
@@ -1340,6 +1359,7 @@ on_supabase!(
     unmatched_mail_counts_as_processed_only_under_its_matching_key,
     reviewed_counterparts_count_each_persons_approvals_and_rejections,
     users_are_isolated,
+    a_gmail_grant_is_kept_replaced_and_forgotten_per_user,
     listing_filters_by_dates_client_and_status,
     listing_is_newest_first_and_paginates_with_a_total,
     summaries_by_client_and_matter_have_exact_totals,

@@ -584,6 +584,7 @@ async fn message(ctx: &Context, user: &UserId, message_id: &str) -> Result<view:
     let unavailable = |e: String| format!("The message could not be read from the mailbox: {e}");
     let raw = ctx
         .source(user)
+        .await
         .map_err(|e| unavailable(e.to_string()))?
         .get(message_id)
         .await

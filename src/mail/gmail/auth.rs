@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use google_gmail1::yup_oauth2::{
     self, CustomHyperClientBuilder, InstalledFlowAuthenticator, InstalledFlowReturnMethod,
-    ServiceAccountAuthenticator, authenticator::Authenticator,
+    ServiceAccountAuthenticator,
+    authenticator::Authenticator,
     authenticator_delegate::InstalledFlowDelegate,
+    storage::{TokenInfo, TokenStorage, TokenStorageError},
 };
 use google_gmail1::{common, hyper_util};
 
@@ -39,6 +41,12 @@ pub enum GmailAuth {
         secret_file: PathBuf,
         token_file: PathBuf,
     },
+    /// A refresh token the user stored with billable (sealed at rest, see
+    /// [`super::vault`]), exchanged through the OAuth client of `secret_file`.
+    Refresh {
+        secret_file: PathBuf,
+        refresh_token: Arc<str>,
+    },
 }
 
 impl std::fmt::Debug for GmailAuth {
@@ -58,6 +66,10 @@ impl std::fmt::Debug for GmailAuth {
                 .field("secret_file", secret_file)
                 .field("token_file", token_file)
                 .finish(),
+            GmailAuth::Refresh { secret_file, .. } => f
+                .debug_struct("Refresh")
+                .field("secret_file", secret_file)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -183,12 +195,66 @@ impl LazyAuth {
                         .await
                         .map_err(|e| e.to_string())
                     }
+                    GmailAuth::Refresh {
+                        secret_file,
+                        refresh_token,
+                    } => {
+                        let secret = read_secret(secret_file).await?;
+                        InstalledFlowAuthenticator::with_client(
+                            secret,
+                            InstalledFlowReturnMethod::Interactive,
+                            yup_client(),
+                        )
+                        .with_storage(Box::new(StoredGrant::new(refresh_token)))
+                        .flow_delegate(Box::new(NoPrompt))
+                        .build()
+                        .await
+                        .map_err(|e| e.to_string())
+                    }
                     GmailAuth::AccessToken(_) => {
                         Err("an access token needs no authenticator".to_owned())
                     }
                 }
             })
             .await
+    }
+}
+
+/// yup-oauth2's token storage for a stored grant: in memory only, starting from the
+/// refresh token alone (an access token that has expired), so the first request
+/// exchanges it and later ones reuse the access token until it expires.
+struct StoredGrant {
+    token: tokio::sync::Mutex<TokenInfo>,
+}
+
+impl StoredGrant {
+    fn new(refresh_token: &str) -> Self {
+        StoredGrant {
+            token: tokio::sync::Mutex::new(TokenInfo {
+                access_token: None,
+                refresh_token: Some(refresh_token.to_owned()),
+                expires_at: Some(time::OffsetDateTime::UNIX_EPOCH),
+                id_token: None,
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenStorage for StoredGrant {
+    async fn set(&self, _scopes: &[&str], token: TokenInfo) -> Result<(), TokenStorageError> {
+        let mut held = self.token.lock().await;
+        // Google's refresh answers carry no refresh token: keep the one we hold.
+        let refresh_token = token.refresh_token.clone().or(held.refresh_token.take());
+        *held = TokenInfo {
+            refresh_token,
+            ..token
+        };
+        Ok(())
+    }
+
+    async fn get(&self, _scopes: &[&str]) -> Option<TokenInfo> {
+        Some(self.token.lock().await.clone())
     }
 }
 

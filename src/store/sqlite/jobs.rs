@@ -5,14 +5,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::{SqliteStore, col, now, optional_ts, parse_ts, sqlite, ts};
-use crate::domain::UserId;
+use crate::domain::{Settings, UserId};
 use crate::jobs::{
-    Beat, Claimed, JobEnd, JobState, MAX_ARGS_BYTES, MAX_QUEUED_PER_USER, Queue, ScanJob,
+    Beat, Claimed, JobEnd, JobState, MAX_ARGS_BYTES, MAX_QUEUED_PER_USER, Queue, ScanJob, Scheduled,
 };
 use crate::store::StoreError;
 use crate::tools::ScanProgress;
@@ -245,6 +245,72 @@ impl Queue for SqliteStore {
         }
     }
 
+    async fn enqueue_due(&self, now: DateTime<Utc>) -> Result<Vec<Scheduled>, StoreError> {
+        let queued = self
+            .with_conn(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(sqlite("begin queueing scheduled scans"))?;
+                let users: Vec<(String, String)> = tx
+                    .prepare("SELECT user_id, settings FROM tracking_settings ORDER BY user_id")
+                    .and_then(|mut s| {
+                        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect::<Result<_, _>>()
+                    })
+                    .map_err(sqlite("read the schedules"))?;
+                let mut queued = Vec::new();
+                for (user, json) in users {
+                    let settings = match serde_json::from_str(&json)
+                        .map_err(|e| e.to_string())
+                        .and_then(|v| Settings::from_json(v).map_err(|e| e.to_string()))
+                    {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(user = %user, error = %e, "unreadable settings: no scheduled scan");
+                            continue;
+                        }
+                    };
+                    let Some(schedule) = settings.schedule else {
+                        continue;
+                    };
+                    let due = schedule.latest_slot(now, settings.timezone);
+                    let waiting: i64 = tx
+                        .query_row(
+                            "SELECT count(*) FROM scan_jobs WHERE user_id = ?1 AND state = 'queued'",
+                            params![user],
+                            |r| r.get(0),
+                        )
+                        .map_err(sqlite("count queued scans"))?;
+                    if waiting >= i64::from(MAX_QUEUED_PER_USER) {
+                        continue;
+                    }
+                    let id = uuid::Uuid::now_v7().to_string();
+                    let at = super::now();
+                    let added = tx
+                        .execute(
+                            "INSERT INTO scan_jobs (id, user_id, args, state, created_at, updated_at, scheduled_for) \
+                             VALUES (?1, ?2, '{}', 'queued', ?3, ?3, ?4) ON CONFLICT DO NOTHING",
+                            params![id, user, at, ts(&due)],
+                        )
+                        .map_err(sqlite("queue a scheduled scan"))?;
+                    if added > 0 {
+                        queued.push(Scheduled {
+                            user,
+                            job_id: id,
+                            due,
+                        });
+                    }
+                }
+                tx.commit().map_err(sqlite("commit the scheduled scans"))?;
+                Ok(queued)
+            })
+            .await?;
+        if !queued.is_empty() {
+            self.jobs_queued.notify_one();
+        }
+        Ok(queued)
+    }
+
     async fn heartbeat(
         &self,
         job: &Claimed,
@@ -298,6 +364,77 @@ impl Queue for SqliteStore {
 mod tests {
     use super::*;
     use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_schedule_queues_one_job_per_slot_however_often_asked() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let set = |tz: &str, schedule: &str| {
+            Settings::default()
+                .apply(
+                    serde_json::from_value(
+                        serde_json::json!({"timezone": tz, "schedule": schedule}),
+                    )
+                    .unwrap(),
+                )
+                .unwrap()
+        };
+        let (ana, ben, cy) = (UserId::new("ana"), UserId::new("ben"), UserId::new("cy"));
+        store
+            .save_settings(&ana, &set("America/New_York", "weekdays 07:00"))
+            .await
+            .unwrap();
+        store
+            .save_settings(&ben, &set("Europe/Berlin", "daily 07:00"))
+            .await
+            .unwrap();
+        store
+            .save_settings(&cy, &Settings::default())
+            .await
+            .unwrap();
+
+        // Friday 13:00 UTC: Ana's 07:00 (12:00 UTC) and Ben's 07:00 (06:00 UTC) passed.
+        let friday = store.enqueue_due(at("2026-12-04T13:00:00Z")).await.unwrap();
+        let mut got: Vec<(String, DateTime<Utc>)> =
+            friday.iter().map(|q| (q.user.clone(), q.due)).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("ana".to_owned(), at("2026-12-04T12:00:00Z")),
+                ("ben".to_owned(), at("2026-12-04T06:00:00Z"))
+            ]
+        );
+        let job = store.scan_job(&ana, &friday[0].job_id).await.unwrap();
+        let job = job
+            .or(store.scan_job(&ben, &friday[0].job_id).await.unwrap())
+            .unwrap();
+        assert_eq!(job.state, JobState::Queued);
+        // Asked again, at once or later the same slot: nothing more.
+        assert!(
+            store
+                .enqueue_due(at("2026-12-04T13:00:00Z"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .enqueue_due(at("2026-12-04T23:00:00Z"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Saturday: Ben's daily slot is new, Ana's weekdays one is still Friday's.
+        let saturday = store.enqueue_due(at("2026-12-05T13:00:00Z")).await.unwrap();
+        assert_eq!(saturday.len(), 1);
+        assert_eq!(saturday[0].user, "ben");
+        assert_eq!(
+            store.scan_jobs(&cy, 10).await.unwrap().len(),
+            0,
+            "no schedule, no job"
+        );
+    }
 
     #[tokio::test]
     async fn a_claimed_job_is_renewed_ended_and_never_claimed_twice() {
