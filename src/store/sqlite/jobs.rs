@@ -60,6 +60,16 @@ fn job_from_row(row: &Row<'_>) -> Result<ScanJob, StoreError> {
     })
 }
 
+/// How many of `user`'s jobs wait to run.
+fn queued_count(conn: &Connection, user: &str) -> Result<i64, StoreError> {
+    conn.query_row(
+        "SELECT count(*) FROM scan_jobs WHERE user_id = ?1 AND state = 'queued'",
+        params![user],
+        |r| r.get(0),
+    )
+    .map_err(sqlite("count queued scans"))
+}
+
 fn one_job(conn: &Connection, user: &str, id: &str) -> Result<Option<ScanJob>, StoreError> {
     conn.prepare_cached(&format!(
         "SELECT {JOB_COLUMNS} FROM scan_jobs WHERE user_id = ?1 AND id = ?2"
@@ -91,13 +101,7 @@ impl SqliteStore {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(sqlite("begin queueing a scan"))?;
-                let waiting: i64 = tx
-                    .query_row(
-                        "SELECT count(*) FROM scan_jobs WHERE user_id = ?1 AND state = 'queued'",
-                        params![user],
-                        |r| r.get(0),
-                    )
-                    .map_err(sqlite("count queued scans"))?;
+                let waiting = queued_count(&tx, &user)?;
                 if waiting >= i64::from(MAX_QUEUED_PER_USER) {
                     return Err(StoreError::Busy(format!(
                         "you already have {waiting} scans waiting; wait for them (`list_scans`) or cancel one (`cancel_scan`)"
@@ -274,13 +278,7 @@ impl Queue for SqliteStore {
                         continue;
                     };
                     let due = schedule.latest_slot(now, settings.timezone);
-                    let waiting: i64 = tx
-                        .query_row(
-                            "SELECT count(*) FROM scan_jobs WHERE user_id = ?1 AND state = 'queued'",
-                            params![user],
-                            |r| r.get(0),
-                        )
-                        .map_err(sqlite("count queued scans"))?;
+                    let waiting = queued_count(&tx, &user)?;
                     if waiting >= i64::from(MAX_QUEUED_PER_USER) {
                         continue;
                     }
