@@ -153,7 +153,9 @@ pub struct Config {
     /// `SUPABASE_ACCESS_TOKEN`: the CLI's user JWT for Supabase (the HTTP server uses
     /// each caller's own bearer token instead).
     pub supabase_access_token: Option<Secret>,
-    /// `DATABASE_URL`: the Postgres that `billable migrate` applies sql/ to.
+    /// `DATABASE_URL`: the Postgres that `billable migrate` applies sql/ to; on
+    /// Supabase, where workers take jobs and every server and worker shares its rate
+    /// limits (as the `billable_worker` role).
     pub database_url: Option<Secret>,
     /// The tool server's settings (the `BILLABLE_*` server variables and
     /// `SUPABASE_JWT_SECRET`).

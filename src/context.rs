@@ -12,6 +12,7 @@ use crate::config::{AnalyzerChoice, Config, SourceConfig};
 use crate::domain::{Settings, UserId};
 use crate::error::Result;
 use crate::jobs::Queue;
+use crate::limits::{PgRates, SharedRates};
 use crate::mail::eml_dir::EmlDirSource;
 use crate::mail::gmail::GmailHub;
 use crate::mail::maildir::MaildirSource;
@@ -38,6 +39,9 @@ pub struct Context {
     /// worker takes background scans from it. On Supabase, `billable worker`
     /// processes take them from Postgres instead.
     local_queue: Option<Arc<dyn Queue>>,
+    /// The deployment's shared rate limits (Postgres), on Supabase with
+    /// `DATABASE_URL`: every server and worker charges the same buckets.
+    shared_rates: Option<Arc<dyn SharedRates>>,
 }
 
 impl Context {
@@ -57,6 +61,7 @@ impl Context {
             cache,
             analyses: AnalysisCache::new(),
             local_queue: None,
+            shared_rates: None,
         }
     }
 
@@ -64,6 +69,18 @@ impl Context {
     pub fn with_local_queue(mut self, queue: Arc<dyn Queue>) -> Self {
         self.local_queue = Some(queue);
         self
+    }
+
+    /// Charges the per-user request limit to `shared` (the Gmail quota and the LLM's
+    /// limits are given theirs when built; see [`Context::from_config`]).
+    pub fn with_shared_rates(mut self, shared: Arc<dyn SharedRates>) -> Self {
+        self.shared_rates = Some(shared);
+        self
+    }
+
+    /// The deployment's shared rate limits, when it has them.
+    pub fn shared_rates(&self) -> Option<Arc<dyn SharedRates>> {
+        self.shared_rates.clone()
     }
 
     /// The queue an in-process worker takes background scans from, in SQLite mode.
@@ -111,14 +128,24 @@ impl Context {
                     (sqlite.clone(), Some(sqlite))
                 }
             };
+        // Many processes share one Supabase project; its Postgres holds their limits.
+        let shared: Option<Arc<dyn SharedRates>> = match (&queue, &config.database_url) {
+            (None, Some(url)) => Some(Arc::new(PgRates::new(url.expose()))),
+            _ => None,
+        };
         let analyzer: Arc<dyn Analyzer> = match config.analyzer_choice() {
             AnalyzerChoice::Rules => Arc::new(RulesAnalyzer),
-            AnalyzerChoice::Llm => Arc::new(LlmAnalyzer::new(&config.llm)?),
+            AnalyzerChoice::Llm => {
+                Arc::new(LlmAnalyzer::new(&config.llm)?.with_shared_rates(shared.clone()))
+            }
         };
         let mut ctx = Context::new(source, analyzer, store);
         ctx.local_queue = queue;
+        ctx.shared_rates = shared.clone();
         Ok(match &config.gmail {
-            Some(gmail) => ctx.with_gmail(Arc::new(GmailHub::new(gmail.clone()))),
+            Some(gmail) => ctx.with_gmail(Arc::new(
+                GmailHub::new(gmail.clone()).with_shared_rates(shared),
+            )),
             None => ctx,
         })
     }

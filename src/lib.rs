@@ -22,6 +22,8 @@ pub mod export;
 pub mod http;
 /// Background scans: the jobs, the worker loop and the Postgres queue.
 pub mod jobs;
+/// Rate limits shared by every process of a deployment (Postgres), or per process.
+pub mod limits;
 /// Mail sources and parsing.
 pub mod mail;
 /// The tools over the Model Context Protocol (stdio and streamable HTTP).

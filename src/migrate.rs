@@ -76,6 +76,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0011_schedules",
         sql: include_str!("../sql/0011_schedules.sql"),
     },
+    Migration {
+        name: "0012_rate_limits",
+        sql: include_str!("../sql/0012_rate_limits.sql"),
+    },
 ];
 
 /// The migration that provides pgmq: the extension where the database offers it,

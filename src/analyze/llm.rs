@@ -34,18 +34,17 @@ pub mod answer;
 pub mod http;
 pub mod prompt;
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::limits::{Limit, Rate, SharedRates};
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::{CreateChatCompletionResponse, FinishReason};
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -132,8 +131,10 @@ pub struct LlmAnalyzer {
     max_retries: usize,
     timeout: Duration,
     permits: Arc<Semaphore>,
-    rpm: Option<DefaultDirectRateLimiter>,
-    tpm: Option<(DefaultDirectRateLimiter, NonZeroU32)>,
+    /// Requests and tokens per minute: the account's, per model, shared by every
+    /// process when the deployment shares its limits.
+    rpm: Option<Limit>,
+    tpm: Option<Limit>,
     /// The [`Format`] in use; it moves on when a server refuses one.
     format: AtomicU8,
     /// The model's context in tokens (configured, read from the server, or learnt from
@@ -175,10 +176,14 @@ impl LlmAnalyzer {
         // Bursts of one second's requests and ten seconds' tokens: servers enforce their
         // per-minute limits over shorter windows too, so a whole minute at once would
         // bounce off 429s.
-        let quota = |per_minute: u32, burst_divisor: u32| {
-            let rate = NonZeroU32::new(per_minute)?;
-            let burst = NonZeroU32::new(per_minute / burst_divisor).unwrap_or(NonZeroU32::MIN);
-            Some((Quota::per_minute(rate).allow_burst(burst), burst))
+        let limit = |what: &str, per_minute: Option<u32>, burst_divisor: u32| {
+            let per_minute = per_minute?;
+            let rate = Rate::per_minute(per_minute, per_minute / burst_divisor)?;
+            Some(Limit::new(
+                format!("llm:{what}:{}", config.model),
+                rate,
+                None,
+            ))
         };
         let props_url = config.base_url.as_ref().map(|b| {
             let root = b.trim_end_matches('/');
@@ -193,14 +198,8 @@ impl LlmAnalyzer {
             max_retries: config.max_retries,
             timeout: config.request_timeout,
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
-            rpm: config
-                .rpm
-                .and_then(|n| quota(n, 60))
-                .map(|(q, _)| RateLimiter::direct(q)),
-            tpm: config
-                .tpm
-                .and_then(|n| quota(n, 6))
-                .map(|(q, burst)| (RateLimiter::direct(q), burst)),
+            rpm: limit("requests", config.rpm, 60),
+            tpm: limit("tokens", config.tpm, 6),
             format: AtomicU8::new(match config.response_format {
                 ResponseFormatChoice::JsonSchema => Format::JsonSchema as u8,
                 ResponseFormatChoice::JsonObject => Format::JsonObject as u8,
@@ -210,6 +209,13 @@ impl LlmAnalyzer {
             refused_params: AtomicU8::new(0),
             counters: Counters::default(),
         })
+    }
+
+    /// Charges the requests and tokens per minute to the deployment's shared buckets.
+    pub fn with_shared_rates(mut self, shared: Option<Arc<dyn SharedRates>>) -> Self {
+        self.rpm = self.rpm.map(|l| l.with_shared(shared.clone()));
+        self.tpm = self.tpm.map(|l| l.with_shared(shared));
+        self
     }
 
     /// Requests and tokens so far.
@@ -558,12 +564,11 @@ impl LlmAnalyzer {
 
     async fn wait_for_limits(&self, tokens: u32) {
         if let Some(rpm) = &self.rpm {
-            rpm.until_ready().await;
+            rpm.until_ready(1).await;
         }
-        if let Some((tpm, capacity)) = &self.tpm {
+        if let Some(tpm) = &self.tpm {
             // A request larger than a burst waits for a whole burst.
-            let n = NonZeroU32::new(tokens.min(capacity.get())).unwrap_or(NonZeroU32::MIN);
-            let _ = tpm.until_n_ready(n).await;
+            tpm.until_ready(tokens).await;
         }
     }
 

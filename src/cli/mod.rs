@@ -420,6 +420,11 @@ pub enum Command {
         /// waits this long before another resumes it [default: 30]
         #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(3..=3600))]
         lease_secs: Option<u64>,
+        /// Scans this worker runs at once, each for a different user: scans wait on
+        /// each user's Gmail quota, not on the machine, so one worker keeps many
+        /// users' scans going [default: 16]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+        jobs: Option<u32>,
         #[command(flatten)]
         mail: MailArgs,
     },
@@ -1370,7 +1375,9 @@ async fn serve(cli: Cli) -> ExitCode {
                 }
                 crate::http::serve(ctx, &server).await
             }
-            Command::Worker { lease_secs, .. } => worker(ctx, &config, lease_secs).await,
+            Command::Worker {
+                lease_secs, jobs, ..
+            } => worker(ctx, &config, lease_secs, jobs).await,
             _ => crate::mcp::serve_stdio(ctx).await,
         }
     }
@@ -1394,6 +1401,7 @@ async fn worker(
     ctx: std::sync::Arc<crate::Context>,
     config: &Config,
     lease_secs: Option<u64>,
+    jobs: Option<u32>,
 ) -> anyhow::Result<()> {
     use crate::jobs::{Queue, postgres::PgQueue, token::UserTokens, worker};
     let (queue, tokens): (std::sync::Arc<dyn Queue>, _) = match ctx.local_queue() {
@@ -1423,6 +1431,9 @@ async fn worker(
     let mut options = worker::WorkerOptions::new(worker::default_id());
     if let Some(secs) = lease_secs {
         options = options.with_lease(std::time::Duration::from_secs(secs));
+    }
+    if let Some(jobs) = jobs {
+        options.jobs = jobs as usize;
     }
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn({

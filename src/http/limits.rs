@@ -2,49 +2,34 @@
 //! limit. The resolved `UserId` rides in the request extensions to the handlers (and
 //! through rmcp's request parts to the MCP handler).
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::{ApiError, AppState, AuthError};
+use crate::limits::{KeyedLimit, Rate, SharedRates};
 use crate::metrics::{self, Counter};
 
-/// Requests per second per user, with a burst of twice that.
-pub struct UserLimiter {
-    limiter: DefaultKeyedRateLimiter<String>,
-    checks: AtomicU64,
-}
+/// Requests per second per user, with a burst of twice that; across all servers
+/// when the deployment shares its limits.
+pub struct UserLimiter(KeyedLimit);
 
 impl UserLimiter {
     /// `None` when `rps` is 0 (limit disabled).
-    pub fn new(rps: u32) -> Option<Self> {
-        let per_second = NonZeroU32::new(rps)?;
-        let burst = NonZeroU32::new(rps.saturating_mul(2)).unwrap_or(per_second);
-        Some(UserLimiter {
-            limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
-            checks: AtomicU64::new(0),
-        })
+    pub fn new(rps: u32, shared: Option<Arc<dyn SharedRates>>) -> Option<Self> {
+        let rate = Rate::per_second(rps, rps.saturating_mul(2))?;
+        Some(UserLimiter(KeyedLimit::new("requests", rate, shared)))
     }
 
     /// `Err(seconds to wait)` when `user` is over the limit.
-    pub fn check(&self, user: &str) -> Result<(), u64> {
-        // Forget idle users now and then so memory follows active users only.
-        if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-            self.limiter.retain_recent();
-        }
-        self.limiter
-            .check_key(&user.to_owned())
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-            })
+    pub async fn check(&self, user: &str) -> Result<(), u64> {
+        self.0
+            .check(user)
+            .await
+            .map_err(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
     }
 }
 
@@ -75,7 +60,7 @@ pub async fn authenticate_and_limit(
         }
     };
     if let Some(limiter) = &state.limiter
-        && let Err(wait) = limiter.check(user.as_str())
+        && let Err(wait) = limiter.check(user.as_str()).await
     {
         let route = super::route_label(req.uri().path());
         metrics::global().inc(Counter::RateLimited, route);
@@ -98,18 +83,18 @@ pub async fn authenticate_and_limit(
 mod tests {
     use super::UserLimiter;
 
-    #[test]
-    fn a_user_over_the_burst_waits_while_another_user_is_served() {
-        let limiter = UserLimiter::new(1).unwrap();
-        assert!(limiter.check("a").is_ok());
-        assert!(limiter.check("a").is_ok());
-        let wait = limiter.check("a").unwrap_err();
+    #[tokio::test]
+    async fn a_user_over_the_burst_waits_while_another_user_is_served() {
+        let limiter = UserLimiter::new(1, None).unwrap();
+        assert!(limiter.check("a").await.is_ok());
+        assert!(limiter.check("a").await.is_ok());
+        let wait = limiter.check("a").await.unwrap_err();
         assert!((1..=2).contains(&wait), "wait {wait}");
-        assert!(limiter.check("b").is_ok());
+        assert!(limiter.check("b").await.is_ok());
     }
 
     #[test]
     fn zero_disables_the_limit() {
-        assert!(UserLimiter::new(0).is_none());
+        assert!(UserLimiter::new(0, None).is_none());
     }
 }

@@ -61,7 +61,7 @@ pub fn router(
     let state = Arc::new(AppState {
         ctx: ctx.clone(),
         auth,
-        limiter: UserLimiter::new(config.user_rps),
+        limiter: UserLimiter::new(config.user_rps, ctx.shared_rates()),
     });
     let sessions = Arc::new(LocalSessionManager::default());
     let protected = Router::new()

@@ -27,8 +27,11 @@ const BUSY_RETRY_SECS: i32 = 5;
 
 pub struct PgQueue {
     url: String,
-    /// One connection, opened again after it broke.
+    /// The connection heartbeats and ends go over, opened again after it broke.
     client: Mutex<Option<Client>>,
+    /// The connection claims go over: a claim waits on pgmq for seconds, and running
+    /// jobs' heartbeats must not wait behind it.
+    claims: Mutex<Option<Client>>,
 }
 
 fn pg(context: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
@@ -50,6 +53,7 @@ impl PgQueue {
         PgQueue {
             url: database_url.into(),
             client: Mutex::new(None),
+            claims: Mutex::new(None),
         }
     }
 
@@ -58,9 +62,17 @@ impl PgQueue {
         &self,
         f: impl AsyncFnOnce(&Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut guard = self.client.lock().await;
+        Self::over(&self.url, &self.client, f).await
+    }
+
+    async fn over<T>(
+        url: &str,
+        connection: &Mutex<Option<Client>>,
+        f: impl AsyncFnOnce(&Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = connection.lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(connect(&self.url).await?);
+            *guard = Some(connect(url).await?);
         }
         match guard.as_ref() {
             Some(client) => f(client).await,
@@ -184,7 +196,7 @@ impl Queue for PgQueue {
     ) -> Result<Option<Claimed>, StoreError> {
         let lease = secs(lease);
         let deadline = tokio::time::Instant::now() + wait;
-        self.with(async |client| loop {
+        Self::over(&self.url, &self.claims, async |client| loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let poll = i32::try_from(left.as_secs()).unwrap_or(i32::MAX);
             let rows = client

@@ -34,6 +34,9 @@ pub struct WorkerOptions {
     /// How often the worker queues the users' scheduled scans that are due (every
     /// worker does; each slot is queued once). `None`: never.
     pub schedule_every: Option<Duration>,
+    /// Jobs run at once (each a different user's: the queue never leases a user's
+    /// second job while the first runs).
+    pub jobs: usize,
 }
 
 impl WorkerOptions {
@@ -44,6 +47,7 @@ impl WorkerOptions {
             heartbeat: Duration::from_secs(5),
             poll: Duration::from_secs(5),
             schedule_every: Some(Duration::from_secs(60)),
+            jobs: 16,
         }
     }
 
@@ -79,6 +83,7 @@ pub fn spawn_local(ctx: &Arc<Context>, shutdown: CancellationToken) {
     let options = WorkerOptions {
         heartbeat: Duration::from_secs(1),
         lease: Duration::from_secs(10),
+        jobs: 1,
         ..WorkerOptions::new(format!("{}/in-process", default_id()))
     };
     runtime.spawn(run(ctx.clone(), queue, None, options, shutdown));
@@ -94,7 +99,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     tracing::info!(worker = %options.id, "worker started");
-    let jobs = take_jobs(&ctx, queue.as_ref(), tokens.as_deref(), &options, &shutdown);
+    let jobs = take_jobs(&ctx, &queue, &tokens, &options, &shutdown);
     tokio::select! {
         () = jobs => {}
         () = queue_scheduled(queue.as_ref(), options.schedule_every, &shutdown) => {}
@@ -129,20 +134,45 @@ async fn queue_scheduled(queue: &dyn Queue, every: Option<Duration>, shutdown: &
     futures::future::pending().await
 }
 
+/// Claims a job whenever one of `options.jobs` slots is free and runs it beside the
+/// others; after `shutdown`, waits for the running ones to stop (saving their work).
 async fn take_jobs(
     ctx: &Arc<Context>,
-    queue: &dyn Queue,
-    tokens: Option<&UserTokens>,
+    queue: &Arc<dyn Queue>,
+    tokens: &Option<Arc<UserTokens>>,
     options: &WorkerOptions,
     shutdown: &CancellationToken,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
+    let mut running = tokio::task::JoinSet::new();
     loop {
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => slot,
+        };
+        let Ok(slot) = slot else { break };
+        while running.try_join_next().is_some() {}
         let claimed = tokio::select! {
             () = shutdown.cancelled() => break,
             claimed = queue.claim(&options.id, options.lease, options.poll) => claimed,
         };
         match claimed {
-            Ok(Some(job)) => run_job(ctx, queue, tokens, options, job, shutdown).await,
+            Ok(Some(job)) => {
+                let (ctx, queue, tokens) = (ctx.clone(), queue.clone(), tokens.clone());
+                let (options, shutdown) = (options.clone(), shutdown.clone());
+                running.spawn(async move {
+                    run_job(
+                        &ctx,
+                        queue.as_ref(),
+                        tokens.as_deref(),
+                        &options,
+                        job,
+                        &shutdown,
+                    )
+                    .await;
+                    drop(slot);
+                });
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim a scan job; trying again");
@@ -153,6 +183,7 @@ async fn take_jobs(
             }
         }
     }
+    while running.join_next().await.is_some() {}
 }
 
 /// The progress of one job: what earlier attempts and slices counted plus the

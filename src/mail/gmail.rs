@@ -9,7 +9,6 @@ pub mod auth;
 pub mod vault;
 
 use std::collections::{HashMap, HashSet};
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,10 +20,10 @@ use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryFutureExt};
 use google_gmail1::api::Scope;
 use google_gmail1::{Gmail, common, hyper_rustls, hyper_util};
-use governor::{DefaultDirectRateLimiter, Quota};
 
 use super::{Listed, MailError, MailQuery, MailSource, RawEmail};
 use crate::domain::UserId;
+use crate::limits::{Limit, Rate, SharedRates};
 
 pub use auth::GmailAuth;
 
@@ -100,16 +99,16 @@ impl Default for QuotaCosts {
     }
 }
 
-/// One user's quota: a governor limiter weighted in units, shared by all that user's
-/// scans (and per-request sources).
+/// One user's quota: a limit weighted in units, shared by all that user's scans (and
+/// per-request sources), and by every process of the deployment when it shares its
+/// limits.
 pub struct UserQuota {
-    limiter: DefaultDirectRateLimiter,
+    limit: Limit,
     costs: QuotaCosts,
-    burst: u32,
 }
 
 impl UserQuota {
-    pub fn new(costs: QuotaCosts) -> Self {
+    pub fn new(user: &UserId, costs: QuotaCosts, shared: Option<Arc<dyn SharedRates>>) -> Self {
         let rate = costs.units_per_sec.max(1);
         let most = costs
             .get
@@ -119,12 +118,13 @@ impl UserQuota {
         // Half a second of burst: a full bucket at Google's end absorbs the jitter
         // between our clock and its, so a burst never lands as a 429.
         let burst = (rate / 2).max(most).max(1);
-        let quota = Quota::per_second(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
-        UserQuota {
-            limiter: DefaultDirectRateLimiter::direct(quota),
-            costs,
+        let rate = Rate::per_second(rate, burst).unwrap_or(Rate {
+            per_second: 1.0,
             burst,
+        });
+        UserQuota {
+            limit: Limit::new(format!("gmail:{}", user.as_str()), rate, shared),
+            costs,
         }
     }
 
@@ -134,9 +134,7 @@ impl UserQuota {
 
     /// Waits until `units` may be spent.
     pub async fn acquire(&self, units: u32) {
-        let n = NonZeroU32::new(units.clamp(1, self.burst)).unwrap_or(NonZeroU32::MIN);
-        // `n` never exceeds the burst, so capacity is always sufficient.
-        let _ = self.limiter.until_n_ready(n).await;
+        self.limit.until_ready(units).await;
     }
 }
 
@@ -207,6 +205,9 @@ impl std::fmt::Debug for GmailConfig {
 pub struct GmailHub {
     config: GmailConfig,
     quotas: Mutex<HashMap<String, Arc<UserQuota>>>,
+    /// The deployment's shared buckets, when it has them: each user's quota holds
+    /// across every process.
+    shared: Option<Arc<dyn SharedRates>>,
     sources: Mutex<HashMap<String, Arc<GmailSource>>>,
     /// Sources reading with a user's stored grant, by user, with the sealed grant
     /// they were built from: a grant stored again builds a new one.
@@ -218,9 +219,16 @@ impl GmailHub {
         GmailHub {
             config,
             quotas: Mutex::new(HashMap::new()),
+            shared: None,
             sources: Mutex::new(HashMap::new()),
             granted: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Charges each user's quota to the deployment's shared buckets.
+    pub fn with_shared_rates(mut self, shared: Option<Arc<dyn SharedRates>>) -> Self {
+        self.shared = shared;
+        self
     }
 
     pub fn config(&self) -> &GmailConfig {
@@ -232,7 +240,9 @@ impl GmailHub {
         let mut quotas = self.quotas.lock().unwrap_or_else(|p| p.into_inner());
         quotas
             .entry(user.as_str().to_owned())
-            .or_insert_with(|| Arc::new(UserQuota::new(self.config.costs)))
+            .or_insert_with(|| {
+                Arc::new(UserQuota::new(user, self.config.costs, self.shared.clone()))
+            })
             .clone()
     }
 
@@ -362,6 +372,8 @@ pub struct GmailSource {
     quota: Arc<UserQuota>,
     config: GmailConfig,
     owner: tokio::sync::OnceCell<String>,
+    /// What to do when Google refuses the credentials ([`GmailAuth::how_to_renew`]).
+    renew: &'static str,
 }
 
 /// What one failed request means.
@@ -386,11 +398,10 @@ impl Failure {
         matches!(self, Failure::Transient { retry_after, .. } if retry_after.is_none_or(|d| d <= MAX_RETRY_AFTER))
     }
 
-    fn into_mail(self, context: &str) -> MailError {
+    fn into_mail(self, context: &str, renew: &str) -> MailError {
         match self {
             Failure::Unauthorized(why) => MailError::Upstream(format!(
-                "Gmail rejected the credentials while trying to {context} ({why}). \
-                 Re-authorise with `billable auth gmail` (or supply a fresh GMAIL_ACCESS_TOKEN); \
+                "Gmail rejected the credentials while trying to {context} ({why}): {renew}; \
                  what was scanned so far is saved"
             )),
             Failure::NotFound(why) => MailError::NotFound(why),
@@ -653,6 +664,7 @@ impl GmailSource {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_max_idle_per_host(config.concurrency.max(1) * 2)
                 .build(connector());
+        let renew = auth.how_to_renew();
         let token = auth.token_source(config)?;
         let mut hub = Gmail::new(client, token);
         hub.base_url(config.base_url.clone());
@@ -662,6 +674,7 @@ impl GmailSource {
             quota,
             config: config.clone(),
             owner: tokio::sync::OnceCell::new(),
+            renew,
         })
     }
 
@@ -703,7 +716,7 @@ impl GmailSource {
             .notify(|err, wait| {
                 tracing::debug!("Gmail: retrying {context} in {wait:?} after {err:?}")
             })
-            .map_err(|f| f.into_mail(context))
+            .map_err(|f| f.into_mail(context, self.renew))
             .await
     }
 

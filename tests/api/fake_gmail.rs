@@ -839,3 +839,111 @@ fn history(g: &Inner, param: &dyn Fn(&str) -> Option<String>) -> Response<Body> 
         Err(r) => *r,
     }
 }
+
+/// Many users' mailboxes behind one Gmail API root, as Google serves a firm: a
+/// user's stored grant (refresh token [`FakeGmailFirm::refresh_token`]`(n)`) is
+/// exchanged at `/token` for an access token that reaches mailbox `n` only, a
+/// [`FakeGmail`] of its own with its own quota bucket and counters.
+pub struct FakeGmailFirm {
+    /// The API root (`GMAIL_API_BASE_URL`); its `/token` is the OAuth token endpoint.
+    pub url: String,
+    pub mailboxes: Arc<Vec<FakeGmail>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeGmailFirm {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeGmailFirm {
+    pub fn refresh_token(n: usize) -> String {
+        format!("1//firm-refresh-{n}")
+    }
+
+    pub async fn start(mailboxes: Vec<FakeGmail>) -> Self {
+        let mailboxes = Arc::new(mailboxes);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the firm's gmail");
+        let addr: SocketAddr = listener.local_addr().expect("addr");
+        let app = Router::new()
+            .fallback(firm)
+            .with_state((mailboxes.clone(), reqwest::Client::new()));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeGmailFirm {
+            url: format!("http://{addr}/"),
+            mailboxes,
+            server,
+        }
+    }
+}
+
+async fn firm(
+    State((mailboxes, client)): State<(Arc<Vec<FakeGmail>>, reqwest::Client)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response<Body> {
+    if uri.path() == "/token" {
+        let form = url_pairs(&String::from_utf8_lossy(&body));
+        let grant = form
+            .iter()
+            .find(|(k, _)| k == "refresh_token")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        let n = (0..mailboxes.len()).find(|&n| FakeGmailFirm::refresh_token(n) == grant);
+        let body = match n {
+            Some(n) => json!({"access_token": format!("firm-access-{n}"), "expires_in": 3600,
+                              "token_type": "Bearer",
+                              "scope": "https://www.googleapis.com/auth/gmail.readonly"}),
+            None => {
+                return Response::builder()
+                    .status(StatusCode::BAD_REQUEST)
+                    .header("content-type", "application/json")
+                    .body(Body::from(
+                        json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
+                            .to_string(),
+                    ))
+                    .expect("response");
+            }
+        };
+        return ok(body);
+    }
+    let mailbox = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer firm-access-"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .and_then(|n| mailboxes.get(n));
+    let Some(mailbox) = mailbox else {
+        return gmail_error(
+            StatusCode::UNAUTHORIZED,
+            "authError",
+            "Request had invalid authentication credentials. Expected OAuth 2 access token.",
+        );
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let upstream = format!("{}{}", mailbox.url.trim_end_matches('/'), path);
+    let forwarded = client
+        .request(method, upstream)
+        .bearer_auth(TOKEN)
+        .body(body)
+        .send()
+        .await;
+    let Ok(r) = forwarded else {
+        return gmail_error(StatusCode::BAD_GATEWAY, "backendError", "mailbox down");
+    };
+    let mut out = Response::builder().status(r.status());
+    for name in ["content-type", "retry-after"] {
+        if let Some(v) = r.headers().get(name) {
+            out = out.header(name, v.clone());
+        }
+    }
+    let bytes = r.bytes().await.unwrap_or_default();
+    out.body(Body::from(bytes)).expect("response")
+}

@@ -123,6 +123,8 @@ struct Counts {
     messages: usize,
     context_errors: usize,
     bodies: Vec<Value>,
+    /// When each request arrived.
+    arrivals: Vec<Instant>,
 }
 
 pub struct Shared {
@@ -201,6 +203,21 @@ impl FakeOpenAi {
     pub fn context_errors(&self) -> usize {
         self.shared.counts.lock().expect("lock").context_errors
     }
+    /// The most requests that arrived within any `window`.
+    pub fn most_within(&self, window: Duration) -> usize {
+        let mut arrivals = self.shared.counts.lock().expect("lock").arrivals.clone();
+        arrivals.sort();
+        let mut most = 0;
+        let mut first = 0;
+        for (last, at) in arrivals.iter().enumerate() {
+            while at.duration_since(arrivals[first]) >= window {
+                first += 1;
+            }
+            most = most.max(last + 1 - first);
+        }
+        most
+    }
+
     /// The JSON bodies of every request received.
     pub fn bodies(&self) -> Vec<Value> {
         self.shared.counts.lock().expect("lock").bodies.clone()
@@ -241,6 +258,7 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
         let number = c.requests;
         c.requests += 1;
         c.bodies.push(request.clone());
+        c.arrivals.push(now);
         if let Some(at) = c.not_before.remove(&key) {
             c.retries_after_429 += 1;
             if now < at {

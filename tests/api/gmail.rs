@@ -516,8 +516,11 @@ async fn a_rejected_token_gives_the_reauthorise_error_at_once_without_retries() 
         .await
         .expect_err("401 stops the scan");
     let message = err.to_string();
-    assert!(message.contains("billable auth gmail"), "{message}");
-    assert!(message.to_lowercase().contains("re-authorise"), "{message}");
+    // The advice fits the credential: this one is an access token.
+    assert!(
+        message.contains("fresh Gmail access token (GMAIL_ACCESS_TOKEN)"),
+        "{message}"
+    );
     assert_eq!(err.kind(), billable::error::ErrorKind::Unavailable);
     assert_eq!(fake.calls("getProfile"), 1, "no retries");
     assert_eq!(fake.calls("messages.list") + fake.calls("messages.get"), 0);
@@ -530,7 +533,7 @@ async fn a_rejected_token_gives_the_reauthorise_error_at_once_without_retries() 
     let id = fake.message_ids().into_keys().next().unwrap();
     fake.reset_calls();
     let err = source.get(&id).await.expect_err("401");
-    assert!(err.to_string().contains("billable auth gmail"), "{err}");
+    assert!(err.to_string().contains("GMAIL_ACCESS_TOKEN"), "{err}");
     assert_eq!(fake.calls("messages.get"), 1);
 }
 
@@ -869,13 +872,13 @@ async fn the_cli_scans_gmail_with_the_gmail_flag_and_environment_credentials() {
     assert_eq!(json["examined"], DEMO_CANDIDATES, "{json}");
     assert!(json["entries_created"].as_u64().unwrap() >= 5, "{json}");
 
-    // A wrong token: exit 3 and the re-authorise advice on stderr.
+    // A wrong token: exit 3 and the advice to supply a fresh one on stderr.
     let second = run.clone();
     let out = tokio::task::spawn_blocking(move || second(&[("GMAIL_ACCESS_TOKEN", "expired")]))
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("billable auth gmail"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fresh Gmail access token"));
 
     // No credentials at all: exit 2 and how to configure them.
     let out = tokio::task::spawn_blocking(move || run(&[])).await.unwrap();
@@ -903,7 +906,7 @@ async fn a_grant_revoked_mid_scan_interrupts_it_without_retries_and_a_rescan_fin
     let out = scan(&ctx).await;
     assert_eq!(out["status"], "interrupted", "{out}");
     let reason = out["stopped_reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("billable auth gmail"), "{reason}");
+    assert!(reason.contains("GMAIL_ACCESS_TOKEN"), "{reason}");
     // The revoked calls are the two in flight, none repeated.
     assert!(
         fake.calls("messages.get") <= 4 + 2,
@@ -1258,6 +1261,7 @@ async fn a_stored_grant_is_checked_sealed_used_by_scans_and_gone_when_revoked() 
         .await
         .expect_err("refused");
     assert!(!err.to_string().contains("1//revoked"), "{err}");
+    assert!(err.to_string().contains("PUT /v1/gmail/grant"), "{err}");
     assert!(ctx.store.gmail_grant(&user).await.unwrap().is_none());
     let err = ctx.connect_gmail(&user, "  ").await.expect_err("empty");
     assert_eq!(err.kind(), billable::error::ErrorKind::InvalidInput);

@@ -28,6 +28,7 @@ mod readme;
 mod real_dev;
 mod review;
 mod review_cli;
+mod scale_out;
 mod scan;
 mod services;
 mod store_suite;

@@ -8,7 +8,7 @@ use tokio_postgres::error::SqlState;
 
 use crate::services::{POSTGRES, TempDb};
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "time_entries",
     "processed_messages",
     "tracking_settings",
@@ -17,6 +17,7 @@ const TABLES: [&str; 8] = [
     "scan_jobs",
     "user_versions",
     "gmail_grants",
+    "rate_buckets",
 ];
 
 /// Switches this connection's transaction to `authenticated` acting as `sub`, the
@@ -122,6 +123,9 @@ async fn every_table_has_row_level_security_and_nothing_for_anon() {
         if name == "user_versions" {
             // Read by its user; moved on only by triggers.
             assert_eq!(cmds, ["r"], "{name}");
+        } else if name == "rate_buckets" {
+            // Charged only through take_rate, by the servers' and workers' role.
+            assert!(cmds.is_empty(), "{name}: {cmds:?}");
         } else if name == "scan_jobs" {
             // Users read their own jobs and change them only through the functions;
             // the workers read and update them.
@@ -694,5 +698,105 @@ async fn scheduled_scans_are_queued_once_per_slot_and_a_hostile_setting_is_skipp
             .get(0);
         assert_eq!(rust.timestamp_millis(), pg, "{schedule} {tz} {now}");
     }
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_rate_limits_hold_across_processes_and_no_user_may_charge_them() {
+    use billable::limits::{KeyedLimit, Limit, PgRates, Rate, SharedRates};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    if POSTGRES.skipped() {
+        return;
+    }
+    let db = TempDb::new().await;
+    let client = db.client().await;
+
+    // Neither a user nor anon reaches the buckets, through the function or the table.
+    for role in ["authenticated", "anon"] {
+        client.batch_execute("begin").await.unwrap();
+        client
+            .batch_execute(&format!("set local role {role}"))
+            .await
+            .unwrap();
+        let err = client
+            .query_one(
+                "select public.take_rate('llm:requests:m', 1, 1, 1, false)",
+                &[],
+            )
+            .await
+            .expect_err("a user charging the LLM's bucket");
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{role}: {err}"
+        );
+        client.batch_execute("rollback").await.unwrap();
+    }
+    client.batch_execute("begin").await.unwrap();
+    client
+        .batch_execute("set local role billable_worker")
+        .await
+        .unwrap();
+    let wait: f64 = client
+        .query_one("select public.take_rate('requests:x', 1, 1, 1, false)", &[])
+        .await
+        .expect("the processes' role charges a bucket")
+        .get(0);
+    assert_eq!(wait, 0.0);
+    client.batch_execute("rollback").await.unwrap();
+
+    // Two processes (two connections) checking one user's requests at once: together
+    // they let through one burst and the rate, as one process would alone.
+    let a: Arc<dyn SharedRates> = Arc::new(PgRates::new(db.url.clone()));
+    let b: Arc<dyn SharedRates> = Arc::new(PgRates::new(db.url.clone()));
+    let rate = Rate::per_second(10, 5).unwrap();
+    let (la, lb) = (
+        Arc::new(KeyedLimit::new("requests", rate, Some(a.clone()))),
+        Arc::new(KeyedLimit::new("requests", rate, Some(b.clone()))),
+    );
+    let started = Instant::now();
+    let checks = (0..40).map(|i| {
+        let limit = if i % 2 == 0 { la.clone() } else { lb.clone() };
+        async move { limit.check("user-1").await.is_ok() }
+    });
+    let passed = futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .filter(|ok| *ok)
+        .count();
+    let took = started.elapsed().as_secs_f64();
+    let allowed = 5 + (10.0 * took) as usize + 1;
+    assert!(
+        (5..=allowed).contains(&passed),
+        "{passed} of 40 passed in {took:.2} s; the shared limit allows {allowed}"
+    );
+    // Another user's bucket is their own.
+    assert!(la.check("user-2").await.is_ok());
+    // Refused, and told how long to wait.
+    let wait = lb.check("user-1").await.expect_err("over the limit");
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_secs(3),
+        "{wait:?}"
+    );
+
+    // Waiting limits (Gmail's quota, the LLM's rate) take turns across processes:
+    // 30 units at 20 a second with a burst of 10 take a second, however split.
+    let rate = Rate::per_second(20, 10).unwrap();
+    let (qa, qb) = (
+        Arc::new(Limit::new("gmail:u", rate, Some(a))),
+        Arc::new(Limit::new("gmail:u", rate, Some(b))),
+    );
+    let started = Instant::now();
+    let spends = (0..30).map(|i| {
+        let limit = if i % 2 == 0 { qa.clone() } else { qb.clone() };
+        async move { limit.until_ready(1).await }
+    });
+    futures::future::join_all(spends).await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
     db.drop().await;
 }

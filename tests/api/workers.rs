@@ -59,7 +59,7 @@ async fn worker_database_url(owner: &Client) -> String {
 
 /// This test's turn at the queue, the owner's connection, the workers' database URL
 /// and a folder for the mailbox.
-async fn setup() -> (
+pub(crate) async fn setup() -> (
     tokio::sync::MutexGuard<'static, ()>,
     Client,
     String,
@@ -136,21 +136,8 @@ fn user_context() -> Context {
 }
 
 /// A `billable worker` process reading `fake`'s Gmail.
-fn spawn_worker(
-    home: &std::path::Path,
-    fake: &FakeGmail,
-    database_url: &str,
-    units_per_sec: u32,
-) -> Child {
-    // Each worker's log, for a failing test to be read after.
-    let log = tempfile::Builder::new()
-        .prefix("worker-")
-        .suffix(".log")
-        .tempfile_in(home)
-        .and_then(|f| f.keep().map_err(|e| e.error))
-        .map(|(file, _)| Stdio::from(file))
-        .unwrap_or_else(|_| Stdio::null());
-    billable(home)
+fn spawn_worker(home: &Home, fake: &FakeGmail, database_url: &str, units_per_sec: u32) -> Child {
+    billable(home.path())
         .args(["worker", "--lease-secs", &LEASE_SECS.to_string()])
         .env("DATABASE_URL", database_url)
         .env("SUPABASE_REST_URL", services::postgrest_url())
@@ -161,16 +148,31 @@ fn spawn_worker(
         .env("GMAIL_QUOTA_UNITS_PER_SEC", units_per_sec.to_string())
         .env("RUST_LOG", "billable=info")
         .stdout(Stdio::null())
-        .stderr(log)
+        .stderr(home.log("worker"))
         .spawn()
         .expect("start a worker")
 }
 
-/// The workers' home, with their logs: kept, and named on stderr, when the test fails.
-struct Home(Option<tempfile::TempDir>);
+/// The processes' home, with their logs: kept, and named on stderr, when the test fails.
+pub(crate) struct Home(Option<tempfile::TempDir>);
 
 impl Home {
-    fn path(&self) -> &std::path::Path {
+    pub(crate) fn new() -> Self {
+        Home(Some(tempfile::tempdir().expect("home")))
+    }
+
+    /// A new log file named after `what`, for a process's stderr.
+    pub(crate) fn log(&self, what: &str) -> Stdio {
+        tempfile::Builder::new()
+            .prefix(&format!("{what}-"))
+            .suffix(".log")
+            .tempfile_in(self.path())
+            .and_then(|f| f.keep().map_err(|e| e.error))
+            .map(|(file, _)| Stdio::from(file))
+            .unwrap_or_else(|_| Stdio::null())
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
         self.0
             .as_ref()
             .map_or(std::path::Path::new("/nonexistent"), |d| d.path())
@@ -187,7 +189,8 @@ impl Drop for Home {
     }
 }
 
-struct Workers(Vec<Child>);
+/// Child processes, killed when dropped.
+pub(crate) struct Workers(pub(crate) Vec<Child>);
 
 impl Drop for Workers {
     fn drop(&mut self) {
@@ -245,7 +248,7 @@ async fn saved_entries(owner: &Client, user: &str) -> i64 {
 
 /// No two scans of one user ran at once: each of the user's scan records ended
 /// before the next began (a killed worker's record never ends).
-async fn assert_one_scan_at_a_time(owner: &Client, user: &str) {
+pub(crate) async fn assert_one_scan_at_a_time(owner: &Client, user: &str) {
     let overlaps: i64 = owner
         .query_one(
             "select count(*) from public.scans a join public.scans b \
@@ -296,10 +299,10 @@ async fn several_workers_scan_many_users_each_as_that_user_with_the_entries_of_o
         )
         .await;
     }
-    let home = Home(Some(tempfile::tempdir().expect("home")));
+    let home = Home::new();
     let workers = Workers(
         (0..3)
-            .map(|_| spawn_worker(home.path(), &fake, &url, 100_000))
+            .map(|_| spawn_worker(&home, &fake, &url, 100_000))
             .collect(),
     );
     let mut jobs = Vec::new();
@@ -423,12 +426,12 @@ async fn a_worker_killed_mid_job_twice_is_replaced_within_the_lease_and_the_entr
         json!({"settings": settings}),
     )
     .await;
-    let home = Home(Some(tempfile::tempdir().expect("home")));
+    let home = Home::new();
     // The legacy quota, 250 units a second and 5 a message: 50 messages a second, so
     // each 256-message chunk takes about 5 s to read.
     let mut workers = Workers(
         (0..3)
-            .map(|_| spawn_worker(home.path(), &fake, &url, 250))
+            .map(|_| spawn_worker(&home, &fake, &url, 250))
             .collect(),
     );
     let job = call(

@@ -77,7 +77,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Res
     {
         Ok(user) => {
             if let Some(limiter) = &state.limiter
-                && let Err(wait) = limiter.check(user.as_str())
+                && let Err(wait) = limiter.check(user.as_str()).await
             {
                 crate::metrics::global().inc(crate::metrics::Counter::RateLimited, "/app");
                 let mut r = (

@@ -49,6 +49,22 @@ pub enum GmailAuth {
     },
 }
 
+impl GmailAuth {
+    /// What a user does when Google refuses these credentials.
+    pub fn how_to_renew(&self) -> &'static str {
+        match self {
+            GmailAuth::AccessToken(_) => "supply a fresh Gmail access token (GMAIL_ACCESS_TOKEN)",
+            GmailAuth::ServiceAccount { .. } => {
+                "check the service account's key and its domain-wide delegation for this mailbox"
+            }
+            GmailAuth::Installed { .. } => "re-authorise with `billable auth gmail`",
+            GmailAuth::Refresh { .. } => {
+                "connect Gmail again: store a new refresh token with PUT /v1/gmail/grant"
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for GmailAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
