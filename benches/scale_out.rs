@@ -35,7 +35,7 @@ use billable::mail::gmail::vault::TokenKey;
 use billable::store::supabase::SupabaseStore;
 use billable::tools::{self, NoProgress};
 use criterion::{Criterion, criterion_group, criterion_main};
-use fake_gmail::{Bucket, FakeGmail, FakeGmailFirm, Faults};
+use fake_gmail::{Bucket, FakeGmail, FakeGmailFirm};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -105,21 +105,6 @@ async fn worker_url(owner_url: &str) -> String {
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let db = config.get_dbname().unwrap_or("postgres");
     format!("postgres://billable_worker@{host}:{port}/{db}")
-}
-
-async fn mailbox(dir: &std::path::Path, size: usize) -> FakeGmail {
-    let path = dir.join(format!("mailbox-{size}.mbox"));
-    if !path.exists() {
-        let mut file = std::fs::File::create(&path).expect("mbox");
-        mbox_gen::write_mbox(&mut file, size).expect("write mbox");
-    }
-    let fake = FakeGmail::from_mbox(&path).await;
-    fake.set_faults(Faults {
-        latency: Duration::from_millis(20),
-        ..Faults::default()
-    });
-    fake.set_bucket(Some(Bucket::legacy()));
-    fake
 }
 
 /// Units a mailbox's fake was asked for, at legacy costs.
@@ -263,7 +248,7 @@ fn scale_out(c: &mut Criterion) {
         let mut boxes = Vec::new();
         for n in 0..=USERS {
             let size = if n == 0 { sizes[3] } else { sizes[(n - 1) % 4] };
-            boxes.push(mailbox(dir.path(), size).await);
+            boxes.push(FakeGmailFirm::mailbox(dir.path(), size, Duration::from_millis(20)).await);
         }
         let firm = FakeGmailFirm::start(boxes).await;
         let users: Vec<UserId> = (0..=USERS).map(|_| signed_in(&svc.jwt_secret)).collect();
@@ -283,19 +268,7 @@ fn scale_out(c: &mut Criterion) {
                 .expect("grant");
         }
     });
-    let secret_file = dir.path().join("client_secret.json");
-    std::fs::write(
-        &secret_file,
-        json!({"installed": {
-            "client_id": "billable-bench.apps.googleusercontent.com",
-            "client_secret": "not-so-secret",
-            "auth_uri": format!("{}auth", firm.url),
-            "token_uri": format!("{}token", firm.url),
-            "redirect_uris": ["http://localhost"],
-        }})
-        .to_string(),
-    )
-    .expect("client secret");
+    let secret_file = firm.client_secret(dir.path());
     let workers = Workers(
         (0..2)
             .map(|_| {

@@ -71,13 +71,6 @@ impl Context {
         self
     }
 
-    /// Charges the per-user request limit to `shared` (the Gmail quota and the LLM's
-    /// limits are given theirs when built; see [`Context::from_config`]).
-    pub fn with_shared_rates(mut self, shared: Arc<dyn SharedRates>) -> Self {
-        self.shared_rates = Some(shared);
-        self
-    }
-
     /// The deployment's shared rate limits, when it has them.
     pub fn shared_rates(&self) -> Option<Arc<dyn SharedRates>> {
         self.shared_rates.clone()

@@ -177,10 +177,6 @@ impl Limit {
         self
     }
 
-    pub fn burst(&self) -> u32 {
-        self.rate.burst
-    }
-
     /// Waits until `cost` (clamped to the burst) may be spent, and spends it.
     pub async fn until_ready(&self, cost: u32) {
         let cost = self.rate.clamp(cost);

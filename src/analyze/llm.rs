@@ -38,7 +38,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::limits::{Limit, Rate, SharedRates};
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::{CreateChatCompletionResponse, FinishReason};
@@ -56,6 +55,7 @@ use super::{
 };
 use crate::config::{LlmConfig, ResponseFormatChoice};
 use crate::domain::{Address, Email, EntryStatus, Settings, TimeEntry, WorkDate};
+use crate::limits::{Limit, Rate, SharedRates};
 
 /// Token counts of the requests made so far (from the server's `usage`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

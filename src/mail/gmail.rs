@@ -109,7 +109,7 @@ pub struct UserQuota {
 
 impl UserQuota {
     pub fn new(user: &UserId, costs: QuotaCosts, shared: Option<Arc<dyn SharedRates>>) -> Self {
-        let rate = costs.units_per_sec.max(1);
+        let per_second = costs.units_per_sec.max(1);
         let most = costs
             .get
             .max(costs.list)
@@ -117,11 +117,10 @@ impl UserQuota {
             .max(costs.profile);
         // Half a second of burst: a full bucket at Google's end absorbs the jitter
         // between our clock and its, so a burst never lands as a 429.
-        let burst = (rate / 2).max(most).max(1);
-        let rate = Rate::per_second(rate, burst).unwrap_or(Rate {
-            per_second: 1.0,
-            burst,
-        });
+        let rate = Rate {
+            per_second: f64::from(per_second),
+            burst: (per_second / 2).max(most).max(1),
+        };
         UserQuota {
             limit: Limit::new(format!("gmail:{}", user.as_str()), rate, shared),
             costs,

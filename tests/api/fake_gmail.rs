@@ -862,6 +862,39 @@ impl FakeGmailFirm {
         format!("1//firm-refresh-{n}")
     }
 
+    /// A generated mailbox of `size` messages (benches/support/mbox_gen.rs, its mbox
+    /// written once into `dir`) with `latency` a request and Gmail's legacy quota
+    /// bucket, as one member of a firm.
+    pub async fn mailbox(dir: &std::path::Path, size: usize, latency: Duration) -> FakeGmail {
+        let path = dir.join(format!("mailbox-{size}.mbox"));
+        if !path.exists() {
+            let mut file = std::fs::File::create(&path).expect("mbox");
+            crate::mbox_gen::write_mbox(&mut file, size).expect("write mbox");
+        }
+        let fake = FakeGmail::from_mbox(&path).await;
+        fake.set_faults(Faults {
+            latency,
+            ..Faults::default()
+        });
+        fake.set_bucket(Some(Bucket::legacy()));
+        fake
+    }
+
+    /// An "installed app" OAuth client whose token endpoint is the firm's, written
+    /// into `dir` (`GMAIL_CLIENT_SECRET_FILE`).
+    pub fn client_secret(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("firm_client_secret.json");
+        let secret = json!({"installed": {
+            "client_id": "billable-firm.apps.googleusercontent.com",
+            "client_secret": "not-so-secret",
+            "auth_uri": format!("{}auth", self.url),
+            "token_uri": format!("{}token", self.url),
+            "redirect_uris": ["http://localhost"],
+        }});
+        std::fs::write(&path, secret.to_string()).expect("client secret");
+        path
+    }
+
     pub async fn start(mailboxes: Vec<FakeGmail>) -> Self {
         let mailboxes = Arc::new(mailboxes);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -17,10 +17,9 @@ use billable::context::Context;
 use billable::domain::UserId;
 use billable::mail::gmail::GmailHub;
 use billable::store::sqlite::SqliteStore;
-use billable::tools::{self, NoProgress};
 use serde_json::{Value, json};
 
-use crate::fake_gmail::{Bucket, FakeGmail, FakeGmailFirm, Faults};
+use crate::fake_gmail::FakeGmailFirm;
 use crate::fake_openai::{Behaviour, FakeOpenAi};
 use crate::gmail::{config as gmail_config, keyed};
 use crate::helpers::{TestApp, billable};
@@ -60,25 +59,12 @@ fn settings() -> Value {
     settings
 }
 
-/// A mailbox of `size` generated messages, served with Gmail's legacy quota bucket.
-async fn mailbox(app: &TestApp, size: usize) -> FakeGmail {
-    let path = app.dir.path().join(format!("mailbox-{size}.mbox"));
-    if !path.exists() {
-        let mut file = std::fs::File::create(&path).expect("mbox");
-        mbox_gen::write_mbox(&mut file, size).expect("write mbox");
-    }
-    let fake = FakeGmail::from_mbox(&path).await;
-    fake.set_faults(Faults {
-        latency: Duration::from_millis(2),
-        ..Faults::default()
-    });
-    fake.set_bucket(Some(Bucket::legacy()));
-    fake
-}
+/// Gmail's answer time in this test.
+const GMAIL_LATENCY: Duration = Duration::from_millis(2);
 
 /// What one process alone makes of a mailbox of `size`: the entries by Gmail id.
 async fn reference(app: &TestApp, size: usize, llm: &FakeOpenAi) -> BTreeMap<String, Value> {
-    let fake = mailbox(app, size).await;
+    let fake = FakeGmailFirm::mailbox(app.dir.path(), size, GMAIL_LATENCY).await;
     let dir = TestApp::new();
     let analyzer = LlmAnalyzer::new(&llm_config(llm)).expect("analyzer");
     let store = SqliteStore::open(&dir.db).expect("store");
@@ -90,14 +76,14 @@ async fn reference(app: &TestApp, size: usize, llm: &FakeOpenAi) -> BTreeMap<Str
     let user = UserId::local();
     let mut settings = settings();
     settings["schedule"] = json!("");
-    local(
+    workers::call(
         &ctx,
         &user,
         "configure_time_tracking",
         json!({"settings": settings}),
     )
     .await;
-    let out = local(
+    let out = workers::call(
         &ctx,
         &user,
         "scan_billable_time",
@@ -105,29 +91,9 @@ async fn reference(app: &TestApp, size: usize, llm: &FakeOpenAi) -> BTreeMap<Str
     )
     .await;
     assert_eq!(out["status"], "completed", "{out}");
-    let mut entries = Vec::new();
-    loop {
-        let page = local(
-            &ctx,
-            &user,
-            "list_time_entries",
-            json!({"limit": 500, "offset": entries.len()}),
-        )
-        .await;
-        let page = page["entries"].as_array().cloned().unwrap_or_default();
-        if page.is_empty() {
-            break;
-        }
-        entries.extend(page);
-    }
+    let entries = workers::all_entries(&ctx, &user).await;
     assert!(!entries.is_empty(), "a mailbox of {size} makes entries");
     keyed(&entries, None)
-}
-
-async fn local(ctx: &Context, user: &UserId, name: &str, args: Value) -> Value {
-    tools::call(ctx, user, name, args, &NoProgress)
-        .await
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// What the servers and workers all read: the project, the firm's Gmail, the LLM.
@@ -242,7 +208,8 @@ async fn thirty_users_on_two_servers_and_three_workers_get_one_processs_entries_
 
     let mut mailboxes = Vec::new();
     for n in 0..USERS {
-        mailboxes.push(mailbox(&app, SIZES[n % SIZES.len()]).await);
+        let size = SIZES[n % SIZES.len()];
+        mailboxes.push(FakeGmailFirm::mailbox(app.dir.path(), size, GMAIL_LATENCY).await);
     }
     let firm = FakeGmailFirm::start(mailboxes).await;
     let llm = FakeOpenAi::start(Behaviour {
@@ -250,17 +217,7 @@ async fn thirty_users_on_two_servers_and_three_workers_get_one_processs_entries_
         ..Behaviour::default()
     })
     .await;
-    let secret_file = app.write(
-        "client_secret.json",
-        &json!({"installed": {
-            "client_id": "billable-firm.apps.googleusercontent.com",
-            "client_secret": "not-so-secret",
-            "auth_uri": format!("{}auth", firm.url),
-            "token_uri": format!("{}token", firm.url),
-            "redirect_uris": ["http://localhost"],
-        }})
-        .to_string(),
-    );
+    let secret_file = firm.client_secret(app.dir.path());
     let home = Home::new();
     let with_deployment = |c: &mut std::process::Command| {
         deployment(c, &worker_url, &firm, &secret_file, &llm);

@@ -102,13 +102,13 @@ async fn reference(fake: &FakeGmail, settings: &Value, window: &Value) -> BTreeM
     keyed(&all_entries(&ctx, &UserId::local()).await, None)
 }
 
-async fn call(ctx: &Context, user: &UserId, name: &str, args: Value) -> Value {
+pub(crate) async fn call(ctx: &Context, user: &UserId, name: &str, args: Value) -> Value {
     tools::call(ctx, user, name, args, &NoProgress)
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-async fn all_entries(ctx: &Context, user: &UserId) -> Vec<Value> {
+pub(crate) async fn all_entries(ctx: &Context, user: &UserId) -> Vec<Value> {
     let mut all = Vec::new();
     loop {
         let page = call(
