@@ -253,6 +253,7 @@ fn scan_batches(mbox: &[u8]) -> Vec<Batch> {
                     reason,
                     unmatched_under: None,
                     counterpart: None,
+                    features: None,
                     processed_at: chrono::Utc::now(),
                 });
             }

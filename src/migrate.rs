@@ -80,6 +80,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0012_rate_limits",
         sql: include_str!("../sql/0012_rate_limits.sql"),
     },
+    Migration {
+        name: "0013_evidence",
+        sql: include_str!("../sql/0013_evidence.sql"),
+    },
 ];
 
 /// The migration that provides pgmq: the extension where the database offers it,

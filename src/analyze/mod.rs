@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod codes;
 pub mod duration;
+pub mod evidence;
 pub mod llm;
 pub mod matter;
 pub mod rules;

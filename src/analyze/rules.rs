@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
+use super::evidence::{self, Verdict};
 use super::{Analysis, AnalyzeError, Analyzer, Outcome, codes, duration, matter};
 use crate::domain::{
     Activity, Address, CalendarEvent, CalendarMethod, ClientRule, Email, EntryStatus, PartStat,
@@ -534,6 +535,23 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
         reasons.push(why);
         return Outcome::NotBillable;
     }
+    let stated = owner
+        .then(|| duration::stated_work(&email.new_text))
+        .flatten();
+    // Time the owner states, and a meeting they accepted, are evidence enough; other
+    // mail with a client is billed on the evidence of work it shows.
+    let judged = (accepted.is_none() && stated.is_none()).then(|| {
+        let learned = settings
+            .learned
+            .as_deref()
+            .filter(|_| settings.learn_from_reviews);
+        evidence::judge(&evidence::features(email, owner), learned)
+    });
+    if let Some(j) = judged.as_ref().filter(|j| j.verdict() == Verdict::NotWork) {
+        reasons.push(format!("matched {}", m.describe()));
+        reasons.push(not_work_reason(j, &m.client.name));
+        return Outcome::NotBillable;
+    }
     let mut date = local_date(date, settings);
     let subject = clean_subject(&email.subject);
     let re = if subject.is_empty() {
@@ -584,7 +602,7 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
             who_for_reason(&m, email, settings)
         ));
         let with = &party;
-        match duration::stated_work(&email.new_text) {
+        match stated {
             Some(st) => {
                 reasons.push(format!(
                     "you stated {} min in your own text (\"{}\"); that replaces the word-count estimate",
@@ -661,7 +679,67 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
     if accepted.is_some() {
         entry.status = EntryStatus::NeedsReview;
     }
+    if let Some(j) = &judged {
+        weigh_evidence(&mut entry, j, settings, reasons);
+    }
     Outcome::Entry(entry)
+}
+
+/// Why mail with a client is not billed: it reads as personal, social or about jobs.
+fn not_work_reason(j: &evidence::Judgement, client: &str) -> String {
+    let mut why = format!(
+        "it reads as personal or social mail, not work for {client} (chance of work {:.0}%: {}); mail with people at a client is billed when it shows work",
+        j.probability() * 100.0,
+        j.cues(false, 4)
+    );
+    if j.learned_decides() {
+        why.push_str("; you rejected mail like it before");
+    }
+    why
+}
+
+/// Sets the entry's confidence by the evidence of work, and holds it for review when
+/// the evidence is too weak to suggest.
+fn weigh_evidence(
+    entry: &mut TimeEntry,
+    j: &evidence::Judgement,
+    settings: &Settings,
+    reasons: &mut Vec<String>,
+) {
+    let p = j.probability();
+    entry.confidence = ((entry.confidence * (0.6 + 0.4 * p)) * 100.0).round() / 100.0;
+    let learned = if j.learned_decides() {
+        if j.learned > 0.0 {
+            " (you approved mail like it before)"
+        } else {
+            " (you rejected mail like it before)"
+        }
+    } else {
+        ""
+    };
+    match j.verdict() {
+        Verdict::Work => reasons.push(format!(
+            "it shows work (chance {:.0}%: {}){learned}",
+            p * 100.0,
+            j.cues(true, 4)
+        )),
+        _ => {
+            reasons.push(format!(
+                "little evidence of work for the client (chance {:.0}%: for {}; against {}){learned}, so it needs review",
+                p * 100.0,
+                j.cues(true, 3),
+                j.cues(false, 3)
+            ));
+            entry.status = EntryStatus::NeedsReview;
+        }
+    }
+    if entry.status == EntryStatus::Suggested && entry.confidence < settings.min_confidence {
+        reasons.push(format!(
+            "confidence {} is below your minimum {}, so it needs review",
+            entry.confidence, settings.min_confidence
+        ));
+        entry.status = EntryStatus::NeedsReview;
+    }
 }
 
 /// The day an accepted meeting is held: the day its sentence names, on or after the

@@ -4,12 +4,14 @@
 pub mod email;
 pub mod entry;
 pub mod free_mail;
+pub mod learned;
 pub mod settings;
 pub mod summary;
 pub mod text;
 
 pub use email::{Address, CalendarEvent, CalendarMethod, Email, PartStat};
 pub use entry::{Activity, EntryStatus, TimeEntry, WorkDate};
+pub use learned::{Learned, LearnedSummary};
 pub use settings::{
     ClientRule, Matter, Rollup, Rounding, Settings, SettingsPatch, TimekeeperClass, is_utbms_code,
 };

@@ -1,6 +1,7 @@
 //! The user's tracking settings. A `Settings` value is always valid: it is only built by
 //! `Settings::default()` or `Settings::apply(patch)`, which checks every field.
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -140,6 +141,16 @@ pub struct Settings {
     /// When an unattended scan of new mail runs, in `timezone`; none: never.
     #[schemars(with = "Option<String>")]
     pub schedule: Option<Schedule>,
+    /// Whether your approvals and rejections teach billable what work looks like.
+    pub learn_from_reviews: bool,
+    /// Reviews made at or before this time teach nothing (a reset of what was learnt).
+    #[schemars(with = "Option<String>")]
+    pub learned_since: Option<DateTime<Utc>>,
+    /// What your reviews taught (read-only; shown by configure, reset with
+    /// `learned_since`). Absent when nothing was learnt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::domain::LearnedSummary>")]
+    pub learned: Option<std::sync::Arc<crate::domain::Learned>>,
 }
 
 /// When unattended scans run: every day, or Monday to Friday, at a time of day in
@@ -279,6 +290,9 @@ impl Default for Settings {
             timekeeper_classification: None,
             law_firm_id: None,
             schedule: None,
+            learn_from_reviews: true,
+            learned_since: None,
+            learned: None,
         }
     }
 }
@@ -356,6 +370,14 @@ pub struct SettingsPatch {
     /// in your time zone (e.g. `weekdays 07:00`); empty string turns it off.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// Whether your approvals and rejections teach billable what work looks like
+    /// (default true).
+    #[serde(default)]
+    pub learn_from_reviews: Option<bool>,
+    /// `now` forgets what your reviews taught so far (later reviews teach again); an
+    /// RFC 3339 time forgets the reviews up to it; an empty string learns from all.
+    #[serde(default)]
+    pub learned_since: Option<String>,
     /// Your firm's id for LEDES invoices (usually its tax id); empty string clears it.
     #[serde(default)]
     pub law_firm_id: Option<String>,
@@ -758,6 +780,28 @@ impl Settings {
                 None => None,
             };
         }
+        if let Some(v) = patch.learn_from_reviews {
+            s.learn_from_reviews = v;
+        }
+        if let Some(v) = patch.learned_since {
+            s.learned_since = match v.trim() {
+                "" => None,
+                "now" => Some(Utc::now()),
+                t => Some(
+                    DateTime::parse_from_rfc3339(t)
+                        .map_err(|_| {
+                            invalid(
+                                "learned_since",
+                                format!(
+                                    "`{t}` is not a time: write `now` to forget what your reviews taught so far, \
+                                     a time such as 2026-12-01T00:00:00Z, or an empty string to learn from every review"
+                                ),
+                            )
+                        })?
+                        .with_timezone(&Utc),
+                ),
+            };
+        }
         if s.minimum_entry_minutes > s.max_entry_minutes {
             return Err(invalid(
                 "minimum_entry_minutes",
@@ -795,6 +839,12 @@ impl Settings {
             timekeeper_classification: self.timekeeper_classification,
             law_firm_id: self.law_firm_id.clone(),
             schedule: self.schedule.map(|s| s.to_string()),
+            learn_from_reviews: Some(self.learn_from_reviews),
+            learned_since: Some(
+                self.learned_since
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                    .unwrap_or_default(),
+            ),
         }
     }
 

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::{
     Batch, EntryFilter, EventState, GmailGrant, Reviewed, Saved, ScanRecord, Store, StoreError,
@@ -115,6 +116,14 @@ impl Store for CachedStore {
         user: &UserId,
     ) -> Result<HashMap<String, Reviewed>, StoreError> {
         self.inner.reviewed_counterparts(user).await
+    }
+
+    async fn reviewed_features(
+        &self,
+        user: &UserId,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(String, bool)>, StoreError> {
+        self.inner.reviewed_features(user, since).await
     }
 
     async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError> {
@@ -336,6 +345,13 @@ mod tests {
             _: &UserId,
         ) -> Result<HashMap<String, Reviewed>, StoreError> {
             Ok(HashMap::new())
+        }
+        async fn reviewed_features(
+            &self,
+            _: &UserId,
+            _: Option<DateTime<Utc>>,
+        ) -> Result<Vec<(String, bool)>, StoreError> {
+            Ok(Vec::new())
         }
         async fn events(
             &self,

@@ -32,6 +32,9 @@ pub struct Processed {
     /// The person the message was with (the client's address it matched, else the
     /// first other party), lower-case: what a rejected entry teaches later scans.
     pub counterpart: Option<String>,
+    /// For a message that got an entry: its `evidence::features`, joined by spaces,
+    /// so the person's review of the entry teaches later scans what work looks like.
+    pub features: Option<String>,
     pub processed_at: DateTime<Utc>,
 }
 
@@ -369,6 +372,15 @@ pub trait Store: Send + Sync {
         &self,
         user: &UserId,
     ) -> Result<HashMap<String, Reviewed>, StoreError>;
+
+    /// The stored features (`Processed::features`) of the messages whose entries a
+    /// person approved (true) or rejected (false), reviewed after `since` when given:
+    /// what the user's reviews teach the evidence model. Merged entries are left out.
+    async fn reviewed_features(
+        &self,
+        user: &UserId,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(String, bool)>, StoreError>;
 
     /// The known state of one event.
     async fn event(&self, user: &UserId, uid: &str) -> Result<Option<EventState>, StoreError> {

@@ -171,6 +171,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX IF NOT EXISTS scan_jobs_scheduled_once ON scan_jobs (user_id, scheduled_for)
         WHERE scheduled_for IS NOT NULL;
     "#,
+    // 7: evidence of work (sql/0013_evidence.sql): the features of each message with
+    // an entry, so a person's review of it teaches later scans.
+    r#"
+    ALTER TABLE processed_messages ADD COLUMN features TEXT;
+    "#,
 ];
 
 /// How long a writer waits for another process holding the file's write lock.
@@ -752,12 +757,12 @@ fn write_batch(
 
     let mut mark = tx
         .prepare_cached(
-            "INSERT INTO processed_messages (user_id, message_id, content_hash, analyzer, outcome, reason, processed_at, unmatched_under, counterpart) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+            "INSERT INTO processed_messages (user_id, message_id, content_hash, analyzer, outcome, reason, processed_at, unmatched_under, counterpart, features) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
              ON CONFLICT (user_id, message_id) DO UPDATE SET content_hash = excluded.content_hash, \
              analyzer = excluded.analyzer, outcome = excluded.outcome, reason = excluded.reason, \
              processed_at = excluded.processed_at, unmatched_under = excluded.unmatched_under, \
-             counterpart = excluded.counterpart",
+             counterpart = excluded.counterpart, features = excluded.features",
         )
         .map_err(sqlite("prepare the processed-message upsert"))?;
     for p in &batch.processed {
@@ -770,7 +775,8 @@ fn write_batch(
             p.reason,
             ts(&p.processed_at),
             p.unmatched_under,
-            p.counterpart
+            p.counterpart,
+            p.features
         ])
         .map_err(sqlite("record a processed message"))?;
     }
@@ -983,6 +989,38 @@ impl Store for SqliteStore {
                     rejected: count(2, "rejected count")?,
                 };
                 found.insert(col(row, 0, "processed message counterpart")?, reviewed);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn reviewed_features(
+        &self,
+        user: &UserId,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(String, bool)>, StoreError> {
+        let user = user.as_str().to_owned();
+        let since = since.as_ref().map(ts);
+        self.with_reader(move |conn| {
+            let context = "read what your reviews teach";
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT p.features, e.status = 'approved' \
+                     FROM time_entries e JOIN processed_messages p \
+                     ON p.user_id = e.user_id AND p.message_id = e.message_id \
+                     WHERE e.user_id = ?1 AND p.features IS NOT NULL \
+                     AND e.status IN ('approved', 'rejected') AND e.merged_into IS NULL \
+                     AND (?2 IS NULL OR e.reviewed_at > ?2)",
+                )
+                .map_err(sqlite(context))?;
+            let mut rows = stmt.query(params![user, since]).map_err(sqlite(context))?;
+            let mut found = Vec::new();
+            while let Some(row) = rows.next().map_err(sqlite(context))? {
+                found.push((
+                    col(row, 0, "processed message features")?,
+                    col(row, 1, "review verdict")?,
+                ));
             }
             Ok(found)
         })
@@ -1651,6 +1689,7 @@ mod tests {
                 reason: None,
                 unmatched_under: None,
                 counterpart: None,
+                features: None,
                 processed_at: chrono::Utc::now(),
             })
             .collect();

@@ -422,6 +422,7 @@ fn processed_row(p: &Processed) -> Value {
         "reason": p.reason,
         "unmatched_under": p.unmatched_under,
         "counterpart": p.counterpart,
+        "features": p.features,
         "processed_at": p.processed_at,
     })
 }
@@ -659,6 +660,23 @@ impl Store for SupabaseStore {
                 (r.counterpart, reviewed)
             })
             .collect())
+    }
+
+    async fn reviewed_features(
+        &self,
+        user: &UserId,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(String, bool)>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            features: String,
+            approved: bool,
+        }
+        let request = self.rpc(user, "reviewed_features", &json!({"p_since": since}))?;
+        let rows: Vec<Row> = self
+            .fetch(request, "read what your reviews teach", "reviewed features")
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.features, r.approved)).collect())
     }
 
     /// One call per `IDS_PER_CALL` uids, not one per event: a chunk of mail can hold

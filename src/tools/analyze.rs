@@ -107,7 +107,7 @@ pub(crate) async fn of_email(
     email: &Email,
     save: bool,
 ) -> Result<Output> {
-    let settings = ctx.store.settings(user).await?;
+    let settings = pipeline::settings_with_learning(ctx, user).await?;
     let analyzer = ctx.analyzer.name();
     let mut recorder = Recorder::new(analyzer.clone(), std::sync::Arc::new(settings.clone()));
 

@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::analyze::rules::{self, MAX_DESCRIPTION_CHARS};
-use crate::analyze::{Analysis, Outcome, codes, matter};
+use crate::analyze::{Analysis, Outcome, codes, evidence, matter};
 use crate::context::Context;
 use crate::domain::{Email, EntryStatus, Settings, TimeEntry, UserId, text};
 use crate::error::Result;
@@ -77,6 +77,7 @@ struct Mark {
     reason: Option<String>,
     unmatched_under: Option<String>,
     counterpart: Option<String>,
+    features: Option<String>,
 }
 
 impl Mark {
@@ -86,6 +87,7 @@ impl Mark {
             reason,
             unmatched_under: None,
             counterpart: None,
+            features: None,
         }
     }
 }
@@ -112,6 +114,7 @@ impl Recorder {
             reason: mark.reason.clone(),
             unmatched_under: mark.unmatched_under.clone(),
             counterpart: mark.counterpart.clone(),
+            features: mark.features.clone(),
             processed_at: Utc::now(),
         });
     }
@@ -404,11 +407,17 @@ impl Recorder {
         };
         let judged_by_who =
             what == Disposition::NotBillable && rules::judged_by_who(email, &self.settings);
+        // What the person's review of this entry will teach later scans.
+        let features = entry.as_ref().map(|_| {
+            let owner = rules::is_from_owner(email, &self.settings);
+            evidence::join(&evidence::features(email, owner))
+        });
         let mark = Mark {
             what,
             reason,
             unmatched_under: judged_by_who.then(|| self.matching.clone()),
             counterpart,
+            features,
         };
         self.processed_email(email, &mark);
         if let Some(e) = entry {
@@ -456,6 +465,28 @@ impl Recorder {
     pub fn take_batch(&mut self) -> Batch {
         std::mem::take(&mut self.batch)
     }
+}
+
+/// The user's settings with what their reviews taught attached (`Settings::learned`),
+/// as scans and analyses judge mail under them.
+pub async fn settings_with_learning(ctx: &Context, user: &UserId) -> Result<Settings> {
+    let mut settings = ctx.store.settings(user).await?;
+    if settings.learn_from_reviews {
+        let reviews: Vec<evidence::Review> = ctx
+            .store
+            .reviewed_features(user, settings.learned_since)
+            .await?
+            .into_iter()
+            .map(|(features, approved)| evidence::Review {
+                features: evidence::split(&features),
+                approved,
+            })
+            .collect();
+        if !reviews.is_empty() {
+            settings.learned = Some(Arc::new(evidence::learn(&reviews)));
+        }
+    }
+    Ok(settings)
 }
 
 /// A batch being saved in the background while the scan works on the next chunk.

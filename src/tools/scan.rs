@@ -240,7 +240,7 @@ pub async fn run(
     let started = Instant::now();
     check(&args)?;
     let source = ctx.source(user).await?;
-    let mut settings = ctx.store.settings(user).await?;
+    let mut settings = super::pipeline::settings_with_learning(ctx, user).await?;
     for address in source.owner_addresses().await? {
         let address = address.to_ascii_lowercase();
         if !settings.is_mine(&address) {

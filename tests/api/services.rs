@@ -227,6 +227,13 @@ impl Store for SignedIn {
     ) -> Result<std::collections::HashMap<String, billable::store::Reviewed>, StoreError> {
         self.0.reviewed_counterparts(&self.user(user)).await
     }
+    async fn reviewed_features(
+        &self,
+        user: &UserId,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<(String, bool)>, StoreError> {
+        self.0.reviewed_features(&self.user(user), since).await
+    }
     async fn events(
         &self,
         user: &UserId,

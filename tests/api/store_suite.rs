@@ -72,6 +72,7 @@ pub(crate) fn processed(message_id: &str) -> Processed {
         reason: None,
         unmatched_under: None,
         counterpart: None,
+        features: None,
         processed_at: at("2026-04-10T09:00:00Z"),
     }
 }
@@ -533,6 +534,7 @@ pub async fn reviewed_counterparts_count_each_persons_approvals_and_rejections(s
     let user = fresh_user();
     let with = |id: &str, who: Option<&str>| Processed {
         counterpart: who.map(str::to_owned),
+        features: None,
         ..processed(id)
     };
     let status = |id: &str, status: EntryStatus| TimeEntry {

@@ -90,6 +90,7 @@ async fn user_with_data(store: &dyn Store) -> UserId {
             reason: None,
             unmatched_under: None,
             counterpart: None,
+            features: None,
             processed_at: chrono::Utc::now(),
         }],
         events: vec![EventState {
@@ -322,6 +323,7 @@ async fn a_duplicate_insert_is_a_409_conflict() {
                     reason: None,
                     unmatched_under: None,
                     counterpart: None,
+                    features: None,
                     processed_at: chrono::Utc::now(),
                 }],
                 ..Batch::default()
