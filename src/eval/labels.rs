@@ -356,7 +356,7 @@ mod tests {
         assert_eq!(e.field, "version");
         let e = Labels::parse(r#"{"version": 2, "labels": []}"#).unwrap_err();
         assert_eq!(e.field, "version");
-        let e = Labels::parse("[1, 2]").unwrap_err();
+        let e = Labels::parse("42").unwrap_err();
         assert_eq!(e.field, "labels file");
     }
 }

@@ -72,7 +72,10 @@ fn assert_floors(corpus: &str, out: &Value, floors: &[(&str, f64)]) {
             let value = out[*name].as_f64();
             match value {
                 Some(v) if v >= *floor => None,
-                _ => Some(format!("{name}={value:?} (floor {floor})")),
+                _ => Some(format!(
+                    "{name}={} (floor {floor})",
+                    value.map_or_else(|| "missing".to_owned(), |v| format!("{v:.2}"))
+                )),
             }
         })
         .collect();
@@ -140,7 +143,21 @@ const DEMO_OLDEST_HALF: [&str; 8] = [
 
 #[test]
 fn learning_reviews_the_oldest_part_as_labelled_and_scores_only_the_rest() {
-    let labels = fixture("demo-labels.json");
+    // The demo's labels, and a person who does not bill their own first reply, so the
+    // review both approves and rejects.
+    let app = TestApp::new();
+    let mut doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("demo-labels.json")).expect("demo labels"),
+    )
+    .expect("demo labels JSON");
+    doc["settings"] = Value::String(fixture("demo-settings.json").display().to_string());
+    doc["labels"]
+        .as_array_mut()
+        .expect("labels")
+        .push(serde_json::json!({
+            "message_id": "msa-redline-reply-1@morganlegal.com", "billable": false
+        }));
+    let labels = app.write("labels.json", &doc.to_string());
     let mbox = fixture("demo.mbox");
     let out = eval(&[
         "--labels",
@@ -193,6 +210,10 @@ fn learning_reviews_the_oldest_part_as_labelled_and_scores_only_the_rest() {
     assert!(
         approved >= 1,
         "the demo's first Acme mail is billable: {learning}"
+    );
+    assert!(
+        rejected >= 1,
+        "the first reply is labelled not billable: {learning}"
     );
     // Scored: the labels among the newest 8 messages alone.
     assert_eq!(out["labels"], 6, "{}", out["line"]);
