@@ -53,6 +53,9 @@ pub struct EvalOutput {
     pub scan: ScanCounts,
     /// With `--learn-first-fraction`: what the simulated person did.
     pub learning: Option<Learning>,
+    /// Labelled message ids the mail does not hold (a mistyped id, or another
+    /// mailbox's): scored as messages without an entry.
+    pub labels_not_in_mail: Vec<String>,
     #[serde(flatten)]
     pub report: Report,
 }
@@ -151,11 +154,22 @@ pub(super) async fn run(cli: &Cli, args: &EvalArgs) -> Result<Answer, Error> {
     }
     let source = base.source(&user).await?;
     let analyzer = base.analyzer.name();
+    let messages = dated(source.as_ref()).await?;
+    let missing = missing_labels(&labels, &messages);
+    if let Some(first) = missing.first() {
+        eprintln!(
+            "note: {} labels name messages the mail does not hold (e.g. {first}); they count \
+             as messages without an entry. A local export's ids are Message-IDs without angle \
+             brackets",
+            missing.len()
+        );
+    }
 
     let (learning, scope, ctx) = match fraction {
         None => (None, None, base),
         Some(f) => {
-            let (learning, rest) = learn(&config, &user, source.clone(), &labels, f).await?;
+            let (learning, rest) =
+                learn(&config, &user, source.clone(), messages, &labels, f).await?;
             let ctx = Context::from_config(&config)?.with_source(Arc::new(OnlyIds::new(
                 source.clone(),
                 rest.clone(),
@@ -179,6 +193,7 @@ pub(super) async fn run(cli: &Cli, args: &EvalArgs) -> Result<Answer, Error> {
         analyzer,
         scan: ScanCounts::from(&scanned),
         learning,
+        labels_not_in_mail: missing,
         report,
     };
     let mut answer = Answer::new(&out, render(&out));
@@ -304,10 +319,10 @@ async fn learn(
     config: &Config,
     user: &UserId,
     source: Arc<dyn MailSource>,
+    messages: Vec<Dated>,
     labels: &Labels,
     fraction: f64,
 ) -> Result<(Learning, HashSet<String>), Error> {
-    let messages = dated(source.as_ref()).await?;
     let total = messages.len();
     let split = split_oldest(messages, fraction);
     let what = format!("the oldest {:.0}%", fraction * 100.0);
@@ -367,6 +382,17 @@ async fn learn(
         })
         .collect();
     Ok((learning, split.rest))
+}
+
+/// The labels whose message is not in `messages`, in the labels' order.
+fn missing_labels(labels: &Labels, messages: &[Dated]) -> Vec<String> {
+    let held: HashSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+    labels
+        .labels
+        .iter()
+        .filter(|l| !held.contains(l.message_id.as_str()))
+        .map(|l| l.message_id.clone())
+        .collect()
 }
 
 /// Every message of the source with its Date, read from the headers.
