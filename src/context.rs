@@ -65,6 +65,13 @@ impl Context {
         }
     }
 
+    /// Reads mail from `source` instead of the configured one (`billable eval` scans
+    /// one part of a mailbox at a time).
+    pub fn with_source(mut self, source: Arc<dyn MailSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
     /// Runs background scans in process from `queue` (the embedded store's).
     pub fn with_local_queue(mut self, queue: Arc<dyn Queue>) -> Self {
         self.local_queue = Some(queue);

@@ -16,6 +16,8 @@ pub mod context;
 pub mod domain;
 /// The library's error type and how it is classified.
 pub mod error;
+/// Measuring accuracy on labelled mail: the labels format, scoring, the learning split.
+pub mod eval;
 /// Exports of reviewed entries for billing systems: our CSV, LEDES 1998B, Harvest, Toggl.
 pub mod export;
 /// The HTTP tool server: OpenAI function calling, MCP at /mcp, auth, limits, metrics.

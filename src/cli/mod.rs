@@ -3,6 +3,7 @@
 //! 0 success, 2 bad input, 3 a dependency unavailable or a scan interrupted, 1 anything
 //! else.
 
+mod eval;
 mod export;
 mod ids;
 mod render;
@@ -366,6 +367,9 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         client: Option<String>,
     },
+    /// Measure billable on labelled mail: scan it into a throwaway store and score the
+    /// entries against the labels (docs/eval.md); the last line holds the figures
+    Eval(eval::EvalArgs),
     /// Show settings, or change them with --set, --add and --remove
     #[command(after_help = settings_keys_help())]
     Configure {
@@ -484,6 +488,7 @@ impl Cli {
             | Command::Tool { mail, .. }
             | Command::Serve { mail, .. }
             | Command::Worker { mail, .. }
+            | Command::Eval(eval::EvalArgs { mail, .. })
             | Command::Mcp { mail } => Some(std::mem::take(mail)),
             _ => None,
         };
@@ -554,6 +559,7 @@ impl Command {
             Command::Split { .. } => "split",
             Command::Export(_) => "export",
             Command::Review { .. } => "review",
+            Command::Eval(_) => "eval",
             Command::Configure { .. } => "configure",
             Command::Tool { .. } => "tool",
             Command::Tools { .. } => "tools",
@@ -793,6 +799,8 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             return Ok(Answer::silent());
         }
         Command::Auth { provider } => return auth(&config(&cli, false)?, provider).await,
+        // eval builds its own throwaway store, never the one `context` opens.
+        Command::Eval(args) => return eval::run(&cli, args).await,
         Command::Migrate { no_compat } => return migrate(&config(&cli, false)?, *no_compat).await,
         Command::Schedule {
             action: ScheduleAction::RunNow { at },
@@ -1033,6 +1041,7 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             answer
         }
         Command::Tools { .. }
+        | Command::Eval(_)
         | Command::Auth { .. }
         | Command::Migrate { .. }
         | Command::Schedule { .. }

@@ -152,6 +152,8 @@ fn every_readme_example_runs_as_written_against_one_database() {
     let work = reader.work.path();
     std::fs::create_dir_all(work.join("tests")).unwrap();
     std::os::unix::fs::symlink(fixture(""), work.join("tests/fixtures")).unwrap();
+    let corpora = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpora");
+    std::os::unix::fs::symlink(corpora, work.join("tests/corpora")).unwrap();
     std::fs::create_dir_all(work.join("target")).unwrap();
     let takeout = reader.home.path().join("Takeout/Mail");
     std::fs::create_dir_all(&takeout).unwrap();
