@@ -27,7 +27,7 @@ use futures::StreamExt;
 
 /// Features seen in fewer messages than this are not weighed (no word learnt from
 /// one message).
-const MIN_DOCS: usize = 3;
+const MIN_DOCS: usize = 5;
 const EPOCHS: usize = 40;
 /// Share of labelled work the drop threshold may lose (cross-validated).
 const MAX_WORK_DROPPED: f64 = 0.04;

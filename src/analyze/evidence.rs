@@ -354,6 +354,25 @@ pub fn learn(reviews: &[Review]) -> Learned {
     Learned::new(weights, approved, rejected)
 }
 
+/// Features that read as personal, social or job-seeking: the model drops mail only
+/// when one of them is there (low odds alone hold it for review instead).
+const PERSONAL_CUES: &[&str] = &[
+    "@personal1",
+    "@personal2",
+    "@courtesy1",
+    "@courtesy2",
+    "@jobs1",
+    "@jobs2",
+    "@spersonal1",
+    "@spersonal2",
+    "@sjobs1",
+    "@sjobs2",
+    "@social",
+    "@smiley",
+];
+/// Features of plain work: with one of them the model holds mail, never drops it.
+const WORK_CUES: &[&str] = &["@work3", "@attach", "@money"];
+
 /// The evidence about one message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
@@ -364,6 +383,9 @@ pub struct Judgement {
     /// The features that weighed most (shipped and learned weight together),
     /// strongest first, with their weight.
     pub top: Vec<(String, f64)>,
+    /// The message reads as personal (a `PERSONAL_CUES` feature) with no plain sign
+    /// of work (`WORK_CUES`).
+    pub personal: bool,
 }
 
 /// What the evidence says to do with an entry.
@@ -385,7 +407,10 @@ impl Judgement {
     pub fn verdict(&self) -> Verdict {
         let p = self.probability();
         let model = Model::shipped();
-        if p < model.drop_below {
+        // Mail is dropped when it reads as personal, or when the user's own reviews
+        // of mail like it say so; low odds alone only hold it for review.
+        let learned_drop = self.learned < 0.0 && sigmoid(self.logit) >= model.drop_below;
+        if p < model.drop_below && (self.personal || learned_drop) {
             Verdict::NotWork
         } else if p < model.suggest_from {
             Verdict::Weak
@@ -436,10 +461,12 @@ pub fn judge(features: &[String], learned: Option<&Learned>) -> Judgement {
         .collect();
     top.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
     top.truncate(8);
+    let has = |cues: &[&str]| features.iter().any(|f| cues.contains(&f.as_str()));
     Judgement {
         logit: model.logit(features),
         learned: learned.map_or(0.0, |l| l.delta(features) * x),
         top,
+        personal: has(PERSONAL_CUES) && !has(WORK_CUES),
     }
 }
 
@@ -576,23 +603,27 @@ pub fn features(email: &Email, owner: bool) -> Vec<String> {
     count_feature("sjobs", &JOBS, own_subject, &mut out);
     let mut seen: HashSet<String> = HashSet::new();
     let mut number = false;
-    for word in words(&subject).take(20) {
+    let prefixes = ["re", "fw", "fwd", "aw", "sv", "antw", "wg", "tr"];
+    for word in words(&subject)
+        .filter(|w| !prefixes.contains(&w.as_str()) && !is_stop_word(w))
+        .take(20)
+    {
         let f = format!("s:{word}");
         if seen.insert(f.clone()) {
             out.push(f);
         }
     }
-    let lower = text.to_lowercase();
-    for word in words_and_numbers(&lower).take(MAX_WORDS_READ) {
+    for word in text_words(text).take(MAX_WORDS_READ) {
         if out.len() >= MAX_FEATURES {
             break;
         }
         match word {
             Token::Number => number = true,
             Token::Word(w) => {
-                if !seen.contains(w) {
-                    seen.insert(w.to_owned());
-                    out.push(w.to_owned());
+                let w = w.to_lowercase();
+                if !is_stop_word(&w) && !seen.contains(&w) {
+                    seen.insert(w.clone());
+                    out.push(w);
                 }
             }
         }
@@ -602,6 +633,24 @@ pub fn features(email: &Email, owner: bool) -> Vec<String> {
     }
     out.truncate(MAX_FEATURES);
     out
+}
+
+/// Words too common to tell work from anything else; left out of the features so
+/// the model weighs what a message is about, not how it is phrased.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at",
+    "be", "been", "before", "being", "but", "by", "can", "could", "did", "do", "does", "for",
+    "from", "get", "got", "had", "has", "have", "he", "her", "here", "him", "his", "how", "i",
+    "i'm", "if", "in", "into", "is", "it", "it's", "its", "just", "me", "more", "my", "no", "not",
+    "now", "of", "on", "one", "or", "our", "out", "over", "she", "should", "so", "some", "than",
+    "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "too",
+    "up", "us", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will",
+    "with", "would", "you", "your", "you're", "i'll", "we'll", "let", "know", "see", "send",
+    "sent", "go", "going", "make", "take", "way", "well", "very", "much", "many",
+];
+
+fn is_stop_word(w: &str) -> bool {
+    w.len() < 2 || STOP_WORDS.contains(&w)
 }
 
 enum Token<'a> {
@@ -615,6 +664,46 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     words_and_numbers(text).filter_map(|t| match t {
         Token::Word(w) => Some(w.to_lowercase()),
         Token::Number => None,
+    })
+}
+
+/// The words of a text as features take them: names are left out (a capitalised
+/// word inside a sentence, an all-capitals word), so the model learns what mail is
+/// about rather than who or where it is from.
+fn text_words(text: &str) -> impl Iterator<Item = Token<'_>> {
+    let mut sentence_start = true;
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        loop {
+            let start = rest.find(|c: char| c.is_alphanumeric())?;
+            let before = &rest[..start];
+            if before.contains(['.', '!', '?', ':', '\n']) {
+                sentence_start = true;
+            }
+            let tail = &rest[start..];
+            let len = tail
+                .find(|c: char| !(c.is_alphanumeric() || c == '\''))
+                .unwrap_or(tail.len());
+            let word = tail[..len].trim_end_matches('\'');
+            rest = &tail[len..];
+            let at_start = std::mem::replace(&mut sentence_start, false);
+            if word.chars().all(|c| c.is_ascii_digit()) {
+                return Some(Token::Number);
+            }
+            let n = word.chars().count();
+            if !(2..=20).contains(&n) || !word.chars().any(char::is_alphabetic) {
+                continue;
+            }
+            let capital = word.chars().next().is_some_and(char::is_uppercase);
+            let all_caps = word
+                .chars()
+                .filter(|c| c.is_alphabetic())
+                .all(char::is_uppercase);
+            if (capital && !at_start) || (all_caps && n > 1) {
+                continue;
+            }
+            return Some(Token::Word(word));
+        }
     })
 }
 

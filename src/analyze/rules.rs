@@ -539,8 +539,9 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
         .then(|| duration::stated_work(&email.new_text))
         .flatten();
     // Time the owner states, and a meeting they accepted, are evidence enough; other
-    // mail with a client is billed on the evidence of work it shows.
-    let judged = (accepted.is_none() && stated.is_none()).then(|| {
+    // mail with people at a client is billed on the evidence of work it shows (a
+    // keyword or the quoted history is held for review whatever it shows).
+    let judged = (accepted.is_none() && stated.is_none() && m.address.is_some()).then(|| {
         let learned = settings
             .learned
             .as_deref()

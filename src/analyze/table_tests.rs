@@ -99,7 +99,12 @@ impl Mail {
         self.0.date = None;
         self
     }
+    /// `n` words of plain work (a draft to review, comments asked for), as the
+    /// evidence of work the rules look for.
     fn words(mut self, n: usize) -> Self {
+        const WORK: &str = "I agree with the changes below. The draft looks fine; please include the approved terms and circulate your thoughts and comments on the open issues and the information we discussed.";
+        let words: Vec<&str> = WORK.split_whitespace().cycle().take(n).collect();
+        self.0.new_text = words.join(" ");
         self.0.new_words = n;
         self
     }
@@ -474,7 +479,7 @@ fn rows() -> Vec<Row> {
             "durations stated in received mail are never taken",
             received("jane@acme.com").text("I spent 3 hours on this, please review."),
             none.clone(),
-            entry("Acme", RECV, DAY, 6),
+            review("Acme", RECV, DAY, 6),
         )
         .also(&[Also::Raw(0.0), Also::Reason("not used")]),
         // ── rounding, minimum, cap ─────────────────────────────────────────────
@@ -728,7 +733,7 @@ fn rows() -> Vec<Row> {
                 .subject("RE: Contract renewal")
                 .text("Does clause 7 survive termination?"),
             none.clone(),
-            entry("Acme", RECV, DAY, 6),
+            review("Acme", RECV, DAY, 6),
         ),
         row(
             "the owner's own \"ok.\" is not billable",
@@ -751,7 +756,7 @@ fn rows() -> Vec<Row> {
                 "Bob, their change to the notice clause is fine but we cannot accept the new cap; I suggest we hold at two times fees.",
             ),
             none.clone(),
-            entry("Acme", SENT, DAY, 6),
+            review("Acme", SENT, DAY, 6),
         ),
         row(
             "a one-line fax request is clerical",
@@ -844,8 +849,36 @@ fn rows() -> Vec<Row> {
                 .subject("Re: Contract renewal")
                 .text("Thanks for dinner last night. Could you look at the indemnity section of the agreement before Friday?"),
             none.clone(),
-            entry("Acme", RECV, DAY, 6),
+            review("Acme", RECV, DAY, 6),
         ),
+        // ── evidence of work: mail with people at a client shows work, or is not billed ──
+        row(
+            "banter with a friend at a client, with no social cue word, is not billed",
+            received("pal@acme.com")
+                .subject("Re: weekend")
+                .text("Great to see you and the kids! The pheasant trip was fun, we should do it again next year. Say hi to your wife."),
+            none.clone(),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("reads as personal")]),
+        row(
+            "congratulations to a client contact are not billed",
+            sent(&["jane@acme.com"])
+                .subject("Congratulations!")
+                .text("Congratulations on the new baby! Hope you and your wife are doing well. Enjoy the time with your family."),
+            none.clone(),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("reads as personal")]),
+        row(
+            "a job search with a friend at a client is not billed",
+            sent(&["jane@acme.com"])
+                .subject("my resume")
+                .text("Thanks for passing my resume on to your recruiter. I would love to interview for the position if the job is still open."),
+            none.clone(),
+            Want::NotBillable,
+        )
+        .also(&[Also::Reason("reads as personal")]),
         // ── clients found beyond the counterparts ──────────────────────────────
         row(
             "a client only in the forwarded history waits for review",
@@ -900,7 +933,7 @@ fn rows() -> Vec<Row> {
                 .subject("Updated: contract renewal call")
                 .text("When: Tuesday, November 24, 2026 2:00 PM-2:30 PM (GMT-05:00) Eastern Time.\nWhere: Conference room B"),
             none.clone(),
-            entry("Acme", Activity::Meeting, DAY, 30),
+            review("Acme", Activity::Meeting, DAY, 30),
         )
         .also(&[Also::Raw(30.0)]),
         // ── matters: number, then keyword, then the only matter ───────────────
