@@ -7,6 +7,7 @@ mod export;
 mod ids;
 mod render;
 mod review;
+mod words;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -56,7 +57,7 @@ pub struct Cli {
 }
 
 /// The mail source and the analyzer: options only for the commands that read mail
-/// (scan, analyze, tool, serve, mcp).
+/// (scan, analyze, review, tool, serve, mcp).
 #[derive(Debug, Clone, Default, Args)]
 pub struct MailArgs {
     /// Read mail from an mbox file, e.g. a Google Takeout export [env: BILLABLE_MBOX]
@@ -125,6 +126,8 @@ impl From<GroupByArg> for GroupBy {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum StatusArg {
     Suggested,
+    // One spelling everywhere (JSON's); the kebab one clap would make is an alias.
+    #[value(name = "needs_review", alias = "needs-review")]
     NeedsReview,
     Approved,
     Rejected,
@@ -146,7 +149,7 @@ fn date(s: &str) -> Result<WorkDate, String> {
     WorkDate::parse(s)
 }
 
-/// An `--activity` value, spelled as in JSON (`email_sent`, not `email-sent`).
+/// An `--activity` value, spelled as in JSON (`email_sent`; `email-sent` is read too).
 fn activity(s: &str) -> Result<Activity, String> {
     serde_json::from_value(Value::String(s.to_owned()))
         .map_err(|_| "expected call, meeting, email_sent, email_received or other".to_owned())
@@ -337,13 +340,18 @@ pub enum Command {
         #[arg(long)]
         not_billable: bool,
     },
-    /// Merge entries of one client and matter into one, their raw minutes rounded once
+    /// Merge entries of one client and matter into one, their minutes (as you edited
+    /// them) summed and rounded once, never billing more than the entries did
     Merge {
         #[arg(required = true, num_args = 2.., value_name = "ID")]
         ids: Vec<String>,
         /// The merged entry's description [default: the parts' joined]
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
+        /// The day the merged entry is billed on; needed when the entries are on
+        /// different days
+        #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+        date: Option<WorkDate>,
     },
     /// Undo a merge: restore the entries a merged entry was made of
     Split {
@@ -354,7 +362,8 @@ pub enum Command {
     /// harvest_csv, toggl_csv); each entry is exported once
     Export(export::ExportArgs),
     /// Walk through the entries awaiting review one at a time, oldest first (needs a
-    /// terminal): a approve, r reject, m minutes, d description, s skip, q quit
+    /// terminal): a approve, r reject, m minutes, d description, s skip, u undo, w why,
+    /// o open the message (with the mail source, e.g. --mbox), ? help, q quit
     Review {
         /// First work date included (YYYY-MM-DD)
         #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
@@ -365,6 +374,8 @@ pub enum Command {
         /// Only this client's entries (its name as configured)
         #[arg(long, value_name = "NAME")]
         client: Option<String>,
+        #[command(flatten)]
+        mail: MailArgs,
     },
     /// Show settings, or change them with --set, --add and --remove
     #[command(after_help = settings_keys_help())]
@@ -484,6 +495,7 @@ impl Cli {
             | Command::Tool { mail, .. }
             | Command::Serve { mail, .. }
             | Command::Worker { mail, .. }
+            | Command::Review { mail, .. }
             | Command::Mcp { mail } => Some(std::mem::take(mail)),
             _ => None,
         };
@@ -507,7 +519,7 @@ impl Cli {
                         flag,
                         format!(
                             "`{name}` reads no mail, so {flag} would be ignored; it is for scan, \
-                             analyze, tool, serve and mcp"
+                             analyze, review, tool, serve and mcp"
                         ),
                     ));
                 }
@@ -584,6 +596,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         return serve(cli).await;
     }
     let json_out = cli.json || matches!(cli.command, Command::Tool { .. } | Command::Tools { .. });
+    let api_words = matches!(cli.command, Command::Tool { .. });
     match execute(cli).await {
         Ok(answer) => {
             if let Some(printed) = answer.printed {
@@ -605,7 +618,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             answer.code
         }
         Err(e) => {
-            report(&e, json_out);
+            report_as(&e, json_out, api_words);
             exit_code(&e)
         }
     }
@@ -624,11 +637,19 @@ fn write_stdout(text: &str) -> std::io::Result<()> {
 /// An error on stderr: plain text, or with `--json` `{"error":{"code","message"}}`
 /// with the codes the HTTP API uses.
 fn report(e: &Error, json_out: bool) {
+    report_as(e, json_out, false);
+}
+
+/// [`report`], in the tools' own words when `api_words` (the `tool` command takes
+/// the API's JSON), else in the CLI's (`--minutes`, not `changes.billed_minutes`).
+fn report_as(e: &Error, json_out: bool, api_words: bool) {
+    let message = if api_words {
+        e.to_string()
+    } else {
+        words::message(e)
+    };
     if !json_out {
-        eprintln!(
-            "error: {}",
-            crate::domain::text::for_terminal(&e.to_string())
-        );
+        eprintln!("error: {}", crate::domain::text::for_terminal(&message));
         return;
     }
     let code = match (e, e.kind()) {
@@ -643,7 +664,7 @@ fn report(e: &Error, json_out: bool) {
     };
     eprintln!(
         "{}",
-        json!({ "error": { "code": code, "message": e.to_string() } })
+        json!({ "error": { "code": code, "message": message } })
     );
 }
 
@@ -957,10 +978,15 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             let out = tools::run::<add::AddTimeEntry>(&ctx, &user, args, &NoProgress).await?;
             Answer::new(&out, render::added(&out, Some(terminal_width(&config))))
         }
-        Command::Merge { ids, description } => {
+        Command::Merge {
+            ids,
+            description,
+            date,
+        } => {
             let args = merge::MergeArgs {
                 ids: ids::resolve(&ctx, &user, &ids).await?,
                 description,
+                work_date: date,
             };
             let out = tools::run::<merge::MergeTimeEntries>(&ctx, &user, args, &NoProgress).await?;
             Answer::new(&out, render::merged(&out, Some(terminal_width(&config))))
@@ -971,23 +997,10 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             let out = tools::run::<merge::SplitTimeEntry>(&ctx, &user, args, &NoProgress).await?;
             Answer::new(&out, render::split(&out, Some(terminal_width(&config))))
         }
-        Command::Export(args) => {
-            let (out, path) = export::run(&ctx, &user, args).await?;
-            let summary = render::exported(&out, path.as_deref());
-            match path {
-                Some(_) => Answer::new(&out, summary),
-                // The file itself goes to standard output; what was done, to stderr.
-                None => {
-                    if !cli_json {
-                        eprint!("{summary}");
-                    }
-                    Answer::new(&out, out.content.clone())
-                }
-            }
-        }
-        Command::Review { from, to, client } => {
-            review::run(&ctx, &user, review::Filter { from, to, client }).await?
-        }
+        Command::Export(args) => export::run(&ctx, &user, args, cli_json).await?,
+        Command::Review {
+            from, to, client, ..
+        } => review::run(&ctx, &user, review::Filter { from, to, client }).await?,
         Command::Configure { set, add, remove } => {
             let mut args = configure_args(&set)?;
             if !add.is_empty() || !remove.is_empty() {

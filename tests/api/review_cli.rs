@@ -180,6 +180,9 @@ fn approving_rejecting_editing_adding_merging_and_splitting_change_what_was_aske
             &id(&meeting),
             "--description",
             "Term sheet calls",
+            // The parts are on two days: the merged entry's is the person's choice.
+            "--date",
+            "2026-11-24",
         ],
     );
     let m = &merged["entry"];
