@@ -68,7 +68,7 @@ pub struct ExportArgs {
     #[arg(long, value_parser = super::date, value_name = "YYYY-MM-DD")]
     pub invoice_date: Option<WorkDate>,
     /// A description of the invoice as a whole
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     pub invoice_description: Option<String>,
     /// Write the file here; without it the file goes to standard output
     #[arg(long, value_name = "FILE")]

@@ -167,7 +167,7 @@ pub struct EditFlags {
     #[arg(long, value_name = "ID")]
     matter: Option<String>,
     /// Set the description as it should appear on the invoice
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     description: Option<String>,
     /// Set the minutes to bill (a multiple of the billing increment)
     #[arg(long, value_name = "N")]
@@ -322,7 +322,7 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         minutes: u32,
         /// The description as it should appear on the invoice
-        #[arg(long, value_name = "TEXT")]
+        #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
         description: String,
         /// One of the client's matter ids [default: its only matter]
         #[arg(long, value_name = "ID")]
@@ -346,7 +346,7 @@ pub enum Command {
         #[arg(required = true, num_args = 2.., value_name = "ID")]
         ids: Vec<String>,
         /// The merged entry's description [default: the parts' joined]
-        #[arg(long, value_name = "TEXT")]
+        #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
         description: Option<String>,
         /// The day the merged entry is billed on; needed when the entries are on
         /// different days

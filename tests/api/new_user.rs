@@ -272,13 +272,15 @@ fn a_new_users_twenty_steps_keep_every_total_in_agreement() {
     );
     // 16: the same file with --out, byte for byte (sent again on purpose).
     let out = app.dir.path().join("acme.txt");
-    let mut again = LEDES.to_vec();
+    let mut again = vec!["export"];
+    again.extend(LEDES);
     again.extend(["--include-exported", "--out", path_str(&out)]);
     app.run(&again).assert_ok();
     assert_eq!(std::fs::read(&out).unwrap(), stdout);
     // 17: nothing new to export: no file written, and it says so.
     let none = app.dir.path().join("none.txt");
-    let mut nothing = LEDES.to_vec();
+    let mut nothing = vec!["export"];
+    nothing.extend(LEDES);
     nothing.extend(["--out", path_str(&none)]);
     let run = app.run(&nothing);
     run.assert_ok();
@@ -493,7 +495,7 @@ fn spellings_and_errors_are_the_clis_own() {
     let dry = app.tool(
         &mbox,
         "export_time_entries",
-        &serde_json::json!({"format": "csv", "dry_run": "true", "include_exported": "false"}),
+        &serde_json::json!({"format": "csv", "status": "suggested", "dry_run": "true", "include_exported": "false"}),
     );
     assert!(dry["batch_id"].is_null(), "{dry}");
 }

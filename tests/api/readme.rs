@@ -110,10 +110,29 @@ impl Reader {
 /// entry (rejected); the merged entry's id comes from the merge itself.
 fn pick_ids(reader: &Reader) -> Vec<(&'static str, String)> {
     let entries = reader.entry_ids();
-    let acme: Vec<&String> = entries
+    // Two of one day: a merge across days needs --date, which the example has not.
+    let listed = reader.json("billable --json entries --limit 500");
+    let acme_days: Vec<(String, String)> = listed["entries"]
+        .as_array()
+        .expect("entries")
         .iter()
-        .filter(|(_, client)| client == "Acme Corp")
-        .map(|(id, _)| id)
+        .filter(|e| e["client"] == "Acme Corp")
+        .map(|e| {
+            (
+                e["work_date"].as_str().unwrap_or_default().to_owned(),
+                e["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let day = acme_days
+        .iter()
+        .find(|(d, _)| acme_days.iter().filter(|(o, _)| o == d).count() >= 2)
+        .map(|(d, _)| d.clone())
+        .expect("two Acme Corp entries of one day");
+    let acme: Vec<&String> = acme_days
+        .iter()
+        .filter(|(d, _)| *d == day)
+        .map(|(_, id)| id)
         .collect();
     assert!(
         acme.len() >= 2,
