@@ -105,6 +105,19 @@ pub async fn run(
         }),
         dry_run: args.dry_run.then_some(true),
     };
+    // A file that is there is refused before anything else, whatever the export holds.
+    if let (Some(path), false) = (&args.out, args.force)
+        && path.exists()
+    {
+        return Err(Error::invalid(
+            "--out",
+            format!(
+                "cannot write {}: it already exists; pass --force to overwrite it, or choose \
+                 another --out",
+                path.display()
+            ),
+        ));
+    }
     let prepared = export::prepare(ctx, user, tool_args).await?;
     let planned = prepared.output();
     match &args.out {
