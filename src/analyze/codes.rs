@@ -7,8 +7,9 @@
 //! - the owner's mail is drafting (A103) when it is substantive writing, at least
 //!   [`DRAFTING_MIN_WORDS`] new words or an attachment sent in a message that is not
 //!   a forward; otherwise it is communicating, coded by the primary counterpart
-//!   (the To recipients, else Cc): A106 when one of them is the client's, A107 when
-//!   one looks like another law firm ([`looks_like_law_firm`]), else A108. A call the
+//!   (the To recipients, else Cc): A106 when one of them is the client's, A105 when
+//!   one is a colleague at the owner's own firm, A107 when one looks like another law
+//!   firm ([`looks_like_law_firm`]), else A108. A call the
 //!   owner reports is communicating too; other work the owner reports ("spent 2
 //!   hours on the brief") is coded like the mail that reports it;
 //! - a meeting is A106 when everyone else in it is the client's: the ABA code set
@@ -22,11 +23,12 @@ use super::rules::{calendar_address, client_for_address, counterparts};
 use crate::domain::{Activity, Address, ClientRule, Email, Matter, Settings};
 
 /// The UTBMS activity codes billable assigns, with their meaning (ABA UTBMS
-/// litigation code set). A101 (plan and prepare), A102 (research) and A105
-/// (communicate within the firm) are not told apart by mail, so none is assigned.
+/// litigation code set). A101 (plan and prepare) and A102 (research) are not told
+/// apart by mail, so neither is assigned; A105 is mail with a colleague at the firm.
 pub const ACTIVITY_CODES: &[(&str, &str)] = &[
     ("A103", "Draft/revise"),
     ("A104", "Review/analyze"),
+    ("A105", "Communicate (within the firm)"),
     ("A106", "Communicate (with client)"),
     ("A107", "Communicate (other outside counsel)"),
     ("A108", "Communicate (other external)"),
@@ -84,7 +86,7 @@ pub fn task_code(matter: Option<&Matter>) -> Option<String> {
         .and_then(|m| m.default_task_code.clone())
 }
 
-/// A106/A107/A108 by the owner's primary counterpart: To, else Cc.
+/// A106/A105/A107/A108 by the owner's primary counterpart: To, else Cc.
 fn communicate(email: &Email, settings: &Settings, client: &ClientRule) -> (&'static str, String) {
     let people = counterparts(email, settings);
     let to: Vec<&Address> = people
@@ -97,6 +99,9 @@ fn communicate(email: &Email, settings: &Settings, client: &ClientRule) -> (&'st
         return ("A106", format!("{} is {}'s", a.email, client.name));
     }
     let own = own_domains(settings);
+    if let Some(a) = primary.iter().find(|a| own.contains(&a.domain())) {
+        return ("A105", format!("{} is at your own firm", a.email));
+    }
     if let Some(a) = primary
         .iter()
         .find(|a| !own.contains(&a.domain()) && looks_like_law_firm(a))
@@ -199,7 +204,7 @@ mod tests {
 
     #[test]
     fn every_assigned_code_has_a_meaning() {
-        for code in ["A103", "A104", "A106", "A107", "A108", "A109"] {
+        for code in ["A103", "A104", "A105", "A106", "A107", "A108", "A109"] {
             assert!(!meaning(code).is_empty(), "{code}");
         }
         assert_eq!(meaning("A999"), "");

@@ -1078,7 +1078,7 @@ fn rows() -> Vec<Row> {
         )
         .also(&[Also::ActivityCode("A108")]),
         row(
-            "a colleague at your own firm is not another law firm",
+            "a colleague at your own firm is not another law firm: A105",
             sent(&["pat@smithlaw.com"])
                 .from("me@smithlaw.com")
                 .subject("Widget")
@@ -1086,7 +1086,7 @@ fn rows() -> Vec<Row> {
             json!({"my_addresses": ["me@smithlaw.com"]}),
             review("Acme", SENT, DAY, 6),
         )
-        .also(&[Also::ActivityCode("A108")]),
+        .also(&[Also::ActivityCode("A105")]),
         row(
             "a meeting with the client's people only: A106",
             received("jane@acme.com").calendar(event(CalendarMethod::Request)),

@@ -10,7 +10,7 @@ use crate::context::Context;
 use crate::domain::{EntryStatus, UserId, WorkDate};
 use crate::error::{Error, Result};
 use crate::export::Format;
-use crate::tools::{self, NoProgress, export};
+use crate::tools::export;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FormatArg {
@@ -19,8 +19,10 @@ pub enum FormatArg {
     /// LEDES 1998B, the e-billing invoice (one client per file)
     Ledes1998b,
     /// Harvest's time import
+    #[value(name = "harvest_csv", alias = "harvest-csv")]
     HarvestCsv,
     /// Toggl Track's CSV import
+    #[value(name = "toggl_csv", alias = "toggl-csv")]
     TogglCsv,
 }
 
@@ -66,7 +68,7 @@ pub struct ExportArgs {
     #[arg(long, value_parser = super::date, value_name = "YYYY-MM-DD")]
     pub invoice_date: Option<WorkDate>,
     /// A description of the invoice as a whole
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     pub invoice_description: Option<String>,
     /// Write the file here; without it the file goes to standard output
     #[arg(long, value_name = "FILE")]
@@ -79,18 +81,15 @@ pub struct ExportArgs {
     pub dry_run: bool,
 }
 
-/// Runs the export and writes its file; returns the tool's answer and where it went.
+/// Runs the export: renders it, writes exactly its bytes to `--out` or standard
+/// output, and only then marks its entries exported, so a failed write marks nothing.
+/// Prints what was done (on stderr when the file went to standard output).
 pub async fn run(
     ctx: &Context,
     user: &UserId,
     args: ExportArgs,
-) -> Result<(export::Output, Option<PathBuf>)> {
-    // Opened before anything is marked exported: a file that is there (or cannot be
-    // made) stops the export with nothing changed.
-    let mut file = match &args.out {
-        Some(path) => Some(open(path, args.force)?),
-        None => None,
-    };
+    json_out: bool,
+) -> Result<super::Answer> {
     let tool_args = export::Args {
         format: args.format.into(),
         from: args.from,
@@ -106,34 +105,94 @@ pub async fn run(
         }),
         dry_run: args.dry_run.then_some(true),
     };
-    let out = match tools::run::<export::ExportTimeEntries>(ctx, user, tool_args, &NoProgress).await
+    // A file that is there is refused before anything else, whatever the export holds.
+    if let (Some(path), false) = (&args.out, args.force)
+        && path.exists()
     {
-        Ok(out) => out,
-        Err(e) => {
-            // Leave no empty file behind a refused export.
-            if let (Some(path), false) = (&args.out, args.force) {
-                drop(file.take());
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(e);
-        }
-    };
-    if let (Some(f), Some(path)) = (file.as_mut(), &args.out) {
-        f.write_all(out.content.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| {
-                Error::invalid(
-                    "--out",
-                    format!(
-                        "the entries were exported (batch {}) but {} could not be written: {e}; \
-                         run again with --include-exported --force to write it",
-                        out.batch_id.as_deref().unwrap_or("none"),
-                        path.display()
-                    ),
-                )
-            })?;
+        return Err(Error::invalid(
+            "--out",
+            format!(
+                "cannot write {}: it already exists; pass --force to overwrite it, or choose \
+                 another --out",
+                path.display()
+            ),
+        ));
     }
-    Ok((out, args.out))
+    let prepared = export::prepare(ctx, user, tool_args).await?;
+    let planned = prepared.output();
+    match &args.out {
+        // An empty file would block the real export later (it exists) and look like an
+        // invoice; nothing to export writes nothing.
+        Some(_) if planned.entries == 0 => {}
+        Some(path) => write_file(path, args.force, planned.content.as_bytes())?,
+        None if json_out => {}
+        None => write_stdout(planned.content.as_bytes())?,
+    }
+    let out = prepared
+        .mark(ctx, user)
+        .await
+        .map_err(|e| unmarked(e, &args.out))?;
+    let summary = super::render::exported(&out, args.out.as_deref());
+    Ok(match (&args.out, json_out) {
+        (Some(_), _) => super::Answer::new(&out, summary),
+        // With --json the answer (the file in `content`) is what standard output gets.
+        (None, true) => super::Answer::new(&out, String::new()),
+        (None, false) => {
+            eprint!("{summary}");
+            super::Answer::silent()
+        }
+    })
+}
+
+/// Says, before the error itself is reported, that the file was written but its
+/// entries are still unexported: the next export sends them again.
+fn unmarked(e: Error, out: &Option<PathBuf>) -> Error {
+    let place = out
+        .as_ref()
+        .map_or_else(|| "standard output".to_owned(), |p| p.display().to_string());
+    eprintln!(
+        "The file was written to {place} but its entries could not be marked exported; \
+         they stay unexported, so do not import that file: export again."
+    );
+    e
+}
+
+/// The file's bytes as they are: a file is data, not text for a terminal.
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            Error::invalid(
+                "--out",
+                format!(
+                    "could not write the file to standard output: {e}; nothing was marked \
+                 exported, so run the export again"
+                ),
+            )
+        })
+}
+
+/// Writes the whole file, refusing to replace one unless `force`; a failure removes
+/// what a new file had and marks nothing.
+fn write_file(path: &PathBuf, force: bool, bytes: &[u8]) -> Result<()> {
+    let mut file = open(path, force)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    written.map_err(|e| {
+        // A half-written new file would pass for the invoice; one that was there
+        // before (--force) is the person's to keep or remove.
+        if !force {
+            let _ = std::fs::remove_file(path);
+        }
+        Error::invalid(
+            "--out",
+            format!(
+                "{} could not be written: {e}; nothing was marked exported",
+                path.display()
+            ),
+        )
+    })
 }
 
 fn open(path: &PathBuf, force: bool) -> Result<std::fs::File> {

@@ -8,6 +8,7 @@ mod export;
 mod ids;
 mod render;
 mod review;
+mod words;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -57,7 +58,7 @@ pub struct Cli {
 }
 
 /// The mail source and the analyzer: options only for the commands that read mail
-/// (scan, analyze, tool, serve, mcp).
+/// (scan, analyze, review, tool, serve, mcp).
 #[derive(Debug, Clone, Default, Args)]
 pub struct MailArgs {
     /// Read mail from an mbox file, e.g. a Google Takeout export [env: BILLABLE_MBOX]
@@ -126,6 +127,8 @@ impl From<GroupByArg> for GroupBy {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum StatusArg {
     Suggested,
+    // One spelling everywhere (JSON's); the kebab one clap would make is an alias.
+    #[value(name = "needs_review", alias = "needs-review")]
     NeedsReview,
     Approved,
     Rejected,
@@ -147,7 +150,7 @@ fn date(s: &str) -> Result<WorkDate, String> {
     WorkDate::parse(s)
 }
 
-/// An `--activity` value, spelled as in JSON (`email_sent`, not `email-sent`).
+/// An `--activity` value, spelled as in JSON (`email_sent`; `email-sent` is read too).
 fn activity(s: &str) -> Result<Activity, String> {
     serde_json::from_value(Value::String(s.to_owned()))
         .map_err(|_| "expected call, meeting, email_sent, email_received or other".to_owned())
@@ -165,7 +168,7 @@ pub struct EditFlags {
     #[arg(long, value_name = "ID")]
     matter: Option<String>,
     /// Set the description as it should appear on the invoice
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     description: Option<String>,
     /// Set the minutes to bill (a multiple of the billing increment)
     #[arg(long, value_name = "N")]
@@ -320,7 +323,7 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         minutes: u32,
         /// The description as it should appear on the invoice
-        #[arg(long, value_name = "TEXT")]
+        #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
         description: String,
         /// One of the client's matter ids [default: its only matter]
         #[arg(long, value_name = "ID")]
@@ -338,13 +341,18 @@ pub enum Command {
         #[arg(long)]
         not_billable: bool,
     },
-    /// Merge entries of one client and matter into one, their raw minutes rounded once
+    /// Merge entries of one client and matter into one, their minutes (as you edited
+    /// them) summed and rounded once, never billing more than the entries did
     Merge {
         #[arg(required = true, num_args = 2.., value_name = "ID")]
         ids: Vec<String>,
         /// The merged entry's description [default: the parts' joined]
-        #[arg(long, value_name = "TEXT")]
+        #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
         description: Option<String>,
+        /// The day the merged entry is billed on; needed when the entries are on
+        /// different days
+        #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
+        date: Option<WorkDate>,
     },
     /// Undo a merge: restore the entries a merged entry was made of
     Split {
@@ -355,7 +363,8 @@ pub enum Command {
     /// harvest_csv, toggl_csv); each entry is exported once
     Export(export::ExportArgs),
     /// Walk through the entries awaiting review one at a time, oldest first (needs a
-    /// terminal): a approve, r reject, m minutes, d description, s skip, q quit
+    /// terminal): a approve, r reject, m minutes, d description, s skip, u undo, w why,
+    /// o open the message (with the mail source, e.g. --mbox), ? help, q quit
     Review {
         /// First work date included (YYYY-MM-DD)
         #[arg(long, value_parser = date, value_name = "YYYY-MM-DD")]
@@ -366,6 +375,8 @@ pub enum Command {
         /// Only this client's entries (its name as configured)
         #[arg(long, value_name = "NAME")]
         client: Option<String>,
+        #[command(flatten)]
+        mail: MailArgs,
     },
     /// Measure billable on labelled mail: scan it into a throwaway store and score the
     /// entries against the labels (docs/eval.md); the last line holds the figures
@@ -489,6 +500,7 @@ impl Cli {
             | Command::Serve { mail, .. }
             | Command::Worker { mail, .. }
             | Command::Eval(eval::EvalArgs { mail, .. })
+            | Command::Review { mail, .. }
             | Command::Mcp { mail } => Some(std::mem::take(mail)),
             _ => None,
         };
@@ -512,7 +524,7 @@ impl Cli {
                         flag,
                         format!(
                             "`{name}` reads no mail, so {flag} would be ignored; it is for scan, \
-                             analyze, tool, serve and mcp"
+                             analyze, review, tool, serve and mcp"
                         ),
                     ));
                 }
@@ -590,6 +602,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         return serve(cli).await;
     }
     let json_out = cli.json || matches!(cli.command, Command::Tool { .. } | Command::Tools { .. });
+    let api_words = matches!(cli.command, Command::Tool { .. });
     match execute(cli).await {
         Ok(answer) => {
             if let Some(printed) = answer.printed {
@@ -611,7 +624,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             answer.code
         }
         Err(e) => {
-            report(&e, json_out);
+            report_as(&e, json_out, api_words);
             exit_code(&e)
         }
     }
@@ -630,11 +643,19 @@ fn write_stdout(text: &str) -> std::io::Result<()> {
 /// An error on stderr: plain text, or with `--json` `{"error":{"code","message"}}`
 /// with the codes the HTTP API uses.
 fn report(e: &Error, json_out: bool) {
+    report_as(e, json_out, false);
+}
+
+/// [`report`], in the tools' own words when `api_words` (the `tool` command takes
+/// the API's JSON), else in the CLI's (`--minutes`, not `changes.billed_minutes`).
+fn report_as(e: &Error, json_out: bool, api_words: bool) {
+    let message = if api_words {
+        e.to_string()
+    } else {
+        words::message(e)
+    };
     if !json_out {
-        eprintln!(
-            "error: {}",
-            crate::domain::text::for_terminal(&e.to_string())
-        );
+        eprintln!("error: {}", crate::domain::text::for_terminal(&message));
         return;
     }
     let code = match (e, e.kind()) {
@@ -649,7 +670,7 @@ fn report(e: &Error, json_out: bool) {
     };
     eprintln!(
         "{}",
-        json!({ "error": { "code": code, "message": e.to_string() } })
+        json!({ "error": { "code": code, "message": message } })
     );
 }
 
@@ -965,10 +986,15 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             let out = tools::run::<add::AddTimeEntry>(&ctx, &user, args, &NoProgress).await?;
             Answer::new(&out, render::added(&out, Some(terminal_width(&config))))
         }
-        Command::Merge { ids, description } => {
+        Command::Merge {
+            ids,
+            description,
+            date,
+        } => {
             let args = merge::MergeArgs {
                 ids: ids::resolve(&ctx, &user, &ids).await?,
                 description,
+                work_date: date,
             };
             let out = tools::run::<merge::MergeTimeEntries>(&ctx, &user, args, &NoProgress).await?;
             Answer::new(&out, render::merged(&out, Some(terminal_width(&config))))
@@ -979,23 +1005,10 @@ async fn execute(cli: Cli) -> Result<Answer, Error> {
             let out = tools::run::<merge::SplitTimeEntry>(&ctx, &user, args, &NoProgress).await?;
             Answer::new(&out, render::split(&out, Some(terminal_width(&config))))
         }
-        Command::Export(args) => {
-            let (out, path) = export::run(&ctx, &user, args).await?;
-            let summary = render::exported(&out, path.as_deref());
-            match path {
-                Some(_) => Answer::new(&out, summary),
-                // The file itself goes to standard output; what was done, to stderr.
-                None => {
-                    if !cli_json {
-                        eprint!("{summary}");
-                    }
-                    Answer::new(&out, out.content.clone())
-                }
-            }
-        }
-        Command::Review { from, to, client } => {
-            review::run(&ctx, &user, review::Filter { from, to, client }).await?
-        }
+        Command::Export(args) => export::run(&ctx, &user, args, cli_json).await?,
+        Command::Review {
+            from, to, client, ..
+        } => review::run(&ctx, &user, review::Filter { from, to, client }).await?,
         Command::Configure { set, add, remove } => {
             let mut args = configure_args(&set)?;
             if !add.is_empty() || !remove.is_empty() {

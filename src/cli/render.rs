@@ -59,7 +59,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
             !rows.is_empty()
                 && rows
                     .iter()
-                    .all(|r| r[i].replace(',', "").parse::<f64>().is_ok())
+                    .all(|r| r[i] == NO_CHARGE || r[i].replace(',', "").parse::<f64>().is_ok())
         })
         .collect();
     let line = |cells: Vec<&str>| -> String {
@@ -114,7 +114,12 @@ fn entry_rows_within(entries: &[TimeEntry], description: Option<usize>) -> Vec<V
                 or_dash(e.client.as_deref()),
                 e.activity.as_str().to_owned(),
                 e.billed_minutes.to_string(),
-                money(e.amount),
+                // Not billable: recorded, never charged (`n/c`, no charge).
+                if e.billable {
+                    money(e.amount)
+                } else {
+                    NO_CHARGE.to_owned()
+                },
                 e.status.as_str().to_owned(),
                 match description {
                     Some(max) => clip(&e.description, max),
@@ -124,6 +129,9 @@ fn entry_rows_within(entries: &[TimeEntry], description: Option<usize>) -> Vec<V
         })
         .collect()
 }
+
+/// What the amount column shows for an entry that is not billable.
+const NO_CHARGE: &str = "n/c";
 
 /// Descriptions are never cut shorter than this to fit a terminal.
 const MIN_DESCRIPTION: usize = 20;
@@ -156,6 +164,20 @@ fn entries_table(entries: &[TimeEntry], width: Option<usize>) -> String {
         headers.remove(i);
         for row in &mut rows {
             row.remove(i);
+        }
+    }
+    // Still too wide (an 80-column terminal): the dates without their year when the
+    // entries share one, which they nearly always do.
+    let year = |r: &Vec<String>| r[1].get(..5).map(str::to_owned);
+    let one_year = rows
+        .first()
+        .and_then(year)
+        .filter(|y| rows.iter().all(|r| year(r).as_deref() == Some(y.as_str())));
+    if width.saturating_sub(others(&headers, &rows)) < MIN_DESCRIPTION
+        && let Some(y) = one_year
+    {
+        for row in &mut rows {
+            row[1] = row[1].trim_start_matches(y.as_str()).to_owned();
         }
     }
     let description = width
@@ -234,16 +256,23 @@ fn outcome(out: &analyze::Output) -> String {
 pub fn analyze(out: &analyze::Output) -> String {
     let mut text = format!("message {}: {}\n", out.message_id, outcome(out));
     if let Some(entry) = &out.entry {
-        text.push_str(&table(
-            &ENTRY_HEADERS,
-            &entry_rows(std::slice::from_ref(entry)),
-        ));
+        let mut rows = entry_rows(std::slice::from_ref(entry));
+        // An unsaved proposal has no entry yet: an id here would name nothing that
+        // `approve` or `edit` could find.
+        if !out.saved {
+            for row in &mut rows {
+                row[0] = "-".to_owned();
+            }
+        }
+        text.push_str(&table(&ENTRY_HEADERS, &rows));
     }
     for r in &out.reasons {
         text.push_str(&format!("  - {r}\n"));
     }
     if out.saved {
         text.push_str("saved\n");
+    } else if out.entry.is_some() {
+        text.push_str("not saved (--save stores it)\n");
     }
     text
 }
@@ -394,10 +423,13 @@ pub fn scan(v: &scan::Output, width: Option<usize>) -> String {
             )
         })
         .collect();
-    if !domains.is_empty() {
+    if let Some(first) = v.unmatched_domains.first() {
+        // --add keeps the clients already configured; --set clients=[…] would replace
+        // them all.
         out.push_str(&format!(
-            "Mail with no client: {}. Add clients with `billable configure --set clients='[{{\"name\":\"…\",\"domains\":[\"…\"]}}]'`.\n",
-            domains.join(", ")
+            "Mail with no client: {}. Add a client with `billable configure --add clients='{{\"name\":\"…\",\"domains\":[\"{}\"]}}'`.\n",
+            domains.join(", "),
+            first.domain
         ));
     }
     if let Some(reason) = &v.stopped_reason {
@@ -502,9 +534,12 @@ pub fn tally(t: &Tally) -> String {
 pub fn exported(out: &crate::tools::export::Output, path: Option<&std::path::Path>) -> String {
     let to = path.map_or_else(String::new, |p| format!(" to {}", p.display()));
     let mut text = if out.entries == 0 {
+        let file = path.map_or_else(String::new, |p| {
+            format!("; {} was not written", p.display())
+        });
         format!(
-            "Nothing new to export{to}: every approved entry in the period was exported \
-             before (--include-exported sends them again).\n"
+            "Nothing to export{file}: no billable entry with that status, in that period and \
+             scope, is left unexported (--include-exported sends exported ones again).\n"
         )
     } else {
         let marked = match &out.batch_id {

@@ -7,7 +7,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Activity {
+    // Kebab spellings, as a command line might type them, are read too; written
+    // always as `as_str` says.
+    #[serde(alias = "email-sent")]
     EmailSent,
+    #[serde(alias = "email-received")]
     EmailReceived,
     Meeting,
     Call,
@@ -34,6 +38,7 @@ impl Activity {
 #[serde(rename_all = "snake_case")]
 pub enum EntryStatus {
     Suggested,
+    #[serde(alias = "needs-review")]
     NeedsReview,
     Approved,
     Rejected,
@@ -141,8 +146,10 @@ pub struct TimeEntry {
     pub duration_minutes: f64,
     pub billed_minutes: u32,
     pub hourly_rate: f64,
+    /// What the entry charges: billed minutes at its rate, 0 when it is not billable.
     pub amount: f64,
     pub currency: String,
+    /// false: recorded, never charged (no amount, left out of exports and of amounts).
     pub billable: bool,
     pub confidence: f64,
     pub status: EntryStatus,
@@ -175,6 +182,15 @@ pub struct TimeEntry {
 }
 
 impl TimeEntry {
+    /// The entry with the amount it charges: none when it is not billable. Entries a
+    /// scan stored before this rule carry their time's value; readers apply it.
+    pub fn charged(mut self) -> Self {
+        if !self.billable {
+            self.amount = 0.0;
+        }
+        self
+    }
+
     /// Whether a scan or a reanalysis must leave it as it is: a person has decided on
     /// it, changed it, merged it or exported it.
     pub fn is_locked(&self) -> bool {

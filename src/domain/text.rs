@@ -104,6 +104,36 @@ pub fn plain(text: &str, max: usize) -> String {
     cut
 }
 
+/// A description a person typed, kept as typed: what they wrote is what they bill
+/// ("-5% fee reduction" stays so). Only what would hide or reorder text is refused,
+/// with the reason; a spreadsheet's formulas are the export's to neutralise
+/// (`export::cell`), not the person's words.
+pub fn typed(text: &str, max: usize) -> Result<String, String> {
+    let line = text.trim();
+    if let Some(c) = line.chars().find(|&c| is_invisible(c)) {
+        return Err(format!(
+            "contains the invisible character {}; type the description on one line, without \
+             control characters",
+            c.escape_unicode()
+        ));
+    }
+    let n = line.chars().count();
+    if n > max {
+        return Err(format!("must be at most {max} characters, got {n}"));
+    }
+    Ok(line.to_owned())
+}
+
+/// `text`, already plain, cut to at most `max` characters with an ellipsis.
+pub fn shortened(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +186,25 @@ mod tests {
         assert_eq!(p("+1 review"), "1 review");
         assert_eq!(p("@SUM(A1) memo"), "SUM(A1) memo");
         assert_eq!(p(" - - note"), "note");
+    }
+
+    #[test]
+    fn a_typed_description_is_kept_as_typed_but_never_hides_text() {
+        for kept in [
+            "-5% fee reduction",
+            "=HYPERLINK(\"http://x\",\"Click\") memo",
+            "+1 call <re> `draft`",
+            "@Dan call",
+        ] {
+            assert_eq!(typed(&format!("  {kept} "), 300).unwrap(), kept);
+        }
+        assert!(typed("two\nlines", 300).is_err());
+        assert!(typed("fdp.exe\u{202E}gnp.doc", 300).is_err());
+        assert!(
+            typed(&"x".repeat(301), 300)
+                .unwrap_err()
+                .contains("at most 300")
+        );
     }
 
     #[test]

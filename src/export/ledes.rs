@@ -142,26 +142,6 @@ impl<'a> InvoiceFields<'a> {
         settings: &Settings,
         invoice: &Invoice,
     ) -> Result<InvoiceFields<'a>, ExportError> {
-        let needs = |value: Option<&str>, field: &str, label: &str| {
-            value.map(text).filter(|v| !v.is_empty()).ok_or_else(|| {
-                ExportError::entry(
-                    first,
-                    field,
-                    format!("LEDES needs {label}; set {field} with configure_time_tracking"),
-                )
-            })
-        };
-        let number = invoice
-            .number
-            .as_deref()
-            .map(text)
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| {
-                ExportError::whole(
-                    "invoice.number",
-                    "LEDES needs INVOICE_NUMBER; give the export an invoice number",
-                )
-            })?;
         if invoice.billing_start > invoice.billing_end {
             return Err(ExportError::whole(
                 "invoice.billing_start",
@@ -171,56 +151,110 @@ impl<'a> InvoiceFields<'a> {
                 ),
             ));
         }
-        let client_id = client
-            .ledes_client_id
-            .as_deref()
-            .map(text)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                ExportError::entry(
-                    first,
-                    "ledes_client_id",
-                    format!(
-                        "LEDES needs CLIENT_ID; set ledes_client_id of client `{}` with \
-                         configure_time_tracking",
-                        client.name
-                    ),
-                )
-            })?;
+        // Every missing value is named at once: finding them one export at a time
+        // takes as many runs as there are gaps.
+        let mut missing = Missing::default();
+        let number = missing.need(
+            invoice.number.as_deref(),
+            "invoice.number",
+            "INVOICE_NUMBER",
+            "give the export an invoice number",
+        );
+        let client_id = missing.need(
+            client.ledes_client_id.as_deref(),
+            "ledes_client_id",
+            "CLIENT_ID",
+            &format!("set ledes_client_id of client `{}`", client.name),
+        );
+        let timekeeper_id = missing.need(
+            settings.timekeeper_id.as_deref(),
+            "timekeeper_id",
+            "TIMEKEEPER_ID",
+            "set timekeeper_id",
+        );
+        let timekeeper_name = missing.need(
+            settings.timekeeper_name.as_deref(),
+            "timekeeper_name",
+            "TIMEKEEPER_NAME (\"Surname, First\")",
+            "set timekeeper_name",
+        );
+        let classification = settings.timekeeper_classification.map(|c| c.as_str());
+        if classification.is_none() {
+            missing.add(
+                "timekeeper_classification",
+                "TIMEKEEPER_CLASSIFICATION (PT, AS, OC, LA or OT)",
+                "set timekeeper_classification",
+            );
+        }
+        let law_firm_id = missing.need(
+            settings.law_firm_id.as_deref(),
+            "law_firm_id",
+            "LAW_FIRM_ID",
+            "set law_firm_id",
+        );
+        missing.check(first)?;
         Ok(InvoiceFields {
             date: yyyymmdd(invoice.date),
-            number,
-            client_id,
+            number: number.unwrap_or_default(),
+            client_id: client_id.unwrap_or_default(),
             start: yyyymmdd(invoice.billing_start),
             end: yyyymmdd(invoice.billing_end),
             description: invoice.description.as_deref().map(text).unwrap_or_default(),
-            timekeeper_id: needs(
-                settings.timekeeper_id.as_deref(),
-                "timekeeper_id",
-                "TIMEKEEPER_ID",
-            )?,
-            timekeeper_name: needs(
-                settings.timekeeper_name.as_deref(),
-                "timekeeper_name",
-                "TIMEKEEPER_NAME (\"Surname, First\")",
-            )?,
-            classification: settings
-                .timekeeper_classification
-                .map(|c| c.as_str())
-                .ok_or_else(|| {
-                    ExportError::entry(
-                        first,
-                        "timekeeper_classification",
-                        "LEDES needs TIMEKEEPER_CLASSIFICATION (PT, AS, OC, LA or OT); set \
-                         timekeeper_classification with configure_time_tracking",
-                    )
-                })?,
-            law_firm_id: needs(
-                settings.law_firm_id.as_deref(),
-                "law_firm_id",
-                "LAW_FIRM_ID",
-            )?,
+            timekeeper_id: timekeeper_id.unwrap_or_default(),
+            timekeeper_name: timekeeper_name.unwrap_or_default(),
+            classification: classification.unwrap_or_default(),
+            law_firm_id: law_firm_id.unwrap_or_default(),
             currency: &first.currency,
+        })
+    }
+}
+
+/// The invoice values LEDES needs and the settings lack: (field, LEDES name, fix).
+#[derive(Default)]
+struct Missing(Vec<(&'static str, &'static str, String)>);
+
+impl Missing {
+    /// `value` as LEDES text, or noted missing.
+    fn need(
+        &mut self,
+        value: Option<&str>,
+        field: &'static str,
+        label: &'static str,
+        fix: &str,
+    ) -> Option<String> {
+        let v = value.map(text).filter(|v| !v.is_empty());
+        if v.is_none() {
+            self.add(field, label, fix);
+        }
+        v
+    }
+
+    fn add(&mut self, field: &'static str, label: &'static str, fix: &str) {
+        self.0.push((field, label, fix.to_owned()));
+    }
+
+    /// One error naming everything missing; its field is the first. A missing
+    /// invoice number alone is the export's, not an entry's.
+    fn check(self, first: &TimeEntry) -> Result<(), ExportError> {
+        let Some(&(field, _, _)) = self.0.first() else {
+            return Ok(());
+        };
+        let labels: Vec<&str> = self.0.iter().map(|m| m.1).collect();
+        let (export_fixes, setting_fixes): (Vec<_>, Vec<_>) =
+            self.0.iter().partition(|m| m.0.starts_with("invoice."));
+        let mut fixes: Vec<String> = export_fixes.iter().map(|m| m.2.clone()).collect();
+        if !setting_fixes.is_empty() {
+            let settings: Vec<&str> = setting_fixes.iter().map(|m| m.2.as_str()).collect();
+            fixes.push(format!(
+                "{} with configure_time_tracking",
+                settings.join(", ")
+            ));
+        }
+        let message = format!("LEDES needs {}; {}", labels.join(", "), fixes.join("; "));
+        Err(if setting_fixes.is_empty() {
+            ExportError::whole(field, message)
+        } else {
+            ExportError::entry(first, field, message)
         })
     }
 }
@@ -478,6 +512,31 @@ mod tests {
             (err.entry.as_deref(), err.field.as_str()),
             (None, "invoice.number")
         );
+    }
+
+    #[test]
+    fn every_missing_setting_is_named_in_one_refusal() {
+        let mut s = settings();
+        s.timekeeper_id = None;
+        s.law_firm_id = None;
+        s.timekeeper_classification = None;
+        s.clients[0].ledes_client_id = None;
+        let mut inv = invoice();
+        inv.number = None;
+        let err = render(&[entry("e1", 6, 300.0)], &s, &inv).unwrap_err();
+        assert_eq!(err.field, "invoice.number");
+        for named in [
+            "INVOICE_NUMBER",
+            "CLIENT_ID",
+            "TIMEKEEPER_ID",
+            "TIMEKEEPER_CLASSIFICATION",
+            "LAW_FIRM_ID",
+            "give the export an invoice number",
+            "set ledes_client_id of client `Acme`, set timekeeper_id, set \
+             timekeeper_classification, set law_firm_id with configure_time_tracking",
+        ] {
+            assert!(err.message.contains(named), "{named}: {err}");
+        }
     }
 
     #[test]

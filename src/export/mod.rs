@@ -24,7 +24,10 @@ use crate::domain::{Activity, ClientRule, Settings, TimeEntry, WorkDate};
 pub enum Format {
     Csv,
     Ledes1998b,
+    // The CLI's old kebab spelling is read too, so a copied command still works.
+    #[serde(alias = "harvest-csv")]
     HarvestCsv,
+    #[serde(alias = "toggl-csv")]
     TogglCsv,
 }
 

@@ -31,7 +31,9 @@ pub struct Args {
     /// call, meeting, email_sent, email_received or other (default call).
     #[serde(default)]
     pub activity: Option<Activity>,
-    /// UTBMS activity code such as A106; null leaves it empty.
+    /// UTBMS activity code such as A106; null takes the activity's: A106
+    /// (communicate with the client) for a call, meeting or sent email, A104 (review)
+    /// for a received one, none for other work.
     #[serde(default)]
     pub activity_code: Option<String>,
     /// UTBMS task code such as L120; null uses the matter's default when it uses task codes.
@@ -86,6 +88,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<TimeEntry> 
             .filter(|m| m.task_codes)
             .and_then(|m| m.default_task_code.clone()),
     };
+    let activity = args.activity.unwrap_or(Activity::Call);
     let now = Utc::now();
     let id = uuid::Uuid::now_v7().to_string();
     let mut entry = TimeEntry {
@@ -94,7 +97,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<TimeEntry> 
         thread_id: None,
         client: Some(client.name.clone()),
         matter,
-        activity: args.activity.unwrap_or(Activity::Call),
+        activity,
         description: review::description(&args.description, "description")?,
         work_date: review::work_date(args.work_date, "work_date")?,
         duration_minutes: f64::from(billed_minutes),
@@ -109,12 +112,10 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<TimeEntry> 
         created_at: now,
         event_uid: None,
         task_code,
-        activity_code: args
-            .activity_code
-            .as_deref()
-            .map(|c| review::code(c, "activity_code", true))
-            .transpose()?
-            .flatten(),
+        activity_code: match args.activity_code.as_deref() {
+            Some(c) => review::code(c, "activity_code", true)?,
+            None => default_code(activity).map(str::to_owned),
+        },
         reviewed_at: Some(now),
         export_batch: None,
         exported_at: None,
@@ -125,4 +126,14 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<TimeEntry> 
         .write_reviewed(user, std::slice::from_ref(&entry), &[])
         .await?;
     Ok(entry)
+}
+
+/// The activity code of work a person entered for a client, as the scan codes the
+/// same kind of work with the client (`analyze::codes`): e-billing needs one per line.
+fn default_code(activity: Activity) -> Option<&'static str> {
+    match activity {
+        Activity::Call | Activity::Meeting | Activity::EmailSent => Some("A106"),
+        Activity::EmailReceived => Some("A104"),
+        Activity::Other => None,
+    }
 }

@@ -107,6 +107,42 @@ impl Tool for ExportTimeEntries {
 }
 
 pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
+    prepare(ctx, user, args).await?.mark(ctx, user).await
+}
+
+/// An export rendered but not yet marked: whoever writes the file marks it once the
+/// file is whole (the CLI), so a failed write leaves every entry exportable.
+pub struct Prepared {
+    output: Output,
+    fresh: Vec<TimeEntry>,
+}
+
+impl Prepared {
+    /// The answer as it will be once marked (its batch id is already chosen).
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+
+    /// Marks the file's entries exported with its batch; a dry run marks nothing.
+    pub async fn mark(self, ctx: &Context, user: &UserId) -> Result<Output> {
+        if let (Some(batch), Some(at)) = (&self.output.batch_id, self.output.exported_at) {
+            let upserts: Vec<TimeEntry> = self
+                .fresh
+                .into_iter()
+                .map(|e| TimeEntry {
+                    export_batch: Some(batch.clone()),
+                    exported_at: Some(at),
+                    ..e
+                })
+                .collect();
+            ctx.store.write_reviewed(user, &upserts, &[]).await?;
+        }
+        Ok(self.output)
+    }
+}
+
+/// Renders the export and chooses its batch, changing nothing.
+pub async fn prepare(ctx: &Context, user: &UserId, args: Args) -> Result<Prepared> {
     super::check_range(args.from, args.to)?;
     let settings = ctx.store.settings(user).await?;
     let status = args.status.unwrap_or(EntryStatus::Approved);
@@ -116,11 +152,15 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
             "rejected entries are not billed, so they are never exported",
         ));
     }
+    let client = super::nonblank(args.client);
+    if let Some(name) = &client {
+        known_client(ctx, user, &settings, name).await?;
+    }
     let include_exported = args.include_exported.unwrap_or(false);
     let filter = EntryFilter {
         from: args.from,
         to: args.to,
-        client: super::nonblank(args.client),
+        client,
         status: Some(status),
         matter: super::nonblank(args.matter),
         exported: (!include_exported).then_some(false),
@@ -146,7 +186,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
             "status",
             format!(
                 "no approved entries to export{}, but {awaiting_review} await review; \
-                 approve them first (update_time_entries, or `billable review`)",
+                 approve them first (`billable approve ID…`, or `billable review`)",
                 period(args.from, args.to)
             ),
         ));
@@ -173,18 +213,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
         .collect();
     let marked = !args.dry_run.unwrap_or(false) && !fresh.is_empty();
     let batch_id = marked.then(|| format!("exp-{}", uuid::Uuid::now_v7()));
-    if let Some(batch) = &batch_id {
-        let upserts: Vec<TimeEntry> = fresh
-            .into_iter()
-            .map(|e| TimeEntry {
-                export_batch: Some(batch.clone()),
-                exported_at: Some(now),
-                ..e
-            })
-            .collect();
-        ctx.store.write_reviewed(user, &upserts, &[]).await?;
-    }
-    Ok(Output {
+    let output = Output {
         format: args.format,
         filename: format!(
             "billable-{}-{}.{}",
@@ -199,7 +228,42 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
         batch_id,
         exported_at: marked.then_some(now),
         awaiting_review,
+    };
+    Ok(Prepared {
+        output,
+        fresh: if marked { fresh } else { Vec::new() },
     })
+}
+
+/// Refuses a client filter that names no configured client and no client of any
+/// entry: an empty file for a typo would look like "nothing left to bill".
+async fn known_client(
+    ctx: &Context,
+    user: &UserId,
+    settings: &crate::domain::Settings,
+    name: &str,
+) -> Result<()> {
+    if settings.client_named(name).is_some() {
+        return Ok(());
+    }
+    let any = EntryFilter {
+        client: Some(name.to_owned()),
+        limit: 1,
+        ..EntryFilter::default()
+    };
+    if ctx.store.list_entries(user, &any).await?.1 > 0 {
+        return Ok(());
+    }
+    let known: Vec<&str> = settings.clients.iter().map(|c| c.name.as_str()).collect();
+    let hint = if known.is_empty() {
+        "no clients are configured yet (`billable configure --add clients=…`)".to_owned()
+    } else {
+        format!("the configured clients are {}", known.join(", "))
+    };
+    Err(Error::invalid(
+        "client",
+        format!("no entry is for a client named `{name}`; {hint}. Nothing was exported"),
+    ))
 }
 
 /// Billable entries of the export's period and scope that a person has not decided on.

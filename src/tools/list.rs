@@ -88,7 +88,7 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Output> {
     };
     let (entries, total) = ctx.store.list_entries(user, &filter).await?;
     Ok(Output {
-        entries,
+        entries: entries.into_iter().map(TimeEntry::charged).collect(),
         total,
         limit,
         offset: filter.offset,

@@ -14,7 +14,7 @@ use super::review;
 use super::{Hints, Progress, Tool};
 use crate::analyze::duration;
 use crate::context::Context;
-use crate::domain::{Activity, EntryStatus, Settings, TimeEntry, UserId};
+use crate::domain::{Activity, EntryStatus, Settings, TimeEntry, UserId, WorkDate};
 use crate::error::{Error, Result};
 
 /// What `analyzer` says of a merged entry.
@@ -28,11 +28,16 @@ pub struct MergeArgs {
     /// The merged entry's description; null joins the parts' descriptions.
     #[serde(default)]
     pub description: Option<String>,
+    /// The merged entry's work date (YYYY-MM-DD). Needed when the parts are on
+    /// different days (an invoice line has one date); null keeps the parts' one day.
+    #[serde(default)]
+    pub work_date: Option<WorkDate>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MergeOutput {
-    /// The new entry: the parts' raw minutes summed, rounded once.
+    /// The new entry: the parts' minutes as reviewed, summed and rounded once, never
+    /// more than the parts billed.
     pub entry: TimeEntry,
     /// Ids of the entries now merged into it.
     pub merged: Vec<String>,
@@ -43,7 +48,7 @@ pub struct MergeTimeEntries;
 
 impl Tool for MergeTimeEntries {
     const NAME: &'static str = "merge_time_entries";
-    const DESCRIPTION: &'static str = "Merge two or more time entries of one client and matter into one whose raw minutes are their sum, rounded once (six 1-minute emails bill 6 minutes, not 36). split_time_entry undoes it.";
+    const DESCRIPTION: &'static str = "Merge two or more time entries of one client and matter into one whose minutes are their sum, rounded once (six 1-minute emails bill 6 minutes, not 36); an entry whose billed minutes a person edited counts at its edited value, and the merge never bills more than its parts. Parts on different days need work_date. split_time_entry undoes it.";
     const HINTS: Hints = Hints {
         read_only: false,
         destructive: false,
@@ -73,10 +78,14 @@ pub async fn merge(ctx: &Context, user: &UserId, args: MergeArgs) -> Result<Merg
         .as_deref()
         .map(|d| review::description(d, "description"))
         .transpose()?;
+    let work_date = args
+        .work_date
+        .map(|d| review::work_date(d, "work_date"))
+        .transpose()?;
     let settings = ctx.store.settings(user).await?;
     let parts = review::entries(ctx, user, &ids).await?;
     review::check_changeable(&parts)?;
-    let entry = merged(&parts, description, &settings)?;
+    let entry = merged(&parts, description, work_date, &settings)?;
     let now = entry.reviewed_at;
     let mut upserts: Vec<TimeEntry> = parts
         .into_iter()
@@ -96,6 +105,7 @@ pub async fn merge(ctx: &Context, user: &UserId, args: MergeArgs) -> Result<Merg
 pub fn merged(
     parts: &[TimeEntry],
     description: Option<String>,
+    work_date: Option<WorkDate>,
     settings: &Settings,
 ) -> Result<TimeEntry> {
     let first = parts
@@ -150,6 +160,18 @@ pub fn merged(
             ));
         }
     }
+    let work_date = one_day(parts, work_date)?;
+    let minutes: Vec<f64> = parts
+        .iter()
+        .map(|p| reviewed_minutes(p, settings))
+        .collect();
+    // The largest part decides a code the parts do not share: an e-billing line
+    // needs one, and it describes most of the time.
+    let largest = parts
+        .iter()
+        .zip(&minutes)
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(first, |(p, _)| p);
     let same = |f: fn(&TimeEntry) -> Option<&str>| -> Option<String> {
         let v = f(first);
         parts
@@ -158,9 +180,19 @@ pub fn merged(
             .then(|| v.map(str::to_owned))
             .flatten()
     };
-    let raw: f64 = parts.iter().map(|p| p.duration_minutes).sum();
-    let raw = (raw * 10.0).round() / 10.0;
-    let billed = duration::billed_minutes(raw, settings);
+    let shared_or_largest = |f: fn(&TimeEntry) -> Option<&str>| -> Option<String> {
+        let v = f(first);
+        if parts.iter().all(|p| f(p) == v) {
+            v.map(str::to_owned)
+        } else {
+            f(largest).map(str::to_owned)
+        }
+    };
+    let raw = (minutes.iter().sum::<f64>() * 10.0).round() / 10.0;
+    // Rounded once, and never more than the parts billed as they stand: merging is
+    // for billing less rounding, never more time than a person approved.
+    let ceiling: u32 = parts.iter().map(|p| p.billed_minutes).sum();
+    let billed = duration::billed_minutes(raw, settings).min(ceiling);
     let description = description.unwrap_or_else(|| {
         let mut seen: Vec<&str> = Vec::new();
         for p in parts {
@@ -168,11 +200,14 @@ pub fn merged(
                 seen.push(&p.description);
             }
         }
-        crate::domain::text::plain(&seen.join("; "), review::MAX_DESCRIPTION)
+        crate::domain::text::shortened(&seen.join("; "), review::MAX_DESCRIPTION)
     });
-    let status = if parts.iter().all(|p| p.status == EntryStatus::Approved) {
-        EntryStatus::Approved
+    let status = if parts.iter().all(|p| p.status == first.status) {
+        first.status
+    } else if parts.iter().any(|p| p.status == EntryStatus::NeedsReview) {
+        EntryStatus::NeedsReview
     } else {
+        // Parts decided differently: the merged total is a new decision to make.
         EntryStatus::Suggested
     };
     let activity = if parts.iter().all(|p| p.activity == first.activity) {
@@ -190,16 +225,15 @@ pub fn merged(
         matter: first.matter.clone(),
         activity,
         description,
-        // The day the merged work began: an invoice line has one date.
-        work_date: parts
-            .iter()
-            .map(|p| p.work_date)
-            .min()
-            .unwrap_or(first.work_date),
+        work_date,
         duration_minutes: raw,
         billed_minutes: billed,
         hourly_rate: first.hourly_rate,
-        amount: duration::amount(billed, first.hourly_rate),
+        amount: if first.billable {
+            duration::amount(billed, first.hourly_rate)
+        } else {
+            0.0
+        },
         currency: first.currency.clone(),
         billable: first.billable,
         confidence: parts.iter().map(|p| p.confidence).fold(1.0, f64::min),
@@ -207,13 +241,48 @@ pub fn merged(
         analyzer: MERGED.to_owned(),
         created_at: now,
         event_uid: None,
-        task_code: same(|e| e.task_code.as_deref()),
-        activity_code: same(|e| e.activity_code.as_deref()),
+        task_code: shared_or_largest(|e| e.task_code.as_deref()),
+        activity_code: shared_or_largest(|e| e.activity_code.as_deref()),
         reviewed_at: Some(now),
         export_batch: None,
         exported_at: None,
         merged_into: None,
     })
+}
+
+/// The minutes a part contributes: its raw minutes, unless a person set its billed
+/// minutes to something its raw minutes do not round to; then the person's number.
+fn reviewed_minutes(p: &TimeEntry, settings: &Settings) -> f64 {
+    let edited = p.reviewed_at.is_some()
+        && p.billed_minutes != duration::billed_minutes(p.duration_minutes, settings);
+    if edited {
+        f64::from(p.billed_minutes)
+    } else {
+        p.duration_minutes
+    }
+}
+
+/// The merged entry's one day: the parts' day, or the one given. Moving work to
+/// another day is a person's explicit choice, never a side effect of a merge.
+fn one_day(parts: &[TimeEntry], given: Option<WorkDate>) -> Result<WorkDate> {
+    let mut days: Vec<WorkDate> = parts.iter().map(|p| p.work_date).collect();
+    days.sort();
+    days.dedup();
+    match (given, days.as_slice()) {
+        (Some(day), _) => Ok(day),
+        (None, [day]) => Ok(*day),
+        (None, _) => Err(Error::invalid(
+            "work_date",
+            format!(
+                "the entries are on different days ({}); give the day the merged entry is \
+                 billed on. Nothing was changed",
+                days.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -327,7 +396,7 @@ mod tests {
         let parts: Vec<TimeEntry> = (0..6)
             .map(|i| part(&i.to_string(), 1.0, "2026-11-02"))
             .collect();
-        let m = merged(&parts, None, &Settings::default()).unwrap();
+        let m = merged(&parts, None, None, &Settings::default()).unwrap();
         assert_eq!(
             (m.duration_minutes, m.billed_minutes, m.amount),
             (6.0, 6, 30.0)
@@ -342,15 +411,54 @@ mod tests {
     }
 
     #[test]
-    fn a_merge_rounds_once_under_the_users_increment_and_takes_the_first_day() {
+    fn a_merge_rounds_once_under_the_users_increment_on_the_day_given() {
         let patch: SettingsPatch =
             serde_json::from_value(serde_json::json!({"billing_increment_minutes": 15})).unwrap();
         let s = Settings::default().apply(patch).unwrap();
-        let parts = [part("a", 4.0, "2026-11-03"), part("b", 13.5, "2026-11-02")];
-        let m = merged(&parts, Some("Lease review".to_owned()), &s).unwrap();
+        let mut parts = [part("a", 4.0, "2026-11-03"), part("b", 13.5, "2026-11-02")];
+        for p in &mut parts {
+            p.billed_minutes = 15;
+        }
+        let err = merged(&parts, None, None, &s).unwrap_err().to_string();
+        assert!(
+            err.contains("different days (2026-11-02, 2026-11-03)"),
+            "{err}"
+        );
+        let day = WorkDate::parse("2026-11-03").unwrap();
+        let m = merged(&parts, Some("Lease review".to_owned()), Some(day), &s).unwrap();
         assert_eq!((m.duration_minutes, m.billed_minutes), (17.5, 30));
-        assert_eq!(m.work_date.to_string(), "2026-11-02");
+        assert_eq!(m.work_date.to_string(), "2026-11-03");
         assert_eq!(m.description, "Lease review");
+    }
+
+    #[test]
+    fn an_edited_part_counts_at_its_edited_minutes_and_the_merge_never_bills_more() {
+        // The 48-minute call a person cut to 18, and a 60-minute meeting.
+        let mut call = part("call", 48.0, "2026-11-19");
+        call.billed_minutes = 18;
+        call.status = EntryStatus::Approved;
+        call.reviewed_at = Some(Utc::now());
+        call.activity_code = Some("A106".to_owned());
+        let mut meeting = part("meeting", 60.0, "2026-11-19");
+        meeting.billed_minutes = 60;
+        meeting.activity_code = Some("A106".to_owned());
+        meeting.task_code = Some("L120".to_owned());
+        call.task_code = Some("L120".to_owned());
+        let m = merged(&[call, meeting], None, None, &Settings::default()).unwrap();
+        assert_eq!((m.duration_minutes, m.billed_minutes), (78.0, 78));
+        assert_eq!(m.work_date.to_string(), "2026-11-19");
+        assert_eq!(m.status, EntryStatus::Approved);
+        assert_eq!(
+            (m.activity_code.as_deref(), m.task_code.as_deref()),
+            (Some("A106"), Some("L120"))
+        );
+        // Parts billed under an older rounding (down): rounding their sum up now
+        // would bill more than they did.
+        let (mut a, mut b) = (part("a", 7.0, "2026-11-02"), part("b", 7.0, "2026-11-02"));
+        a.billed_minutes = 6;
+        b.billed_minutes = 6;
+        let m = merged(&[a, b], None, None, &Settings::default()).unwrap();
+        assert_eq!(m.billed_minutes, 12);
     }
 
     #[test]
@@ -359,6 +467,7 @@ mod tests {
         other.matter = Some("A-2".to_owned());
         let err = merged(
             &[part("a", 1.0, "2026-11-02"), other],
+            None,
             None,
             &Settings::default(),
         )
@@ -371,6 +480,7 @@ mod tests {
             merged(
                 &[part("a", 1.0, "2026-11-02"), free],
                 None,
+                None,
                 &Settings::default()
             )
             .is_err()
@@ -379,6 +489,7 @@ mod tests {
         suggested.status = EntryStatus::Suggested;
         let m = merged(
             &[part("a", 1.0, "2026-11-02"), suggested],
+            None,
             None,
             &Settings::default(),
         )

@@ -14,6 +14,7 @@ pub mod analyze;
 pub mod configure;
 pub mod export;
 pub mod jobs;
+mod lenient;
 pub mod list;
 pub mod merge;
 mod pipeline;
@@ -178,6 +179,16 @@ pub fn openai_tools() -> &'static Value {
     &ALL
 }
 
+/// The parameter schema of the tool called `name`, from the cached `tools` array.
+fn parameters_of(name: &str) -> Option<&'static Value> {
+    openai_tools()
+        .as_array()?
+        .iter()
+        .map(|t| &t["function"])
+        .find(|f| f["name"] == name)
+        .map(|f| &f["parameters"])
+}
+
 /// The error for a name that is not in the table, listing those that are.
 pub fn unknown_tool(name: &str) -> Error {
     Error::UnknownTool {
@@ -196,6 +207,10 @@ pub async fn call(
     progress: &dyn Progress,
 ) -> Result<Value> {
     let tool = find(name).ok_or_else(|| unknown_tool(name))?;
+    let mut args = args;
+    if let Some(schema) = parameters_of(tool.name) {
+        lenient::coerce(&mut args, schema);
+    }
     crate::metrics::time_tool(tool.name, (tool.call)(ctx, user, args, progress)).await
 }
 

@@ -168,9 +168,10 @@ pub fn billed_minutes(settings: &Settings, minutes: u32, field: &str) -> Result<
     Ok(minutes)
 }
 
-/// A description a person wrote, as one plain line.
+/// A description a person wrote, kept as written (export quotes what a spreadsheet
+/// would read as a formula); only blank text and invisible characters are refused.
 pub fn description(text_in: &str, field: &str) -> Result<String> {
-    let d = text::plain(text_in, MAX_DESCRIPTION);
+    let d = text::typed(text_in, MAX_DESCRIPTION).map_err(|why| Error::invalid(field, why))?;
     if d.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
@@ -197,13 +198,18 @@ pub fn code(value: &str, field: &str, activity: bool) -> Result<Option<String>> 
     Ok(Some(c))
 }
 
-/// Recomputes what an entry earns from its minutes; with `new_rate`, at its client's
+/// Recomputes what an entry charges from its minutes (nothing when not billable); with `new_rate`, at its client's
 /// current rate (it changed client, or is new) rather than the rate it was made with.
 pub fn price(entry: &mut TimeEntry, settings: &Settings, new_rate: bool) {
     if new_rate && let Some(rule) = entry.client.as_deref().and_then(|c| settings.client(c)) {
         entry.hourly_rate = rule.rate(settings);
     }
-    entry.amount = duration::amount(entry.billed_minutes, entry.hourly_rate);
+    entry.amount = if entry.billable {
+        duration::amount(entry.billed_minutes, entry.hourly_rate)
+    } else {
+        // Recorded, never charged: summaries and exports bill no amount for it.
+        0.0
+    };
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ pub async fn roll_up(
             parts.extend(ctx.store.merged_parts(user, &p.id).await?);
             deletes.push(p.id);
         }
-        let Ok(mut entry) = merge::merged(&parts, None, settings) else {
+        let Ok(mut entry) = merge::merged(&parts, None, None, settings) else {
             continue;
         };
         entry.analyzer = ROLLUP.to_owned();

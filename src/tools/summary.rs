@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{Hints, Progress, Tool};
 use crate::context::Context;
-use crate::domain::{EntryStatus, GroupBy, Summary, SummaryQuery, UserId, WorkDate};
+use crate::domain::{EntryStatus, GroupBy, Summary, SummaryGroup, SummaryQuery, UserId, WorkDate};
 use crate::error::Result;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -23,7 +23,8 @@ pub struct Args {
     /// Grouping (default client).
     #[serde(default)]
     pub group_by: Option<GroupBy>,
-    /// Count only billable entries (default false).
+    /// Count only billable entries (default false). Amounts are always of billable
+    /// entries only: non-billable work is recorded, never charged.
     #[serde(default)]
     pub billable_only: Option<bool>,
     /// Only entries with this status (default: every status but rejected).
@@ -41,7 +42,7 @@ pub struct GetTimeTrackingSummary;
 
 impl Tool for GetTimeTrackingSummary {
     const NAME: &'static str = "get_time_tracking_summary";
-    const DESCRIPTION: &'static str = "Totals of time entries for a period, grouped by client, matter, status, day, week or month, optionally for one status or matter: entries, raw minutes, billed hours and amount per group and overall.";
+    const DESCRIPTION: &'static str = "Totals of time entries for a period, grouped by client, matter, status, day, week or month, optionally for one status or matter: entries, raw minutes, billed hours and amount (of billable entries only) per group and overall.";
     const HINTS: Hints = Hints::READ;
     type Args = Args;
     type Output = Arc<Summary>;
@@ -66,5 +67,40 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Arc<Summary
         status: args.status,
         matter: super::nonblank(args.matter),
     };
-    Ok(ctx.store.summary(user, &query).await?)
+    let all = ctx.store.summary(user, &query).await?;
+    if query.billable_only {
+        return Ok(all);
+    }
+    // Amounts are what is charged, so only billable entries carry one, as in an
+    // export; entries and minutes still count all the work recorded.
+    let billable = ctx
+        .store
+        .summary(
+            user,
+            &SummaryQuery {
+                billable_only: true,
+                ..query
+            },
+        )
+        .await?;
+    Ok(Arc::new(charged(&all, &billable)))
+}
+
+/// `all` with each group's amount taken from the same group of `billable` (none
+/// when the group has no billable entry).
+fn charged(all: &Summary, billable: &Summary) -> Summary {
+    let amount = |groups: &[SummaryGroup], g: &SummaryGroup| {
+        groups
+            .iter()
+            .find(|b| b.key == g.key && b.currency == g.currency)
+            .map_or(0.0, |b| b.amount)
+    };
+    let mut out = all.clone();
+    for g in &mut out.groups {
+        g.amount = amount(&billable.groups, g);
+    }
+    for g in &mut out.total {
+        g.amount = amount(&billable.total, g);
+    }
+    out
 }

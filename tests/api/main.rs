@@ -23,6 +23,7 @@ mod llm_servers;
 #[path = "../../benches/support/mbox_gen.rs"]
 mod mbox_gen;
 mod mcp;
+mod new_user;
 mod poison;
 mod postgres;
 mod readme;

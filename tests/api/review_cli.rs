@@ -180,6 +180,9 @@ fn approving_rejecting_editing_adding_merging_and_splitting_change_what_was_aske
             &id(&meeting),
             "--description",
             "Term sheet calls",
+            // The parts are on two days: the merged entry's is the person's choice.
+            "--date",
+            "2026-11-24",
         ],
     );
     let m = &merged["entry"];
@@ -469,4 +472,41 @@ fn review_in_a_terminal_saves_each_decision_as_it_is_made() {
         "edited and skipped: {edited}"
     );
     assert_eq!(by_id(&after, &third)["status"], "rejected");
+}
+
+#[test]
+fn review_explains_opens_undoes_and_answers_every_key() {
+    let app = scanned_demo();
+    let home = app.dir.path();
+    let mbox = fixture("demo.mbox");
+    let command = format!(
+        "env -i HOME='{}' PATH='{}' '{}' --db '{}' --mbox '{}' review",
+        home.display(),
+        std::env::var("PATH").unwrap_or_default(),
+        env!("CARGO_BIN_EXE_billable"),
+        app.db.display(),
+        mbox.display(),
+    );
+    let tmux = Tmux::start(home, "review-keys", &command);
+    let screen = tmux.wait_for("Entry 1 of ");
+    let first = card_id(&screen, 1);
+    tmux.keys(&["?"]);
+    tmux.wait_for("u  undo the last approve");
+    tmux.keys(&["x"]);
+    tmux.wait_for("`x` does nothing here; ? shows the keys");
+    tmux.keys(&["w"]);
+    tmux.wait_for("confidence");
+    tmux.wait_for("  - ");
+    tmux.keys(&["o"]);
+    tmux.wait_for("Subject: ");
+    // Approved, then undone: back on the same entry, awaiting review again.
+    tmux.keys(&["a"]);
+    tmux.wait_for("Entry 2 of ");
+    assert_eq!(by_id(&entries(&app), &first)["status"], "approved");
+    tmux.keys(&["u"]);
+    tmux.wait_for("undone");
+    let after = entries(&app);
+    assert_eq!(by_id(&after, &first)["status"], "suggested");
+    tmux.keys(&["q"]);
+    tmux.wait_for("0 approved, 0 rejected, 0 edited, 0 skipped.");
 }

@@ -430,6 +430,7 @@ async fn perform(
                 tools::merge::MergeArgs {
                     ids,
                     description: None,
+                    work_date: None,
                 },
                 &NoProgress,
             )
