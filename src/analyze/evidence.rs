@@ -319,7 +319,7 @@ pub struct Review {
 /// Passes over the reviews when learning.
 const LEARN_EPOCHS: usize = 12;
 /// Step of each update.
-const LEARN_RATE: f64 = 0.15;
+const LEARN_RATE: f64 = 0.5;
 /// Pull of each learned weight back to zero, per pass: what one review taught fades
 /// unless others agree.
 const LEARN_DECAY: f64 = 0.02;
@@ -338,11 +338,19 @@ pub fn learn(reviews: &[Review]) -> Learned {
     let delta = |w: &HashMap<String, f64>, f: &[String]| -> f64 {
         f.iter().filter_map(|x| w.get(x)).sum::<f64>() * unit(f.len())
     };
+    // Rejections are rarer than approvals: each weighs as much as all the approvals
+    // it stands against (up to 10 of them), so a few rejections of banter are heard
+    // over many approvals of work.
+    let rejection_weight = (f64::from(approved) / f64::from(rejected.max(1))).clamp(1.0, 10.0);
     for _ in 0..if reviews.is_empty() { 0 } else { LEARN_EPOCHS } {
         for (r, b) in reviews.iter().zip(&bases) {
             let z = b + delta(&weights, &r.features);
-            let y = if r.approved { 1.0 } else { 0.0 };
-            let step = LEARN_RATE * (y - sigmoid(z)) * unit(r.features.len());
+            let (y, weight) = if r.approved {
+                (1.0, 1.0)
+            } else {
+                (0.0, rejection_weight)
+            };
+            let step = LEARN_RATE * weight * (y - sigmoid(z)) * unit(r.features.len());
             for f in &r.features {
                 let w = weights.entry(f.clone()).or_insert(0.0);
                 *w = (*w + step).clamp(-LEARN_MAX_WEIGHT, LEARN_MAX_WEIGHT);
@@ -354,23 +362,8 @@ pub fn learn(reviews: &[Review]) -> Learned {
     Learned::new(weights, approved, rejected)
 }
 
-/// Features that read as personal, social or job-seeking: the model drops mail only
-/// when one of them is there (low odds alone hold it for review instead).
-const PERSONAL_CUES: &[&str] = &[
-    "@personal1",
-    "@personal2",
-    "@courtesy1",
-    "@courtesy2",
-    "@jobs1",
-    "@jobs2",
-    "@spersonal1",
-    "@spersonal2",
-    "@sjobs1",
-    "@sjobs2",
-    "@social",
-    "@smiley",
-];
-/// Features of plain work: with one of them the model holds mail, never drops it.
+/// Features of plain work: several words of work, an attachment, an amount. With one
+/// of them low odds hold mail for review; without, they drop it.
 const WORK_CUES: &[&str] = &["@work3", "@attach", "@money"];
 
 /// The evidence about one message.
@@ -383,8 +376,7 @@ pub struct Judgement {
     /// The features that weighed most (shipped and learned weight together),
     /// strongest first, with their weight.
     pub top: Vec<(String, f64)>,
-    /// The message reads as personal (a `PERSONAL_CUES` feature) with no plain sign
-    /// of work (`WORK_CUES`).
+    /// The message has no plain sign of work (`WORK_CUES`).
     pub personal: bool,
 }
 
@@ -407,8 +399,9 @@ impl Judgement {
     pub fn verdict(&self) -> Verdict {
         let p = self.probability();
         let model = Model::shipped();
-        // Mail is dropped when it reads as personal, or when the user's own reviews
-        // of mail like it say so; low odds alone only hold it for review.
+        // Mail with no plain sign of work is dropped on low odds, and so is mail the
+        // user's own reviews of mail like it say is not work; a word of work, an
+        // attachment or an amount holds it for review instead.
         let learned_drop = self.learned < 0.0 && sigmoid(self.logit) >= model.drop_below;
         if p < model.drop_below && (self.personal || learned_drop) {
             Verdict::NotWork
@@ -466,7 +459,7 @@ pub fn judge(features: &[String], learned: Option<&Learned>) -> Judgement {
         logit: model.logit(features),
         learned: learned.map_or(0.0, |l| l.delta(features) * x),
         top,
-        personal: has(PERSONAL_CUES) && !has(WORK_CUES),
+        personal: !has(WORK_CUES),
     }
 }
 

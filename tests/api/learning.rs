@@ -203,3 +203,173 @@ async fn a_person_whose_entries_were_rejected_is_suggested_for_review_only() {
         "one rejected, one approved: {listed:#?}"
     );
 }
+
+/// The entry of `id` in the store, if any.
+async fn entry_of(ctx: &billable::Context, id: &str) -> Option<Value> {
+    entries(ctx)
+        .await
+        .into_iter()
+        .find(|e| e["message_id"] == id)
+}
+
+/// Banter with a friend who works at a client: no social cue word, nothing of work.
+const BANTER: &str = "Saw the quail numbers this morning, the birds look strong across the \
+                      north pasture again. Reckon the dogs and I head up Saturday, then the \
+                      lid is on for a week. Bring the old boots and the thermos.";
+
+#[tokio::test]
+async fn a_rejected_banter_teaches_that_similar_mail_from_anyone_is_not_work_until_reset() {
+    let app = TestApp::new();
+    let first = one_message(
+        &app,
+        "quail-1",
+        "Dan Wu <dan.wu@globex.io>",
+        "Saturday",
+        BANTER,
+    );
+    let ctx = app.context(mbox(&first));
+    configure(&ctx, demo_settings()).await;
+    scan(&ctx).await;
+    let banter = entry_of(&ctx, "quail-1@example.test")
+        .await
+        .expect("the shipped model alone finds no personal word, so it bills or holds it");
+    call(
+        &ctx,
+        "update_time_entries",
+        json!({"ids": [banter["id"]], "changes": {"status": "rejected"}}),
+    )
+    .await
+    .expect("reject");
+
+    // What was learnt is shown by configure, in words.
+    let settings = call(&ctx, "configure_time_tracking", json!({"settings": null}))
+        .await
+        .expect("configure");
+    assert_eq!(settings["learned"]["rejected"], 1, "{settings}");
+    let away = settings["learned"]["away_from_work"].to_string();
+    assert!(
+        away.contains("quail") || away.contains("pasture"),
+        "{settings}"
+    );
+
+    // Similar banter from someone else at another client is held or not billed.
+    let body = BANTER
+        .replace("Saturday", "Sunday")
+        .replace("thermos", "flask");
+    let second = one_message(
+        &app,
+        "quail-2",
+        "Priya Shah <priya.shah@acme.com>",
+        "Sunday",
+        &body,
+    );
+    let scanned = scan(&app.context(mbox(&second))).await;
+    match entry_of(&ctx, "quail-2@example.test").await {
+        None => {}
+        Some(e) => {
+            assert_eq!(e["status"], "needs_review", "{e} {scanned}");
+        }
+    }
+    let raw = std::fs::read_to_string(&second).unwrap();
+    let raw = raw.split_once('\n').unwrap().1;
+    let why = call(&ctx, "analyze_time_entry", json!({"raw_email": raw}))
+        .await
+        .expect("analyze");
+    let reasons = why["reasons"].to_string();
+    assert!(
+        reasons.contains("you rejected mail like it before"),
+        "{why}"
+    );
+
+    // A reset forgets it: the same mail is judged as on the first day.
+    let reset = call(
+        &ctx,
+        "configure_time_tracking",
+        json!({"settings": {"learned_since": "now"}}),
+    )
+    .await
+    .expect("reset");
+    assert!(reset.get("learned").is_none(), "{reset}");
+    let again = call(&ctx, "analyze_time_entry", json!({"raw_email": raw}))
+        .await
+        .expect("analyze");
+    assert!(
+        !again["reasons"]
+            .to_string()
+            .contains("you rejected mail like it before"),
+        "{again}"
+    );
+
+    // Another user (another store) learnt nothing from this one's reviews.
+    let other = TestApp::new();
+    let other_ctx = other.context(mbox(&second));
+    configure(&other_ctx, demo_settings()).await;
+    let theirs = call(
+        &other_ctx,
+        "configure_time_tracking",
+        json!({"settings": null}),
+    )
+    .await
+    .expect("configure");
+    assert!(theirs.get("learned").is_none(), "{theirs}");
+}
+
+#[tokio::test]
+async fn approvals_of_similar_work_raise_the_confidence_of_the_next() {
+    let work = "Attached is the revised vesting schedule. Please check the acceleration \
+                clause against the term sheet and let me have your comments on the option \
+                pool before the board meeting.";
+    let confidence = |e: &Value| e["confidence"].as_f64().unwrap_or_default();
+
+    // Without reviews.
+    let fresh = TestApp::new();
+    let next = one_message(
+        &fresh,
+        "pool-2",
+        "Priya Shah <priya.shah@mail.globex.io>",
+        "Option pool",
+        work,
+    );
+    let ctx = fresh.context(mbox(&next));
+    configure(&ctx, demo_settings()).await;
+    scan(&ctx).await;
+    let before = entry_of(&ctx, "pool-2@example.test")
+        .await
+        .expect("work is billed");
+
+    // After approving two like it.
+    let app = TestApp::new();
+    let ctx = app.context(None);
+    configure(&ctx, demo_settings()).await;
+    for n in ["pool-a", "pool-b"] {
+        let path = one_message(&app, n, "Dan Wu <dan.wu@globex.io>", "Option pool", work);
+        scan(&app.context(mbox(&path))).await;
+        let e = entry_of(&ctx, &format!("{n}@example.test"))
+            .await
+            .expect("billed");
+        call(
+            &ctx,
+            "update_time_entries",
+            json!({"ids": [e["id"]], "changes": {"status": "approved"}}),
+        )
+        .await
+        .expect("approve");
+    }
+    let next = one_message(
+        &app,
+        "pool-2",
+        "Priya Shah <priya.shah@mail.globex.io>",
+        "Option pool",
+        work,
+    );
+    scan(&app.context(mbox(&next))).await;
+    let after = entry_of(&ctx, "pool-2@example.test").await.expect("billed");
+    assert!(
+        confidence(&after) > confidence(&before),
+        "approvals raise confidence: {before} -> {after}"
+    );
+    let learned = call(&ctx, "configure_time_tracking", json!({"settings": null}))
+        .await
+        .expect("configure");
+    assert_eq!(learned["learned"]["approved"], 2, "{learned}");
+}

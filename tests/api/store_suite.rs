@@ -588,6 +588,73 @@ pub async fn reviewed_counterparts_count_each_persons_approvals_and_rejections(s
     );
 }
 
+/// The features stored with each message whose entry a person approved or rejected
+/// come back with the verdict; suggested and merged-away entries do not, reviews at
+/// or before a reset (`since`) do not, and another user sees none of them.
+pub async fn reviewed_features_are_what_each_review_teaches_after_a_reset(store: &dyn Store) {
+    let user = fresh_user();
+    let with = |id: &str, features: &str| Processed {
+        features: Some(features.to_owned()),
+        ..processed(id)
+    };
+    let batch = Batch {
+        processed: vec![
+            with("banter", "@received pheasant hunting"),
+            with("work", "@sent draft isda"),
+            with("later", "@received stock lovely"),
+            with("waiting", "@received golf"),
+            with("merged", "@sent merged"),
+        ],
+        entries: ["banter", "work", "later", "waiting", "merged"]
+            .iter()
+            .map(|id| entry(id, "2026-04-01", Some("Acme")))
+            .collect(),
+        ..Batch::default()
+    };
+    store.save_batch(&user, &batch).await.unwrap();
+    let t0 = chrono::Utc::now();
+    let reviewed = |id: &str, status: EntryStatus, at: chrono::DateTime<chrono::Utc>| async move {
+        let mut e = store.entry_by_message(&user, id).await.unwrap().unwrap();
+        e.status = status;
+        e.reviewed_at = Some(at);
+        e
+    };
+    let reset = t0 + chrono::Duration::seconds(10);
+    let mut merged = reviewed("merged", EntryStatus::Approved, t0).await;
+    merged.merged_into = Some(uuid::Uuid::new_v4().to_string());
+    let changed = vec![
+        reviewed("banter", EntryStatus::Rejected, t0).await,
+        reviewed("work", EntryStatus::Approved, t0).await,
+        reviewed(
+            "later",
+            EntryStatus::Rejected,
+            reset + chrono::Duration::seconds(10),
+        )
+        .await,
+        merged,
+    ];
+    store.write_reviewed(&user, &changed, &[]).await.unwrap();
+    let mut all = store.reviewed_features(&user, None).await.unwrap();
+    all.sort();
+    assert_eq!(
+        all,
+        vec![
+            ("@received pheasant hunting".to_owned(), false),
+            ("@received stock lovely".to_owned(), false),
+            ("@sent draft isda".to_owned(), true),
+        ]
+    );
+    let since = store.reviewed_features(&user, Some(reset)).await.unwrap();
+    assert_eq!(since, vec![("@received stock lovely".to_owned(), false)]);
+    assert!(
+        store
+            .reviewed_features(&fresh_user(), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 pub async fn a_gmail_grant_is_kept_replaced_and_forgotten_per_user(store: &dyn Store) {
     let (a, b) = (fresh_user(), fresh_user());
     assert!(store.gmail_grant(&a).await.unwrap().is_none());
@@ -1311,6 +1378,7 @@ on_sqlite!(
     processed_ids_returns_exactly_the_processed_subset,
     unmatched_mail_counts_as_processed_only_under_its_matching_key,
     reviewed_counterparts_count_each_persons_approvals_and_rejections,
+    reviewed_features_are_what_each_review_teaches_after_a_reset,
     users_are_isolated,
     a_gmail_grant_is_kept_replaced_and_forgotten_per_user,
     listing_filters_by_dates_client_and_status,
@@ -1360,6 +1428,7 @@ on_supabase!(
     processed_ids_returns_exactly_the_processed_subset,
     unmatched_mail_counts_as_processed_only_under_its_matching_key,
     reviewed_counterparts_count_each_persons_approvals_and_rejections,
+    reviewed_features_are_what_each_review_teaches_after_a_reset,
     users_are_isolated,
     a_gmail_grant_is_kept_replaced_and_forgotten_per_user,
     listing_filters_by_dates_client_and_status,
