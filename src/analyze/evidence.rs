@@ -402,7 +402,7 @@ impl Judgement {
         // Mail with no plain sign of work is dropped on low odds, and so is mail the
         // user's own reviews of mail like it say is not work; a word of work, an
         // attachment or an amount holds it for review instead.
-        let learned_drop = self.learned < 0.0 && sigmoid(self.logit) >= model.drop_below;
+        let learned_drop = self.learned < 0.0;
         if p < model.drop_below && (self.personal || learned_drop) {
             Verdict::NotWork
         } else if p < model.suggest_from {

@@ -82,6 +82,10 @@ pub fn message(e: &Error) -> String {
 }
 
 fn flag(field: &str) -> Option<String> {
+    // A command's own checks already name the flag.
+    if field.starts_with("--") {
+        return Some(field.to_owned());
+    }
     if let Some(key) = field.strip_prefix("settings.") {
         return Some(format!("--set {key}"));
     }
@@ -93,7 +97,7 @@ fn flag(field: &str) -> Option<String> {
 
 /// Fields whose messages already say what is wrong and what to do.
 fn is_arg_free(field: &str) -> bool {
-    matches!(field, "ids" | "id") || field.starts_with('-')
+    matches!(field, "ids" | "id")
 }
 
 /// `message` with API words replaced by the CLI's.

@@ -128,8 +128,9 @@ async fn a_person_whose_entries_were_rejected_is_suggested_for_review_only() {
     .await
     .expect("reject");
 
-    let body = "Alex, the board wants the option pool numbers before Friday. Could you \
-                check the vesting schedule against the term sheet and send me the changes?";
+    let body = "Alex, the board wants the option pool numbers before Friday. I agree with \
+                the changes below; please include the approved terms and circulate your \
+                thoughts and comments on the open issues and the vesting schedule.";
     let from_dan = one_message(
         &app,
         "dan-2",
@@ -212,10 +213,33 @@ async fn entry_of(ctx: &billable::Context, id: &str) -> Option<Value> {
         .find(|e| e["message_id"] == id)
 }
 
+/// A message with a PDF attached, as an mbox of one.
+fn with_attachment(
+    app: &TestApp,
+    name: &str,
+    from: &str,
+    subject: &str,
+    body: &str,
+) -> std::path::PathBuf {
+    app.write(
+        name,
+        &format!(
+            "From MAILER-DAEMON Wed Nov 25 10:00:00 2026\n\
+             From: {from}\nTo: Alex Morgan <alex@morganlegal.com>\nSubject: {subject}\n\
+             Date: Wed, 25 Nov 2026 10:00:00 -0500\nMessage-ID: <{name}@example.test>\n\
+             MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b1\"\n\n\
+             --b1\nContent-Type: text/plain; charset=utf-8\n\n{body}\n\
+             --b1\nContent-Type: application/pdf; name=\"pictures.pdf\"\n\
+             Content-Disposition: attachment; filename=\"pictures.pdf\"\n\
+             Content-Transfer-Encoding: base64\n\nJVBERi0xLjQKJcOkw7zDtsOfCg==\n--b1--\n"
+        ),
+    )
+}
+
 /// Banter with a friend who works at a client: no social cue word, nothing of work.
 const BANTER: &str = "Saw the quail numbers this morning, the birds look strong across the \
                       north pasture again. Reckon the dogs and I head up Saturday, then the \
-                      lid is on for a week. Bring the old boots and the thermos.";
+                      lid is on for a week. Bring the old boots, the thermos and $40 for the gate.";
 
 #[tokio::test]
 async fn a_rejected_banter_teaches_that_similar_mail_from_anyone_is_not_work_until_reset() {
@@ -229,10 +253,20 @@ async fn a_rejected_banter_teaches_that_similar_mail_from_anyone_is_not_work_unt
     );
     let ctx = app.context(mbox(&first));
     configure(&ctx, demo_settings()).await;
-    scan(&ctx).await;
+    let raw_first = std::fs::read_to_string(&first).unwrap();
+    let raw_first = raw_first.split_once('\n').unwrap().1;
+    let analyzed = call(
+        &ctx,
+        "analyze_time_entry",
+        json!({"raw_email": raw_first, "save": true}),
+    )
+    .await
+    .expect("analyze");
     let banter = entry_of(&ctx, "quail-1@example.test")
         .await
-        .expect("the shipped model alone finds no personal word, so it bills or holds it");
+        .unwrap_or_else(|| {
+            panic!("with something attached, the shipped model bills or holds it: {analyzed}")
+        });
     call(
         &ctx,
         "update_time_entries",

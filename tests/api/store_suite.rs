@@ -613,26 +613,26 @@ pub async fn reviewed_features_are_what_each_review_teaches_after_a_reset(store:
     };
     store.save_batch(&user, &batch).await.unwrap();
     let t0 = chrono::Utc::now();
-    let reviewed = |id: &str, status: EntryStatus, at: chrono::DateTime<chrono::Utc>| async move {
-        let mut e = store.entry_by_message(&user, id).await.unwrap().unwrap();
-        e.status = status;
-        e.reviewed_at = Some(at);
-        e
-    };
     let reset = t0 + chrono::Duration::seconds(10);
-    let mut merged = reviewed("merged", EntryStatus::Approved, t0).await;
-    merged.merged_into = Some(uuid::Uuid::new_v4().to_string());
-    let changed = vec![
-        reviewed("banter", EntryStatus::Rejected, t0).await,
-        reviewed("work", EntryStatus::Approved, t0).await,
-        reviewed(
+    let mut changed = Vec::new();
+    for (id, status, at) in [
+        ("banter", EntryStatus::Rejected, t0),
+        ("work", EntryStatus::Approved, t0),
+        (
             "later",
             EntryStatus::Rejected,
             reset + chrono::Duration::seconds(10),
-        )
-        .await,
-        merged,
-    ];
+        ),
+        ("merged", EntryStatus::Approved, t0),
+    ] {
+        let mut e = store.entry_by_message(&user, id).await.unwrap().unwrap();
+        e.status = status;
+        e.reviewed_at = Some(at);
+        if id == "merged" {
+            e.merged_into = Some(uuid::Uuid::new_v4().to_string());
+        }
+        changed.push(e);
+    }
     store.write_reviewed(&user, &changed, &[]).await.unwrap();
     let mut all = store.reviewed_features(&user, None).await.unwrap();
     all.sort();
