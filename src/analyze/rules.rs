@@ -538,16 +538,22 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
     let stated = owner
         .then(|| duration::stated_work(&email.new_text))
         .flatten();
-    // Time the owner states, and a meeting they accepted, are evidence enough; other
+    // Time the owner states, and a meeting accepted or asked for, are evidence enough; other
     // mail with people at a client is billed on the evidence of work it shows (a
     // keyword or the quoted history is held for review whatever it shows).
-    let judged = (accepted.is_none() && stated.is_none() && m.address.is_some()).then(|| {
-        let learned = settings
-            .learned
-            .as_deref()
-            .filter(|_| settings.learn_from_reviews);
-        evidence::judge(&evidence::features(email, owner), learned)
-    });
+    // A meeting request's When: line is evidence of the meeting it asks for.
+    let requests_meeting =
+        email.calendar.is_none() && duration::meeting_request_minutes(&email.new_text).is_some();
+    let judged =
+        (accepted.is_none() && stated.is_none() && !requests_meeting && m.address.is_some()).then(
+            || {
+                let learned = settings
+                    .learned
+                    .as_deref()
+                    .filter(|_| settings.learn_from_reviews);
+                evidence::judge(&evidence::features(email, owner), learned)
+            },
+        );
     if let Some(j) = judged.as_ref().filter(|j| j.verdict() == Verdict::NotWork) {
         reasons.push(format!("matched {}", m.describe()));
         reasons.push(not_work_reason(j, &m.client.name));

@@ -933,7 +933,7 @@ fn rows() -> Vec<Row> {
                 .subject("Updated: contract renewal call")
                 .text("When: Tuesday, November 24, 2026 2:00 PM-2:30 PM (GMT-05:00) Eastern Time.\nWhere: Conference room B"),
             none.clone(),
-            review("Acme", Activity::Meeting, DAY, 30),
+            entry("Acme", Activity::Meeting, DAY, 30),
         )
         .also(&[Also::Raw(30.0)]),
         // ── matters: number, then keyword, then the only matter ───────────────
