@@ -87,8 +87,14 @@ impl Reader {
         serde_json::from_str(&self.run(script).0).expect("JSON")
     }
 
+    /// The stored settings; what reviews taught (`learned`) moves with every review,
+    /// so it is left out.
     fn settings(&self) -> Value {
-        self.json("billable --json configure")
+        let mut settings = self.json("billable --json configure");
+        if let Some(map) = settings.as_object_mut() {
+            map.remove("learned");
+        }
+        settings
     }
 
     fn entry_ids(&self) -> Vec<(String, String)> {

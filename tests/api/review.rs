@@ -347,7 +347,7 @@ fn reply(n: u32, hour: u32) -> String {
          In-Reply-To: <root@acme.com>\n\
          References: <root@acme.com>\n\
          \n\
-         Thanks Alex, point {n} works for us; please keep the cap at twelve months.\n\n"
+         Thanks Alex, point {n} of the agreement works for us; please keep the liability clause and its terms at twelve months.\n\n"
     )
 }
 
@@ -395,7 +395,7 @@ async fn a_thread_day_of_short_replies_is_one_entry_rounded_once_and_stays_one()
     assert_eq!(rolled["billed_minutes"], 6, "{rolled}");
     assert_eq!(
         (rolled["analyzer"].as_str(), rolled["status"].as_str()),
-        (Some("rollup"), Some("suggested"))
+        (Some("rollup"), Some("needs_review"))
     );
     assert!(rolled["reviewed_at"].is_null(), "{rolled}");
 
