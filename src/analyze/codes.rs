@@ -60,7 +60,7 @@ pub fn activity_code(
         Activity::Meeting => meeting(email, settings, client),
         Activity::Call => communicate(email, settings, client),
         Activity::EmailSent | Activity::Other => {
-            let forward = is_forward(&email.subject);
+            let forward = email.is_forward();
             if email.new_words >= DRAFTING_MIN_WORDS {
                 (
                     "A103",
@@ -153,13 +153,6 @@ fn own_domains(settings: &Settings) -> Vec<&str> {
         .iter()
         .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d))
         .collect()
-}
-
-fn is_forward(subject: &str) -> bool {
-    let s = subject.trim_start().to_lowercase();
-    ["fw:", "fwd:", "wg:", "tr:"]
-        .iter()
-        .any(|p| s.starts_with(p))
 }
 
 /// A simple, general test for a law firm's address: a domain name that ends in a

@@ -1090,11 +1090,6 @@ mod tests {
     }
 }
 
-/// Whether a text has a word of professional work in it (see `WORK`).
-pub fn has_work_word(text: &str) -> bool {
-    WORK.is_match(text)
-}
-
 /// How many words of professional work a text has (at most 8 are counted).
 pub fn work_words(text: &str) -> usize {
     WORK.find_iter(text).take(8).count()

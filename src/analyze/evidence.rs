@@ -25,178 +25,44 @@ const MAX_WORDS_READ: usize = 400;
 
 /// Words of personal life: family, home, leisure, feelings, health, faith.
 static PERSONAL: LazyLock<regex::Regex> = LazyLock::new(|| {
-    lexicon(&[
-        "wife",
-        "husband",
-        "kids",
-        "kid",
-        "son",
-        "daughter",
-        "mom",
-        "dad",
-        "mother",
-        "father",
-        "brother",
-        "sister",
-        "family",
-        "baby",
-        "wedding",
-        "married",
-        "honeymoon",
-        "birthday",
-        "party",
-        "parties",
-        "weekend",
-        "vacation",
-        "holiday",
-        "holidays",
-        "trip",
-        "beach",
-        "golf",
-        "hunting",
-        "fishing",
-        "ski",
-        "skiing",
-        "game",
-        "games",
-        "football",
-        "baseball",
-        "basketball",
-        "tickets",
-        "concert",
-        "movie",
-        "dinner",
-        "lunch",
-        "drinks",
-        "beer",
-        "wine",
-        "bar",
-        "fun",
-        "love",
-        "miss",
-        "hug",
-        "hugs",
-        "sweet",
-        "cute",
-        "lovely",
-        "beautiful",
-        "awesome",
-        "cool",
-        "crazy",
-        "funny",
-        "lol",
-        "haha",
-        "hehe",
-        "hey",
-        "buddy",
-        "dude",
-        "guys",
-        "darling",
-        "honey",
-        "church",
-        "pray",
-        "prayers",
-        "god",
-        "bless",
-        "sick",
-        "hospital",
-        "surgery",
-        "doctor",
-        "funeral",
-        "sorry to hear",
-        "condolences",
-        "get well",
-        "house",
-        "home",
-        "dog",
-        "dogs",
-        "cat",
-        "christmas",
-        "thanksgiving",
-        "easter",
-        "gift",
-        "gifts",
-        "shopping",
-        "restaurant",
-        "hotel",
-        "flight",
-        "enjoy",
-        "enjoyed",
-        "glad",
-        "hope you",
-        "how are you",
-        "how's",
-        "stock",
-        "shares",
-        "options",
-        "401k",
-        "retirement",
-    ])
+    lexicon(concat!(
+        "wife|husband|kids|kid|son|daughter|mom|dad|mother|father|brother|sister|",
+        "family|baby|wedding|married|honeymoon|birthday|party|parties|weekend|vacation|",
+        "holiday|holidays|trip|beach|golf|hunting|fishing|ski|skiing|game|games|",
+        "football|baseball|basketball|tickets|concert|movie|dinner|lunch|drinks|beer|",
+        "wine|bar|fun|love|miss|hug|hugs|sweet|cute|lovely|beautiful|awesome|cool|",
+        "crazy|funny|lol|haha|hehe|hey|buddy|dude|guys|darling|honey|church|pray|",
+        "prayers|god|bless|sick|hospital|surgery|doctor|funeral|sorry to hear|",
+        "condolences|get well|house|home|dog|dogs|cat|christmas|thanksgiving|easter|",
+        "gift|gifts|shopping|restaurant|hotel|flight|enjoy|enjoyed|glad|hope you|",
+        "how are you|how's|stock|shares|options|401k|retirement",
+    ))
 });
 
 /// Words of thanks and congratulation: courtesy, not work.
 static COURTESY: LazyLock<regex::Regex> = LazyLock::new(|| {
-    lexicon(&[
-        "thanks",
-        "thank you",
-        "thank",
-        "congratulations",
-        "congrats",
-        "congratulate",
-        "well done",
-        "good job",
-        "great job",
-        "appreciate",
-        "appreciated",
-        "welcome",
-        "best wishes",
-        "good luck",
+    lexicon(concat!(
+        "thanks|thank you|thank|congratulations|congrats|congratulate|well done|",
+        "good job|great job|appreciate|appreciated|welcome|best wishes|good luck|",
         "cheers",
-    ])
+    ))
 });
 
 /// Words of employment: looking for a job, a résumé, a reference.
 static JOBS: LazyLock<regex::Regex> = LazyLock::new(|| {
-    lexicon(&[
-        "resume",
-        "résumé",
-        "cv",
-        "interview",
-        "interviews",
-        "interviewing",
-        "job",
-        "jobs",
-        "position",
-        "positions",
-        "opening",
-        "openings",
-        "hire",
-        "hiring",
-        "hired",
-        "recruit",
-        "recruiter",
-        "recruiting",
-        "candidate",
-        "candidates",
-        "salary",
-        "offer letter",
-        "reference",
-        "references",
-        "career",
-        "opportunity",
-        "opportunities",
-        "internship",
-        "severance",
-        "laid off",
-        "layoff",
-        "layoffs",
-    ])
+    lexicon(concat!(
+        "resume|résumé|cv|interview|interviews|interviewing|job|jobs|position|",
+        "positions|opening|openings|hire|hiring|hired|recruit|recruiter|recruiting|",
+        "candidate|candidates|salary|offer letter|reference|references|career|",
+        "opportunity|opportunities|internship|severance|laid off|layoff|layoffs",
+    ))
 });
 
-fn lexicon(words: &[&str]) -> regex::Regex {
+/// A case-blind whole-word pattern for words and phrases separated by `|`.
+fn lexicon(words: &str) -> regex::Regex {
     let alternation = words
-        .iter()
-        .map(|w| regex::escape(w))
+        .split('|')
+        .map(regex::escape)
         .collect::<Vec<_>>()
         .join("|");
     regex::Regex::new(&format!(r"(?i)\b(?:{alternation})\b"))
@@ -377,7 +243,7 @@ pub struct Judgement {
     /// strongest first, with their weight.
     pub top: Vec<(String, f64)>,
     /// The message has no plain sign of work (`WORK_CUES`).
-    pub personal: bool,
+    pub no_sign_of_work: bool,
 }
 
 /// What the evidence says to do with an entry.
@@ -403,7 +269,7 @@ impl Judgement {
         // user's own reviews of mail like it say is not work; a word of work, an
         // attachment or an amount holds it for review instead.
         let learned_drop = self.learned < 0.0;
-        if p < model.drop_below && (self.personal || learned_drop) {
+        if p < model.drop_below && (self.no_sign_of_work || learned_drop) {
             Verdict::NotWork
         } else if p < model.suggest_from {
             Verdict::Weak
@@ -459,7 +325,7 @@ pub fn judge(features: &[String], learned: Option<&Learned>) -> Judgement {
         logit: model.logit(features),
         learned: learned.map_or(0.0, |l| l.delta(features) * x),
         top,
-        personal: !has(WORK_CUES),
+        no_sign_of_work: !has(WORK_CUES),
     }
 }
 
@@ -517,11 +383,11 @@ pub fn features(email: &Email, owner: bool) -> Vec<String> {
     let push = |f: &str, out: &mut Vec<String>| out.push(format!("@{f}"));
     push(if owner { "sent" } else { "received" }, &mut out);
     let subject = email.subject.trim_start().to_lowercase();
-    let starts = |ps: &[&str]| ps.iter().any(|p| subject.starts_with(p));
-    if starts(&["re:", "aw:", "sv:", "antw:"]) {
+    let (reply, forward) = (email.is_reply(), email.is_forward());
+    if reply {
         push("reply", &mut out);
     }
-    if starts(&["fw:", "fwd:", "wg:", "tr:"]) {
+    if forward {
         push("forward", &mut out);
     }
     if subject.trim().is_empty() {
@@ -574,7 +440,8 @@ pub fn features(email: &Email, owner: bool) -> Vec<String> {
         },
         &mut out,
     );
-    let own_subject = if starts(&["re:", "aw:", "sv:", "antw:", "fw:", "fwd:", "wg:", "tr:"]) {
+    // A reply's or forward's subject is the thread's, not what this message says.
+    let own_subject = if reply || forward {
         ""
     } else {
         email.subject.as_str()
@@ -582,10 +449,10 @@ pub fn features(email: &Email, owner: bool) -> Vec<String> {
     if super::duration::social_cue(&[text, own_subject]).is_some() {
         push("social", &mut out);
     }
-    if super::duration::has_work_word(text) {
+    let work_words = super::duration::work_words(text);
+    if work_words >= 1 {
         push("work", &mut out);
     }
-    let work_words = super::duration::work_words(text);
     if work_words >= 3 {
         push("work3", &mut out);
     }

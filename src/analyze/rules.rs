@@ -538,20 +538,19 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
     let stated = owner
         .then(|| duration::stated_work(&email.new_text))
         .flatten();
-    // Time the owner states, and a meeting accepted or asked for, are evidence enough; other
-    // mail with people at a client is billed on the evidence of work it shows (a
-    // keyword or the quoted history is held for review whatever it shows).
-    // A meeting request's When: line is evidence of the meeting it asks for.
+    // Time the owner states, a meeting accepted and a meeting request's When: line
+    // are evidence enough; other mail with people at a client is billed on the
+    // evidence of work it shows (a keyword or the quoted history is held for review
+    // whatever it shows).
     let requests_meeting =
         email.calendar.is_none() && duration::meeting_request_minutes(&email.new_text).is_some();
     let judged =
         (accepted.is_none() && stated.is_none() && !requests_meeting && m.address.is_some()).then(
             || {
-                let learned = settings
-                    .learned
-                    .as_deref()
-                    .filter(|_| settings.learn_from_reviews);
-                evidence::judge(&evidence::features(email, owner), learned)
+                evidence::judge(
+                    &evidence::features(email, owner),
+                    settings.learned.as_deref(),
+                )
             },
         );
     if let Some(j) = judged.as_ref().filter(|j| j.verdict() == Verdict::NotWork) {
@@ -768,13 +767,8 @@ fn accepted_day(sent: NaiveDate, a: &duration::AcceptedMeeting) -> NaiveDate {
 fn no_work(email: &Email, settings: &Settings, owner: bool, m: &ClientMatch<'_>) -> Option<String> {
     let words = email.new_words;
     let text = email.new_text.as_str();
-    let subject = email.subject.trim_start().to_lowercase();
-    let forward = ["fw:", "fwd:", "wg:", "tr:"]
-        .iter()
-        .any(|p| subject.starts_with(p));
-    let reply = ["re:", "aw:", "sv:", "antw:"]
-        .iter()
-        .any(|p| subject.starts_with(p));
+    let forward = email.is_forward();
+    let reply = email.is_reply();
     if owner && forward && words <= BARE_FORWARD_MAX_WORDS {
         return Some(format!(
             "your forward adds {words} word(s) of your own: passing on mail you already read is not new work"

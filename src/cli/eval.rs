@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use serde::Serialize;
-use serde_json::json;
 
 use super::{Answer, Cli, MailArgs, config, read_text};
 use crate::config::{Config, SourceConfig};
@@ -135,7 +134,7 @@ pub(super) async fn run(cli: &Cli, args: &EvalArgs) -> Result<Answer, Error> {
         Some(args.labels.parent().unwrap_or(Path::new(".")).join(named))
     });
     let settings = match &settings_file {
-        Some(path) => Some(read_settings(path)?),
+        Some(path) => Some(super::settings_file(path)?),
         None => {
             eprintln!(
                 "note: no settings (neither --settings nor a \"settings\" file in the labels): \
@@ -250,23 +249,6 @@ fn read_labels(path: &Path) -> Result<Labels, Error> {
         ));
     }
     Ok(labels)
-}
-
-/// A settings file as `configure` takes it.
-fn read_settings(path: &Path) -> Result<configure::Args, Error> {
-    let text = read_text(&path.to_path_buf(), "--settings")?;
-    let patch: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        Error::invalid(
-            "--settings",
-            format!(
-                "{} is not valid JSON at line {} column {}: {e}",
-                path.display(),
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
-    tools::parse_args(json!({ "settings": patch }))
 }
 
 /// The configuration of the run: the mail and analyzer as given, and an SQLite file in

@@ -761,19 +761,7 @@ async fn context(cli: &Cli, config: &Config) -> Result<Context, Error> {
     let Some(path) = &cli.settings else {
         return Ok(ctx);
     };
-    let text = read_text(path, "settings")?;
-    let patch: Value = serde_json::from_str(&text).map_err(|e| {
-        Error::invalid(
-            "--settings",
-            format!(
-                "{} is not valid JSON at line {} column {}: {e}",
-                path.display(),
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
-    let args: configure::Args = tools::parse_args(json!({ "settings": patch }))?;
+    let args = settings_file(path)?;
     let user = local_user(config);
     // `configure` is the command that stores settings, so there the file is stored as
     // asked; elsewhere only with --save.
@@ -1373,6 +1361,23 @@ fn check_mbox(path: &std::path::Path) -> Result<(), Error> {
              folder of .eml files use --eml-dir"
         ),
     ))
+}
+
+/// A settings file (`--settings`) as `configure` takes it.
+fn settings_file(path: &PathBuf) -> Result<configure::Args, Error> {
+    let text = read_text(path, "settings")?;
+    let patch: Value = serde_json::from_str(&text).map_err(|e| {
+        Error::invalid(
+            "--settings",
+            format!(
+                "{} is not valid JSON at line {} column {}: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    tools::parse_args(json!({ "settings": patch }))
 }
 
 fn read_text(path: &PathBuf, what: &str) -> Result<String, Error> {

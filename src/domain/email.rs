@@ -68,6 +68,29 @@ pub struct Email {
     pub size: usize,
 }
 
+/// Subject prefixes of a reply and of a forward, in the languages mail clients use.
+const REPLY_PREFIXES: [&str; 4] = ["re:", "aw:", "sv:", "antw:"];
+const FORWARD_PREFIXES: [&str; 4] = ["fw:", "fwd:", "wg:", "tr:"];
+
+fn subject_starts(subject: &str, prefixes: &[&str]) -> bool {
+    let s = subject.trim_start();
+    prefixes
+        .iter()
+        .any(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+}
+
+impl Email {
+    /// The subject marks a reply (`Re:`, `AW:`, …): the subject is the thread's.
+    pub fn is_reply(&self) -> bool {
+        subject_starts(&self.subject, &REPLY_PREFIXES)
+    }
+
+    /// The subject marks a forward (`Fw:`, `Fwd:`, `WG:`, `TR:`).
+    pub fn is_forward(&self) -> bool {
+        subject_starts(&self.subject, &FORWARD_PREFIXES)
+    }
+}
+
 /// Headers that say a message was sent by a machine.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AutomationHeaders {

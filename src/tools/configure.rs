@@ -45,7 +45,7 @@ impl Tool for ConfigureTimeTracking {
 pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Settings> {
     let current = ctx.store.settings(user).await?;
     let Some(patch) = args.settings else {
-        return super::pipeline::settings_with_learning(ctx, user).await;
+        return super::pipeline::with_learning(ctx, user, current).await;
     };
     // A query that cannot be read would break every later scan: refuse it now.
     if let Some(query) = patch
@@ -69,5 +69,5 @@ pub async fn run(ctx: &Context, user: &UserId, args: Args) -> Result<Settings> {
     }
     // Shown with what the reviews taught under the settings as they now are (a reset
     // by `learned_since` shows at once).
-    super::pipeline::settings_with_learning(ctx, user).await
+    super::pipeline::with_learning(ctx, user, updated).await
 }

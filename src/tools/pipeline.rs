@@ -470,7 +470,18 @@ impl Recorder {
 /// The user's settings with what their reviews taught attached (`Settings::learned`),
 /// as scans and analyses judge mail under them.
 pub async fn settings_with_learning(ctx: &Context, user: &UserId) -> Result<Settings> {
-    let mut settings = ctx.store.settings(user).await?;
+    let settings = ctx.store.settings(user).await?;
+    with_learning(ctx, user, settings).await
+}
+
+/// `settings` with what the user's reviews taught attached, when they learn from
+/// reviews (`learn_from_reviews`, since `learned_since`).
+pub async fn with_learning(
+    ctx: &Context,
+    user: &UserId,
+    mut settings: Settings,
+) -> Result<Settings> {
+    settings.learned = None;
     if settings.learn_from_reviews {
         let reviews: Vec<evidence::Review> = ctx
             .store

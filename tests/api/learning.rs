@@ -213,30 +213,9 @@ async fn entry_of(ctx: &billable::Context, id: &str) -> Option<Value> {
         .find(|e| e["message_id"] == id)
 }
 
-/// A message with a PDF attached, as an mbox of one.
-fn with_attachment(
-    app: &TestApp,
-    name: &str,
-    from: &str,
-    subject: &str,
-    body: &str,
-) -> std::path::PathBuf {
-    app.write(
-        name,
-        &format!(
-            "From MAILER-DAEMON Wed Nov 25 10:00:00 2026\n\
-             From: {from}\nTo: Alex Morgan <alex@morganlegal.com>\nSubject: {subject}\n\
-             Date: Wed, 25 Nov 2026 10:00:00 -0500\nMessage-ID: <{name}@example.test>\n\
-             MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b1\"\n\n\
-             --b1\nContent-Type: text/plain; charset=utf-8\n\n{body}\n\
-             --b1\nContent-Type: application/pdf; name=\"pictures.pdf\"\n\
-             Content-Disposition: attachment; filename=\"pictures.pdf\"\n\
-             Content-Transfer-Encoding: base64\n\nJVBERi0xLjQKJcOkw7zDtsOfCg==\n--b1--\n"
-        ),
-    )
-}
-
-/// Banter with a friend who works at a client: no social cue word, nothing of work.
+/// Banter with a friend who works at a client: no social cue word, nothing of work;
+/// the amount in it keeps the shipped model from dropping it outright, so the review
+/// is what decides.
 const BANTER: &str = "Saw the quail numbers this morning, the birds look strong across the \
                       north pasture again. Reckon the dogs and I head up Saturday, then the \
                       lid is on for a week. Bring the old boots, the thermos and $40 for the gate.";
@@ -265,7 +244,7 @@ async fn a_rejected_banter_teaches_that_similar_mail_from_anyone_is_not_work_unt
     let banter = entry_of(&ctx, "quail-1@example.test")
         .await
         .unwrap_or_else(|| {
-            panic!("with something attached, the shipped model bills or holds it: {analyzed}")
+            panic!("an amount of money holds it for review rather than dropping it: {analyzed}")
         });
     call(
         &ctx,
