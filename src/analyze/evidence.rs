@@ -185,7 +185,7 @@ pub struct Review {
 /// Passes over the reviews when learning.
 const LEARN_EPOCHS: usize = 12;
 /// Step of each update.
-const LEARN_RATE: f64 = 0.5;
+const LEARN_RATE: f64 = 0.3;
 /// Pull of each learned weight back to zero, per pass: what one review taught fades
 /// unless others agree.
 const LEARN_DECAY: f64 = 0.02;
@@ -217,7 +217,9 @@ pub fn learn(reviews: &[Review]) -> Learned {
                 (0.0, rejection_weight)
             };
             let step = LEARN_RATE * weight * (y - sigmoid(z)) * unit(r.features.len());
-            for f in &r.features {
+            // A user's reviews teach words (what their work and their friends'
+            // mail are about); the shape of mail is the shipped model's to weigh.
+            for f in r.features.iter().filter(|f| !f.starts_with('@')) {
                 let w = weights.entry(f.clone()).or_insert(0.0);
                 *w = (*w + step).clamp(-LEARN_MAX_WEIGHT, LEARN_MAX_WEIGHT);
             }

@@ -672,7 +672,13 @@ impl Store for SupabaseStore {
             features: String,
             approved: bool,
         }
-        let request = self.rpc(user, "reviewed_features", &json!({"p_since": since}))?;
+        // A null argument reaches the function as an empty string through PostgREST;
+        // left out, it takes the function's default (no reset).
+        let args = match since {
+            Some(t) => json!({ "p_since": t }),
+            None => json!({}),
+        };
+        let request = self.rpc(user, "reviewed_features", &args)?;
         let rows: Vec<Row> = self
             .fetch(request, "read what your reviews teach", "reviewed features")
             .await?;

@@ -24,9 +24,10 @@ const BERKELEY_DEV_FLOORS: [(&str, f64); 3] = [("spec", 0.60), ("R", 0.90), ("Ps
 
 /// berkeley-dev scored on the newest 70% after a person reviewed the oldest 30%.
 const BERKELEY_DEV_LEARNED_FRACTION: &str = "0.3";
-/// Reached: spec 0.57, R 0.92, Psugg 1.00 (issue 34 asks for spec 0.80: not yet).
+/// Reached: spec 0.70, R 0.94, Psugg 1.00 (0.64 and 0.95 on the same messages without
+/// learning; issue 34 asks for spec 0.80: not yet).
 const BERKELEY_DEV_LEARNED_FLOORS: [(&str, f64); 3] =
-    [("spec", 0.50), ("R", 0.90), ("Psugg", 0.95)];
+    [("spec", 0.68), ("R", 0.90), ("Psugg", 0.95)];
 
 fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -130,6 +131,54 @@ fn after_a_review_of_the_oldest_mail_personal_mail_stays_unbilled_on_the_berkele
         "berkeley-dev after review",
         &out,
         &BERKELEY_DEV_LEARNED_FLOORS,
+    );
+}
+
+#[test]
+fn the_reviews_of_the_oldest_mail_leave_more_personal_mail_unbilled_than_no_reviews() {
+    let learned = ["--learn-first-fraction", BERKELEY_DEV_LEARNED_FRACTION];
+    let with = eval_corpus("berkeley-dev", "mail.mbox", &learned);
+    // The same split and the same simulated review, with learning turned off.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings: Value = serde_json::from_slice(
+        &std::fs::read(corpus("berkeley-dev").join("settings.json")).expect("settings"),
+    )
+    .expect("settings JSON");
+    settings["learn_from_reviews"] = Value::Bool(false);
+    let off = dir.path().join("settings.json");
+    std::fs::write(&off, settings.to_string()).expect("write settings");
+    let mut args = vec!["--settings", off.to_str().expect("utf-8 path")];
+    args.extend(learned);
+    let dir = corpus("berkeley-dev");
+    let (labels, mbox) = (dir.join("labels.json"), dir.join("mail.mbox"));
+    let rest = [
+        "eval",
+        "--labels",
+        labels.to_str().expect("utf-8 path"),
+        "--mbox",
+        mbox.to_str().expect("utf-8 path"),
+    ];
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = billable(home.path())
+        .arg("--json")
+        .args(&args[..2])
+        .args(rest)
+        .args(&args[2..])
+        .output()
+        .expect("run billable eval");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let without: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(with["n"], without["n"], "the same messages are scored");
+    let spec = |v: &Value| v["spec"].as_f64().unwrap_or_default();
+    assert!(
+        spec(&with) > spec(&without),
+        "learning: `{}`; without: `{}`",
+        with["line"],
+        without["line"]
     );
 }
 
