@@ -223,11 +223,10 @@ fn thresholds(scored: &[(f64, bool)]) -> (f64, f64) {
     let drop = steps
         .iter()
         .copied()
-        .filter(|&d| {
+        .rfind(|&d| {
             let t = tally(scored, d, 1.1);
             ratio(t.pos_dropped, t.pos) <= MAX_WORK_DROPPED
         })
-        .last()
         .unwrap_or(0.01);
     let suggest = steps
         .iter()
@@ -290,7 +289,7 @@ async fn main() {
         args.drain(i..=i + 1);
     }
     assert!(
-        args.len() % 3 == 0 && !args.is_empty(),
+        args.len().is_multiple_of(3) && !args.is_empty(),
         "MBOX LABELS SETTINGS, one or more times"
     );
     let mut all = Vec::new();
@@ -305,9 +304,6 @@ async fn main() {
         eprintln!("{name}: {} labelled messages with a client", got.len());
         names.push(name);
         all.extend(got);
-    }
-    if let Some(i) = args.iter().position(|a| a == "--dump") {
-        let _ = i;
     }
     let grid = [0.003, 0.03, 0.1, 0.3, 1.0];
     let mut best: Option<(f64, f64, f64, f64)> = None; // (score, l2, drop, suggest)

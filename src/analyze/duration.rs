@@ -221,6 +221,11 @@ pub fn social_cue(texts: &[&str]) -> Option<String> {
     Some(cue.as_str().to_owned())
 }
 
+/// How many words of professional work a text has (at most 8 are counted).
+pub fn work_words(text: &str) -> usize {
+    WORK.find_iter(text).take(8).count()
+}
+
 /// Clerical requests a lawyer does not bill: faxing, copies, courier, contact details.
 static CLERICAL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(fax|faxed|faxing|a copy|copies|courier|fedex|fax number|phone number|contact (details|information|info)|calendar access)\b")
@@ -1088,9 +1093,4 @@ mod tests {
         assert!(is_clerical("Do you need a copy of this?"));
         assert!(!is_clerical("The indemnity cap should be 2x fees."));
     }
-}
-
-/// How many words of professional work a text has (at most 8 are counted).
-pub fn work_words(text: &str) -> usize {
-    WORK.find_iter(text).take(8).count()
 }

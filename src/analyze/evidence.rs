@@ -230,6 +230,10 @@ pub fn learn(reviews: &[Review]) -> Learned {
     Learned::new(weights, approved, rejected)
 }
 
+/// With a plain sign of work, the probability from which an entry may be suggested
+/// (else the model's `suggest_from`).
+const SUGGEST_WITH_SIGNS: f64 = 0.8;
+
 /// Features of plain work: several words of work, an attachment, an amount. With one
 /// of them low odds hold mail for review; without, they drop it.
 const WORK_CUES: &[&str] = &["@work3", "@attach", "@money"];
@@ -273,7 +277,7 @@ impl Judgement {
         let learned_drop = self.learned < 0.0;
         if p < model.drop_below && (self.no_sign_of_work || learned_drop) {
             Verdict::NotWork
-        } else if p < model.suggest_from {
+        } else if p < model.suggest_from && (self.no_sign_of_work || p < SUGGEST_WITH_SIGNS) {
             Verdict::Weak
         } else {
             Verdict::Work

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
+/// Features with their weights, heaviest first.
+pub type Weighted = Vec<(String, f64)>;
+
 /// A user's learnt weights over evidence features, with how many reviews made them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Learned {
@@ -84,7 +87,7 @@ impl Learned {
 
     /// The features the reviews taught most, toward work and away from it, `n` of
     /// each, heaviest first.
-    pub fn strongest(&self, n: usize) -> (Vec<(String, f64)>, Vec<(String, f64)>) {
+    pub fn strongest(&self, n: usize) -> (Weighted, Weighted) {
         let mut all: Vec<(String, f64)> =
             self.weights.iter().map(|(k, v)| (k.clone(), *v)).collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

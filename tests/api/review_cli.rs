@@ -468,7 +468,7 @@ fn review_in_a_terminal_saves_each_decision_as_it_is_made() {
     let edited = by_id(&after, &second);
     assert_eq!(
         (&edited["billed_minutes"], &edited["status"]),
-        (&30.into(), &"needs_review".into()),
+        (&30.into(), &"suggested".into()),
         "edited and skipped: {edited}"
     );
     assert_eq!(by_id(&after, &third)["status"], "rejected");
@@ -500,13 +500,14 @@ fn review_explains_opens_undoes_and_answers_every_key() {
     tmux.keys(&["o"]);
     tmux.wait_for("Subject: ");
     // Approved, then undone: back on the same entry, awaiting review again.
+    let awaiting = by_id(&entries(&app), &first)["status"].clone();
     tmux.keys(&["a"]);
     tmux.wait_for("Entry 2 of ");
     assert_eq!(by_id(&entries(&app), &first)["status"], "approved");
     tmux.keys(&["u"]);
     tmux.wait_for("undone");
     let after = entries(&app);
-    assert_eq!(by_id(&after, &first)["status"], "needs_review");
+    assert_eq!(by_id(&after, &first)["status"], awaiting);
     tmux.keys(&["q"]);
     tmux.wait_for("0 approved, 0 rejected, 0 edited, 0 skipped.");
 }
