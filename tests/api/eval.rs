@@ -149,29 +149,7 @@ fn the_reviews_of_the_oldest_mail_leave_more_personal_mail_unbilled_than_no_revi
     std::fs::write(&off, settings.to_string()).expect("write settings");
     let mut args = vec!["--settings", off.to_str().expect("utf-8 path")];
     args.extend(learned);
-    let dir = corpus("berkeley-dev");
-    let (labels, mbox) = (dir.join("labels.json"), dir.join("mail.mbox"));
-    let rest = [
-        "eval",
-        "--labels",
-        labels.to_str().expect("utf-8 path"),
-        "--mbox",
-        mbox.to_str().expect("utf-8 path"),
-    ];
-    let home = tempfile::tempdir().expect("tempdir");
-    let out = billable(home.path())
-        .arg("--json")
-        .args(&args[..2])
-        .args(rest)
-        .args(&args[2..])
-        .output()
-        .expect("run billable eval");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let without: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let without = eval_corpus("berkeley-dev", "mail.mbox", &args);
     assert_eq!(with["n"], without["n"], "the same messages are scored");
     let spec = |v: &Value| v["spec"].as_f64().unwrap_or_default();
     assert!(
