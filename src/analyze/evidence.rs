@@ -65,7 +65,12 @@ fn lexicon(words: &str) -> regex::Regex {
         .map(regex::escape)
         .collect::<Vec<_>>()
         .join("|");
-    regex::Regex::new(&format!(r"(?i)\b(?:{alternation})\b"))
+    // ASCII case and word boundaries: the words are English, and the Unicode tables
+    // cost a scan of every message's text several times over.
+    regex::RegexBuilder::new(&format!(r"\b(?:{alternation})\b"))
+        .case_insensitive(true)
+        .unicode(false)
+        .build()
         .unwrap_or_else(|e| panic!("evidence lexicon: {e}"))
 }
 
@@ -315,17 +320,21 @@ impl Judgement {
 pub fn judge(features: &[String], learned: Option<&Learned>) -> Judgement {
     let model = Model::shipped();
     let x = unit(features.len());
-    let mut top: Vec<(String, f64)> = features
+    let mut weighed: Vec<(&str, f64)> = features
         .iter()
         .filter_map(|f| {
             let w = (model.weights.get(f).copied().unwrap_or(0.0)
                 + learned.map_or(0.0, |l| l.weight(f)))
                 * x;
-            (w.abs() >= 0.02).then(|| (f.clone(), w))
+            (w.abs() >= 0.02).then_some((f.as_str(), w))
         })
         .collect();
-    top.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
-    top.truncate(8);
+    weighed.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(b.0)));
+    let top = weighed
+        .into_iter()
+        .take(8)
+        .map(|(f, w)| (f.to_owned(), w))
+        .collect();
     let has = |cues: &[&str]| features.iter().any(|f| cues.contains(&f.as_str()));
     Judgement {
         logit: model.logit(features),
@@ -515,8 +524,11 @@ const STOP_WORDS: &[&str] = &[
     "sent", "go", "going", "make", "take", "way", "well", "very", "much", "many",
 ];
 
+static STOP: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| STOP_WORDS.iter().copied().collect());
+
 fn is_stop_word(w: &str) -> bool {
-    w.len() < 2 || STOP_WORDS.contains(&w)
+    w.len() < 2 || STOP.contains(w)
 }
 
 enum Token<'a> {

@@ -678,6 +678,7 @@ impl LlmAnalyzer {
                     message_id: rules_analysis.message_id.clone(),
                     outcome: Outcome::Entry(e),
                     reasons,
+                    features: rules_analysis.features.clone(),
                 }
             }
             Verdict::NotWork { why, .. } => {
@@ -691,6 +692,7 @@ impl LlmAnalyzer {
                     message_id: rules_analysis.message_id.clone(),
                     outcome: Outcome::NotBillable,
                     reasons,
+                    features: rules_analysis.features.clone(),
                 }
             }
             Verdict::Work {
@@ -777,6 +779,7 @@ impl LlmAnalyzer {
                     message_id: rules_analysis.message_id.clone(),
                     outcome: Outcome::Entry(e),
                     reasons,
+                    features: rules_analysis.features.clone(),
                 }
             }
         }

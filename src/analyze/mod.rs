@@ -28,6 +28,9 @@ pub struct Analysis {
     pub outcome: Outcome,
     /// Why, in short sentences a user can read ("sent to acme.com (client Acme)").
     pub reasons: Vec<String>,
+    /// The evidence features the rules weighed (`evidence::join`), when they did:
+    /// stored with the message so a person's review of its entry teaches later scans.
+    pub features: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -326,20 +326,23 @@ pub fn analyze(email: &Email, settings: &Settings) -> Analysis {
             message_id: email.id.clone(),
             outcome: Outcome::NotBillable,
             reasons,
+            features: None,
         };
     }
     let calendar_outcome = email
         .calendar
         .as_ref()
         .and_then(|event| calendar(email, event, settings, &mut reasons));
+    let mut features = None;
     let outcome = match calendar_outcome {
         Some(outcome) => outcome,
-        None => message(email, settings, &mut reasons),
+        None => message(email, settings, &mut reasons, &mut features),
     };
     Analysis {
         message_id: email.id.clone(),
         outcome,
         reasons,
+        features,
     }
 }
 
@@ -504,7 +507,14 @@ fn meeting(
     }
 }
 
-fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Outcome {
+/// The analysis of a message that is not a calendar invitation; `weighed` gets the
+/// evidence features when the rules weighed them.
+fn message(
+    email: &Email,
+    settings: &Settings,
+    reasons: &mut Vec<String>,
+    weighed: &mut Option<String>,
+) -> Outcome {
     let owner = is_from_owner(email, settings);
     let Some(m) = match_client(email, settings) else {
         let who: Vec<String> = counterparts(email, settings)
@@ -547,10 +557,10 @@ fn message(email: &Email, settings: &Settings, reasons: &mut Vec<String>) -> Out
     let judged =
         (accepted.is_none() && stated.is_none() && !requests_meeting && m.address.is_some()).then(
             || {
-                evidence::judge(
-                    &evidence::features(email, owner),
-                    settings.learned.as_deref(),
-                )
+                let features = evidence::features(email, owner);
+                let j = evidence::judge(&features, settings.learned.as_deref());
+                *weighed = Some(evidence::join(&features));
+                j
             },
         );
     if let Some(j) = judged.as_ref().filter(|j| j.verdict() == Verdict::NotWork) {
